@@ -1,0 +1,42 @@
+"""The FastAPI application. `snapdex serve` runs it; with the embedded default the Celery worker runs in
+this same process, because the embedded vector engine allows one process per data folder."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.enqueue import enqueue
+from api.routes import health, ingest, jobs
+from snapdex.runtime import Runtime, set_runtime
+from snapdex.settings import Settings, get_settings
+from workers.celery_app import configure, start_embedded_worker
+
+log = logging.getLogger("snapdex")
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        rt = runtime or Runtime(settings)
+        set_runtime(rt)
+        app.state.runtime = rt
+        configure(settings)
+        if settings.embedded_worker:
+            start_embedded_worker(settings.worker_concurrency)
+            # The memory:// broker forgets on exit; the job table does not. Enqueue what a crash left behind.
+            for job_id in rt.recover():
+                log.warning("re-enqueueing job %s left unsettled by an earlier run", job_id)
+                enqueue("ingest_job", job_id)
+        yield
+        rt.close()
+
+    app = FastAPI(title="snapdex", version="0.1.0", lifespan=lifespan,
+                  description="RAG indexing and retrieval: versioned, measured, snapshot-hashed Qdrant indexes.")
+    for module in (ingest, jobs, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from api.deps import RuntimeDep, SettingsDep, TenantDep
+from api.enqueue import enqueue
+from api.schemas import IngestRequest, IngestResponse
+from ingest.jobs import NewDocument
+from snapdex.settings import Settings
+
+router = APIRouter(tags=["ingest"])
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": IngestRequest.model_json_schema(ref_template="#/components/schemas/{model}")},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                  "description": "txt, md, html, docx or pdf; the file name is the document id"},
+                        "metadata": {"type": "string", "description": "JSON object applied to every file"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def _json_documents(body: bytes) -> list[NewDocument]:
+    try:
+        req = IngestRequest.model_validate_json(body)
+    except ValidationError as e:
+        raise HTTPException(status_code=422, detail=json.loads(e.json(include_url=False))) from e
+    return [NewDocument(d.id, d.text.encode("utf-8"), dict(d.metadata)) for d in req.documents]
+
+
+async def _file_documents(request: Request, settings: Settings) -> list[NewDocument]:
+    form = await request.form(max_files=settings.max_documents_per_request, max_part_size=1024 * 1024)
+    try:
+        meta = json.loads(form.get("metadata") or "{}")
+    except json.JSONDecodeError as e:
+        raise HTTPException(status_code=422, detail=f"metadata is not valid JSON: {e}") from e
+    if not isinstance(meta, dict):
+        raise HTTPException(status_code=422, detail="metadata must be a JSON object")
+    uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+    if not uploads:
+        raise HTTPException(status_code=422, detail="multipart upload has no 'files' part")
+    docs: list[NewDocument] = []
+    for f in uploads:
+        name = (f.filename or "").strip()
+        if not name:
+            raise HTTPException(status_code=422, detail="every uploaded file needs a file name")
+        data = await f.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise HTTPException(status_code=413, detail=f"{name} is larger than {settings.max_upload_bytes} bytes")
+        docs.append(NewDocument(name, data, {**meta, "source": name}, filename=name))
+    names = [d.doc_id for d in docs]
+    if len(set(names)) != len(names):
+        raise HTTPException(status_code=422, detail="two uploaded files share a file name (the document id)")
+    return docs
+
+
+@router.post("/ingest", status_code=202, response_model=IngestResponse, openapi_extra=_BODY_DOC,
+             summary="Queue documents (JSON or multipart files) for ingestion")
+async def ingest(request: Request, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep) -> IngestResponse:
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        docs = await _file_documents(request, settings)
+    else:
+        docs = _json_documents(await request.body())
+    if len(docs) > settings.max_documents_per_request:
+        raise HTTPException(status_code=413, detail=f"{len(docs)} documents; at most {settings.max_documents_per_request} a request")
+    job_id = await run_in_threadpool(rt.jobs.create, tenant, docs)
+    await run_in_threadpool(enqueue, "ingest_job", job_id)
+    return IngestResponse(job_id=job_id, documents=len(docs))

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import RuntimeDep, TenantDep
+from api.schemas import JobResponse
+
+router = APIRouter(tags=["ingest"])
+
+
+@router.get("/jobs/{job_id}", response_model=JobResponse, summary="Status, progress, counts and failures of a job")
+async def get_job(job_id: str, rt: RuntimeDep, tenant: TenantDep) -> JobResponse:
+    view = await run_in_threadpool(rt.jobs.get, job_id)
+    if view is None or view.tenant != tenant:
+        raise HTTPException(status_code=404, detail=f"job {job_id} not found")
+    return JobResponse.from_view(view)

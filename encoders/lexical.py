@@ -1,0 +1,83 @@
+"""BM25 as sparse vectors: one tokeniser shared by ingest and query, and the BM25 term weights.
+
+Qdrant's IDF modifier supplies IDF at query time from the collection it searches, so a document vector
+carries only BM25's term-frequency saturation: tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)).
+avgdl belongs to one snapshot, which is why document vectors are computed at build time from stored
+term counts, never at ingest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Mapping
+
+import Stemmer
+from spacy.lang.en.stop_words import STOP_WORDS
+
+from store.types import SparseVector
+
+TOKENIZER_VERSION = "lex1:lower+spacy-stop+snowball-en+blake2b32"
+_WORD = re.compile(r"\w+", re.UNICODE)
+_STEMMER = Stemmer.Stemmer("english")
+_STOP = frozenset(STOP_WORDS)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase, split on word characters, drop stopwords, Snowball-stem."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+    return _STEMMER.stemWords(words)
+
+
+@lru_cache(maxsize=200_000)
+def term_id(term: str) -> int:
+    # A hash, not a vocabulary numbered in set order: ids must agree between processes and snapshots.
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
+
+
+def term_counts(text: str) -> dict[str, int]:
+    return dict(Counter(tokenize(text)))
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    k1: float = 1.2
+    b: float = 0.75
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.k1 <= 10.0:
+            raise ValueError(f"bm25 k1={self.k1} is out of range (0, 10]")
+        if not 0.0 <= self.b <= 1.0:
+            raise ValueError(f"bm25 b={self.b} is out of range [0, 1]")
+
+
+def _to_sparse(weights: Mapping[int, float]) -> SparseVector:
+    items = sorted(weights.items())
+    return SparseVector(indices=[i for i, _ in items], values=[float(v) for _, v in items])
+
+
+def document_vector(counts: Mapping[str, int], avgdl: float, params: BM25Params) -> SparseVector:
+    dl = sum(counts.values())
+    norm = params.k1 * (1.0 - params.b + params.b * dl / avgdl) if avgdl > 0 else params.k1
+    weights: dict[int, float] = {}
+    for term, tf in counts.items():
+        tid = term_id(term)
+        # Two terms hashing to one id add up, as they would in one posting list.
+        weights[tid] = weights.get(tid, 0.0) + tf * (params.k1 + 1.0) / (tf + norm)
+    return _to_sparse(weights)
+
+
+def query_vector(text: str) -> SparseVector:
+    """Each query term once, weight 1: score = sum over query terms of idf * saturated tf."""
+    return _to_sparse({term_id(t): 1.0 for t in set(tokenize(text))})
+
+
+def average_length(all_counts: Iterable[Mapping[str, int]]) -> float:
+    total = n = 0
+    for counts in all_counts:
+        total += sum(counts.values())
+        n += 1
+    return total / n if n else 0.0

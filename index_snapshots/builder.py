@@ -1,0 +1,186 @@
+"""Build a tenant's snapshot: an immutable Qdrant collection named by hash(config, chunk hashes, sources).
+
+The same documents under the same configuration give the same hash, so a rebuild with nothing new finds
+its collection already built and does nothing. Vectors come from the embedding cache; only chunks never
+embedded under this model reach the model.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from encoders.dense import CachedEmbedding
+from encoders.lexical import TOKENIZER_VERSION, BM25Params, average_length, document_vector
+from ingest.catalog import Catalog, DocumentRow
+from ingest.chunking import ChunkerConfig
+from index_snapshots.manifest import Manifest
+from store.base import VectorStore
+from store.types import Point
+
+log = logging.getLogger(__name__)
+
+# Payload fields with keyword indexes: the tenant filter and the usual metadata filters run inside Qdrant.
+KEYWORD_INDEXES = ("tenant", "doc_ids")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    parser_version: str
+    chunker: ChunkerConfig
+    model_id: str
+    dim: int
+    bm25: BM25Params = BM25Params()
+
+    def canonical(self) -> dict:
+        return {
+            "parser": self.parser_version,
+            "chunker": self.chunker.canonical(),
+            "embedding": {"model": self.model_id, "dim": self.dim},
+            "bm25": {"tokenizer": TOKENIZER_VERSION, "k1": self.bm25.k1, "b": self.bm25.b, "idf": "qdrant-modifier"},
+        }
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    hash: str
+    collection: str
+    built: bool          # False when the same snapshot already existed
+    documents: int
+    chunks: int
+    embedded: int
+    reused: int
+    seconds: float
+
+
+def point_id(chunk_hash: str) -> str:
+    return str(uuid.UUID(hex=chunk_hash[:32]))
+
+
+def collection_name(tenant: str, snap_hash: str) -> str:
+    return f"snap-{tenant}-{snap_hash[:24]}"
+
+
+def _sources_of(docs: list[DocumentRow]) -> dict[str, list[DocumentRow]]:
+    by_chunk: dict[str, list[DocumentRow]] = defaultdict(list)
+    for d in docs:
+        for h in d.chunk_hashes:
+            by_chunk[h].append(d)
+    return by_chunk
+
+
+def snapshot_hash(config: dict, docs: list[DocumentRow]) -> str:
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    # Chunk content hashes, and which documents (with which metadata) each chunk is served for: a metadata
+    # change must reach the payloads that filters read.
+    for chunk in sorted({c for d in docs for c in d.chunk_hashes}):
+        h.update(chunk.encode())
+    for d in sorted(docs, key=lambda d: d.doc_id):
+        h.update(json.dumps([d.doc_id, d.source, d.title, d.metadata, d.chunk_hashes], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _merge_metadata(docs: list[DocumentRow]) -> dict[str, list]:
+    # Arrays, because one chunk may come from several documents; Qdrant matches an array if any element does.
+    merged: dict[str, list] = {}
+    for d in docs:
+        for k, v in d.metadata.items():
+            values = v if isinstance(v, list) else [v]
+            bucket = merged.setdefault(k, [])
+            bucket.extend(x for x in values if isinstance(x, (str, int, float, bool)) and x not in bucket)
+    return merged
+
+
+class SnapshotBuilder:
+    def __init__(self, catalog: Catalog, manifest: Manifest, store: VectorStore, embedding: CachedEmbedding,
+                 config: IndexConfig, lock_dir: Path, batch_size: int = 256) -> None:
+        self.catalog = catalog
+        self.manifest = manifest
+        self.store = store
+        self.embedding = embedding
+        self.config = config
+        self.lock_dir = lock_dir
+        self.batch_size = batch_size
+
+    @contextmanager
+    def _tenant_lock(self, tenant: str) -> Iterator[None]:
+        # One build per tenant at a time, across processes sharing the data folder.
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_dir / f"build-{tenant}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def build(self, tenant: str) -> BuildResult:
+        with self._tenant_lock(tenant):
+            return self._build(tenant)
+
+    def _build(self, tenant: str) -> BuildResult:
+        started = time.perf_counter()
+        docs = list(self.catalog.documents(tenant, status="indexed"))
+        config = self.config.canonical()
+        snap = snapshot_hash(config, docs)
+        name = collection_name(tenant, snap)
+        existing = self.manifest.get(tenant, snap)
+        if existing and existing.status in ("candidate", "live", "retired") and self.store.has_collection(name):
+            return BuildResult(snap, name, False, existing.documents, existing.chunks, 0, 0, 0.0)
+
+        live = self.manifest.live(tenant)
+        self.manifest.begin(tenant, snap, name, live.hash if live else None, config)
+        try:
+            # A collection left by a build that died half way is not trusted: start it again.
+            self.store.delete_collection(name)
+            self.store.create_collection(name, self.config.dim, keyword_indexes=KEYWORD_INDEXES)
+            sources = _sources_of(docs)
+            hashes = sorted(sources)
+            rows = self.catalog.chunks(tenant, hashes)
+            missing = [h for h in hashes if h not in rows]
+            if missing:
+                raise RuntimeError(f"{len(missing)} chunks are referenced but absent from the catalog")
+            avgdl = average_length(r.terms for r in rows.values())
+            embedded = 0
+            for i in range(0, len(hashes), self.batch_size):
+                part = hashes[i : i + self.batch_size]
+                vectors, n = self.embedding.vectors({h: rows[h].text for h in part})
+                embedded += n
+                self.store.upsert(name, [self._point(tenant, h, rows[h], vectors[h], sources[h], avgdl) for h in part])
+            count = self.store.count(name)
+            if count != len(hashes):
+                raise RuntimeError(f"collection {name} holds {count} points, expected {len(hashes)}")
+        except Exception as e:
+            self.manifest.fail(tenant, snap, f"{type(e).__name__}: {e}")
+            raise
+        seconds = time.perf_counter() - started
+        self.manifest.finish(tenant, snap, documents=len(docs), chunks=len(hashes), embedded=embedded,
+                             reused=len(hashes) - embedded, seconds=seconds)
+        log.info("built snapshot %s for %s: %d chunks, %d embedded", snap[:12], tenant, len(hashes), embedded)
+        return BuildResult(snap, name, True, len(docs), len(hashes), embedded, len(hashes) - embedded, seconds)
+
+    def _point(self, tenant, chunk_hash, row, vector, docs: list[DocumentRow], avgdl: float) -> Point:
+        return Point(
+            id=point_id(chunk_hash),
+            dense=vector,
+            sparse=document_vector(row.terms, avgdl, self.config.bm25),
+            payload={
+                "tenant": tenant,
+                "chunk_hash": chunk_hash,
+                "text": row.text,
+                "doc_ids": [d.doc_id for d in docs],
+                "sources": [
+                    {"doc_id": d.doc_id, "source": d.source, "title": d.title, "position": d.chunk_hashes.index(chunk_hash)}
+                    for d in docs
+                ],
+                "metadata": _merge_metadata(docs),
+            },
+        )

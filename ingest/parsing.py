@@ -1,0 +1,408 @@
+"""Parse uploaded bytes (txt, md, html, docx, pdf) into Markdown-ish text with `unstructured`.
+
+Fully offline. Out of the box unstructured 0.27 would, on first use of its text classifiers,
+download and pip-install the `en_core_web_sm` spaCy wheel from GitHub, and it sends a telemetry
+ping to packages.unstructured.io when imported and on each partition call. Here the telemetry is
+switched off by env vars set before unstructured is imported, and its spaCy loader is replaced by
+a blank English pipeline (see `_load_unstructured`).
+
+PDF: `unstructured.partition.pdf` cannot even be imported without `unstructured-inference`
+(the [pdf] extra, which drags a CUDA torch in), so PDFs are read with pdfminer.six the way
+unstructured's "fast" strategy does it: one element per pdfminer text box, classified by
+unstructured's own `element_from_text` (Title/NarrativeText/ListItem/Header/Footer...).
+Scanned, image-only PDFs have no text layer and raise ParseError (no OCR here).
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import importlib.metadata
+import io
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+# Must be set before `import unstructured` anywhere in the process: the library pings
+# packages.unstructured.io at import and per partition call unless one of these is non-empty,
+# and logs an advert on first partition unless UNSTRUCTURED_DISABLE_NOTICE=1.
+os.environ["SCARF_NO_ANALYTICS"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+os.environ["UNSTRUCTURED_DISABLE_NOTICE"] = "1"
+
+PARSER_VERSION = (
+    f"unstructured-{importlib.metadata.version('unstructured')}"
+    f"+pdfminer-{importlib.metadata.version('pdfminer.six')}+render1"
+)
+
+FORMATS = ("txt", "md", "html", "docx", "pdf")
+_LABEL = {"txt": "text", "md": "Markdown", "html": "HTML", "docx": "DOCX", "pdf": "PDF"}
+
+
+class ParseError(Exception):
+    """The document cannot be parsed; the message is a reason to show the user."""
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    text: str
+    format: str
+    structured: bool
+    title: str | None
+    elements: int
+
+
+# --------------------------------------------------------------------------- format detection
+
+_BOMS = (  # UTF-32 first: its little-endian BOM starts with the UTF-16 one
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_HTML_TAG = re.compile(r"<(?:!doctype\s+html|html|head|body)\b")
+# ATX heading, code fence, pipe-table delimiter row, [link](target). Bulleted lists alone are
+# not enough: plain text uses them too, and partition_text turns them into ListItems anyway.
+_MARKDOWN = re.compile(
+    r"^(?:#{1,6}[ \t]+\S|```|~~~|\|?[ \t]*:?-{3,}:?[ \t]*\|)|\[[^\]\n]+\]\([^)\s]+\)", re.M
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def detect_format(data: bytes, filename: str | None = None) -> str:
+    """Return "txt" | "md" | "html" | "docx" | "pdf", judged by content; raise ParseError."""
+    return _sniff(data, filename)[0]
+
+
+def _sniff(data: bytes, filename: str | None) -> tuple[str, str | None]:
+    """(format, decoded text for text formats / None for pdf and docx)."""
+    if not data.strip():
+        raise ParseError("empty file")
+    if b"%PDF-" in data[:1024]:  # the spec lets junk precede the header
+        return "pdf", None
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _sniff_zip(data), None
+    text = _decode(data)
+    if not text.strip():  # e.g. a lone BOM
+        raise ParseError("empty file")
+    return _text_format(text, filename, sniff_html=True), text
+
+
+def _sniff_zip(data: bytes) -> str:
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise ParseError(f"not a valid DOCX: corrupt or truncated zip archive ({e})") from e
+    if "word/document.xml" in names:
+        return "docx"
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    raise ParseError(f"unsupported file type: zip archive that is not a DOCX (contains {shown})")
+
+
+def _decode(data: bytes) -> str:
+    """Decode text bytes. BOM wins; else UTF-8; a few invalid bytes in otherwise-UTF-8 text become
+    U+FFFD; text that is not UTF-8 at all is read as cp1252 (latin-1 for its 5 undefined bytes).
+    charset_normalizer is not used: it guesses wildly on short or German text (utf_16_be,
+    cp1250)."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data.decode(codec, errors="replace")
+    if b"\x00" in data:  # text without a UTF-16/32 BOM never holds NUL bytes
+        raise ParseError(f"unsupported file type: {_describe_binary(data)}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    if sum(ord(c) > 127 for c in text) - bad > bad:  # more valid multibyte chars than errors
+        return text
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    sample = text[:4096]
+    if len(_CONTROL.findall(sample)) > len(sample) / 10:
+        raise ParseError(f"unsupported file type: {_describe_binary(data)}")
+    return text
+
+
+def _describe_binary(data: bytes) -> str:
+    try:
+        import magic  # needs the libmagic system library; only used to word the error
+
+        return f"binary data ({magic.from_buffer(data[:4096])})"
+    except Exception:
+        return f"binary data (starts with {data[:8]!r})"
+
+
+def _text_format(text: str, filename: str | None, sniff_html: bool) -> str:
+    name = (filename or "").lower()
+    head = text[:1024].lstrip("\ufeff \t\r\n").lower()
+    if sniff_html and head.startswith("<"):
+        if _HTML_TAG.search(head) or name.endswith((".html", ".htm", ".xhtml")):
+            return "html"
+    if name.endswith((".md", ".markdown")) or _MARKDOWN.search(text):
+        return "md"
+    return "txt"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_bytes(data: bytes, filename: str | None = None) -> ParsedDocument:
+    """Parse an uploaded file; raise ParseError with a user-facing reason on any failure."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ParseError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    fmt, text = _sniff(data, filename)
+    return _parse(fmt, data, text)
+
+
+def parse_text(text: str, filename: str | None = None) -> ParsedDocument:
+    """Parse JSON-submitted text: Markdown if it looks like it (or is named .md), else plain."""
+    if not isinstance(text, str):
+        raise ParseError(f"expected text, got {type(text).__name__}")
+    if not text.strip():
+        raise ParseError("empty text")
+    return _parse(_text_format(text, filename, sniff_html=False), None, text)
+
+
+def warm_up() -> None:
+    """Import unstructured and set up its offline NLP now (~3 s) rather than on the first parse."""
+    _load_unstructured()
+
+
+def _parse(fmt: str, data: bytes | None, text: str | None) -> ParsedDocument:
+    label = _LABEL[fmt]
+    try:
+        elements = _partition(fmt, data, text)
+    except ParseError:
+        raise
+    except Exception as e:  # any library failure is a per-document failure, never a crash
+        prefix = f"not a valid {label}" if fmt in ("pdf", "docx") else f"could not parse {label}"
+        raise ParseError(f"{prefix}: {type(e).__name__}: {e}".rstrip(": ")) from e
+    if fmt == "pdf":  # running heads, page numbers
+        elements = [e for e in elements if e.category not in ("Header", "Footer")]
+    rendered = _render(elements)
+    if not rendered.strip():
+        hint = " (scanned or image-only PDF? OCR is not supported)" if fmt == "pdf" else ""
+        raise ParseError(f"no text found in {label}{hint}")
+    titles = [e for e in elements if e.category == "Title" and e.text.strip()]
+    return ParsedDocument(
+        text=rendered,
+        format=fmt,
+        structured=fmt in ("md", "html", "docx") and bool(titles),
+        title=" ".join(titles[0].text.split()) if titles else None,
+        elements=len(elements),
+    )
+
+
+def _partition(fmt: str, data: bytes | None, text: str | None) -> list[Any]:
+    u = _load_unstructured()
+    if fmt == "pdf":
+        return _pdf_elements(data, u)
+    if fmt == "docx":
+        return u.partition_docx(file=io.BytesIO(data))
+    # Text formats get the text decoded above, so encoding handling is the same for all.
+    return {"txt": u.partition_text, "md": u.partition_md, "html": u.partition_html}[fmt](
+        text=text
+    )
+
+
+@functools.cache
+def _load_unstructured() -> Any:
+    """Import unstructured lazily (spaCy alone takes ~2 s) and make its NLP offline.
+
+    unstructured.nlp.tokenize._get_nlp() loads `en_core_web_sm` and, if that is missing,
+    downloads its wheel from GitHub and installs it into site-packages. We swap in a blank
+    English pipeline: the sentencizer gives sentence counts, and a tiny rule tags auxiliaries
+    and -ed/-ing words as verbs, so `contains_verb` (narrative text vs. title) still mostly works.
+    """
+    import types
+
+    import spacy
+    import unstructured.nlp.tokenize as tokenize
+    from spacy.language import Language
+
+    if not hasattr(tokenize, "_get_nlp"):
+        raise RuntimeError("unsupported unstructured version: nlp.tokenize._get_nlp not found")
+
+    name = "snapdex_verb_hint"
+    if not Language.has_factory(name):
+        Language.component(name, func=_tag_verbs)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe(name)
+
+    def offline_nlp() -> Any:
+        return nlp
+
+    tokenize._get_nlp = offline_nlp
+    tokenize._load_spacy_model = offline_nlp  # belt and braces: nothing may reach the installer
+
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LAParams, LTContainer, LTTextBox
+    from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+    from unstructured.documents.coordinates import PixelSpace
+    from unstructured.nlp.patterns import UNICODE_BULLETS_RE
+    from unstructured.partition.docx import partition_docx
+    from unstructured.partition.html import partition_html
+    from unstructured.partition.md import partition_md
+    from unstructured.partition.text import element_from_text, partition_text
+
+    return types.SimpleNamespace(
+        partition_text=partition_text,
+        partition_md=partition_md,
+        partition_html=partition_html,
+        partition_docx=partition_docx,
+        element_from_text=element_from_text,
+        UNICODE_BULLETS_RE=UNICODE_BULLETS_RE,
+        PixelSpace=PixelSpace,
+        extract_pages=extract_pages,
+        LAParams=LAParams,
+        LTContainer=LTContainer,
+        LTTextBox=LTTextBox,
+        pdf_locked=(PDFPasswordIncorrect, PDFEncryptionError),
+    )
+
+
+_AUX_VERBS = frozenset(
+    "am is are was were be been being has have had do does did will would can could shall should "
+    "may might must".split()
+)
+
+
+def _tag_verbs(doc: Any) -> Any:
+    for token in doc:
+        word = token.lower_
+        if word in _AUX_VERBS or (len(word) > 4 and word.endswith(("ed", "ing"))):
+            token.tag_ = "VB"
+    return doc
+
+
+def _pdf_elements(data: bytes, u: Any) -> list[Any]:
+    """One element per pdfminer text box, as unstructured's fast PDF strategy does; boxes holding
+    several bulleted lines are split per bullet. Top-left coordinates let element_from_text
+    tell page headers and footers apart."""
+    elements = []
+    # all_texts: also lay out text inside figures/form XObjects, where some generators put it all.
+    pages = u.extract_pages(io.BytesIO(data), laparams=u.LAParams(all_texts=True))
+    try:
+        for page in pages:
+            space = u.PixelSpace(width=page.width, height=page.height)
+            for box in _text_boxes(page, u):
+                x0, y0, x1, y1 = box.bbox
+                top, bottom = page.height - y1, page.height - y0
+                points = ((x0, top), (x0, bottom), (x1, bottom), (x1, top))
+                for para in _box_paragraphs(box.get_text(), u):
+                    elements.append(u.element_from_text(para, points, space))
+    except u.pdf_locked as e:
+        raise ParseError("PDF is password-protected or uses unsupported encryption") from e
+    return elements
+
+
+def _text_boxes(item: Any, u: Any):
+    for child in item:
+        if isinstance(child, u.LTTextBox):
+            yield child
+        elif isinstance(child, u.LTContainer):
+            yield from _text_boxes(child, u)
+
+
+def _box_paragraphs(text: str, u: Any) -> list[str]:
+    paras: list[list[str]] = []
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        if not paras or u.UNICODE_BULLETS_RE.match(line.strip()):
+            paras.append([])
+        paras[-1].append(line.strip())
+    return [" ".join(" ".join(p).split()) for p in paras]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _render(elements: list[Any]) -> str:
+    blocks: list[str] = []
+    prev = None
+    for el in elements:
+        cat = el.category
+        text = (el.text or "").strip()
+        if cat == "Table":
+            block = _render_table(el.metadata.text_as_html) or text
+        elif not text:
+            continue
+        elif cat == "Title":
+            depth = el.metadata.category_depth or 0  # 0-based: h1/"#" -> 0
+            block = "#" * min(depth + 1, 6) + " " + " ".join(text.split())
+        elif cat == "ListItem":
+            block = "- " + " ".join(text.split())
+            if prev == "ListItem":  # keep a list together as one block
+                blocks[-1] += "\n" + block
+                continue
+        elif cat == "CodeSnippet":
+            block = "```\n" + el.text.strip("\n") + "\n```"
+        else:
+            block = text
+        if block:
+            blocks.append(block)
+            prev = cat
+    return "\n\n".join(blocks)
+
+
+def _render_table(html: str | None) -> str:
+    """text_as_html -> Markdown table. Merged cells are spread over the grid (text in the first
+    position) so columns line up; spacer rows and columns are dropped; a table left with a single
+    row or column (a layout table, e.g. a web page in one cell) becomes plain lines."""
+    if not html:
+        return ""
+    import lxml.html
+
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except Exception:
+        return ""
+    table = next(root.iter("table"), None)
+    if table is None:
+        return ""
+    for br in root.iter("br"):  # text_content() would glue the words around a <br>
+        br.tail = " " + (br.tail or "")
+    # Rows of the outer table only; a nested table's text stays inside its outer cell.
+    trs = [tr for tr in table.iter("tr") if next(tr.iterancestors("table")) is table]
+    taken: set[tuple[int, int]] = set()
+    grid: list[dict[int, str]] = []
+    for r, tr in enumerate(trs):
+        row: dict[int, str] = {}
+        c = 0
+        for cell in tr.xpath("td|th"):
+            while (r, c) in taken:
+                c += 1
+            rowspan, colspan = _span(cell.get("rowspan")), _span(cell.get("colspan"))
+            taken.update((r + i, c + j) for i in range(rowspan) for j in range(colspan))
+            row[c] = " ".join(cell.text_content().split()).replace("|", "\\|")
+            c += colspan
+        grid.append(row)
+    width = max((c + 1 for _, c in taken), default=0)
+    rows = [[row.get(c, "") for c in range(width)] for row in grid]
+    rows = [r for r in rows if any(r)]
+    keep = [c for c in range(width) if any(r[c] for r in rows)]
+    rows = [[r[c] for c in keep] for r in rows]
+    if not rows:
+        return ""
+    if len(rows) == 1 or len(keep) == 1:
+        return "\n".join(" | ".join(c for c in r if c) for r in rows)
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    lines.insert(1, "|" + "---|" * len(keep))
+    return "\n".join(lines)
+
+
+def _span(value: str | None) -> int:
+    try:
+        return min(max(int(value or 1), 1), 100)  # bounded: colspan="5000" must not blow up
+    except ValueError:
+        return 1

@@ -1,0 +1,5 @@
+import sys
+
+from snapdex.cli import main
+
+sys.exit(main())

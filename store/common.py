@@ -1,0 +1,68 @@
+"""Input checks and result ordering shared by the backends."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Callable, Sequence
+
+from .types import Hit
+
+UPSERT_BATCH = 256
+FUSIONS = ("rrf", "dbsf")
+# Extra hits fetched so a group of tied scores straddling `limit` is seen whole.
+TIE_SLACK = 8
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_name(name: str) -> str:
+    # Edge collections are directories, so the name must be a safe file name.
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f"invalid collection name {name!r}; use letters, digits, '_', '-', '.' (max 128)")
+    return name
+
+
+def check_id(point_id: str) -> str:
+    try:
+        return str(uuid.UUID(str(point_id)))
+    except ValueError:
+        raise ValueError(f"point id must be a UUID string, got {point_id!r}") from None
+
+
+def check_ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise ValueError(f"ids must be a sequence of UUID strings, got the string {ids!r}")
+    return [check_id(i) for i in ids]
+
+
+def check_positive(what: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return value
+
+
+def check_fusion(fusion: str, rrf_k: int) -> None:
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {fusion!r}; expected one of {', '.join(map(repr, FUSIONS))}")
+    check_positive("rrf_k", rrf_k)
+
+
+def batches(items: Sequence, size: int = UPSERT_BATCH):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def top_hits(fetch: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
+    """The best `limit` hits ordered by (-score, id), independent of how the engine breaks ties.
+
+    `fetch(n)` asks the engine for n hits. If the scores at the cut are still tied we
+    fetch more, so the same tied group always contributes the same ids.
+    """
+    check_positive("limit", limit)
+    n = limit + TIE_SLACK
+    while True:
+        hits = sorted(fetch(n), key=lambda h: (-h.score, h.id))
+        if len(hits) < n or hits[limit - 1].score != hits[-1].score:
+            return hits[:limit]
+        n *= 2

@@ -1,0 +1,268 @@
+"""VectorStore on qdrant-edge-py: Qdrant's engine in-process, one EdgeShard per collection."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import qdrant_edge as qe
+
+from .base import DENSE, SPARSE, StoreError
+from .common import batches, check_fusion, check_ids, check_name, check_positive, top_hits
+from .filters import parse_filters
+from .types import Hit, Point, Record, SparseVector
+
+# Written by EdgeShard.create; marks a directory as a collection.
+_MARKER = "edge_config.json"
+_EXACT = qe.SearchParams(exact=True)
+
+
+def _filter(filters: dict | None) -> qe.Filter | None:
+    must = []
+    for kind, key, value in parse_filters(filters):
+        if kind == "match":
+            must.append(qe.FieldCondition(key, match=qe.MatchValue(value)))
+        elif kind == "any":
+            must.append(qe.FieldCondition(key, match=qe.MatchAny(value)))
+        else:
+            must.append(qe.FieldCondition(key, range=qe.RangeFloat(**value)))
+    return qe.Filter(must=must) if must else None
+
+
+def _sparse(vector: SparseVector) -> qe.SparseVector:
+    return qe.SparseVector(list(vector.indices), list(vector.values))
+
+
+def _dense(vector) -> np.ndarray:
+    return np.asarray(vector, dtype=np.float32)
+
+
+def _record(r) -> Record:
+    vectors = r.vector or {}
+    sparse = vectors.get(SPARSE)
+    return Record(
+        id=str(r.id),
+        payload=r.payload or {},
+        dense=vectors.get(DENSE),
+        sparse=SparseVector(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
+    )
+
+
+def _hits(points) -> list[Hit]:
+    return [Hit(id=str(p.id), score=p.score, payload=p.payload or {}) for p in points]
+
+
+@contextlib.contextmanager
+def _engine(what: str):
+    # The binding raises bare Exception (and TypeError/ValueError) for engine errors.
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as e:
+        raise StoreError(f"qdrant-edge: {what} failed: {e}") from e
+
+
+class EdgeStore:
+    """Collections live in `path/<name>`; a shard is opened on first use and kept open.
+
+    A shard directory is locked by the process (and the EdgeShard) that opened it:
+    two EdgeStores on one path cannot share a collection.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._shards: dict[str, qe.EdgeShard] = {}
+        # Guards the shard dict and the directories: two threads must not load the
+        # same shard twice (the second would fail on the WAL lock). Calls on an open
+        # shard need no lock: the binding is safe to call from several threads.
+        self._lock = threading.RLock()
+        self._closed = False
+
+    def _dir(self, name: str) -> Path:
+        return self.path / check_name(name)
+
+    def _shard(self, name: str) -> qe.EdgeShard:
+        directory = self._dir(name)
+        with self._lock:
+            if self._closed:
+                raise StoreError("EdgeStore is closed")
+            shard = self._shards.get(name)
+            if shard is None:
+                if not (directory / _MARKER).exists():
+                    raise StoreError(f"collection {name!r} does not exist in {self.path}")
+                with _engine(f"loading collection {name!r}"):
+                    shard = qe.EdgeShard.load(str(directory))
+                self._shards[name] = shard
+            return shard
+
+    def create_collection(self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = ()) -> None:
+        directory = self._dir(name)
+        check_positive("dense_dim", dense_dim)
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        with self._lock:
+            if self._closed:
+                raise StoreError("EdgeStore is closed")
+            if self.has_collection(name):
+                raise StoreError(f"collection {name!r} already exists in {self.path}")
+            try:
+                with _engine(f"creating collection {name!r}"):
+                    shard = qe.EdgeShard.create(str(directory), config)
+                    self._shards[name] = shard
+                    for field in keyword_indexes:
+                        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+            except BaseException:
+                # A half-made collection would later load without its indexes.
+                self.delete_collection(name)
+                raise
+
+    def has_collection(self, name: str) -> bool:
+        directory = self._dir(name)
+        return name in self._shards or (directory / _MARKER).exists()
+
+    def list_collections(self) -> list[str]:
+        with self._lock:
+            return sorted(p.name for p in self.path.iterdir() if (p / _MARKER).exists())
+
+    def delete_collection(self, name: str) -> None:
+        directory = self._dir(name)
+        with self._lock:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                with _engine(f"closing collection {name!r}"):
+                    shard.close()
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def upsert(self, name: str, points: Sequence[Point]) -> None:
+        shard = self._shard(name)
+        for batch in batches(points):
+            ids = check_ids([p.id for p in batch])
+            edge_points = [
+                qe.Point(pid, {DENSE: _dense(p.dense), SPARSE: _sparse(p.sparse)}, p.payload)
+                for pid, p in zip(ids, batch)
+            ]
+            with _engine(f"upsert into {name!r}"):
+                shard.update(qe.UpdateOperation.upsert_points(edge_points))
+
+    def delete_points(self, name: str, ids: Sequence[str]) -> None:
+        ids = check_ids(ids)
+        shard = self._shard(name)
+        if ids:
+            with _engine(f"delete from {name!r}"):
+                shard.update(qe.UpdateOperation.delete_points(ids))
+
+    def count(self, name: str, filters: dict | None = None) -> int:
+        request = qe.CountRequest(exact=True, filter=_filter(filters))
+        shard = self._shard(name)
+        with _engine(f"count in {name!r}"):
+            return shard.count(request)
+
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[Record]:
+        ids = check_ids(ids)
+        shard = self._shard(name)
+        with _engine(f"retrieve from {name!r}"):
+            found = {str(r.id): _record(r) for r in shard.retrieve(ids, True, with_vectors)}
+        return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+    def scroll(
+        self,
+        name: str,
+        filters: dict | None = None,
+        limit: int = 256,
+        offset: str | None = None,
+        with_vectors: bool = False,
+    ) -> tuple[list[Record], str | None]:
+        check_positive("limit", limit)
+        request = qe.ScrollRequest(
+            offset=check_ids([offset])[0] if offset is not None else None,
+            limit=limit,
+            filter=_filter(filters),
+            with_payload=True,
+            with_vector=with_vectors,
+        )
+        shard = self._shard(name)
+        with _engine(f"scroll in {name!r}"):
+            records, next_offset = shard.scroll(request)
+        return [_record(r) for r in records], str(next_offset) if next_offset is not None else None
+
+    def _fetcher(self, name: str, what: str, build):
+        """fetch(n) for top_hits: runs the request build(n) on the collection's shard."""
+        shard = self._shard(name)
+
+        def fetch(n: int) -> list[Hit]:
+            with _engine(f"{what} in {name!r}"):
+                return _hits(shard.query(build(n)))
+
+        return fetch
+
+    def search_dense(self, name: str, vector, limit: int, filters: dict | None = None) -> list[Hit]:
+        query, flt = qe.Query.Nearest(_dense(vector), using=DENSE), _filter(filters)
+        fetch = self._fetcher(
+            name,
+            "dense search",
+            lambda n: qe.QueryRequest(limit=n, query=query, filter=flt, params=_EXACT, with_payload=True),
+        )
+        return top_hits(fetch, limit)
+
+    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: dict | None = None) -> list[Hit]:
+        query, flt = qe.Query.Nearest(_sparse(vector), using=SPARSE), _filter(filters)
+        fetch = self._fetcher(
+            name,
+            "sparse search",
+            lambda n: qe.QueryRequest(limit=n, query=query, filter=flt, with_payload=True),
+        )
+        return top_hits(fetch, limit)
+
+    def search_hybrid(
+        self,
+        name: str,
+        dense,
+        sparse: SparseVector,
+        limit: int,
+        candidates: int,
+        fusion: str = "dbsf",
+        rrf_k: int = 60,
+        filters: dict | None = None,
+    ) -> list[Hit]:
+        check_fusion(fusion, rrf_k)
+        check_positive("candidates", candidates)
+        flt = _filter(filters)
+        prefetches = [
+            qe.Prefetch(
+                limit=candidates,
+                query=qe.Query.Nearest(_dense(dense), using=DENSE),
+                params=_EXACT,
+                filter=flt,
+            ),
+            qe.Prefetch(limit=candidates, query=qe.Query.Nearest(_sparse(sparse), using=SPARSE), filter=flt),
+        ]
+        fused = qe.Fusion.Rrf(k=rrf_k) if fusion == "rrf" else qe.Fusion.Dbsf()
+        fetch = self._fetcher(
+            name,
+            "hybrid search",
+            lambda n: qe.QueryRequest(limit=n, prefetches=prefetches, query=fused, with_payload=True),
+        )
+        return top_hits(fetch, limit)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            shards, self._shards = self._shards, {}
+            errors = []
+            for name, shard in shards.items():
+                try:
+                    shard.flush()
+                    shard.close()
+                except Exception as e:
+                    errors.append((name, e))
+            if errors:
+                name, e = errors[0]
+                raise StoreError(f"qdrant-edge: closing {len(errors)} collection(s) failed, first {name!r}: {e}") from e

@@ -1,0 +1,29 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing in the suite may reach a hub or phone home.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def documents_dir() -> Path:
+    d = SHARED / "documents"
+    if not d.is_dir():
+        pytest.skip(f"sample documents not found at {d}")
+    return d
+
+
+@pytest.fixture
+def scifact_dir() -> Path:
+    d = SHARED / "scifact"
+    if not (d / "corpus.jsonl").exists():
+        pytest.skip(f"SciFact not found at {d}")
+    return d

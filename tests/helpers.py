@@ -1,0 +1,26 @@
+"""Shared test wiring: a Runtime on a temporary folder with the deterministic embedder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from encoders.dense import HashEmbedder
+from index_snapshots.service import run_ingest_job
+from ingest.jobs import NewDocument
+from snapdex.runtime import Runtime
+from snapdex.settings import Settings
+
+
+def make_runtime(tmp_path: Path, **overrides) -> Runtime:
+    settings = Settings(data_dir=tmp_path / "data", chunk_size=64, chunk_overlap=8, **overrides)
+    return Runtime(settings, embedder=HashEmbedder(dim=32))
+
+
+def text_doc(doc_id: str, text: str, **metadata) -> NewDocument:
+    return NewDocument(doc_id, text.encode("utf-8"), metadata)
+
+
+def ingest(rt: Runtime, docs: list[NewDocument], tenant: str = "default"):
+    job_id = rt.jobs.create(tenant, docs)
+    run_ingest_job(rt.ingestor, rt.builder, rt.manifest, rt.jobs, job_id)
+    return rt.jobs.get(job_id)

@@ -1,0 +1,114 @@
+"""Ingest end to end in one process: parse, chunk, dedup, embed, build the snapshot collection."""
+
+from __future__ import annotations
+
+import pytest
+
+from index_snapshots.builder import collection_name
+from ingest.jobs import NewDocument
+from tests.helpers import ingest, make_runtime, text_doc
+
+LONG = " ".join(f"Sentence {i} talks about topic{i % 17} and the value {i * 3}." for i in range(60))
+OTHER = " ".join(f"Paragraph {i}: rivers{i % 5} flow into lake{i % 11} near town {i}." for i in range(60))
+THIRD = "Completely unrelated text about astronomy, comets and telescopes. " * 5
+
+
+@pytest.fixture
+def rt(tmp_path):
+    runtime = make_runtime(tmp_path)
+    yield runtime
+    runtime.close()
+
+
+def live_collection(rt, tenant="default"):
+    live = rt.manifest.live(tenant)
+    assert live is not None
+    assert live.collection == collection_name(tenant, live.hash)
+    return live
+
+
+def test_ingest_counts_dedup_and_sources(rt):
+    near = LONG.replace("value 30.", "value thirty.")
+    job = ingest(rt, [
+        text_doc("a", LONG, lang="en"),
+        text_doc("b", OTHER, lang="en"),
+        text_doc("a-copy", "  " + LONG.replace(". ", ".\n\n"), lang="de"),  # same normalised content
+        text_doc("a-near", near),
+    ])
+    assert job.status == "succeeded", job.error
+    assert job.counts == {"new": 2, "updated": 0, "unchanged": 0, "duplicate": 1, "near_duplicate": 1, "failed": 0}
+    assert job.docs_done == job.docs_total == 4
+    assert job.chunks_done == job.chunks_total > 0
+    live = live_collection(rt)
+    assert job.snapshot == live.hash
+    # Every chunk of "a" is one point that lists both sources and both languages.
+    a = rt.catalog.get_document("default", "a")
+    records, _ = rt.store.scroll(live.collection, filters={"doc_ids": "a-copy"}, limit=1000)
+    assert len(records) == len(a.chunk_hashes)
+    assert all(sorted(r.payload["doc_ids"]) == ["a", "a-copy"] for r in records)
+    assert all(sorted(r.payload["metadata"]["lang"]) == ["de", "en"] for r in records)
+    assert rt.store.count(live.collection, filters={"doc_ids": "a-near"}) == 0
+    assert rt.catalog.get_document("default", "a-near").duplicate_of == "a"
+
+
+def test_reingest_same_documents_embeds_nothing_and_keeps_snapshot(rt):
+    docs = [text_doc("a", LONG), text_doc("b", OTHER)]
+    first = ingest(rt, docs)
+    calls = rt.embedder.texts_embedded
+    second = ingest(rt, docs)
+    assert second.counts["unchanged"] == 2 and second.counts["new"] == 0
+    assert rt.embedder.texts_embedded == calls
+    assert second.snapshot == first.snapshot
+    assert len(rt.manifest.list("default")) == 1
+
+
+def test_changed_document_replaces_its_chunks_and_embeds_only_them(rt):
+    first = ingest(rt, [text_doc("a", LONG), text_doc("b", OTHER)])
+    before = rt.embedder.texts_embedded
+    old_chunks = set(rt.catalog.get_document("default", "b").chunk_hashes)
+    second = ingest(rt, [text_doc("a", LONG), text_doc("b", THIRD)])
+    assert second.counts["updated"] == 1 and second.counts["unchanged"] == 1
+    new_chunks = set(rt.catalog.get_document("default", "b").chunk_hashes)
+    assert rt.embedder.texts_embedded - before == len(new_chunks - old_chunks)
+    assert second.snapshot != first.snapshot
+    live = live_collection(rt)
+    texts = " ".join(r.payload["text"] for r in rt.store.scroll(live.collection, limit=1000)[0])
+    assert "astronomy" in texts and "rivers" not in texts
+    assert rt.store.count(live.collection) == len(new_chunks) + len(rt.catalog.get_document("default", "a").chunk_hashes)
+
+
+def test_bad_file_fails_alone(rt):
+    job = ingest(rt, [
+        NewDocument("broken.pdf", b"%PDF-1.4 this is not really a pdf", {}, filename="broken.pdf"),
+        NewDocument("notes.txt", LONG.encode(), {}, filename="notes.txt"),
+    ])
+    assert job.status == "succeeded"
+    assert job.counts["failed"] == 1 and job.counts["new"] == 1
+    assert job.failures[0]["doc_id"] == "broken.pdf" and job.failures[0]["reason"]
+
+
+def test_rerunning_a_job_after_a_crash_finishes_without_duplicates(rt):
+    docs = [text_doc("a", LONG), text_doc("b", OTHER), text_doc("c", THIRD)]
+    job_id = rt.jobs.create("default", docs)
+    # Simulate a worker that died after the first document: its outcome was committed, the rest not.
+    rt.jobs.start(job_id)
+    near = rt.ingestor._near_index("default")
+    first = next(rt.jobs.pending(job_id))
+    rt.ingestor._process(job_id, "default", first, near)
+    from index_snapshots.service import run_ingest_job
+
+    run_ingest_job(rt.ingestor, rt.builder, rt.manifest, rt.jobs, job_id)
+    view = rt.jobs.get(job_id)
+    assert view.status == "succeeded" and view.attempts == 2
+    assert view.counts["new"] == 3 and view.docs_done == 3
+    live = live_collection(rt)
+    hashes = {h for d in ("a", "b", "c") for h in rt.catalog.get_document("default", d).chunk_hashes}
+    assert rt.store.count(live.collection) == len(hashes)
+
+
+def test_tenants_are_separate_collections(rt):
+    ingest(rt, [text_doc("a", LONG)], tenant="acme")
+    ingest(rt, [text_doc("a", OTHER)], tenant="globex")
+    acme, globex = rt.manifest.live("acme"), rt.manifest.live("globex")
+    assert acme.collection != globex.collection
+    assert all(r.payload["tenant"] == "acme" for r in rt.store.scroll(acme.collection, limit=100)[0])
