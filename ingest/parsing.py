@@ -88,7 +88,7 @@ def _sniff(data: bytes, filename: str | None) -> tuple[str, str | None]:
     text = _decode(data)
     if not text.strip():  # e.g. a lone BOM
         raise ParseError("empty file")
-    return _text_format(text, filename, sniff_html=True), text
+    return _text_format(text, filename), text
 
 
 def _sniff_zip(data: bytes) -> str:
@@ -107,23 +107,22 @@ def _decode(data: bytes) -> str:
     U+FFFD; text that is not UTF-8 at all is read as cp1252 (latin-1 for its 5 undefined bytes).
     charset_normalizer is not used: it guesses wildly on short or German text (utf_16_be,
     cp1250)."""
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            return data.decode(codec, errors="replace")
-    if b"\x00" in data:  # text without a UTF-16/32 BOM never holds NUL bytes
+    codec = next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
+    if codec:
+        text = data.decode(codec, errors="replace")
+    elif b"\x00" in data:  # text without a UTF-16/32 BOM never holds NUL bytes
         raise ParseError(f"unsupported file type: {_describe_binary(data)}")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    text = data.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd")
-    if sum(ord(c) > 127 for c in text) - bad > bad:  # more valid multibyte chars than errors
-        return text
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", errors="replace")
+            bad = text.count("\ufffd")
+            if sum(ord(c) > 127 for c in text) - bad <= bad:  # not mostly-valid UTF-8
+                try:
+                    text = data.decode("cp1252")
+                except UnicodeDecodeError:
+                    text = data.decode("latin-1")
     sample = text[:4096]
     if len(_CONTROL.findall(sample)) > len(sample) / 10:
         raise ParseError(f"unsupported file type: {_describe_binary(data)}")
@@ -139,10 +138,10 @@ def _describe_binary(data: bytes) -> str:
         return f"binary data (starts with {data[:8]!r})"
 
 
-def _text_format(text: str, filename: str | None, sniff_html: bool) -> str:
+def _text_format(text: str, filename: str | None) -> str:
     name = (filename or "").lower()
     head = text[:1024].lstrip("\ufeff \t\r\n").lower()
-    if sniff_html and head.startswith("<"):
+    if head.startswith("<"):
         if _HTML_TAG.search(head) or name.endswith((".html", ".htm", ".xhtml")):
             return "html"
     if name.endswith((".md", ".markdown")) or _MARKDOWN.search(text):
@@ -163,12 +162,13 @@ def parse_bytes(data: bytes, filename: str | None = None) -> ParsedDocument:
 
 
 def parse_text(text: str, filename: str | None = None) -> ParsedDocument:
-    """Parse JSON-submitted text: Markdown if it looks like it (or is named .md), else plain."""
+    """Parse JSON-submitted text: Markdown if it looks like it (or is named .md), else plain text;
+    a string that is plainly an HTML document is parsed as HTML rather than kept as tag soup."""
     if not isinstance(text, str):
         raise ParseError(f"expected text, got {type(text).__name__}")
     if not text.strip():
         raise ParseError("empty text")
-    return _parse(_text_format(text, filename, sniff_html=False), None, text)
+    return _parse(_text_format(text, filename), None, text)
 
 
 def warm_up() -> None:
@@ -178,8 +178,9 @@ def warm_up() -> None:
 
 def _parse(fmt: str, data: bytes | None, text: str | None) -> ParsedDocument:
     label = _LABEL[fmt]
+    u = _load_unstructured()  # outside the try: a broken install must not pass for a bad document
     try:
-        elements = _partition(fmt, data, text)
+        elements = _partition(fmt, data, text, u)
     except ParseError:
         raise
     except Exception as e:  # any library failure is a per-document failure, never a crash
@@ -201,8 +202,7 @@ def _parse(fmt: str, data: bytes | None, text: str | None) -> ParsedDocument:
     )
 
 
-def _partition(fmt: str, data: bytes | None, text: str | None) -> list[Any]:
-    u = _load_unstructured()
+def _partition(fmt: str, data: bytes | None, text: str | None, u: Any) -> list[Any]:
     if fmt == "pdf":
         return _pdf_elements(data, u)
     if fmt == "docx":
@@ -211,6 +211,12 @@ def _partition(fmt: str, data: bytes | None, text: str | None) -> list[Any]:
     return {"txt": u.partition_text, "md": u.partition_md, "html": u.partition_html}[fmt](
         text=text
     )
+
+
+_AUX_VERBS = frozenset(
+    "am is are was were be been being has have had do does did will would can could shall should "
+    "may might must".split()
+)
 
 
 @functools.cache
@@ -226,17 +232,15 @@ def _load_unstructured() -> Any:
 
     import spacy
     import unstructured.nlp.tokenize as tokenize
-    from spacy.language import Language
 
     if not hasattr(tokenize, "_get_nlp"):
         raise RuntimeError("unsupported unstructured version: nlp.tokenize._get_nlp not found")
 
-    name = "snapdex_verb_hint"
-    if not Language.has_factory(name):
-        Language.component(name, func=_tag_verbs)
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
-    nlp.add_pipe(name)
+    verbs = nlp.add_pipe("attribute_ruler")
+    verbs.add([[{"LOWER": {"IN": sorted(_AUX_VERBS)}}]], {"TAG": "VB"})
+    verbs.add([[{"LOWER": {"REGEX": r"^[a-z]{3,}(?:ed|ing)$"}}]], {"TAG": "VB"})
 
     def offline_nlp() -> Any:
         return nlp
@@ -268,20 +272,6 @@ def _load_unstructured() -> Any:
         LTTextBox=LTTextBox,
         pdf_locked=(PDFPasswordIncorrect, PDFEncryptionError),
     )
-
-
-_AUX_VERBS = frozenset(
-    "am is are was were be been being has have had do does did will would can could shall should "
-    "may might must".split()
-)
-
-
-def _tag_verbs(doc: Any) -> Any:
-    for token in doc:
-        word = token.lower_
-        if word in _AUX_VERBS or (len(word) > 4 and word.endswith(("ed", "ing"))):
-            token.tag_ = "VB"
-    return doc
 
 
 def _pdf_elements(data: bytes, u: Any) -> list[Any]:

@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=1, ge=1, le=64)
     # Longer than the longest task, or Redis redelivers a task that is still running.
     visibility_timeout_s: int = Field(default=3600, ge=10)
-    task_max_retries: int = Field(default=5, ge=0)
+    # How often kombu looks for messages of dead workers whose visibility timeout ran out (kombu: ~100 s).
+    broker_restore_interval_s: int = Field(default=10, ge=1)
 
     # Embedding cache in Redis when set (production); on disk under data_dir otherwise.
     redis_url: str | None = None

@@ -81,10 +81,13 @@ class ClientStore:
         # Local mode is plain Python dicts and arrays with no locking of its own; the
         # server client (httpx/grpc) is safe to share between threads.
         self._lock = threading.RLock() if self._local else contextlib.nullcontext()
+        # Local mode always searches exactly and warns that search params do nothing.
+        self._exact = None if self._local else _EXACT
 
     @classmethod
-    def from_url(cls, url: str, api_key: str | None = None, timeout: int = 30) -> ClientStore:
-        return cls(QdrantClient(url=url, api_key=api_key, timeout=timeout))
+    def from_url(cls, url: str, api_key: str | None = None, timeout: int = 30, **client_options) -> ClientStore:
+        """`client_options` go to QdrantClient as they are (e.g. prefer_grpc=True)."""
+        return cls(QdrantClient(url=url, api_key=api_key, timeout=timeout, **client_options))
 
     @contextlib.contextmanager
     def _call(self, what: str):
@@ -127,7 +130,9 @@ class ClientStore:
     def delete_collection(self, name: str) -> None:
         check_name(name)
         with self._call(f"deleting collection {name!r}"):
-            self.client.delete_collection(name)
+            # Servers disagree across versions on deleting a missing collection; ask first.
+            if self.client.collection_exists(name):
+                self.client.delete_collection(name)
 
     def upsert(self, name: str, points: Sequence[Point]) -> None:
         for batch in batches(points):
@@ -185,7 +190,7 @@ class ClientStore:
 
     def search_dense(self, name: str, vector, limit: int, filters: dict | None = None) -> list[Hit]:
         fetch = self._fetcher(
-            name, "dense search", query=_dense(vector), using=DENSE, query_filter=_filter(filters), search_params=_EXACT
+            name, "dense search", query=_dense(vector), using=DENSE, query_filter=_filter(filters), search_params=self._exact
         )
         return top_hits(fetch, limit)
 
@@ -208,7 +213,7 @@ class ClientStore:
         check_positive("candidates", candidates)
         flt = _filter(filters)
         prefetch = [
-            qm.Prefetch(query=_dense(dense), using=DENSE, limit=candidates, filter=flt, params=_EXACT),
+            qm.Prefetch(query=_dense(dense), using=DENSE, limit=candidates, filter=flt, params=self._exact),
             qm.Prefetch(query=_sparse(sparse), using=SPARSE, limit=candidates, filter=flt),
         ]
         query = qm.RrfQuery(rrf=qm.Rrf(k=rrf_k)) if fusion == "rrf" else qm.FusionQuery(fusion=qm.Fusion.DBSF)

@@ -25,6 +25,10 @@ def _filter(filters: dict | None) -> qe.Filter | None:
     must = []
     for kind, key, value in parse_filters(filters):
         if kind == "match":
+            # qdrant-edge 0.9.0 extracts a Python bool as the integer 0/1 (which then
+            # matches nothing); numpy.bool_ is not an int and reaches the Bool variant.
+            if isinstance(value, bool):
+                value = np.bool_(value)
             must.append(qe.FieldCondition(key, match=qe.MatchValue(value)))
         elif kind == "any":
             must.append(qe.FieldCondition(key, match=qe.MatchAny(value)))
@@ -70,8 +74,8 @@ def _engine(what: str):
 class EdgeStore:
     """Collections live in `path/<name>`; a shard is opened on first use and kept open.
 
-    A shard directory is locked by the process (and the EdgeShard) that opened it:
-    two EdgeStores on one path cannot share a collection.
+    An open shard holds a lock on its WAL: no other EdgeShard (in this process or
+    another) can load that directory until close(), so one path serves one EdgeStore.
     """
 
     def __init__(self, path: Path) -> None:
@@ -80,7 +84,7 @@ class EdgeStore:
         self._shards: dict[str, qe.EdgeShard] = {}
         # Guards the shard dict and the directories: two threads must not load the
         # same shard twice (the second would fail on the WAL lock). Calls on an open
-        # shard need no lock: the binding is safe to call from several threads.
+        # shard need no lock: the binding serializes them itself.
         self._lock = threading.RLock()
         self._closed = False
 
@@ -136,10 +140,13 @@ class EdgeStore:
         directory = self._dir(name)
         with self._lock:
             shard = self._shards.pop(name, None)
-            if shard is not None:
-                with _engine(f"closing collection {name!r}"):
+            with _engine(f"deleting collection {name!r}"):
+                if shard is not None:
                     shard.close()
-            shutil.rmtree(directory, ignore_errors=True)
+                # Marker first: a half-removed directory must not look like a collection.
+                (directory / _MARKER).unlink(missing_ok=True)
+                if directory.exists():
+                    shutil.rmtree(directory)
 
     def upsert(self, name: str, points: Sequence[Point]) -> None:
         shard = self._shard(name)

@@ -29,8 +29,10 @@ def configure(settings: Settings) -> Celery:
         broker_transport_options=(
             {
                 "visibility_timeout": settings.visibility_timeout_s,
-                # kombu restores unacked messages of dead workers on this cadence (default ~100 s).
-                "unacked_restore_interval": 2,
+                # kombu sweeps for unacked messages of dead workers every interval * throttle seconds
+                # (defaults 10 * 10); a sweep per interval keeps redelivery close to the visibility timeout.
+                "unacked_restore_interval": settings.broker_restore_interval_s,
+                "unacked_restore_throttle": 1,
             }
             if redis_broker
             else {"polling_interval": 0.01}  # memory:// polls once a second by default

@@ -1,0 +1,138 @@
+"""Real processes for tests: redis-server, `snapdex serve`, `snapdex worker`. Each test starts its own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def snapdex_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDEX_")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
+               SNAPDEX_DATA_DIR=str(data_dir), **extra)
+    return env
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
+    port = free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp),
+                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        wait_until(lambda: _ping(client), 20, "redis-server")
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
+def _ping(client) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+class Service:
+    def __init__(self, proc: subprocess.Popen, url: str, log: Path) -> None:
+        self.proc, self.url, self.log = proc, url, log
+        self.client = httpx.Client(base_url=url, timeout=120)
+
+    def kill(self) -> None:
+        _stop(self.proc, signal.SIGKILL)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-5000:]
+
+    def wait_job(self, job_id: str, timeout: float = 300, headers: dict | None = None) -> dict:
+        def settled():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited ({self.proc.returncode}):\n{self.logs()}")
+            view = self.client.get(f"/jobs/{job_id}", headers=headers).json()
+            return view if view.get("status") in ("succeeded", "failed") else None
+
+        return wait_until(settled, timeout, f"job {job_id}", interval=0.3)
+
+
+@contextmanager
+def snapdex_serve(data_dir: Path, **env: str) -> Iterator[Service]:
+    port = free_port()
+    log = data_dir.parent / f"serve-{port}.log"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "snapdex", "serve", "--port", str(port), "--data-dir",
+                                 str(data_dir), "--log-level", "warning"],
+                                cwd=REPO, env=snapdex_env(data_dir, **env), stdout=fh, stderr=subprocess.STDOUT)
+    service = Service(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        def up():
+            if proc.poll() is not None:
+                raise RuntimeError(f"snapdex serve exited ({proc.returncode}):\n{service.logs()}")
+            try:
+                return service.client.get("/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, 120, "snapdex serve")
+        yield service
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def snapdex_worker(data_dir: Path, name: str, **env: str) -> Iterator[subprocess.Popen]:
+    log = data_dir.parent / f"worker-{name}.log"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "snapdex", "worker", "--pool", "threads", "--concurrency", "1",
+                                 "--hostname", f"{name}@%h", "--log-level", "warning"],
+                                cwd=REPO, env=snapdex_env(data_dir, **env), stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        _stop(proc)

@@ -1,0 +1,86 @@
+"""EdgeStore specifics: persistence across processes' lifetimes, threads, open_store, filters."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from conftest import DIM, N, load
+from store import ClientStore, EdgeStore, StoreError, StoreUnavailable, open_store
+from store.filters import parse_filters
+
+
+def test_edge_data_survives_close_and_reopen(tmp_path, points):
+    first = EdgeStore(tmp_path)
+    name = load(first, points)
+    before = first.search_hybrid(name, points[4].dense, points[4].sparse, 10, candidates=40, fusion="rrf")
+    first.close()
+    with pytest.raises(StoreError, match="closed"):
+        first.count(name)
+
+    again = EdgeStore(tmp_path)
+    assert again.list_collections() == [name]
+    assert again.count(name) == N
+    assert again.count(name, {"tenant": "acme"}) == sum(p.payload["tenant"] == "acme" for p in points)
+    after = again.search_hybrid(name, points[4].dense, points[4].sparse, 10, candidates=40, fusion="rrf")
+    assert [(h.id, h.score) for h in after] == [(h.id, h.score) for h in before]
+    with pytest.raises(StoreError):
+        again.create_collection(name, DIM)
+    again.close()
+
+
+def test_edge_is_usable_from_threads(tmp_path, points):
+    setup = EdgeStore(tmp_path)
+    name = load(setup, points[:100])
+    setup.close()
+
+    store, errors = EdgeStore(tmp_path), []
+
+    def work(i: int) -> None:
+        try:
+            for j in range(5):
+                store.count(name)  # first calls race to load the shard
+                store.search_hybrid(name, points[i].dense, points[i].sparse, 5, candidates=20)
+                store.upsert(name, points[100 + 10 * i + j : 100 + 10 * i + j + 1])
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.count(name) == 100 + 4 * 5
+    store.close()
+
+
+def test_open_store(tmp_path):
+    edge = open_store("edge", path=tmp_path)
+    assert isinstance(edge, EdgeStore)
+    edge.close()
+    with pytest.raises(ValueError, match="'sqlite'.*'edge', 'qdrant'"):
+        open_store("sqlite", path=tmp_path)
+    with pytest.raises(ValueError, match="path"):
+        open_store("edge")
+    with pytest.raises(ValueError, match="url"):
+        open_store("qdrant")
+
+
+def test_unreachable_server_is_store_unavailable():
+    store = ClientStore.from_url("http://127.0.0.1:9", timeout=2, check_compatibility=False)
+    with pytest.raises(StoreUnavailable) as info:
+        store.list_collections()
+    assert info.value.retry_after > 0
+    assert info.value.__cause__ is not None
+    store.close()
+
+
+def test_parse_filters():
+    assert parse_filters(None) == parse_filters({}) == []
+    (c,) = parse_filters({"metadata.year": {"gte": 2010, "lt": 2020}})
+    assert (c.kind, c.key, c.value) == ("range", "metadata.year", {"gte": 2010.0, "lt": 2020.0})
+    assert [c.kind for c in parse_filters({"a": "x", "b": [1, 2], "c": True})] == ["match", "any", "match"]
+    with pytest.raises(ValueError, match="nan"):
+        parse_filters({"a": {"gt": float("nan")}})

@@ -1,0 +1,290 @@
+"""Congruence tests: every backend must answer the same way (edge, local mode, a real server)."""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import numpy as np
+import pytest
+
+from conftest import COMMON_TERM, DIM, N, RARE_TERM, load
+from store import Hit, SparseVector, StoreError, VectorStore
+
+FILTERS = [
+    {"tenant": "acme"},
+    {"tenant": ["acme", "globex"]},
+    {"n": 7},
+    {"flag": True},
+    {"metadata.year": {"gte": 2010, "lt": 2015}},
+    {"metadata.year": {"gt": 2020}},
+    {"metadata.lang": "de"},
+    {"doc_ids": "d3"},  # array field: matches when any element does
+    {"doc_ids": ["d1", "d2"]},
+    {"tenant": "acme", "metadata.lang": "en", "metadata.year": {"lte": 2012}},
+]
+BAD_FILTERS = [
+    {"tenant": 1.5},
+    {"tenant": []},
+    {"tenant": [1, "a"]},
+    {"tenant": [True, False]},
+    {"tenant": None},
+    {"metadata.year": {"between": [1, 2]}},
+    {"metadata.year": {}},
+    {"metadata.year": {"gte": "2010"}},
+    {"metadata..year": 1},
+    "tenant=acme",
+]
+RANGE_OPS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+
+
+def _values(payload: dict, key: str) -> list:
+    value = payload
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return []
+        value = value[part]
+    return value if isinstance(value, list) else [value]
+
+
+def _same(a, b) -> bool:
+    return type(a) is type(b) and a == b  # True must not match 1
+
+
+def matches(payload: dict, filters: dict) -> bool:
+    for key, cond in filters.items():
+        values = _values(payload, key)
+        if isinstance(cond, dict):
+            ok = any(all(RANGE_OPS[op](v, bound) for op, bound in cond.items()) for v in values)
+        elif isinstance(cond, list):
+            ok = any(_same(v, c) for v in values for c in cond)
+        else:
+            ok = any(_same(v, cond) for v in values)
+        if not ok:
+            return False
+    return True
+
+
+def queries(seed: int = 11, count: int = 4):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        dense = rng.normal(size=DIM).astype(np.float32)
+        terms = sorted(rng.choice(np.arange(1, 60), size=3, replace=False).tolist())
+        yield dense, SparseVector([COMMON_TERM, *terms], [0.5, *rng.uniform(0.5, 2.0, size=3).round(3).tolist()])
+
+
+def assert_same_hits(got: list[Hit], want: list[Hit]) -> None:
+    assert [h.id for h in got] == [h.id for h in want]
+    for g, w in zip(got, want):
+        assert g.score == pytest.approx(w.score, abs=1e-4)
+        assert g.payload == w.payload
+
+
+def assert_sorted(hits: list[Hit]) -> None:
+    assert hits == sorted(hits, key=lambda h: (-h.score, h.id))
+
+
+def test_is_a_vector_store(store):
+    assert isinstance(store, VectorStore)
+
+
+def test_collections(store):
+    assert store.list_collections() == []
+    assert not store.has_collection("docs")
+    store.create_collection("docs", DIM, keyword_indexes=["tenant"])
+    store.create_collection("other", 4)
+    assert store.has_collection("docs")
+    assert store.list_collections() == ["docs", "other"]
+    with pytest.raises(StoreError):
+        store.create_collection("docs", DIM)
+    store.delete_collection("docs")
+    store.delete_collection("docs")  # absent: no error
+    assert not store.has_collection("docs")
+    assert store.list_collections() == ["other"]
+    with pytest.raises(StoreError):
+        store.count("docs")
+
+
+def test_upsert_is_idempotent_and_counts(store, points):
+    name = load(store, points)
+    store.upsert(name, points[:50])
+    assert store.count(name) == N
+    changed = [p.__class__(p.id, p.dense, p.sparse, {**p.payload, "tenant": "zeta"}) for p in points[:3]]
+    store.upsert(name, changed)
+    assert store.count(name) == N
+    assert store.count(name, {"tenant": "zeta"}) == 3
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=str)
+def test_filters_count(store, points, filters):
+    name = load(store, points)
+    expected = sum(matches(p.payload, filters) for p in points)
+    assert 0 < expected < N
+    assert store.count(name, filters) == expected
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=str)
+def test_filters_apply_inside_every_search(store, points, filters):
+    name = load(store, points)
+    expected = {p.id for p in points if matches(p.payload, filters)}
+    limit = min(10, len(expected))
+    dense, sparse = next(queries())
+    for hits in (
+        store.search_dense(name, dense, limit, filters=filters),
+        store.search_hybrid(name, dense, sparse, limit, candidates=N, fusion="rrf", filters=filters),
+        store.search_hybrid(name, dense, sparse, limit, candidates=N, fusion="dbsf", filters=filters),
+    ):
+        # A post-filter would return fewer than `limit` hits.
+        assert len(hits) == limit
+        assert {h.id for h in hits} <= expected
+    # Every point has the common term, so sparse search can also fill the limit.
+    hits = store.search_sparse(name, sparse, limit, filters=filters)
+    assert len(hits) == limit and {h.id for h in hits} <= expected
+
+
+def test_retrieve_round_trips_vectors(store, points):
+    name = load(store, points)
+    wanted = [points[5].id, "00000000-0000-4000-8000-000000000000", points[2].id]
+    records = store.retrieve(name, wanted, with_vectors=True)
+    assert [r.id for r in records] == [points[5].id, points[2].id]  # request order, missing ids dropped
+    for record, point in zip(records, (points[5], points[2])):
+        assert record.payload == point.payload
+        np.testing.assert_allclose(record.dense, point.dense, atol=1e-6)
+        assert record.sparse.indices == point.sparse.indices
+        np.testing.assert_allclose(record.sparse.values, point.sparse.values, rtol=1e-6)
+    bare = store.retrieve(name, [points[5].id])
+    assert bare[0].dense is None and bare[0].sparse is None and bare[0].payload == points[5].payload
+
+
+@pytest.mark.parametrize("filters", [None, {"tenant": "globex"}], ids=str)
+def test_scroll_pages_through_everything_once(store, points, filters):
+    name = load(store, points)
+    seen, offset, pages = [], None, 0
+    while True:
+        records, offset = store.scroll(name, filters=filters, limit=37, offset=offset)
+        seen += [r.id for r in records]
+        pages += 1
+        if offset is None:
+            break
+    expected = {p.id for p in points if filters is None or matches(p.payload, filters)}
+    assert len(seen) == len(set(seen)) == len(expected)
+    assert set(seen) == expected
+    assert pages == math.ceil(len(expected) / 37) or pages == math.ceil(len(expected) / 37) + 1
+    records, _ = store.scroll(name, limit=1, with_vectors=True)
+    assert records[0].dense is not None and records[0].sparse is not None
+
+
+def test_delete_points(store, points):
+    name = load(store, points)
+    gone = [p.id for p in points[:10]]
+    store.delete_points(name, gone)
+    store.delete_points(name, [])
+    assert store.count(name) == N - 10
+    assert store.retrieve(name, gone) == []
+    for dense, sparse in queries():
+        hits = store.search_hybrid(name, dense, sparse, 50, candidates=100)
+        assert not {h.id for h in hits} & set(gone)
+    assert store.search_dense(name, points[0].dense, 1)[0].id != points[0].id
+
+
+def test_dense_is_exact(store, points):
+    name = load(store, points)
+    matrix = np.stack([p.dense for p in points])
+    for dense, _ in queries():
+        scores = matrix @ (dense / np.linalg.norm(dense))
+        best = np.argsort(-scores)[:10]
+        hits = store.search_dense(name, dense, 10)
+        assert [h.id for h in hits] == [points[i].id for i in best]
+        np.testing.assert_allclose([h.score for h in hits], scores[best], atol=1e-4)
+
+
+def test_sparse_uses_idf(store, points):
+    name = load(store, points)
+    hits = store.search_sparse(name, SparseVector([COMMON_TERM, RARE_TERM], [1.0, 1.0]), 5)
+    # Raw weights favour point 1 (10.0 on the common term); IDF makes the rare term win.
+    assert hits[0].id == points[0].id
+    assert hits[1].id == points[1].id
+    # Qdrant's IDF: ln((N - df + 0.5) / (df + 0.5) + 1)
+    idf = {t: math.log((N - df + 0.5) / (df + 0.5) + 1) for t, df in [(COMMON_TERM, N), (RARE_TERM, 1)]}
+    assert hits[0].score == pytest.approx(points[0].sparse.values[0] * idf[COMMON_TERM] + idf[RARE_TERM], rel=1e-4)
+    assert hits[1].score == pytest.approx(10.0 * idf[COMMON_TERM], rel=1e-4)
+
+
+def test_congruent_with_reference_backend(store, other, points):
+    name = load(store, points)
+    load(other, points)
+    for filters in (None, {"tenant": ["acme", "initech"]}, {"metadata.year": {"gte": 2005}}):
+        for dense, sparse in queries():
+            calls = [
+                ("search_dense", (dense, 12)),
+                ("search_sparse", (sparse, 12)),
+                ("search_hybrid", (dense, sparse, 12, 30, "rrf")),
+                ("search_hybrid", (dense, sparse, 12, 30, "rrf", 2)),
+                ("search_hybrid", (dense, sparse, 12, 30, "dbsf")),
+            ]
+            for method, args in calls:
+                got = getattr(store, method)(name, *args, filters=filters)
+                want = getattr(other, method)(name, *args, filters=filters)
+                assert len(got) == 12
+                assert_sorted(got)
+                assert_same_hits(got, want)
+
+
+def test_rrf_scores_follow_k(store, points):
+    name = load(store, points)
+    dense, sparse = next(queries())
+    for k in (1, 60):
+        hits = store.search_hybrid(name, dense, sparse, 5, candidates=20, fusion="rrf", rrf_k=k)
+        # The best possible RRF score is first place in both lists: 2 / k.
+        assert 0 < hits[0].score <= 2 / k + 1e-6
+        assert hits[0].score > 1 / (k + 20)
+
+
+def test_ties_come_back_in_id_order(store, points):
+    name = load(store, points)
+    # Only the common term: sparse scores tie wherever weights tie; the query point's twin
+    # copies below tie exactly on every search.
+    twins = [points[0].__class__(f"00000000-0000-4000-8000-00000000000{i}", points[3].dense, points[3].sparse, {"twin": i}) for i in range(4)]
+    store.upsert(name, twins)
+    hits = store.search_dense(name, points[3].dense, 3)
+    assert [h.id for h in hits] == sorted([t.id for t in twins] + [points[3].id])[:3]
+    hits = store.search_hybrid(name, points[3].dense, points[3].sparse, 5, candidates=20, fusion="rrf")
+    assert_sorted(hits)
+    assert sorted(h.id for h in hits) == sorted([t.id for t in twins] + [points[3].id])
+
+
+@pytest.mark.parametrize("bad", BAD_FILTERS, ids=str)
+def test_invalid_filters_raise_value_error(store, points, bad):
+    name = load(store, points[:5])
+    for call in (
+        lambda: store.count(name, bad),
+        lambda: store.scroll(name, filters=bad),
+        lambda: store.search_dense(name, points[0].dense, 3, filters=bad),
+        lambda: store.search_hybrid(name, points[0].dense, points[0].sparse, 3, 10, filters=bad),
+    ):
+        with pytest.raises(ValueError) as info:
+            call()
+        shown = repr(bad) if isinstance(bad, str) else repr(next(iter(bad.values())))
+        assert shown in str(info.value) or repr(next(iter(bad))) in str(info.value)
+
+
+def test_invalid_arguments_raise_value_error(store, points):
+    name = load(store, points[:5])
+    p = points[0]
+    with pytest.raises(ValueError, match="'sum'"):
+        store.search_hybrid(name, p.dense, p.sparse, 3, 10, fusion="sum")
+    with pytest.raises(ValueError, match="rrf_k"):
+        store.search_hybrid(name, p.dense, p.sparse, 3, 10, fusion="rrf", rrf_k=0)
+    with pytest.raises(ValueError, match="limit"):
+        store.search_dense(name, p.dense, 0)
+    with pytest.raises(ValueError, match="not-a-uuid"):
+        store.retrieve(name, ["not-a-uuid"])
+    with pytest.raises(ValueError, match="collection name"):
+        store.create_collection("../escape", DIM)
+
+
+def test_engine_errors_keep_their_cause(store, points):
+    name = load(store, points[:5])
+    with pytest.raises(StoreError) as info:
+        store.search_dense(name, [1.0, 2.0], 3)  # wrong dimension
+    assert info.value.__cause__ is not None
