@@ -4,6 +4,7 @@ this same process, because the embedded vector engine allows one process per dat
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -26,6 +27,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         set_runtime(rt)
         app.state.runtime = rt
         configure(settings)
+        # Models load once per process, in the background: /health answers at once, /ready turns true
+        # once the first request or job would no longer pay for the load.
+        threading.Thread(target=rt.warm_up, name="warm-up", daemon=True).start()
         if settings.embedded_worker:
             start_embedded_worker(settings.worker_concurrency)
             # The memory:// broker forgets on exit; the job table does not. Enqueue what a crash left behind.

@@ -205,12 +205,12 @@ def _parse(fmt: str, data: bytes | None, text: str | None) -> ParsedDocument:
 def _partition(fmt: str, data: bytes | None, text: str | None, u: Any) -> list[Any]:
     if fmt == "pdf":
         return _pdf_elements(data, u)
+    # languages=[""] skips langdetect (0.5 s to load, then per document): its metadata is unused.
     if fmt == "docx":
-        return u.partition_docx(file=io.BytesIO(data))
+        return u.partition_docx(file=io.BytesIO(data), languages=[""])
     # Text formats get the text decoded above, so encoding handling is the same for all.
-    return {"txt": u.partition_text, "md": u.partition_md, "html": u.partition_html}[fmt](
-        text=text
-    )
+    partition = {"txt": u.partition_text, "md": u.partition_md, "html": u.partition_html}[fmt]
+    return partition(text=text, languages=[""])
 
 
 _AUX_VERBS = frozenset(
@@ -219,7 +219,7 @@ _AUX_VERBS = frozenset(
 )
 
 
-@functools.cache
+@functools.cache  # two threads racing here would both set up; harmless, the last one wins
 def _load_unstructured() -> Any:
     """Import unstructured lazily (spaCy alone takes ~2 s) and make its NLP offline.
 
@@ -372,7 +372,8 @@ def _render_table(html: str | None) -> str:
         for cell in tr.xpath("td|th"):
             while (r, c) in taken:
                 c += 1
-            rowspan, colspan = _span(cell.get("rowspan")), _span(cell.get("colspan"))
+            rowspan = min(_span(cell.get("rowspan")), len(trs) - r)
+            colspan = _span(cell.get("colspan"))
             taken.update((r + i, c + j) for i in range(rowspan) for j in range(colspan))
             row[c] = " ".join(cell.text_content().split()).replace("|", "\\|")
             c += colspan

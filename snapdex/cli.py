@@ -36,7 +36,9 @@ def _worker(args: argparse.Namespace) -> int:
     from workers.celery_app import configure
 
     s = get_settings()
-    set_runtime(Runtime(s))
+    rt = Runtime(s)
+    set_runtime(rt)
+    rt.warm_up()  # once per worker process, before it takes its first task
     app = configure(s)
     app.Worker(pool=args.pool, concurrency=args.concurrency or s.worker_concurrency, loglevel=args.log_level.upper(),
                hostname=args.hostname).start()

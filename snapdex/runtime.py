@@ -37,7 +37,7 @@ class Runtime:
         if self.embedder is None:
             self.embedder = SentenceTransformerEmbedder(self.settings.embedding_model_path,
                                                         batch_size=self.settings.embedding_batch_size)
-        self._lock = threading.Lock()
+        self.models_loaded = False
 
     @cached_property
     def store(self):
@@ -71,8 +71,17 @@ class Runtime:
         return SnapshotBuilder(self.catalog, self.manifest, self.store, self.embedding, self.index_config,
                                self.settings.data_dir / "locks")
 
+    def warm_up(self) -> None:
+        """Load the parser and the embedding model once, before the first job needs them."""
+        try:
+            parsing.warm_up()
+            self.embedder.embed(["warm up"])
+        except Exception:  # a failure here shows on /ready and again, with its cause, on the first job
+            log.exception("warm-up failed")
+        self.models_loaded = True
+
     def readiness(self) -> dict[str, str]:
-        checks: dict[str, str] = {}
+        checks: dict[str, str] = {"models": "ok" if self.models_loaded else "loading"}
         for name, probe in (("catalog", lambda: self.db.conn().execute("SELECT 1")),
                             ("vector_store", lambda: self.store.list_collections())):
             try:

@@ -130,7 +130,7 @@ class ClientStore:
     def delete_collection(self, name: str) -> None:
         check_name(name)
         with self._call(f"deleting collection {name!r}"):
-            # Servers disagree across versions on deleting a missing collection; ask first.
+            # Absent is fine here, whatever the server would answer for it; so ask first.
             if self.client.collection_exists(name):
                 self.client.delete_collection(name)
 
@@ -189,8 +189,9 @@ class ClientStore:
         return fetch
 
     def search_dense(self, name: str, vector, limit: int, filters: dict | None = None) -> list[Hit]:
+        flt = _filter(filters)
         fetch = self._fetcher(
-            name, "dense search", query=_dense(vector), using=DENSE, query_filter=_filter(filters), search_params=self._exact
+            name, "dense search", query=_dense(vector), using=DENSE, query_filter=flt, search_params=self._exact
         )
         return top_hits(fetch, limit)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.procs import snapdex_serve
+from tests.procs import snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -73,8 +73,8 @@ def test_bad_requests_say_what_is_wrong(service):
 
 def test_health_ready_and_openapi(service):
     assert service.client.get("/health").json() == {"status": "ok"}
-    ready = service.client.get("/ready").json()
-    assert ready["ready"] is True, ready
+    ready = wait_until(lambda: service.client.get("/ready").json()["ready"], 60, "/ready")
+    assert ready is True
     spec = service.client.get("/openapi.json").json()
     body = spec["paths"]["/ingest"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(body)

@@ -26,7 +26,8 @@ def make_points(n: int = N, dim: int = DIM, seed: int = 7) -> list[Point]:
     dense /= np.linalg.norm(dense, axis=1, keepdims=True)
     points = []
     for i in range(n):
-        terms = sorted({COMMON_TERM, *rng.choice(np.arange(1, 60), size=int(rng.integers(2, 6)), replace=False).tolist()})
+        others = rng.choice(np.arange(1, 60), size=int(rng.integers(2, 6)), replace=False)
+        terms = sorted({COMMON_TERM, *others.tolist()})
         # Random weights keep sparse scores free of ties, which would make the
         # prefetch ranks (and so RRF) depend on engine tie-breaking.
         weights = rng.uniform(0.5, 3.0, size=len(terms)).round(4).tolist()

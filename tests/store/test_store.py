@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import COMMON_TERM, DIM, N, RARE_TERM, load
-from store import Hit, SparseVector, StoreError, VectorStore
+from store import Hit, Point, SparseVector, StoreError, VectorStore
 
 FILTERS = [
     {"tenant": "acme"},
@@ -109,7 +109,7 @@ def test_upsert_is_idempotent_and_counts(store, points):
     name = load(store, points)
     store.upsert(name, points[:50])
     assert store.count(name) == N
-    changed = [p.__class__(p.id, p.dense, p.sparse, {**p.payload, "tenant": "zeta"}) for p in points[:3]]
+    changed = [Point(p.id, p.dense, p.sparse, {**p.payload, "tenant": "zeta"}) for p in points[:3]]
     store.upsert(name, changed)
     assert store.count(name) == N
     assert store.count(name, {"tenant": "zeta"}) == 3
@@ -242,9 +242,11 @@ def test_rrf_scores_follow_k(store, points):
 
 def test_ties_come_back_in_id_order(store, points):
     name = load(store, points)
-    # Only the common term: sparse scores tie wherever weights tie; the query point's twin
-    # copies below tie exactly on every search.
-    twins = [points[0].__class__(f"00000000-0000-4000-8000-00000000000{i}", points[3].dense, points[3].sparse, {"twin": i}) for i in range(4)]
+    # Copies of point 3 under other ids tie exactly with it on every search.
+    twins = [
+        Point(f"00000000-0000-4000-8000-00000000000{i}", points[3].dense, points[3].sparse, {"twin": i})
+        for i in range(4)
+    ]
     store.upsert(name, twins)
     hits = store.search_dense(name, points[3].dense, 3)
     assert [h.id for h in hits] == sorted([t.id for t in twins] + [points[3].id])[:3]

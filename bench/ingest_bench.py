@@ -1,0 +1,100 @@
+"""Ingest throughput on SciFact, against the raw embedder on the same chunks, in one run.
+
+1. `snapdex serve` (embedded default) on a fresh data folder; `snapdex ingest corpus.jsonl` over HTTP;
+   wall time until every job has settled -> documents/s and chunks/s.
+2. The raw embedder (same model, same batch size) on exactly the chunk texts that ingest produced ->
+   pipeline overhead = ingest wall / raw embed time - 1.
+3. The same corpus ingested again -> wall time as a fraction of the first.
+
+Usage: .venv/bin/python bench/ingest_bench.py [--corpus ../shared/data/scifact/corpus.jsonl] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.procs import snapdex_serve  # noqa: E402  (the same launcher the tests use)
+
+
+def run_cli_ingest(url: str, corpus: Path) -> tuple[float, dict]:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "snapdex", "ingest", str(corpus), "--url", url, "--quiet"],
+                         cwd=REPO, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    wall = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"snapdex ingest failed:\n{out.stdout}\n{out.stderr}")
+    return wall, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "data" / "scifact" / "corpus.jsonl")
+    p.add_argument("--limit", type=int, default=0, help="first N documents only (0 = all)")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ingest.json")
+    args = p.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="snapdex-bench-"))
+    corpus = args.corpus
+    if args.limit:
+        corpus = work / "corpus.jsonl"
+        with args.corpus.open() as src, corpus.open("w") as dst:
+            for line, _ in zip(src, range(args.limit)):
+                dst.write(line)
+    data = work / "data"
+    with snapdex_serve(data) as svc:
+        cold_wall, cold = run_cli_ingest(svc.url, corpus)
+        warm_wall, warm = run_cli_ingest(svc.url, corpus)
+
+    from encoders.dense import SentenceTransformerEmbedder
+    from ingest.catalog import Catalog
+    from ingest.db import Database
+    from snapdex.settings import Settings
+
+    settings = Settings(data_dir=data)
+    catalog = Catalog(Database(settings.catalog_path))
+    docs = list(catalog.documents("default"))
+    hashes = sorted({h for d in docs for h in d.chunk_hashes})
+    texts = [r.text for r in catalog.chunks("default", hashes).values()]
+    embedder = SentenceTransformerEmbedder(batch_size=settings.embedding_batch_size)
+    embedder.embed(texts[:8])  # load the model outside the timing, as the service does once per process
+    started = time.perf_counter()
+    step = settings.embedding_batch_size * 4
+    for i in range(0, len(texts), step):
+        embedder.embed(texts[i : i + step])
+    raw = time.perf_counter() - started
+
+    n_docs = sum(cold["counts"].values())
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "documents": n_docs,
+        "chunks": len(texts),
+        "cold_ingest_s": round(cold_wall, 2),
+        "documents_per_s": round(n_docs / cold_wall, 2),
+        "chunks_per_s": round(len(texts) / cold_wall, 2),
+        "raw_embed_s": round(raw, 2),
+        "raw_chunks_per_s": round(len(texts) / raw, 2),
+        "pipeline_overhead_pct": round(100 * (cold_wall / raw - 1), 1),
+        "reingest_s": round(warm_wall, 2),
+        "reingest_fraction_of_cold": round(warm_wall / cold_wall, 4),
+        "cold_counts": cold["counts"],
+        "reingest_counts": warm["counts"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
