@@ -78,3 +78,30 @@ def test_health_ready_and_openapi(service):
     spec = service.client.get("/openapi.json").json()
     body = spec["paths"]["/ingest"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(body)
+
+
+def test_cli_ingest_of_a_beir_corpus_and_a_folder(service, tmp_path, scifact_dir, documents_dir):
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.jsonl"
+    with (scifact_dir / "corpus.jsonl").open() as src:
+        corpus.write_text("".join(line for line, _ in zip(src, range(25))))
+    run = subprocess.run([sys.executable, "-m", "snapdex", "ingest", str(corpus), "--url", service.url,
+                          "--tenant", "beir", "--batch-size", "10"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["jobs"] == 3 and summary["failed_jobs"] == 0
+    assert summary["counts"]["new"] == 25 and summary["snapshot"]
+    assert "ingest" in run.stderr  # the progress bar
+
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("fake-text.txt", "fake.docx", "umlauts-utf8.md"):
+        (folder / "sub" / name).write_bytes((documents_dir / name).read_bytes())
+    (folder / "ignored.bin").write_bytes(b"\x00\x01")
+    run = subprocess.run([sys.executable, "-m", "snapdex", "ingest", str(folder), "--url", service.url,
+                          "--tenant", "folder"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["counts"]["new"] == 3 and summary["counts"]["failed"] == 0
