@@ -7,7 +7,7 @@ from fastapi import HTTPException
 from workers import tasks
 
 
-def enqueue(task: str, *args: str) -> None:
+def enqueue(task: str, *args: object) -> None:
     try:
         getattr(tasks, task).apply_async(args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
     except Exception as e:  # kombu raises OperationalError and friends when the broker is unreachable

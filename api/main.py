@@ -10,12 +10,25 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.enqueue import enqueue
-from api.routes import health, ingest, jobs
+from api.routes import documents, health, ingest, jobs, retrieve, snapshots
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
 from workers.celery_app import configure, start_embedded_worker
 
 log = logging.getLogger("snapdex")
+
+
+def _after_start(rt: Runtime) -> None:
+    rt.warm_up()
+    # A service whose config differs from a live snapshot's keeps serving that snapshot and builds a new one;
+    # the switch happens only when the new one is promoted.
+    for tenant, parts in rt.config_drift().items():
+        log.warning("CONFIG DRIFT for tenant %s: %s differ from the live snapshot's; serving the live snapshot, "
+                    "rebuilding", tenant, ", ".join(parts))
+        try:
+            enqueue("build_snapshot", tenant, True)
+        except Exception:
+            log.exception("could not enqueue the rebuild of %s", tenant)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -29,7 +42,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         configure(settings)
         # Models load once per process, in the background: /health answers at once, /ready turns true
         # once the first request or job would no longer pay for the load.
-        threading.Thread(target=rt.warm_up, name="warm-up", daemon=True).start()
+        threading.Thread(target=_after_start, args=(rt,), name="warm-up", daemon=True).start()
         if settings.embedded_worker:
             start_embedded_worker(settings.worker_concurrency)
             # The memory:// broker forgets on exit; the job table does not. Enqueue what a crash left behind.
@@ -41,6 +54,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app = FastAPI(title="snapdex", version="0.1.0", lifespan=lifespan,
                   description="RAG indexing and retrieval: versioned, measured, snapshot-hashed Qdrant indexes.")
-    for module in (ingest, jobs, health):
+    for module in (ingest, jobs, documents, snapshots, retrieve, health):
         app.include_router(module.router)
     return app

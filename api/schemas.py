@@ -104,3 +104,89 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     ready: bool
     checks: dict[str, str]
+
+
+class SnapshotResponse(BaseModel):
+    hash: str
+    collection: str
+    status: Literal["building", "candidate", "live", "retired", "failed", "deleted"]
+    parent: str | None
+    created_at: float
+    built_at: float | None
+    documents: int
+    chunks: int
+    embedded: int = Field(description="chunks that went through the embedding model for this build")
+    reused: int = Field(description="chunks whose vectors came from the embedding cache")
+    build_seconds: float | None
+    config: dict[str, Any]
+    reason: str | None
+
+    @classmethod
+    def from_row(cls, r: Any) -> "SnapshotResponse":
+        fields = {k: getattr(r, k) for k in cls.model_fields}
+        return cls(**fields)
+
+
+class SnapshotListResponse(BaseModel):
+    tenant: str
+    live: str | None
+    previous: str | None
+    config_drift: list[str] = Field(description="parts of the live snapshot's config that differ from this service's")
+    snapshots: list[SnapshotResponse]
+
+
+class RebuildResponse(BaseModel):
+    status: Literal["queued"] = "queued"
+    tenant: str
+
+
+class SwitchResponse(BaseModel):
+    tenant: str
+    live: str
+    previous: str | None
+
+
+class DeleteDocumentResponse(BaseModel):
+    doc_id: str
+    deleted: bool
+    rebuild: Literal["queued"] = "queued"
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=4096)
+    top_k: int = Field(default=5, ge=1, le=100)
+    filters: dict[str, Any] | None = Field(default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')
+    snapshot: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="pin a snapshot hash")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("query is blank")
+        return v
+
+
+class HitSource(BaseModel):
+    doc_id: str
+    source: str | None
+    title: str | None
+    position: int
+
+
+class RetrieveHit(BaseModel):
+    chunk_id: str
+    doc_id: str
+    sources: list[HitSource]
+    text: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class RetrieveResponse(BaseModel):
+    hits: list[RetrieveHit]
+    snapshot: str
+    recipe: dict[str, Any]
+    timings_ms: dict[str, float]
+    warnings: list[str] = Field(default_factory=list)

@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     tenant TEXT NOT NULL,
     hash TEXT NOT NULL,
     collection TEXT NOT NULL,
-    status TEXT NOT NULL,              -- building | candidate | live | retired | failed
+    status TEXT NOT NULL,              -- building | candidate | live | retired | failed | deleted
     parent TEXT,
     created_at REAL NOT NULL,
     built_at REAL,
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     build_seconds REAL,
     config TEXT NOT NULL,
     reason TEXT,
+    last_read_at REAL,                 -- last pinned read: retention spares a snapshot somebody is reading
     PRIMARY KEY (tenant, hash)
 );
 CREATE TABLE IF NOT EXISTS live (
@@ -35,6 +36,13 @@ CREATE TABLE IF NOT EXISTS live (
     hash TEXT NOT NULL,
     previous TEXT,
     switched_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS switches (
+    tenant TEXT NOT NULL,
+    at REAL NOT NULL,
+    from_hash TEXT,
+    to_hash TEXT NOT NULL,
+    action TEXT NOT NULL               -- promote | rollback | manual
 );
 """
 
@@ -55,6 +63,7 @@ class SnapshotRow:
     build_seconds: float | None
     config: dict
     reason: str | None
+    last_read_at: float | None = None
 
 
 class Manifest:
@@ -106,26 +115,56 @@ class Manifest:
                 (reason, tenant, snap_hash),
             )
 
-    def promote(self, tenant: str, snap_hash: str) -> str | None:
+    def promote(self, tenant: str, snap_hash: str, action: str = "promote") -> str | None:
         """Make snap_hash live in one transaction; returns the hash it replaced."""
         with self.db.tx() as conn:
-            s = conn.execute("SELECT status FROM snapshots WHERE tenant = ? AND hash = ?", (tenant, snap_hash)).fetchone()
-            if s is None:
-                raise KeyError(f"snapshot {snap_hash} of tenant {tenant} does not exist")
-            if s["status"] not in ("candidate", "live", "retired"):
-                raise ValueError(f"snapshot {snap_hash} is {s['status']}; only a built snapshot can be promoted")
-            cur = conn.execute("SELECT hash FROM live WHERE tenant = ?", (tenant,)).fetchone()
-            previous = cur["hash"] if cur else None
-            if previous == snap_hash:
-                return previous
-            conn.execute(
-                "INSERT OR REPLACE INTO live (tenant, hash, previous, switched_at) VALUES (?, ?, ?, ?)",
-                (tenant, snap_hash, previous, time.time()),
-            )
-            conn.execute("UPDATE snapshots SET status = 'live' WHERE tenant = ? AND hash = ?", (tenant, snap_hash))
-            if previous:
-                conn.execute("UPDATE snapshots SET status = 'retired' WHERE tenant = ? AND hash = ?", (tenant, previous))
+            return self._switch(conn, tenant, snap_hash, action)
+
+    def rollback(self, tenant: str) -> tuple[str, str]:
+        """Back to the snapshot that was live before this one; returns (from, to)."""
+        with self.db.tx() as conn:
+            cur = conn.execute("SELECT hash, previous FROM live WHERE tenant = ?", (tenant,)).fetchone()
+            if cur is None or not cur["previous"]:
+                raise LookupError(f"tenant {tenant} has no previous live snapshot to roll back to")
+            self._switch(conn, tenant, cur["previous"], "rollback")
+            return cur["hash"], cur["previous"]
+
+    def _switch(self, conn, tenant: str, snap_hash: str, action: str) -> str | None:
+        s = conn.execute("SELECT status FROM snapshots WHERE tenant = ? AND hash = ?", (tenant, snap_hash)).fetchone()
+        if s is None:
+            raise KeyError(f"snapshot {snap_hash} of tenant {tenant} does not exist")
+        if s["status"] not in ("candidate", "live", "retired"):
+            raise ValueError(f"snapshot {snap_hash} is {s['status']}; only a built snapshot can be made live")
+        cur = conn.execute("SELECT hash FROM live WHERE tenant = ?", (tenant,)).fetchone()
+        previous = cur["hash"] if cur else None
+        if previous == snap_hash:
             return previous
+        now = time.time()
+        conn.execute("INSERT OR REPLACE INTO live (tenant, hash, previous, switched_at) VALUES (?, ?, ?, ?)",
+                     (tenant, snap_hash, previous, now))
+        conn.execute("INSERT INTO switches (tenant, at, from_hash, to_hash, action) VALUES (?, ?, ?, ?, ?)",
+                     (tenant, now, previous, snap_hash, action))
+        conn.execute("UPDATE snapshots SET status = 'live' WHERE tenant = ? AND hash = ?", (tenant, snap_hash))
+        if previous:
+            conn.execute("UPDATE snapshots SET status = 'retired' WHERE tenant = ? AND hash = ?", (tenant, previous))
+        return previous
+
+    def previous(self, tenant: str) -> str | None:
+        r = self.db.conn().execute("SELECT previous FROM live WHERE tenant = ?", (tenant,)).fetchone()
+        return r["previous"] if r else None
+
+    def touch_read(self, tenant: str, snap_hash: str) -> None:
+        with self.db.tx() as conn:
+            conn.execute("UPDATE snapshots SET last_read_at = ? WHERE tenant = ? AND hash = ?",
+                         (time.time(), tenant, snap_hash))
+
+    def mark_deleted(self, tenant: str, snap_hash: str, reason: str) -> None:
+        with self.db.tx() as conn:
+            conn.execute("UPDATE snapshots SET status = 'deleted', reason = ? WHERE tenant = ? AND hash = ?",
+                         (reason, tenant, snap_hash))
+
+    def tenants(self) -> list[str]:
+        return [r[0] for r in self.db.conn().execute("SELECT tenant FROM live ORDER BY tenant")]
 
     def unfinished(self) -> list[SnapshotRow]:
         rows = self.db.conn().execute("SELECT * FROM snapshots WHERE status = 'building'")

@@ -1,13 +1,16 @@
-"""What an ingest job does end to end: ingest the documents, build the tenant's snapshot, make it live."""
+"""Jobs and snapshots over time: ingest, then (debounced) build, promote, retain; manual promote and rollback."""
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 
 from index_snapshots.builder import BuildResult, SnapshotBuilder
-from index_snapshots.manifest import Manifest
+from index_snapshots.manifest import Manifest, SnapshotRow
 from ingest.jobs import JobStore
 from ingest.pipeline import Ingestor
+from store.base import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -16,28 +19,82 @@ class TransientError(Exception):
     """A dependency is down for now (vector store, cache); the task retries with backoff."""
 
 
-def build_and_promote(builder: SnapshotBuilder, manifest: Manifest, tenant: str) -> BuildResult:
-    result = builder.build(tenant)
-    # Until the evaluation gate exists every built snapshot goes live; the switch is one manifest row.
-    manifest.promote(tenant, result.hash)
-    return result
-
-
-def run_ingest_job(ingestor: Ingestor, builder: SnapshotBuilder, manifest: Manifest, jobs: JobStore,
-                   job_id: str, transient: tuple[type[BaseException], ...] = ()) -> None:
+def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
+                   transient: tuple[type[BaseException], ...] = ()) -> str | None:
+    """Ingest a job's documents. Returns the tenant whose snapshot now needs a build, or None when the job
+    was settled already (a redelivered message) or failed."""
     view = jobs.get(job_id)
     if view is None:
         raise KeyError(f"job {job_id} does not exist")
     if view.status in ("succeeded", "failed"):
-        return  # a redelivered message for a settled job
+        return None
     try:
         ingestor.run(job_id)
-        jobs.set_phase(job_id, "building")
-        result = build_and_promote(builder, manifest, view.tenant)
-        jobs.set_phase(job_id, "done", snapshot=result.hash)
-        jobs.finish(job_id, "succeeded")
+        jobs.set_phase(job_id, "awaiting_build")
+        return view.tenant
     except transient:
         raise
     except Exception as e:
         log.exception("job %s failed", job_id)
         jobs.finish(job_id, "failed", error=f"{type(e).__name__}: {e}")
+        return None
+
+
+@dataclass
+class SnapshotService:
+    builder: SnapshotBuilder
+    manifest: Manifest
+    jobs: JobStore
+    store: VectorStore
+    keep_extra: int = 3  # besides the live and the previous live snapshot
+    pin_grace_s: float = 300.0
+
+    def build_pending(self, tenant: str) -> BuildResult | None:
+        """The debounced trigger after ingest jobs: build once no job of the tenant is still ingesting,
+        then settle every job that was waiting for it."""
+        if self.jobs.ingesting(tenant):
+            return None  # the last of those jobs triggers the build that covers them all
+        return self.rebuild(tenant)
+
+    def rebuild(self, tenant: str) -> BuildResult:
+        waiting = self.jobs.awaiting_build(tenant)
+        for job_id in waiting:
+            self.jobs.set_phase(job_id, "building")
+        try:
+            result = self.builder.build(tenant)
+        except Exception as e:
+            for job_id in waiting:
+                self.jobs.finish(job_id, "failed", error=f"snapshot build failed: {type(e).__name__}: {e}")
+            raise
+        # Until the evaluation gate exists every built snapshot goes live; the switch is one manifest row.
+        self.manifest.promote(tenant, result.hash)
+        for job_id in waiting:
+            self.jobs.set_phase(job_id, "done", snapshot=result.hash)
+            self.jobs.finish(job_id, "succeeded")
+        self.retain(tenant)
+        return result
+
+    def promote(self, tenant: str, snap_hash: str) -> str | None:
+        return self.manifest.promote(tenant, snap_hash, action="manual")
+
+    def rollback(self, tenant: str) -> tuple[str, str]:
+        return self.manifest.rollback(tenant)
+
+    def retain(self, tenant: str, now: float | None = None) -> list[str]:
+        """Delete snapshots beyond the live one, the previous live one and the newest `keep_extra` others;
+        never one that is building or that a pinned request read within the grace period."""
+        now = now or time.time()
+        live = self.manifest.live(tenant)
+        protected = {live.hash if live else None, self.manifest.previous(tenant)}
+        others: list[SnapshotRow] = [
+            s for s in reversed(self.manifest.list(tenant))  # newest first
+            if s.hash not in protected and s.status in ("candidate", "retired", "failed")
+        ]
+        deleted = []
+        for snap in others[self.keep_extra:]:
+            if snap.last_read_at and now - snap.last_read_at < self.pin_grace_s:
+                continue
+            self.store.delete_collection(snap.collection)
+            self.manifest.mark_deleted(tenant, snap.hash, "retention")
+            deleted.append(snap.hash)
+        return deleted

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
+from encoders.lexical import term_counts
 from ingest.db import Database
 
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -29,6 +30,9 @@ CREATE TABLE IF NOT EXISTS documents (
     chunk_hashes TEXT NOT NULL DEFAULT '[]',
     duplicate_of TEXT,
     minhash BLOB,
+    text TEXT,                          -- the extracted text: a new chunker re-chunks it without the original file
+    structured INTEGER NOT NULL DEFAULT 0,  -- the text carries headings to split on
+    chunker TEXT,                       -- fingerprint of the chunker config that made chunk_hashes
     updated_at REAL NOT NULL,
     PRIMARY KEY (tenant, doc_id)
 );
@@ -62,6 +66,9 @@ class DocumentRow:
     chunk_hashes: list[str] = field(default_factory=list)
     duplicate_of: str | None = None
     minhash: bytes | None = None
+    text: str | None = None
+    structured: bool = False
+    chunker: str | None = None
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> "DocumentRow":
@@ -69,6 +76,7 @@ class DocumentRow:
             tenant=r["tenant"], doc_id=r["doc_id"], status=r["status"], content_hash=r["content_hash"],
             raw_hash=r["raw_hash"], source=r["source"], title=r["title"], metadata=json.loads(r["metadata"]),
             chunk_hashes=json.loads(r["chunk_hashes"]), duplicate_of=r["duplicate_of"], minhash=r["minhash"],
+            text=r["text"], structured=bool(r["structured"]), chunker=r["chunker"],
         )
 
 
@@ -77,6 +85,10 @@ class ChunkRow:
     chunk_hash: str
     text: str
     terms: dict[str, int]
+
+    @classmethod
+    def of(cls, chunk_hash: str, text: str) -> "ChunkRow":
+        return cls(chunk_hash, text, term_counts(text))
 
 
 class Catalog:
@@ -101,11 +113,12 @@ class Catalog:
     def put_document(self, conn: sqlite3.Connection, doc: DocumentRow) -> None:
         conn.execute(
             "INSERT OR REPLACE INTO documents (tenant, doc_id, status, content_hash, raw_hash, source, title,"
-            " metadata, chunk_hashes, duplicate_of, minhash, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " metadata, chunk_hashes, duplicate_of, minhash, text, structured, chunker, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 doc.tenant, doc.doc_id, doc.status, doc.content_hash, doc.raw_hash, doc.source, doc.title,
                 json.dumps(doc.metadata, sort_keys=True), json.dumps(doc.chunk_hashes), doc.duplicate_of,
-                doc.minhash, time.time(),
+                doc.minhash, doc.text, int(doc.structured), doc.chunker, time.time(),
             ),
         )
 
@@ -113,6 +126,13 @@ class Catalog:
         conn.executemany(
             "INSERT OR IGNORE INTO chunks (tenant, chunk_hash, text, terms) VALUES (?, ?, ?, ?)",
             [(tenant, c.chunk_hash, c.text, json.dumps(c.terms, sort_keys=True)) for c in chunks],
+        )
+
+    def set_chunks(self, conn: sqlite3.Connection, tenant: str, doc_id: str, chunk_hashes: list[str],
+                   chunker: str) -> None:
+        conn.execute(
+            "UPDATE documents SET chunk_hashes = ?, chunker = ? WHERE tenant = ? AND doc_id = ?",
+            (json.dumps(chunk_hashes), chunker, tenant, doc_id),
         )
 
     def mark_deleted(self, tenant: str, doc_id: str) -> bool:

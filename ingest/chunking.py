@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -9,6 +11,8 @@ import llama_index.core
 from llama_index.core import Document
 from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
 from llama_index.core.utils import get_tokenizer
+
+from ingest.normalize import content_hash
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,10 @@ class ChunkerConfig:
         }
 
 
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()[:16]
+
+
 class Chunker:
     def __init__(self, config: ChunkerConfig) -> None:
         self.config = config
@@ -49,6 +57,10 @@ class Chunker:
     @cached_property
     def _count(self):
         return get_tokenizer()
+
+    def chunk_hashes(self, text: str, structured: bool) -> dict[str, str]:
+        """chunk hash -> chunk text, in document order; a chunk repeated inside the document is kept once."""
+        return {content_hash(t): t for t in self.chunk(text, structured)}
 
     def chunk(self, text: str, structured: bool) -> list[str]:
         if not text.strip():

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
     status TEXT NOT NULL,               -- queued | running | succeeded | failed
-    phase TEXT,                         -- parsing | embedding | building | done
+    phase TEXT,                         -- parsing | embedding | awaiting_build | building | done
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
@@ -183,6 +183,21 @@ class JobStore:
             "UPDATE job_documents SET done = 1, outcome = ?, reason = ?, chunks = ? WHERE job_id = ? AND seq = ?",
             (outcome, reason, chunks, job_id, seq),
         )
+
+    def ingesting(self, tenant: str) -> bool:
+        """Whether a job of the tenant is still queued or ingesting (a build now would soon be stale)."""
+        r = self.db.conn().execute(
+            "SELECT 1 FROM jobs WHERE tenant = ? AND (status = 'queued' OR (status = 'running'"
+            " AND COALESCE(phase, '') != 'awaiting_build')) LIMIT 1",
+            (tenant,),
+        ).fetchone()
+        return r is not None
+
+    def awaiting_build(self, tenant: str) -> list[str]:
+        rows = self.db.conn().execute(
+            "SELECT id FROM jobs WHERE tenant = ? AND status = 'running' AND phase = 'awaiting_build'", (tenant,)
+        )
+        return [r["id"] for r in rows]
 
     def unsettled(self) -> list[str]:
         """Jobs queued or running: after a crash of an embedded service these are enqueued again."""

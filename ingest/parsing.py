@@ -10,7 +10,10 @@ PDF: `unstructured.partition.pdf` cannot even be imported without `unstructured-
 (the [pdf] extra, which drags a CUDA torch in), so PDFs are read with pdfminer.six the way
 unstructured's "fast" strategy does it: one element per pdfminer text box, classified by
 unstructured's own `element_from_text` (Title/NarrativeText/ListItem/Header/Footer...).
-Scanned, image-only PDFs have no text layer and raise ParseError (no OCR here).
+Pages without a text layer (scans) are rendered with pypdfium2 and OCRed by the `tesseract` CLI
+(Debian `tesseract-ocr` + `tesseract-ocr-eng`; `tesseract-ocr-osd` for sideways scans); the words
+go through the same classification and rendering, ruled table rows as "cell | cell" lines. No
+tesseract at run time: a PDF that is image-only fails with a ParseError saying so.
 """
 
 from __future__ import annotations
@@ -19,8 +22,15 @@ import codecs
 import functools
 import importlib.metadata
 import io
+import itertools
+import logging
 import os
 import re
+import shutil
+import statistics
+import subprocess
+import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +44,13 @@ os.environ["UNSTRUCTURED_DISABLE_NOTICE"] = "1"
 
 PARSER_VERSION = (
     f"unstructured-{importlib.metadata.version('unstructured')}"
-    f"+pdfminer-{importlib.metadata.version('pdfminer.six')}+render1"
+    f"+pdfminer-{importlib.metadata.version('pdfminer.six')}+render1+ocr1"
 )
 
 FORMATS = ("txt", "md", "html", "docx", "pdf")
 _LABEL = {"txt": "text", "md": "Markdown", "html": "HTML", "docx": "DOCX", "pdf": "PDF"}
+
+log = logging.getLogger(__name__)
 
 
 class ParseError(Exception):
@@ -190,7 +202,7 @@ def _parse(fmt: str, data: bytes | None, text: str | None) -> ParsedDocument:
         elements = [e for e in elements if e.category not in ("Header", "Footer")]
     rendered = _render(elements)
     if not rendered.strip():
-        hint = " (scanned or image-only PDF? OCR is not supported)" if fmt == "pdf" else ""
+        hint = " (no text layer, and OCR recognised none)" if fmt == "pdf" else ""
         raise ParseError(f"no text found in {label}{hint}")
     titles = [e for e in elements if e.category == "Title" and e.text.strip()]
     return ParsedDocument(
@@ -252,6 +264,7 @@ def _load_unstructured() -> Any:
     from pdfminer.layout import LAParams, LTContainer, LTTextBox
     from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
     from unstructured.documents.coordinates import PixelSpace
+    from unstructured.documents.elements import Table
     from unstructured.nlp.patterns import UNICODE_BULLETS_RE
     from unstructured.partition.docx import partition_docx
     from unstructured.partition.html import partition_html
@@ -266,6 +279,7 @@ def _load_unstructured() -> Any:
         element_from_text=element_from_text,
         UNICODE_BULLETS_RE=UNICODE_BULLETS_RE,
         PixelSpace=PixelSpace,
+        Table=Table,
         extract_pages=extract_pages,
         LAParams=LAParams,
         LTContainer=LTContainer,
@@ -277,22 +291,29 @@ def _load_unstructured() -> Any:
 def _pdf_elements(data: bytes, u: Any) -> list[Any]:
     """One element per pdfminer text box, as unstructured's fast PDF strategy does; boxes holding
     several bulleted lines are split per bullet. Top-left coordinates let element_from_text
-    tell page headers and footers apart."""
-    elements = []
+    tell page headers and footers apart. Pages with (almost) no text are OCRed instead."""
+    pages: list[list[Any]] = []
+    scanned: list[int] = []  # pages to OCR
     # all_texts: also lay out text inside figures/form XObjects, where some generators put it all.
-    pages = u.extract_pages(io.BytesIO(data), laparams=u.LAParams(all_texts=True))
+    layout = u.extract_pages(io.BytesIO(data), laparams=u.LAParams(all_texts=True))
     try:
-        for page in pages:
+        for number, page in enumerate(layout):
             space = u.PixelSpace(width=page.width, height=page.height)
+            elements = []
             for box in _text_boxes(page, u):
                 x0, y0, x1, y1 = box.bbox
                 top, bottom = page.height - y1, page.height - y0
                 points = ((x0, top), (x0, bottom), (x1, bottom), (x1, top))
                 for para in _box_paragraphs(box.get_text(), u):
                     elements.append(u.element_from_text(para, points, space))
+            pages.append(elements)
+            if sum(len("".join(e.text.split())) for e in elements) < OCR_MIN_CHARS:
+                scanned.append(number)
     except u.pdf_locked as e:
         raise ParseError("PDF is password-protected or uses unsupported encryption") from e
-    return elements
+    if scanned:
+        _ocr_pages(data, pages, scanned, u)
+    return [e for elements in pages for e in elements]
 
 
 def _text_boxes(item: Any, u: Any):
@@ -312,6 +333,238 @@ def _box_paragraphs(text: str, u: Any) -> list[str]:
             paras.append([])
         paras[-1].append(line.strip())
     return [" ".join(" ".join(p).split()) for p in paras]
+
+
+# --------------------------------------------------------------------------- OCR
+
+OCR_MIN_CHARS = 20  # a page whose text layer has fewer non-blank characters than this is OCRed
+OCR_MAX_PAGES = 50  # per document; later scanned pages are skipped (and logged)
+OCR_PAGE_TIMEOUT = 60.0  # seconds per page, all tesseract runs for that page together
+OCR_DPI = 300
+OCR_MAX_PIXELS = 40_000_000  # a poster-sized page is rendered at less than OCR_DPI
+TESSERACT = "tesseract"
+_OCR_INSTALL = "OCR needs the tesseract-ocr and tesseract-ocr-eng packages"
+# PDFium is not thread-safe: every pypdfium2 call in the process goes through this lock.
+_PDFIUM_LOCK = threading.Lock()
+# One OpenMP thread: tesseract's default thread team spins and takes twice as long on 2 cores.
+_OCR_ENV = {"OMP_THREAD_LIMIT": "1"}
+_RULE = re.compile(r"\s*\|+\s*")  # a vertical table rule read as "|"
+
+
+class _OcrUnavailable(Exception):
+    pass
+
+
+def _ocr_pages(data: bytes, pages: list[list[Any]], numbers: list[int], u: Any) -> None:
+    """Replace the elements of the pages `numbers` with OCRed ones where OCR finds text."""
+    if len(numbers) > OCR_MAX_PAGES:
+        log.warning("OCR limited to %d of %d pages without text", OCR_MAX_PAGES, len(numbers))
+    todo = set(numbers)
+    has_text = any(elements for n, elements in enumerate(pages) if n not in todo)
+    try:
+        if not shutil.which(TESSERACT):
+            raise _OcrUnavailable(f"{_OCR_INSTALL} (`{TESSERACT}` is not installed)")
+        for number in numbers[:OCR_MAX_PAGES]:
+            try:
+                elements = _ocr_page(data, number, u)
+            except _OcrUnavailable:
+                raise
+            except Exception as e:  # a page that fails or times out is skipped, not the document
+                log.warning("OCR of PDF page %d failed: %s: %s", number + 1, type(e).__name__, e)
+                continue
+            if elements:
+                pages[number] = elements
+    except _OcrUnavailable as e:
+        if not has_text and _has_images(data, numbers[:OCR_MAX_PAGES]):
+            raise ParseError(f"PDF is image-only (no text layer): {e}") from None
+        log.warning("PDF pages without text not OCRed: %s", e)
+
+
+def _ocr_page(data: bytes, number: int, u: Any) -> list[Any]:
+    import numpy as np
+
+    deadline = time.monotonic() + OCR_PAGE_TIMEOUT
+    image, dpi = _render_page(data, number)
+    if image is None or not (image < 128).any():  # no page, or nothing dark on it
+        return []
+    words = _tesseract_words(image, dpi, deadline)
+    if not _read_well(words):  # sideways or upside-down scan? ask tesseract's OSD, keep the better
+        try:
+            rotate = _tesseract_rotation(image, dpi, deadline)
+            if rotate:
+                turned = np.rot90(image, -rotate // 90)
+                turned_words = _tesseract_words(turned, dpi, deadline)
+                if _ocr_score(turned_words) > _ocr_score(words):
+                    image, words = turned, turned_words
+        except (TimeoutError, RuntimeError) as e:  # keep what the first reading found
+            log.warning("OCR of PDF page %d, rotated: %s", number + 1, e)
+    return _ocr_elements(words, image.shape, u)
+
+
+def _render_page(data: bytes, number: int) -> tuple[Any, float]:
+    """Page `number` as a grayscale uint8 array (rows x columns), and its resolution in dpi."""
+    import numpy as np
+    import pypdfium2
+
+    with _PDFIUM_LOCK:
+        pdf = pypdfium2.PdfDocument(data)
+        try:
+            if number >= len(pdf):
+                return None, 0
+            page = pdf[number]
+            width, height = page.get_size()  # points
+            scale = min(
+                OCR_DPI / 72,
+                (OCR_MAX_PIXELS / max(width * height, 1)) ** 0.5,
+                30_000 / max(width, height, 1),  # tesseract's limit is 32767 pixels a side
+            )
+            bitmap = page.render(scale=scale, grayscale=True)
+            image = np.array(bitmap.to_numpy(), dtype=np.uint8).reshape(bitmap.height, bitmap.width)
+            bitmap.close()
+            page.close()
+        finally:
+            pdf.close()
+    return image, scale * 72
+
+
+def _has_images(data: bytes, numbers: list[int]) -> bool:
+    import pypdfium2
+
+    try:
+        with _PDFIUM_LOCK:
+            pdf = pypdfium2.PdfDocument(data)
+            try:
+                for number in (n for n in numbers if n < len(pdf)):
+                    page = pdf[number]
+                    images = page.get_objects(filter=[pypdfium2.raw.FPDF_PAGEOBJ_IMAGE])
+                    found = next(images, None) is not None
+                    page.close()
+                    if found:
+                        return True
+            finally:
+                pdf.close()
+    except Exception:  # cannot tell: assume a scan, the likelier reason for a PDF without text
+        return True
+    return False
+
+
+def _tesseract(image: Any, dpi: float, deadline: float, *args: str) -> str:
+    """Run the tesseract CLI on a grayscale array (sent as PGM on stdin); return its stdout."""
+    pgm = b"P5\n%d %d\n255\n" % (image.shape[1], image.shape[0]) + image.tobytes()
+    timeout = deadline - time.monotonic()
+    if timeout <= 0:
+        raise TimeoutError(f"OCR took longer than {OCR_PAGE_TIMEOUT:g} s")
+    cmd = [TESSERACT, "stdin", "stdout", "--dpi", str(round(dpi)), *args]
+    try:
+        proc = subprocess.run(
+            cmd, input=pgm, capture_output=True, timeout=timeout, env={**os.environ, **_OCR_ENV}
+        )
+    except FileNotFoundError as e:
+        raise _OcrUnavailable(f"{_OCR_INSTALL} (`{TESSERACT}` is not installed)") from e
+    except subprocess.TimeoutExpired as e:
+        raise TimeoutError(f"OCR took longer than {OCR_PAGE_TIMEOUT:g} s") from e
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode:
+        if "Failed loading language" in err or "Error opening data file" in err:
+            raise _OcrUnavailable(f"{_OCR_INSTALL} (tesseract found no English language data)")
+        raise RuntimeError(f"tesseract exited with {proc.returncode}: {err.strip()[-300:]}")
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def _tesseract_words(image: Any, dpi: float, deadline: float) -> list[dict[str, Any]]:
+    """Recognised words with block/paragraph/line numbers, bounding box and confidence."""
+    tsv = _tesseract(image, dpi, deadline, "-l", "eng", "--psm", "3", "tsv")
+    words = []
+    for row in tsv.splitlines()[1:]:
+        cols = row.split("\t")
+        if len(cols) != 12 or cols[0] != "5" or not cols[11].strip():
+            continue
+        block, par, line, left, top, width, height = map(int, cols[2:5] + cols[6:10])
+        words.append(
+            {"line": (block, par, line), "par": (block, par), "text": cols[11].strip(),
+             "conf": float(cols[10]), "box": (left, top, left + width, top + height)}
+        )
+    return words
+
+
+def _tesseract_rotation(image: Any, dpi: float, deadline: float) -> int:
+    """Clockwise degrees that make the page upright, by tesseract's orientation detection; 0 if
+    it cannot tell (too little text, or no tesseract-ocr-osd)."""
+    try:
+        osd = _tesseract(image, dpi, deadline, "--psm", "0")
+    except (_OcrUnavailable, RuntimeError):
+        return 0
+    found = re.search(r"^Rotate:\s*(\d+)", osd, re.M)
+    return int(found.group(1)) % 360 if found else 0
+
+
+def _read_well(words: list[dict[str, Any]]) -> bool:
+    """Confidently read, and along horizontal lines (tesseract also reads a sideways page, but
+    then its line boxes stand upright and table columns cannot be told apart)."""
+    return bool(words) and (
+        statistics.fmean(w["conf"] for w in words) >= 60
+        and sum(map(_horizontal, words)) > len(words) / 2
+    )
+
+
+def _ocr_score(words: list[dict[str, Any]]) -> float:
+    """Characters read along horizontal lines, weighted by confidence."""
+    return sum(len(w["text"]) * max(w["conf"], 0) for w in words if _horizontal(w)) / 100
+
+
+def _horizontal(word: dict[str, Any]) -> bool:
+    x0, top, x1, bottom = word["box"]
+    return len(word["text"]) < 3 or x1 - x0 >= bottom - top
+
+
+def _ocr_elements(words: list[dict[str, Any]], shape: tuple[int, ...], u: Any) -> list[Any]:
+    """OCR words -> elements, like pdfminer text boxes: a tesseract paragraph is a box. Runs of
+    two or more lines split into columns (by a wide gap or a ruled "|") are a table, one row per
+    line, cells joined by " | "."""
+    space = u.PixelSpace(width=shape[1], height=shape[0])
+    lines = []
+    for _, group in itertools.groupby(words, key=lambda w: w["line"]):
+        line = list(group)
+        lines.append((line[0]["par"], _ocr_cells(line), _union(w["box"] for w in line)))
+    rows = [len(cells) > 1 for _, cells, _ in lines]
+    for i, is_row in enumerate(rows):  # a lone line with a gap is not a table
+        rows[i] = is_row and ((i > 0 and rows[i - 1]) or (i + 1 < len(rows) and rows[i + 1]))
+    elements = []
+    keyed = [(("table",) if row else par, cells, box) for row, (par, cells, box) in zip(rows, lines)]
+    for key, group in itertools.groupby(keyed, key=lambda line: line[0]):
+        group = list(group)
+        x0, top, x1, bottom = _union(box for _, _, box in group)
+        points = ((x0, top), (x0, bottom), (x1, bottom), (x1, top))
+        if key == ("table",):
+            text = "\n".join(" | ".join(cells) for _, cells, _ in group)
+            elements.append(u.Table(text=text, coordinates=points, coordinate_system=space))
+            continue
+        text = "\n".join(" ".join(cells) for _, cells, _ in group)
+        for para in _box_paragraphs(text, u):
+            elements.append(u.element_from_text(para, points, space))
+    return elements
+
+
+def _ocr_cells(line: list[dict[str, Any]]) -> list[str]:
+    """A line's words as cells: a gap wider than 1.5 times the text height, or a "|", splits."""
+    height = statistics.median(w["box"][3] - w["box"][1] for w in line)
+    cells: list[list[str]] = [[]]
+    prev_right = None
+    for w in line:
+        if prev_right is not None and w["box"][0] - prev_right > 1.5 * height and cells[-1]:
+            cells.append([])
+        prev_right = w["box"][2]
+        for i, part in enumerate(_RULE.split(w["text"])):
+            if i and cells[-1]:
+                cells.append([])
+            if part:
+                cells[-1].append(part)
+    return [" ".join(c) for c in cells if c]
+
+
+def _union(boxes: Any) -> tuple[int, int, int, int]:
+    x0s, tops, x1s, bottoms = zip(*boxes)
+    return min(x0s), min(tops), max(x1s), max(bottoms)
 
 
 # --------------------------------------------------------------------------- rendering

@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 
 from encoders.dense import CachedEmbedding
-from encoders.lexical import term_counts
 from ingest import parsing
 from ingest.catalog import Catalog, ChunkRow, DocumentRow
 from ingest.chunking import Chunker, ChunkerConfig
@@ -87,12 +86,13 @@ class Ingestor:
         doc = DocumentRow(
             tenant=tenant, doc_id=item.doc_id, status="indexed", content_hash=chash, raw_hash=raw,
             source=item.filename or item.metadata.get("source"), title=item.metadata.get("title") or parsed.title,
-            metadata=item.metadata,
+            metadata=item.metadata, text=parsed.text, structured=parsed.structured,
+            chunker=self.config.chunker.fingerprint(),
         )
         with self.catalog.db.tx() as conn:
             if old and old.status != "deleted" and old.content_hash == chash:
                 # New bytes or metadata, same normalised content: keep the chunks, take the new metadata.
-                doc.status, doc.chunk_hashes = old.status, old.chunk_hashes
+                doc.status, doc.chunk_hashes, doc.chunker = old.status, old.chunk_hashes, old.chunker
                 doc.duplicate_of, doc.minhash = old.duplicate_of, old.minhash
                 self.catalog.put_document(conn, doc)
                 outcome = "unchanged" if old.metadata == item.metadata else "updated"
@@ -101,7 +101,7 @@ class Ingestor:
             twin = self.catalog.find_by_content(tenant, chash, exclude=item.doc_id, conn=conn)
             if twin is not None:
                 # Exact duplicate: the same chunks, now listing this document as one more source.
-                doc.chunk_hashes, doc.minhash = twin.chunk_hashes, twin.minhash
+                doc.chunk_hashes, doc.minhash, doc.chunker = twin.chunk_hashes, twin.minhash, twin.chunker
                 self.catalog.put_document(conn, doc)
                 self.jobs.mark_document(conn, job_id, item.seq, "duplicate", chunks=len(doc.chunk_hashes))
                 return
@@ -114,9 +114,8 @@ class Ingestor:
                 self.jobs.mark_document(conn, job_id, item.seq, "near_duplicate",
                                         reason=f"near-duplicate of {similar}")
                 return
-            texts = self.chunker.chunk(parsed.text, parsed.structured)
-            chunks = {content_hash(t): t for t in texts}  # exact chunk dedup inside the document
-            self.catalog.put_chunks(conn, tenant, [ChunkRow(h, t, term_counts(t)) for h, t in chunks.items()])
+            chunks = self.chunker.chunk_hashes(parsed.text, parsed.structured)
+            self.catalog.put_chunks(conn, tenant, [ChunkRow.of(h, t) for h, t in chunks.items()])
             doc.chunk_hashes, doc.minhash = list(chunks), to_bytes(sig)
             self.catalog.put_document(conn, doc)
             outcome = "updated" if old and old.status != "deleted" else "new"

@@ -11,6 +11,9 @@ from encoders.dense import CachedEmbedding, RedisEmbeddingCache, SentenceTransfo
 from encoders.lexical import BM25Params
 from index_snapshots.builder import IndexConfig, SnapshotBuilder
 from index_snapshots.manifest import Manifest
+from index_snapshots.resolve import SnapshotResolver
+from index_snapshots.service import SnapshotService
+from retrieval.search import HybridRetriever
 from ingest import parsing
 from ingest.catalog import Catalog
 from ingest.chunking import ChunkerConfig
@@ -70,6 +73,30 @@ class Runtime:
     def builder(self) -> SnapshotBuilder:
         return SnapshotBuilder(self.catalog, self.manifest, self.store, self.embedding, self.index_config,
                                self.settings.data_dir / "locks")
+
+    @cached_property
+    def snapshots(self) -> SnapshotService:
+        return SnapshotService(self.builder, self.manifest, self.jobs, self.store,
+                               keep_extra=self.settings.retention_keep, pin_grace_s=self.settings.pin_grace_s)
+
+    @cached_property
+    def resolver(self) -> SnapshotResolver:
+        return SnapshotResolver(self.manifest)
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(self.store, self.embedder)
+
+    def config_drift(self) -> dict[str, list[str]]:
+        """Per tenant, which parts of the live snapshot's config differ from this process's config."""
+        want = self.index_config.canonical()
+        drift = {}
+        for tenant in self.manifest.tenants():
+            live = self.manifest.live(tenant)
+            parts = sorted(k for k in set(want) | set(live.config) if want.get(k) != live.config.get(k))
+            if parts:
+                drift[tenant] = parts
+        return drift
 
     def warm_up(self) -> None:
         """Load the parser and the embedding model once, before the first job needs them."""

@@ -12,7 +12,7 @@ from snapdex.settings import Settings
 
 
 def make_runtime(tmp_path: Path, **overrides) -> Runtime:
-    settings = Settings(data_dir=tmp_path / "data", chunk_size=64, chunk_overlap=8, **overrides)
+    settings = Settings(**{"data_dir": tmp_path / "data", "chunk_size": 64, "chunk_overlap": 8, **overrides})
     return Runtime(settings, embedder=HashEmbedder(dim=32))
 
 
@@ -22,5 +22,6 @@ def text_doc(doc_id: str, text: str, **metadata) -> NewDocument:
 
 def ingest(rt: Runtime, docs: list[NewDocument], tenant: str = "default"):
     job_id = rt.jobs.create(tenant, docs)
-    run_ingest_job(rt.ingestor, rt.builder, rt.manifest, rt.jobs, job_id)
+    if run_ingest_job(rt.ingestor, rt.jobs, job_id):
+        rt.snapshots.build_pending(tenant)
     return rt.jobs.get(job_id)

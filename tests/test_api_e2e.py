@@ -105,3 +105,55 @@ def test_cli_ingest_of_a_beir_corpus_and_a_folder(service, tmp_path, scifact_dir
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["counts"]["new"] == 3 and summary["counts"]["failed"] == 0
+
+
+def test_snapshots_retrieve_promote_rollback_and_delete_over_http(service):
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = {"X-Tenant": "snap"}
+    c = service.client
+    v1 = service.wait_job(c.post("/ingest", json={"documents": DOCS}, headers=h).json()["job_id"], headers=h)["snapshot"]
+    extra = {"id": "kb-3", "text": "Passwords rotate every ninety days; the helpdesk resets them.", "metadata": {"team": "it"}}
+    v2 = service.wait_job(c.post("/ingest", json={"documents": [extra]}, headers=h).json()["job_id"], headers=h)["snapshot"]
+    assert v1 != v2
+
+    listing = c.get("/snapshots", headers=h).json()
+    assert listing["live"] == v2 and listing["previous"] == v1
+    assert [s["hash"] for s in listing["snapshots"]] == [v2, v1]
+    newest = listing["snapshots"][0]
+    assert newest["parent"] == v1 and newest["embedded"] >= 1 and newest["reused"] >= 1
+    assert newest["config"]["embedding"]["dim"] == 384
+
+    r = c.post("/retrieve", json={"query": "how often do passwords rotate", "top_k": 3}, headers=h).json()
+    assert r["snapshot"] == v2 and r["hits"][0]["doc_id"] == "kb-3"
+    pinned = c.post("/retrieve", json={"query": "how often do passwords rotate", "snapshot": v1}, headers=h).json()
+    assert pinned["snapshot"] == v1 and all(hit["doc_id"] != "kb-3" for hit in pinned["hits"])
+    r = c.post("/retrieve", json={"query": "refund", "filters": {"metadata.team": "it"}}, headers=h).json()
+    assert r["hits"] and all("it" in hit["metadata"]["team"] for hit in r["hits"])
+
+    # Switches under concurrent load: no errors, every answer names exactly one of the two snapshots.
+    def ask(_):
+        resp = c.post("/retrieve", json={"query": "VPN abroad"}, headers=h)
+        return resp.status_code, resp.json().get("snapshot")
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(ask, i) for i in range(200)]
+        for _ in range(10):
+            assert c.post("/snapshots/rollback", headers=h).json() == {"tenant": "snap", "live": v1, "previous": v2}
+            assert c.post(f"/snapshots/{v2}/promote", headers=h).json()["live"] == v2
+        answers = [f.result() for f in futures]
+    assert {code for code, _ in answers} == {200}
+    assert {snap for _, snap in answers} <= {v1, v2}
+
+    assert c.post(f"/snapshots/{'0' * 64}/promote", headers=h).status_code == 404
+    assert c.delete("/documents/kb-3", headers=h).status_code == 202
+    assert c.delete("/documents/kb-3", headers=h).status_code == 404
+
+    # Without kb-3 the tenant holds exactly v1's documents again: the rebuild lands on v1's hash and reuses it.
+    wait_until(lambda: c.get("/snapshots", headers=h).json()["live"] == v1, 60, "the rebuild after the delete")
+    assert len(c.get("/snapshots", headers=h).json()["snapshots"]) == 2
+    r = c.post("/retrieve", json={"query": "how often do passwords rotate"}, headers=h).json()
+    assert r["snapshot"] == v1 and all(hit["doc_id"] != "kb-3" for hit in r["hits"])
+    assert c.post("/retrieve", json={"query": "x", "snapshot": "abc"}, headers=h).status_code == 422
+    assert c.post("/retrieve", json={"query": "x"}, headers={"X-Tenant": "nobody"}).status_code == 404
+    assert c.post("/retrieve", json={"query": "x", "filters": {"a": {"zz": 1}}}, headers=h).status_code == 422

@@ -97,7 +97,8 @@ def test_rerunning_a_job_after_a_crash_finishes_without_duplicates(rt):
     rt.ingestor._process(job_id, "default", first, near)
     from index_snapshots.service import run_ingest_job
 
-    run_ingest_job(rt.ingestor, rt.builder, rt.manifest, rt.jobs, job_id)
+    assert run_ingest_job(rt.ingestor, rt.jobs, job_id) == "default"
+    rt.snapshots.build_pending("default")
     view = rt.jobs.get(job_id)
     assert view.status == "succeeded" and view.attempts == 2
     assert view.counts["new"] == 3 and view.docs_done == 3

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from index_snapshots.service import TransientError, build_and_promote, run_ingest_job
+from index_snapshots.service import TransientError, run_ingest_job
 from snapdex.runtime import get_runtime
 from store.base import StoreUnavailable
 from workers.celery_app import app
@@ -19,11 +19,15 @@ TRANSIENT = (TransientError, StoreUnavailable, RedisConnectionError, ConnectionE
           autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=120, retry_jitter=True, max_retries=8)
 def ingest_job(self, job_id: str) -> None:
     rt = get_runtime()
-    run_ingest_job(rt.ingestor, rt.builder, rt.manifest, rt.jobs, job_id, transient=TRANSIENT)
+    tenant = run_ingest_job(rt.ingestor, rt.jobs, job_id, transient=TRANSIENT)
+    if tenant is not None:
+        # Debounced: jobs arriving close together share one build (build_pending skips while any ingests).
+        build_snapshot.apply_async(args=(tenant,), countdown=rt.settings.build_debounce_s)
 
 
 @app.task(name="snapdex.build_snapshot", bind=True, acks_late=True, reject_on_worker_lost=True,
           autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=120, retry_jitter=True, max_retries=8)
-def build_snapshot(self, tenant: str) -> str:
+def build_snapshot(self, tenant: str, force: bool = False) -> str | None:
     rt = get_runtime()
-    return build_and_promote(rt.builder, rt.manifest, tenant).hash
+    result = rt.snapshots.rebuild(tenant) if force else rt.snapshots.build_pending(tenant)
+    return result.hash if result else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import ingest.parsing as parsing
 from ingest.parsing import (
     PARSER_VERSION,
     ParsedDocument,
@@ -92,11 +94,19 @@ SAMPLES: dict[str, tuple[str, list[str]]] = {
         ["Iwan Wyn Roberts (born 26 June 1968) is a Welsh former professional footballer"],
     ),
     "simple-table.md": ("md", ["| Item | Price | # In stock |", "| Juicy Apples | 1.99 | 739 |"]),
+    # A scan: its only content is an image of a ruled table, turned sideways in the page. OCRed.
+    "single_table.pdf": ("pdf", ["Processing", "Chipper", "Base 256"]),
     "umlauts-utf8.md": ("md", ["## können", "äöüß"]),
 }
-# A scanned page: its only content is an image of a (rotated) table. Without OCR there is no text,
-# so it must fail cleanly, per document, with a reason.
-IMAGE_ONLY_PDF = "single_table.pdf"
+SCANNED_PDF = "single_table.pdf"
+HAVE_TESSERACT = shutil.which("tesseract") is not None
+needs_tesseract = pytest.mark.skipif(
+    not HAVE_TESSERACT,
+    reason="tesseract is not installed (Debian tesseract-ocr tesseract-ocr-eng; .ci/run installs them)",
+)
+SAMPLE_PARAMS = [
+    pytest.param(name, marks=needs_tesseract) if name == SCANNED_PDF else name for name in sorted(SAMPLES)
+]
 
 
 def _read(name: str) -> bytes:
@@ -104,10 +114,10 @@ def _read(name: str) -> bytes:
 
 
 def test_every_sample_is_covered():
-    assert sorted([*SAMPLES, IMAGE_ONLY_PDF]) == sorted(p.name for p in DOCS.iterdir())
+    assert sorted(SAMPLES) == sorted(p.name for p in DOCS.iterdir())
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLES))
+@pytest.mark.parametrize("name", SAMPLE_PARAMS)
 def test_sample_parses(name):
     fmt, phrases = SAMPLES[name]
     doc = parse_bytes(_read(name), name)
@@ -120,7 +130,7 @@ def test_sample_parses(name):
     assert "\ufffd" not in doc.text and "\x00" not in doc.text
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLES))
+@pytest.mark.parametrize("name", SAMPLE_PARAMS)
 def test_format_detected_by_content_not_name(name):
     fmt, _ = SAMPLES[name]
     data = _read(name)
@@ -245,6 +255,23 @@ def _encrypted_pdf() -> bytes:
     return buf.getvalue()
 
 
+def _pdf(*parts: str, blank: int = 0, rotate: int = 0) -> bytes:
+    """The sample PDFs `parts` in one document, then `blank` empty pages; pages turned by `rotate`."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for name in parts:
+        writer.append(str(DOCS / name))
+    for _ in range(blank):
+        writer.add_blank_page(612, 792)
+    if rotate:
+        for page in writer.pages:
+            page.rotate(rotate)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
 MALFORMED = {
     "empty": (lambda: b"", "empty file"),
     "whitespace": (lambda: b" \n\t\r\n", "empty file"),
@@ -252,7 +279,7 @@ MALFORMED = {
     "truncated pdf": (lambda: _read("fake-memo.pdf")[:4000], "not a valid PDF"),
     "pdf header only": (lambda: b"%PDF-1.7\n%%EOF", "not a valid PDF"),
     "encrypted pdf": (_encrypted_pdf, "password"),
-    "image-only pdf": (lambda: _read(IMAGE_ONLY_PDF), "no text found in PDF"),
+    "blank pdf": (lambda: _pdf(blank=1), "no text found in PDF"),
     "zip, not docx": (lambda: _zip({"a.txt": "hello"}), "unsupported file type: zip"),
     "truncated docx": (lambda: _read("fake.docx")[:3000], "not a valid DOCX"),
     "docx with broken xml": (
@@ -301,9 +328,72 @@ def test_no_network_during_parsing(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     for name in sorted(SAMPLES):
-        parse_bytes(_read(name), name)
+        if name != SCANNED_PDF or HAVE_TESSERACT:
+            parse_bytes(_read(name), name)
     parse_text("# Title\n\nSome text.")
     assert attempts == []
+
+
+# --------------------------------------------------------------------------- OCR of scanned pages
+
+
+def _table_rows_read(text: str) -> None:
+    """The scanned table's rows come out as lines, each row's cells together."""
+    lines = text.splitlines()
+    for row in (("Base 128", "64,058", "800.73"), ("Chipper", "20,843", "96.20")):
+        assert any(all(cell in line for cell in row) for line in lines), (row, text)
+
+
+@needs_tesseract
+def test_scanned_table_is_ocred_row_by_row():
+    doc = parse_bytes(_read(SCANNED_PDF), SCANNED_PDF)
+    assert doc.format == "pdf" and not doc.structured
+    _table_rows_read(doc.text)
+    assert "Processing | total chunks" in doc.text  # a ruled table: its rules separate the cells
+
+
+@needs_tesseract
+@pytest.mark.parametrize("rotate", [90, 180])
+def test_sideways_and_upside_down_scans_are_turned_upright(rotate):
+    _table_rows_read(parse_bytes(_pdf(SCANNED_PDF, rotate=rotate)).text)
+
+
+@needs_tesseract
+def test_only_pages_without_text_are_ocred_in_page_order(monkeypatch):
+    ocred = []
+    ocr_page = parsing._ocr_page
+    monkeypatch.setattr(parsing, "_ocr_page", lambda data, n, u: ocred.append(n) or ocr_page(data, n, u))
+    text = parse_bytes(_pdf("fake-memo.pdf", SCANNED_PDF, "fake-memo.pdf", blank=1)).text
+    assert ocred == [1, 3]  # the scan and the blank page; the memo has a text layer
+    memo = "20,000 bottles of water"
+    assert text.index(memo) < text.index("Chipper") < text.rindex(memo)
+    assert text.count(memo) == 2 and text.count("Chipper") == 1
+
+
+@needs_tesseract
+def test_ocr_is_bounded(monkeypatch):
+    monkeypatch.setattr(parsing, "OCR_MAX_PAGES", 1)
+    assert parse_bytes(_pdf(SCANNED_PDF, SCANNED_PDF)).text.count("Chipper") == 1
+    monkeypatch.setattr(parsing, "OCR_PAGE_TIMEOUT", 0.01)  # every page times out: skipped, no crash
+    with pytest.raises(ParseError, match="no text found in PDF"):
+        parse_bytes(_read(SCANNED_PDF))
+
+
+def test_image_only_pdf_without_tesseract_is_a_clear_parse_error(monkeypatch):
+    monkeypatch.setattr(parsing.shutil, "which", lambda cmd, *args, **kwargs: None)
+    with pytest.raises(ParseError, match=r"PDF is image-only .*tesseract-ocr") as exc:
+        parse_bytes(_read(SCANNED_PDF), SCANNED_PDF)
+    assert "not installed" in str(exc.value)
+    # Pages that have text still count: a PDF with one scanned page is indexed without it.
+    text = parse_bytes(_pdf("fake-memo.pdf", SCANNED_PDF)).text
+    assert "20,000 bottles of water" in text and "Chipper" not in text
+
+
+def test_tesseract_vanishing_after_the_check_is_the_same_parse_error(monkeypatch):
+    monkeypatch.setattr(parsing.shutil, "which", lambda cmd, *args, **kwargs: "/usr/bin/tesseract")
+    monkeypatch.setattr(parsing, "TESSERACT", "/nonexistent/tesseract")
+    with pytest.raises(ParseError, match=r"PDF is image-only .*tesseract-ocr"):
+        parse_bytes(_read(SCANNED_PDF))
 
 
 # Runs in a fresh interpreter so the import of unstructured, its telemetry hook and the first

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import RuntimeDep, TenantDep
+from api.enqueue import enqueue
+from api.schemas import RebuildResponse, SnapshotListResponse, SnapshotResponse, SwitchResponse
+
+router = APIRouter(tags=["snapshots"])
+
+
+@router.get("/snapshots", response_model=SnapshotListResponse, summary="Every snapshot of the tenant, newest first")
+async def list_snapshots(rt: RuntimeDep, tenant: TenantDep) -> SnapshotListResponse:
+    rows = await run_in_threadpool(rt.manifest.list, tenant)
+    live = next((r.hash for r in rows if r.status == "live"), None)
+    drift = rt.config_drift().get(tenant, []) if rt.models_loaded else []
+    return SnapshotListResponse(tenant=tenant, live=live, previous=rt.manifest.previous(tenant), config_drift=drift,
+                                snapshots=[SnapshotResponse.from_row(r) for r in reversed(rows)])
+
+
+@router.post("/snapshots", status_code=202, response_model=RebuildResponse, summary="Rebuild the tenant's snapshot now")
+async def rebuild(tenant: TenantDep) -> RebuildResponse:
+    await run_in_threadpool(enqueue, "build_snapshot", tenant, True)
+    return RebuildResponse(tenant=tenant)
+
+
+@router.post("/snapshots/rollback", response_model=SwitchResponse, summary="Make the previous live snapshot live again")
+async def rollback(rt: RuntimeDep, tenant: TenantDep) -> SwitchResponse:
+    try:
+        left, live = await run_in_threadpool(rt.snapshots.rollback, tenant)
+    except LookupError as e:
+        raise HTTPException(status_code=409, detail=str(e)) from e
+    return SwitchResponse(tenant=tenant, live=live, previous=left)
+
+
+@router.post("/snapshots/{snap_hash}/promote", response_model=SwitchResponse, summary="Make a built snapshot live")
+async def promote(snap_hash: str, rt: RuntimeDep, tenant: TenantDep) -> SwitchResponse:
+    try:
+        previous = await run_in_threadpool(rt.snapshots.promote, tenant, snap_hash)
+    except KeyError as e:
+        raise HTTPException(status_code=404, detail=str(e.args[0])) from e
+    except ValueError as e:
+        raise HTTPException(status_code=409, detail=str(e)) from e
+    return SwitchResponse(tenant=tenant, live=snap_hash, previous=previous)

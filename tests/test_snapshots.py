@@ -1,0 +1,199 @@
+"""Snapshots: hashing, no-op rebuilds, promote and rollback under load, crashes mid-build, retention, deletes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from retrieval.search import SearchParams
+from tests.helpers import ingest, make_runtime, text_doc
+from tests.procs import REPO, wait_until
+
+DOCS = {
+    f"d{i}": " ".join(f"Document {i} sentence {j} mentions topic{(i * 7 + j) % 23} and item{j % 5}." for j in range(25))
+    for i in range(12)
+}
+
+
+def docs(**changes):
+    merged = {**DOCS, **changes}
+    return [text_doc(k, v) for k, v in merged.items() if v is not None]
+
+
+@pytest.fixture
+def rt(tmp_path):
+    runtime = make_runtime(tmp_path / "a")
+    yield runtime
+    runtime.close()
+
+
+def test_same_input_same_hash_and_rebuild_is_a_noop(rt, tmp_path):
+    first = ingest(rt, docs())
+    other = make_runtime(tmp_path / "b")
+    try:
+        assert ingest(other, list(reversed(docs()))).snapshot == first.snapshot
+    finally:
+        other.close()
+    again = rt.snapshots.rebuild("default")
+    assert again.built is False and again.hash == first.snapshot
+    assert len(rt.manifest.list("default")) == 1
+
+
+def test_one_changed_document_embeds_only_its_chunks(rt):
+    first = ingest(rt, docs())
+    before = rt.embedder.texts_embedded
+    second = ingest(rt, docs(d3="A brand new text about volcanoes and lava flows in Iceland. " * 3))
+    assert second.snapshot != first.snapshot
+    snap = rt.manifest.get("default", second.snapshot)
+    assert snap.embedded == rt.embedder.texts_embedded - before == len(rt.catalog.get_document("default", "d3").chunk_hashes)
+    assert snap.reused == snap.chunks - snap.embedded and snap.parent == first.snapshot
+
+
+def test_promote_and_rollback_under_concurrent_retrieval(rt):
+    v1 = ingest(rt, docs()).snapshot
+    v2 = ingest(rt, docs(d0="Volcanoes erupt lava; topic0 item0 appear too. " * 4)).snapshot
+    chunks = {
+        h: {p.id for p in rt.store.scroll(rt.manifest.get("default", h).collection, limit=10_000)[0]} for h in (v1, v2)
+    }
+    errors, answers = [], []
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                snap = rt.resolver.resolve("default")
+                hits = rt.retriever.retrieve(snap.collection, "topic0 item0 lava", SearchParams(top_k=5))
+                answers.append(snap.hash)
+                if not {h.id for h in hits} <= chunks[snap.hash]:
+                    errors.append(f"hits outside snapshot {snap.hash}")
+            except Exception as e:  # any failure during a switch is a bug
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(20):
+        assert rt.snapshots.rollback("default") == (v2, v1)
+        assert rt.snapshots.promote("default", v2) == v1
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert set(answers) <= {v1, v2} and len(answers) > 20
+    assert rt.manifest.live("default").hash == v2
+
+
+def test_rollback_without_history_and_bad_promote(rt):
+    v1 = ingest(rt, docs()).snapshot
+    with pytest.raises(LookupError, match="no previous"):
+        rt.snapshots.rollback("default")
+    with pytest.raises(KeyError):
+        rt.snapshots.promote("default", "0" * 64)
+    assert rt.manifest.live("default").hash == v1
+
+
+def test_retention_keeps_live_previous_pinned_and_newest(rt):
+    rt.snapshots.keep_extra = 1
+    hashes = [ingest(rt, docs(d1=f"Version {n} of the changing document. " * 5)).snapshot for n in range(6)]
+    by_hash = {s.hash: s for s in rt.manifest.list("default")}
+    live, previous = hashes[-1], hashes[-2]
+    assert by_hash[live].status == "live" and by_hash[previous].status == "retired"
+    assert by_hash[hashes[-3]].status == "retired"  # the one extra kept
+    for h in hashes[:-3]:
+        assert by_hash[h].status == "deleted"
+        assert not rt.store.has_collection(by_hash[h].collection)
+
+
+def test_retention_spares_a_pinned_snapshot(rt):
+    rt.snapshots.keep_extra = 0
+    old = ingest(rt, docs()).snapshot
+    rt.resolver.resolve("default", old)  # a pinned request reads it
+    for n in range(3):
+        ingest(rt, docs(d2=f"Edition {n} of document two. " * 5))
+    assert rt.manifest.get("default", old).status == "retired"
+    assert rt.store.has_collection(rt.manifest.get("default", old).collection)
+    deleted = rt.snapshots.retain("default", now=rt.manifest.get("default", old).last_read_at + 10_000)
+    assert old in deleted
+
+
+def test_delete_document_rebuilds_with_exact_bm25(rt, tmp_path):
+    ingest(rt, docs())
+    assert rt.catalog.mark_deleted("default", "d5")
+    after = rt.snapshots.rebuild("default")
+    assert rt.store.count(after.collection, filters={"doc_ids": "d5"}) == 0
+    # The same documents built from scratch elsewhere: identical BM25 scores (IDF and avgdl of this snapshot).
+    fresh = make_runtime(tmp_path / "fresh")
+    try:
+        ref = ingest(fresh, docs(d5=None)).snapshot
+        q = SearchParams(top_k=10)
+        ours = rt.retriever.retrieve(after.collection, "topic3 item2", q, dense=False)
+        theirs = fresh.retriever.retrieve(fresh.manifest.get("default", ref).collection, "topic3 item2", q, dense=False)
+        assert [(h.id, round(h.score, 5)) for h in ours] == [(h.id, round(h.score, 5)) for h in theirs]
+        assert after.hash == ref
+    finally:
+        fresh.close()
+
+
+def test_config_change_forces_a_full_build_and_old_live_serves_until_then(rt, tmp_path):
+    v1 = ingest(rt, docs()).snapshot
+    rt.close()
+    changed = make_runtime(tmp_path / "a", chunk_size=48, chunk_overlap=4)
+    try:
+        assert changed.config_drift() == {"default": ["chunker"]}
+        assert changed.resolver.resolve("default").hash == v1  # still serving the old one
+        result = changed.snapshots.rebuild("default")
+        assert result.built and result.hash != v1
+        assert changed.manifest.live("default").hash == result.hash
+        assert changed.config_drift() == {}
+        assert result.embedded > 0  # new chunk boundaries: new chunks
+    finally:
+        changed.close()
+
+
+CRASHING_BUILD = """
+import sys, time
+from encoders.dense import HashEmbedder
+from snapdex.runtime import Runtime
+from snapdex.settings import Settings
+
+class Slow(HashEmbedder):
+    def embed(self, texts):
+        time.sleep(0.3)
+        return super().embed(texts)
+
+rt = Runtime(Settings(data_dir=sys.argv[1], chunk_size=48, chunk_overlap=4), embedder=Slow(dim=32))
+rt.builder.batch_size = 4
+rt.snapshots.rebuild("default")
+"""
+
+
+def test_killed_mid_build_marks_failed_and_live_is_untouched(rt, tmp_path):
+    v1 = ingest(rt, docs()).snapshot
+    data = rt.settings.data_dir
+    rt.close()  # the embedded engine allows one process per folder
+    proc = subprocess.Popen([sys.executable, "-c", CRASHING_BUILD, str(data)], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    from index_snapshots.manifest import Manifest
+    from ingest.db import Database
+
+    manifest = Manifest(Database(data / "catalog.sqlite3"))
+    wait_until(lambda: any(s.status == "building" for s in manifest.list("default")), 60, "the build to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    restarted = make_runtime(tmp_path / "a")
+    try:
+        requeue = restarted.recover()
+        assert requeue == []
+        statuses = {s.hash: s for s in restarted.manifest.list("default")}
+        broken = [s for s in statuses.values() if s.hash != v1]
+        assert len(broken) == 1 and broken[0].status == "failed" and "interrupted" in broken[0].reason
+        assert not restarted.store.has_collection(broken[0].collection)
+        live = restarted.manifest.live("default")
+        assert live.hash == v1 and restarted.store.count(live.collection) == live.chunks
+    finally:
+        restarted.close()
