@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # README command 2: install everything, then run the whole test suite.
-# Tests that need redis-server use Debian's package (installed here when missing and run as root).
+# The tests use Debian's redis-server, tesseract and docker-compose (scripts/apt-packages.txt): installed here
+# when missing and run as root; elsewhere the tests that need them skip and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  bash scripts/apt-install.sh
 fi
 export HF_HUB_OFFLINE=1
 exec .venv/bin/python -m pytest "$@"

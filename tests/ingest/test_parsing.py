@@ -102,10 +102,11 @@ SCANNED_PDF = "single_table.pdf"
 HAVE_TESSERACT = shutil.which("tesseract") is not None
 needs_tesseract = pytest.mark.skipif(
     not HAVE_TESSERACT,
-    reason="tesseract is not installed (Debian tesseract-ocr tesseract-ocr-eng; .ci/run installs them)",
+    reason="tesseract is not installed (Debian tesseract-ocr, tesseract-ocr-eng; .ci/run installs them)",
 )
 SAMPLE_PARAMS = [
-    pytest.param(name, marks=needs_tesseract) if name == SCANNED_PDF else name for name in sorted(SAMPLES)
+    pytest.param(name, marks=needs_tesseract) if name == SCANNED_PDF else name
+    for name in sorted(SAMPLES)
 ]
 
 
@@ -362,7 +363,8 @@ def test_sideways_and_upside_down_scans_are_turned_upright(rotate):
 def test_only_pages_without_text_are_ocred_in_page_order(monkeypatch):
     ocred = []
     ocr_page = parsing._ocr_page
-    monkeypatch.setattr(parsing, "_ocr_page", lambda data, n, u: ocred.append(n) or ocr_page(data, n, u))
+    spy = lambda data, n, u: ocred.append(n) or ocr_page(data, n, u)  # noqa: E731
+    monkeypatch.setattr(parsing, "_ocr_page", spy)
     text = parse_bytes(_pdf("fake-memo.pdf", SCANNED_PDF, "fake-memo.pdf", blank=1)).text
     assert ocred == [1, 3]  # the scan and the blank page; the memo has a text layer
     memo = "20,000 bottles of water"
@@ -374,7 +376,8 @@ def test_only_pages_without_text_are_ocred_in_page_order(monkeypatch):
 def test_ocr_is_bounded(monkeypatch):
     monkeypatch.setattr(parsing, "OCR_MAX_PAGES", 1)
     assert parse_bytes(_pdf(SCANNED_PDF, SCANNED_PDF)).text.count("Chipper") == 1
-    monkeypatch.setattr(parsing, "OCR_PAGE_TIMEOUT", 0.01)  # every page times out: skipped, no crash
+    # Every page times out: skipped, and the document fails alone, without a crash.
+    monkeypatch.setattr(parsing, "OCR_PAGE_TIMEOUT", 0.01)
     with pytest.raises(ParseError, match="no text found in PDF"):
         parse_bytes(_read(SCANNED_PDF))
 

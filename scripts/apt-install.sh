@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the tests use (redis-server for the queue, tesseract for OCR, docker-compose to validate
+# the production compose file). Installs only what is missing; needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+while read -r pkg; do
+  [ -n "$pkg" ] || continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done < scripts/apt-packages.txt
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
