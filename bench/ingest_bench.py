@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import machine, write_result  # noqa: E402
 
 from tests.procs import snapdex_serve  # noqa: E402  (the same launcher the tests use)
 
@@ -74,9 +75,11 @@ def main() -> int:
         embedder.embed(texts[i : i + step])
     raw = time.perf_counter() - started
 
-    n_docs = sum(cold["counts"].values())
+    from ingest.jobs import OUTCOMES
+
+    n_docs = sum(cold["counts"][k] for k in OUTCOMES)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine(),
         "documents": n_docs,
         "chunks": len(texts),
         "cold_ingest_s": round(cold_wall, 2),
@@ -90,9 +93,7 @@ def main() -> int:
         "cold_counts": cold["counts"],
         "reingest_counts": warm["counts"],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 

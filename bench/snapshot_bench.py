@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import machine, write_result  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from encoders.dense import SentenceTransformerEmbedder  # noqa: E402
@@ -95,7 +96,7 @@ def main() -> int:
     switches.sort()
     snap = rt.manifest.get("default", warm_hash)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "documents": len(docs),
         "chunks": snap.chunks,
         "cold_build_s": round(cold_s, 2),
@@ -112,9 +113,7 @@ def main() -> int:
         "promote_ms_p95": round(switches[int(0.95 * len(switches)) - 1], 3),
     }
     rt.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 

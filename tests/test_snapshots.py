@@ -197,3 +197,21 @@ def test_killed_mid_build_marks_failed_and_live_is_untouched(rt, tmp_path):
         assert live.hash == v1 and restarted.store.count(live.collection) == live.chunks
     finally:
         restarted.close()
+
+
+def test_debounced_build_waits_for_every_ingesting_job_then_settles_them_all(rt):
+    from index_snapshots.service import run_ingest_job
+
+    first = rt.jobs.create("default", docs()[:6])
+    second = rt.jobs.create("default", docs()[6:])
+    assert run_ingest_job(rt.ingestor, rt.jobs, first) == "default"
+    # The second job is still queued: a build now would be stale at once, so the trigger skips.
+    assert rt.snapshots.build_pending("default") is None
+    assert rt.jobs.get(first).phase == "awaiting_build" and rt.jobs.get(first).status == "running"
+    assert run_ingest_job(rt.ingestor, rt.jobs, second) == "default"
+    result = rt.snapshots.build_pending("default")
+    assert result is not None and len(rt.manifest.list("default")) == 1
+    for job_id in (first, second):
+        view = rt.jobs.get(job_id)
+        assert view.status == "succeeded" and view.snapshot == result.hash
+    assert result.documents == 12
