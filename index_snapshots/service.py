@@ -28,6 +28,9 @@ def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
         raise KeyError(f"job {job_id} does not exist")
     if view.status in ("succeeded", "failed"):
         return None
+    if view.phase in ("awaiting_build", "building"):
+        # A redelivered message of a job whose documents are all in: only the build trigger is left to do.
+        return view.tenant
     try:
         ingestor.run(job_id)
         jobs.set_phase(job_id, "awaiting_build")

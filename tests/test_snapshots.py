@@ -215,3 +215,14 @@ def test_debounced_build_waits_for_every_ingesting_job_then_settles_them_all(rt)
         view = rt.jobs.get(job_id)
         assert view.status == "succeeded" and view.snapshot == result.hash
     assert result.documents == 12
+
+
+def test_redelivered_ingest_message_after_ingest_only_triggers_the_build(rt):
+    from index_snapshots.service import run_ingest_job
+
+    job_id = rt.jobs.create("default", docs()[:3])
+    assert run_ingest_job(rt.ingestor, rt.jobs, job_id) == "default"
+    embedded = rt.embedder.texts_embedded
+    assert run_ingest_job(rt.ingestor, rt.jobs, job_id) == "default"  # the same message, delivered again
+    view = rt.jobs.get(job_id)
+    assert view.attempts == 1 and view.phase == "awaiting_build" and rt.embedder.texts_embedded == embedded
