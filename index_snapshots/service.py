@@ -15,10 +15,6 @@ from store.base import VectorStore
 log = logging.getLogger(__name__)
 
 
-class TransientError(Exception):
-    """A dependency is down for now (vector store, cache); the task retries with backoff."""
-
-
 def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
                    transient: tuple[type[BaseException], ...] = ()) -> str | None:
     """Ingest a job's documents. Returns the tenant whose snapshot now needs a build, or None when the job

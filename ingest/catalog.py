@@ -169,6 +169,3 @@ class Catalog:
             ):
                 out[r["chunk_hash"]] = ChunkRow(r["chunk_hash"], r["text"], json.loads(r["terms"]))
         return out
-
-    def tenants(self) -> list[str]:
-        return [r[0] for r in self.db.conn().execute("SELECT DISTINCT tenant FROM documents ORDER BY tenant")]

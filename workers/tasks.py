@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from index_snapshots.service import TransientError, run_ingest_job
+from index_snapshots.service import run_ingest_job
 from snapdex.runtime import get_runtime
 from store.base import StoreUnavailable
 from workers.celery_app import app
@@ -12,7 +12,8 @@ try:
 except ImportError:  # pragma: no cover
     RedisConnectionError = ConnectionError  # type: ignore[misc,assignment]
 
-TRANSIENT = (TransientError, StoreUnavailable, RedisConnectionError, ConnectionError, TimeoutError)
+# A dependency that is down for now (vector store, Redis): the task retries with backoff.
+TRANSIENT = (StoreUnavailable, RedisConnectionError, ConnectionError, TimeoutError)
 
 
 @app.task(name="snapdex.ingest_job", bind=True, acks_late=True, reject_on_worker_lost=True,
