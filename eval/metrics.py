@@ -21,7 +21,7 @@ Per-query functions take the qrels of one query (`{doc_id: grade}`) and one rank
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Sequence
 
@@ -186,7 +186,7 @@ class QueryResult:
     # 1-based rank of each relevant doc within `retrieved`, None if it is not there.
     ranks: dict[str, int | None]
     # The deduplicated ranking cut at the deepest cutoff evaluated.
-    retrieved: list[str] = field(default_factory=list)
+    retrieved: list[str]
 
 
 def _metric_names(ks: Sequence[int], mrr_k: int, ndcg_k: int) -> list[str]:
@@ -217,9 +217,13 @@ def evaluate(
     mrr_k = _check_k(mrr_k, "mrr_k")
     ndcg_k = _check_k(ndcg_k, "ndcg_k")
     if not isinstance(qrels, dict):
-        raise ValueError(f"qrels must be a dict {{query_id: {{doc_id: int}}}}, got {type(qrels).__name__}")
+        raise ValueError(
+            f"qrels must be a dict {{query_id: {{doc_id: int}}}}, got {type(qrels).__name__}"
+        )
     if not isinstance(run, dict):
-        raise ValueError(f"run must be a dict {{query_id: [doc_id, ...]}}, got {type(run).__name__}")
+        raise ValueError(
+            f"run must be a dict {{query_id: [doc_id, ...]}}, got {type(run).__name__}"
+        )
     for query_id, relevant in qrels.items():
         if not isinstance(query_id, str):
             raise ValueError(f"query id in qrels must be a str, got {query_id!r}")
