@@ -6,17 +6,22 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import RuntimeDep, TenantDep
 from api.enqueue import enqueue
 from api.schemas import RebuildResponse, SnapshotListResponse, SnapshotResponse, SwitchResponse
+from snapdex.runtime import Runtime
 
 router = APIRouter(tags=["snapshots"])
 
 
-@router.get("/snapshots", response_model=SnapshotListResponse, summary="Every snapshot of the tenant, newest first")
-async def list_snapshots(rt: RuntimeDep, tenant: TenantDep) -> SnapshotListResponse:
-    rows = await run_in_threadpool(rt.manifest.list, tenant)
+def _listing(rt: Runtime, tenant: str) -> SnapshotListResponse:
+    rows = rt.manifest.list(tenant)
     live = next((r.hash for r in rows if r.status == "live"), None)
     drift = rt.config_drift().get(tenant, []) if rt.models_loaded else []
     return SnapshotListResponse(tenant=tenant, live=live, previous=rt.manifest.previous(tenant), config_drift=drift,
                                 snapshots=[SnapshotResponse.from_row(r) for r in reversed(rows)])
+
+
+@router.get("/snapshots", response_model=SnapshotListResponse, summary="Every snapshot of the tenant, newest first")
+async def list_snapshots(rt: RuntimeDep, tenant: TenantDep) -> SnapshotListResponse:
+    return await run_in_threadpool(_listing, rt, tenant)
 
 
 @router.post("/snapshots", status_code=202, response_model=RebuildResponse, summary="Rebuild the tenant's snapshot now")
