@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 Scalar = str | int | float | bool
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("is blank (white space only)")
+    return v
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=512, description="Your id of the document; re-sending it replaces it")
-    text: str = Field(min_length=1, description="Plain text or Markdown")
+    text: NonBlank = Field(min_length=1, description="Plain text or Markdown")
     metadata: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict,
                                                        description="Filterable fields; 'title' and 'source' are shown with hits")
 
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("text is blank")
-        return v
 
 
 class IngestRequest(BaseModel):
@@ -155,17 +158,11 @@ class DeleteDocumentResponse(BaseModel):
 class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=4096)
+    query: NonBlank = Field(min_length=1, max_length=4096)
     top_k: int = Field(default=5, ge=1, le=100)
     filters: dict[str, Any] | None = Field(default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')
     snapshot: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="pin a snapshot hash")
 
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("query is blank")
-        return v
 
 
 class HitSource(BaseModel):
