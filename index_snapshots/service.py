@@ -48,19 +48,24 @@ class SnapshotService:
     keep_extra: int = 3  # besides the live and the previous live snapshot
     pin_grace_s: float = 300.0
 
-    def build_pending(self, tenant: str) -> BuildResult | None:
+    def build_pending(self, tenant: str, transient: tuple[type[BaseException], ...] = ()) -> BuildResult | None:
         """The debounced trigger after ingest jobs: build once no job of the tenant is still ingesting,
         then settle every job that was waiting for it."""
         if self.jobs.ingesting(tenant):
             return None  # the last of those jobs triggers the build that covers them all
-        return self.rebuild(tenant)
+        return self.rebuild(tenant, transient)
 
-    def rebuild(self, tenant: str) -> BuildResult:
+    def rebuild(self, tenant: str, transient: tuple[type[BaseException], ...] = ()) -> BuildResult:
         waiting = self.jobs.awaiting_build(tenant)
         for job_id in waiting:
             self.jobs.set_phase(job_id, "building")
         try:
             result = self.builder.build(tenant)
+        except transient:
+            # The task retries the build: its jobs wait for it again instead of failing.
+            for job_id in waiting:
+                self.jobs.set_phase(job_id, "awaiting_build")
+            raise
         except Exception as e:
             for job_id in waiting:
                 self.jobs.finish(job_id, "failed", error=f"snapshot build failed: {type(e).__name__}: {e}")

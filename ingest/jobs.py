@@ -185,10 +185,12 @@ class JobStore:
         )
 
     def ingesting(self, tenant: str) -> bool:
-        """Whether a job of the tenant is still queued or ingesting (a build now would soon be stale)."""
+        """Whether a job of the tenant is still queued or ingesting (a build now would soon be stale).
+        Jobs waiting for or inside a build are not: a job that finishes ingesting during someone else's build
+        must get a build of its own (it waits for the tenant's build lock)."""
         r = self.db.conn().execute(
             "SELECT 1 FROM jobs WHERE tenant = ? AND (status = 'queued' OR (status = 'running'"
-            " AND COALESCE(phase, '') != 'awaiting_build')) LIMIT 1",
+            " AND COALESCE(phase, '') NOT IN ('awaiting_build', 'building'))) LIMIT 1",
             (tenant,),
         ).fetchone()
         return r is not None

@@ -226,3 +226,36 @@ def test_redelivered_ingest_message_after_ingest_only_triggers_the_build(rt):
     assert run_ingest_job(rt.ingestor, rt.jobs, job_id) == "default"  # the same message, delivered again
     view = rt.jobs.get(job_id)
     assert view.attempts == 1 and view.phase == "awaiting_build" and rt.embedder.texts_embedded == embedded
+
+
+def test_job_that_finishes_during_another_build_gets_its_own_build(rt):
+    from index_snapshots.service import run_ingest_job
+
+    first = rt.jobs.create("default", docs()[:6])
+    run_ingest_job(rt.ingestor, rt.jobs, first)
+    rt.jobs.set_phase(first, "building")  # another worker is building for the first job right now
+    second = rt.jobs.create("default", docs()[6:])
+    run_ingest_job(rt.ingestor, rt.jobs, second)
+    result = rt.snapshots.build_pending("default")  # the second job's trigger must not be skipped
+    assert result is not None and result.documents == 12
+    assert rt.jobs.get(second).status == "succeeded" and rt.jobs.get(second).snapshot == result.hash
+
+
+def test_transient_build_failure_leaves_jobs_waiting_for_the_retry(rt, monkeypatch):
+    from index_snapshots.service import run_ingest_job
+    from store.base import StoreUnavailable
+
+    job_id = rt.jobs.create("default", docs()[:3])
+    run_ingest_job(rt.ingestor, rt.jobs, job_id)
+
+    def down(tenant):
+        raise StoreUnavailable("qdrant is restarting", retry_after=2)
+
+    monkeypatch.setattr(rt.builder, "build", down)
+    with pytest.raises(StoreUnavailable):
+        rt.snapshots.build_pending("default", transient=(StoreUnavailable,))
+    view = rt.jobs.get(job_id)
+    assert view.status == "running" and view.phase == "awaiting_build"
+    monkeypatch.undo()
+    assert rt.snapshots.build_pending("default").hash == rt.jobs.get(job_id).snapshot
+    assert rt.jobs.get(job_id).status == "succeeded"

@@ -14,10 +14,12 @@ except ImportError:  # pragma: no cover
 
 # A dependency that is down for now (vector store, Redis): the task retries with backoff.
 TRANSIENT = (StoreUnavailable, RedisConnectionError, ConnectionError, TimeoutError)
+# Redelivered if the worker dies (tasks are idempotent); retried with backoff while a dependency is down.
+TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT, retry_backoff=2,
+                    retry_backoff_max=120, retry_jitter=True, max_retries=8)
 
 
-@app.task(name="snapdex.ingest_job", bind=True, acks_late=True, reject_on_worker_lost=True,
-          autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=120, retry_jitter=True, max_retries=8)
+@app.task(name="snapdex.ingest_job", **TASK_OPTIONS)
 def ingest_job(self, job_id: str) -> None:
     rt = get_runtime()
     tenant = run_ingest_job(rt.ingestor, rt.jobs, job_id, transient=TRANSIENT)
@@ -26,9 +28,9 @@ def ingest_job(self, job_id: str) -> None:
         build_snapshot.apply_async(args=(tenant,), countdown=rt.settings.build_debounce_s)
 
 
-@app.task(name="snapdex.build_snapshot", bind=True, acks_late=True, reject_on_worker_lost=True,
-          autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=120, retry_jitter=True, max_retries=8)
+@app.task(name="snapdex.build_snapshot", **TASK_OPTIONS)
 def build_snapshot(self, tenant: str, force: bool = False) -> str | None:
     rt = get_runtime()
-    result = rt.snapshots.rebuild(tenant) if force else rt.snapshots.build_pending(tenant)
+    snapshots = rt.snapshots
+    result = snapshots.rebuild(tenant, TRANSIENT) if force else snapshots.build_pending(tenant, TRANSIENT)
     return result.hash if result else None
