@@ -155,6 +155,22 @@ class DeleteDocumentResponse(BaseModel):
     rebuild: Literal["queued"] = "queued"
 
 
+class RetrieveOptions(BaseModel):
+    """Per-request overrides of the ranking stages; anything left out uses the service's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rerank: Literal["late-interaction", "cross-encoder", "none"] | None = Field(
+        default=None, description="second stage; cross-encoder only where a model folder is configured")
+    rewrite: Literal["none", "normalize", "llm"] | None = Field(
+        default=None, description="query rewriting; llm only where an endpoint is configured")
+    fusion: Literal["dbsf", "rrf"] | None = None
+    rrf_k: int | None = Field(default=None, ge=1, le=1000)
+    candidates: int | None = Field(default=None, ge=1, le=1000, description="per leg, before fusion")
+    rerank_depth: int | None = Field(default=None, ge=1, le=200, description="fused candidates reranked")
+    max_per_document: int | None = Field(default=None, ge=1, le=100, description="cap of chunks per document")
+
+
 class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -162,7 +178,7 @@ class RetrieveRequest(BaseModel):
     top_k: int = Field(default=5, ge=1, le=100)
     filters: dict[str, Any] | None = Field(default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')
     snapshot: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="pin a snapshot hash")
-
+    options: RetrieveOptions = Field(default_factory=RetrieveOptions)
 
 
 class HitSource(BaseModel):
@@ -172,18 +188,31 @@ class HitSource(BaseModel):
     position: int
 
 
+class HitScores(BaseModel):
+    """Each stage's score of the hit; null where a stage did not run (e.g. no second stage)."""
+
+    dense: float | None = Field(default=None, description="cosine of query and chunk vectors")
+    bm25: float | None = Field(default=None, description="BM25 of the query terms in the chunk")
+    windows: float | None = Field(default=None, description="best sentence window's cosine (late interaction)")
+    fused: float | None = Field(default=None, description="first-stage fused score")
+    rerank: float | None = Field(default=None, description="second-stage score")
+
+
 class RetrieveHit(BaseModel):
     chunk_id: str
     doc_id: str
     sources: list[HitSource]
     text: str
-    score: float
+    score: float = Field(description="the score hits are ordered by (the last stage that ran)")
+    scores: HitScores
     metadata: dict[str, Any]
 
 
 class RetrieveResponse(BaseModel):
     hits: list[RetrieveHit]
-    snapshot: str
-    recipe: dict[str, Any]
+    snapshot: str = Field(description="hash of the snapshot that answered")
+    recipe: dict[str, Any] = Field(description="models, stages and parameters that shaped the answer")
     timings_ms: dict[str, float]
+    request_id: str
+    cached: bool = Field(default=False, description="served from the result cache (same snapshot, same request)")
     warnings: list[str] = Field(default_factory=list)

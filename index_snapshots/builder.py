@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from encoders.dense import CachedEmbedding
 from encoders.lexical import TOKENIZER_VERSION, BM25Params, average_length, document_vector
 from ingest.catalog import Catalog, ChunkRow, DocumentRow
 from ingest.chunking import Chunker, ChunkerConfig
+from ingest.windows import WindowConfig, windows_of
 from index_snapshots.manifest import Manifest
 from store.base import VectorStore
 from store.types import Point
@@ -40,6 +43,7 @@ class IndexConfig:
     model_id: str
     dim: int
     bm25: BM25Params = BM25Params()
+    windows: WindowConfig | None = WindowConfig()  # sentence-window multivectors for the late-interaction stage
 
     def canonical(self) -> dict:
         return {
@@ -47,6 +51,7 @@ class IndexConfig:
             "chunker": self.chunker.canonical(),
             "embedding": {"model": self.model_id, "dim": self.dim},
             "bm25": {"tokenizer": TOKENIZER_VERSION, "k1": self.bm25.k1, "b": self.bm25.b, "idf": "qdrant-modifier"},
+            "windows": self.windows.canonical() if self.windows else None,
         }
 
 
@@ -141,7 +146,8 @@ class SnapshotBuilder:
         try:
             # A collection left by a build that died half way is not trusted: start it again.
             self.store.delete_collection(name)
-            self.store.create_collection(name, self.config.dim, keyword_indexes=KEYWORD_INDEXES)
+            self.store.create_collection(name, self.config.dim, keyword_indexes=KEYWORD_INDEXES,
+                                         windows=self.config.windows is not None)
             sources = _sources_of(docs)
             hashes = sorted(sources)
             rows = self.catalog.chunks(tenant, hashes)
@@ -154,7 +160,9 @@ class SnapshotBuilder:
                 part = hashes[i : i + self.batch_size]
                 vectors, n = self.embedding.vectors({h: rows[h].text for h in part})
                 embedded += n
-                self.store.upsert(name, [self._point(tenant, h, rows[h], vectors[h], sources[h], avgdl) for h in part])
+                windows = self._windows({h: (rows[h].text, sources[h][0].title) for h in part})
+                self.store.upsert(name, [self._point(tenant, h, rows[h], vectors[h], sources[h], avgdl, windows.get(h))
+                                         for h in part])
             # What this snapshot cost in model time: chunks its parent did not hold were embedded for it (at
             # ingest or just now); the rest were carried over.
             embedded = max(embedded, len(hashes) - len(self._parent_ids(live) & {point_id(h) for h in hashes}))
@@ -197,10 +205,20 @@ class SnapshotBuilder:
         log.warning("re-chunked %d documents of %s for chunker %s", len(stale), tenant, fp)
         return docs
 
-    def _point(self, tenant, chunk_hash, row, vector, docs: list[DocumentRow], avgdl: float) -> Point:
+    def _windows(self, chunks: dict[str, tuple[str, str | None]]) -> dict[str, np.ndarray]:
+        """chunk hash -> its window vectors (n, dim), most of them from the cache the ingest job filled."""
+        if self.config.windows is None:
+            return {}
+        per_chunk = {h: windows_of(text, title, self.config.windows) for h, (text, title) in chunks.items()}
+        vectors, _ = self.embedding.vectors({wh: w for ws in per_chunk.values() for wh, w in ws.items()})
+        return {h: np.stack([vectors[wh] for wh in ws]) for h, ws in per_chunk.items() if ws}
+
+    def _point(self, tenant, chunk_hash, row, vector, docs: list[DocumentRow], avgdl: float,
+               windows: np.ndarray | None = None) -> Point:
         return Point(
             id=point_id(chunk_hash),
             dense=vector,
+            windows=windows,
             sparse=document_vector(row.terms, avgdl, self.config.bm25),
             payload={
                 "tenant": tenant,

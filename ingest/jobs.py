@@ -237,17 +237,18 @@ class JobStore:
             counts=counts, failures=failures,
         )
 
-    def chunk_hashes(self, job_id: str) -> list[str]:
-        """Every distinct chunk the job's documents point at (the ones to embed or find in the cache)."""
+    def chunk_titles(self, job_id: str) -> dict[str, str | None]:
+        """Every distinct chunk the job's documents point at (the ones to embed or find in the cache), with the
+        title of the first of them: sentence windows are prefixed with it."""
         r = self.db.conn().execute("SELECT tenant FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if r is None:
-            return []
-        seen: dict[str, None] = {}
+            return {}
+        seen: dict[str, str | None] = {}
         for row in self.db.conn().execute(
-            "SELECT d.chunk_hashes FROM job_documents j JOIN documents d ON d.tenant = ? AND d.doc_id = j.doc_id"
+            "SELECT d.chunk_hashes, d.title FROM job_documents j JOIN documents d ON d.tenant = ? AND d.doc_id = j.doc_id"
             " WHERE j.job_id = ? AND j.outcome IN ('new', 'updated') ORDER BY j.seq",
             (r["tenant"], job_id),
         ):
             for h in json.loads(row["chunk_hashes"]):
-                seen.setdefault(h, None)
-        return list(seen)
+                seen.setdefault(h, row["title"])
+        return seen

@@ -17,6 +17,7 @@ from ingest.chunking import Chunker, ChunkerConfig
 from ingest.dedup import NearDuplicateIndex, from_bytes, minhash, to_bytes
 from ingest.jobs import JobStore, StagedDocument
 from ingest.normalize import bytes_hash, content_hash
+from ingest.windows import WindowConfig, window_texts
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class IngestConfig:
     near_duplicate_threshold: float = 0.9
     minhash_permutations: int = 128
     embed_batch_size: int = 256
+    windows: WindowConfig | None = WindowConfig()  # None: snapshots carry no window vectors
 
 
 class Ingestor:
@@ -123,7 +125,8 @@ class Ingestor:
         near.add(item.doc_id, sig)
 
     def embed_job(self, job_id: str, tenant: str) -> None:
-        hashes = self.jobs.chunk_hashes(job_id)
+        titles = self.jobs.chunk_titles(job_id)
+        hashes = list(titles)
         self.jobs.set_phase(job_id, "embedding", chunks_total=len(hashes), chunks_done=0,
                             chunks_embedded=0, chunks_reused=0)
         step = self.config.embed_batch_size
@@ -131,4 +134,9 @@ class Ingestor:
             part = hashes[i : i + step]
             rows = self.catalog.chunks(tenant, part)
             _, embedded = self.embedding.vectors({h: rows[h].text for h in part}, batch_size=step)
+            if self.config.windows is not None:
+                # The snapshot build reads window vectors from the cache too: embedding them here keeps builds
+                # short and puts the cost where progress is reported.
+                self.embedding.vectors(window_texts({h: (rows[h].text, titles[h]) for h in part},
+                                                    self.config.windows), batch_size=step)
             self.jobs.add_embedded(job_id, len(part), embedded)

@@ -1,4 +1,4 @@
-"""`snapdex`: serve (embedded default), worker (production), ingest (a folder or a BEIR corpus.jsonl)."""
+"""`snapdex`: serve (embedded default), worker (production), ingest (a folder or a BEIR corpus.jsonl), eval (BEIR)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ def _worker(args: argparse.Namespace) -> int:
     app.Worker(pool=args.pool, concurrency=args.concurrency or s.worker_concurrency, loglevel=args.log_level.upper(),
                hostname=args.hostname).start()
     return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    if args.data_dir:
+        os.environ["SNAPDEX_DATA_DIR"] = str(args.data_dir)
+    from snapdex.evaluate import main as evaluate
+
+    return evaluate(args.dataset, args.split, args.tenant, args.out, args.only)
 
 
 def _beir_batches(path: Path, batch: int) -> Iterator[list[dict]]:
@@ -148,6 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--batch-size", type=int, default=1000, help="documents per request")
     i.add_argument("--quiet", action="store_true")
     i.set_defaults(func=_ingest)
+
+    e = sub.add_parser("eval", help="index a BEIR dataset in process and print every retrieval variant's metrics")
+    e.add_argument("--dataset", type=Path, required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/")
+    e.add_argument("--split", default="test")
+    e.add_argument("--data-dir", type=Path, help="where the index lives (default: SNAPDEX_DATA_DIR)")
+    e.add_argument("--tenant", default=None, help="default: eval-<dataset name>")
+    e.add_argument("--only", nargs="+", help="variant names to run (default: all)")
+    e.add_argument("--json", type=Path, dest="out", help="also write the results here")
+    e.set_defaults(func=_eval)
 
     args = p.parse_args(argv)
     return args.func(args)

@@ -11,9 +11,15 @@ from encoders.dense import CachedEmbedding, RedisEmbeddingCache, SentenceTransfo
 from encoders.lexical import BM25Params
 from index_snapshots.builder import IndexConfig, SnapshotBuilder
 from index_snapshots.manifest import Manifest
+from index_snapshots.querying import SnapshotSearcher
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.service import SnapshotService
-from retrieval.search import HybridRetriever
+from ingest.windows import WindowConfig
+from retrieval.late_interaction import LateInteractionReranker, LateInteractionWeights
+from retrieval.pipeline import RetrievalPipeline, StageConfig
+from retrieval.cache import ResultCache
+from retrieval.pruning import PruneConfig
+from retrieval.rewrite import LLMRewriter, NormalizeRewriter
 from ingest import parsing
 from ingest.catalog import Catalog
 from ingest.chunking import ChunkerConfig
@@ -61,13 +67,13 @@ class Runtime:
     def ingestor(self) -> Ingestor:
         s = self.settings
         cfg = IngestConfig(self.chunker_config, s.near_duplicate_threshold, s.minhash_permutations,
-                           s.embedding_batch_size * 4)
+                           s.embedding_batch_size * 4, self.window_config)
         return Ingestor(self.catalog, self.jobs, self.embedding, cfg)
 
     @cached_property
     def index_config(self) -> IndexConfig:
         return IndexConfig(parsing.PARSER_VERSION, self.chunker_config, self.embedder.model_id, self.embedder.dim,
-                           BM25Params(self.settings.bm25_k1, self.settings.bm25_b))
+                           BM25Params(self.settings.bm25_k1, self.settings.bm25_b), self.window_config)
 
     @cached_property
     def builder(self) -> SnapshotBuilder:
@@ -84,8 +90,32 @@ class Runtime:
         return SnapshotResolver(self.manifest)
 
     @cached_property
-    def retriever(self) -> HybridRetriever:
-        return HybridRetriever(self.store, self.embedder)
+    def window_config(self) -> WindowConfig | None:
+        s = self.settings
+        return WindowConfig(s.window_size, min(s.window_stride, s.window_size)) if s.windows_enabled else None
+
+    @cached_property
+    def pipeline(self) -> RetrievalPipeline:
+        s = self.settings
+        rerankers = {"none": None, "late-interaction": LateInteractionReranker(
+            LateInteractionWeights(s.late_weight_dense, s.late_weight_bm25, s.late_weight_windows))}
+        if s.cross_encoder_path is not None:
+            from retrieval.cross_encoder import CrossEncoderReranker  # torch-heavy import only when configured
+
+            rerankers["cross-encoder"] = CrossEncoderReranker(s.cross_encoder_path, s.cross_encoder_batch_size)
+        rewriters = {"none": None, "normalize": NormalizeRewriter()}
+        if s.llm_base_url:
+            rewriters["llm"] = LLMRewriter(s.llm_base_url, s.llm_model, s.llm_api_key, mode=s.llm_mode,
+                                           timeout_s=s.llm_timeout_s)
+        stages = StageConfig(candidates=s.retrieval_candidates, fusion=s.retrieval_fusion, rrf_k=s.retrieval_rrf_k,
+                             rerank=s.rerank, rerank_depth=s.rerank_depth, rewrite=s.rewrite)
+        return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
+                                 PruneConfig(s.prune_near_duplicate, s.max_chunks_per_document))
+
+    @cached_property
+    def searcher(self) -> SnapshotSearcher:
+        return SnapshotSearcher(self.resolver, self.pipeline,
+                                ResultCache(self.settings.result_cache_size, self.settings.result_cache_ttl_s))
 
     def config_drift(self) -> dict[str, list[str]]:
         """Per tenant, which parts of the live snapshot's config differ from this process's config."""

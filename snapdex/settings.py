@@ -56,6 +56,37 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(default=1.2, gt=0.0, le=10.0)
     bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
 
+    # Sentence windows stored with each chunk for the late-interaction stage (part of every snapshot hash).
+    windows_enabled: bool = True
+    window_size: int = Field(default=2, ge=1, le=8, description="sentences per window")
+    window_stride: int = Field(default=1, ge=1, le=8)
+
+    # Retrieval. Defaults chosen on SciFact train (bench/quality.py); a request may override most per call.
+    retrieval_candidates: int = Field(default=100, ge=1, le=1000, description="per leg, before fusion")
+    retrieval_fusion: Literal["dbsf", "rrf"] = "dbsf"
+    retrieval_rrf_k: int = Field(default=60, ge=1, le=1000)
+    rerank: Literal["late-interaction", "cross-encoder", "none"] = "late-interaction"
+    rerank_depth: int = Field(default=100, ge=1, le=200)
+    # Weighted z-score fusion of the second stage; chosen on SciFact train (dense 0: the windows carry it).
+    late_weight_dense: float = Field(default=0.0, ge=0.0, le=10.0)
+    late_weight_bm25: float = Field(default=1.0, ge=0.0, le=10.0)
+    late_weight_windows: float = Field(default=1.5, ge=0.0, le=10.0)
+    # A sentence-transformers CrossEncoder folder; no such weights ship in any package this machine can reach.
+    cross_encoder_path: Path | None = None
+    cross_encoder_batch_size: int = Field(default=32, ge=1, le=1024)
+    rewrite: Literal["none", "normalize", "prf", "llm"] = "none"
+    # Optional LLM rewriter: any OpenAI-compatible endpoint; off unless a URL is set.
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: str | None = None
+    llm_mode: Literal["multi_query", "hyde"] = "multi_query"
+    llm_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    prune_near_duplicate: float = Field(default=0.8, gt=0.0, le=1.0, description="word-shingle Jaccard")
+    max_chunks_per_document: int | None = Field(default=None, ge=1, le=100)
+    # Whole answers by (snapshot hash, normalised request): exact, since snapshots never change.
+    result_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+    result_cache_ttl_s: float = Field(default=600.0, ge=0.0)
+
     # Ingest limits.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_documents_per_request: int = Field(default=5000, ge=1)

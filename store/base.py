@@ -8,6 +8,8 @@ from .types import Hit, Point, Record, SparseVector
 
 DENSE = "dense"
 SPARSE = "bm25"
+# Multivector (max-sim) of sentence windows: read only to rescore candidates, so it has no HNSW graph.
+WINDOWS = "windows"
 
 
 class StoreError(Exception):
@@ -24,7 +26,9 @@ class StoreUnavailable(StoreError):
 
 @runtime_checkable
 class VectorStore(Protocol):
-    def create_collection(self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = ()) -> None: ...
+    def create_collection(
+        self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False
+    ) -> None: ...
 
     def has_collection(self, name: str) -> bool: ...
 
@@ -66,5 +70,19 @@ class VectorStore(Protocol):
         rrf_k: int = 60,
         filters: dict | None = None,
     ) -> list[Hit]: ...
+
+    def rescore(
+        self,
+        name: str,
+        ids: Sequence[str],
+        dense=None,
+        sparse: SparseVector | None = None,
+        windows=None,
+    ) -> dict[str, dict[str, float]]:
+        """Scores of the given points on each leg asked for: {id: {"dense"|"bm25"|"windows": score}}.
+
+        `windows` is the query vector scored by max-sim against each point's window vectors. A point the
+        sparse query shares no term with has no "bm25" entry (its score would be 0)."""
+        ...
 
     def close(self) -> None: ...

@@ -14,7 +14,7 @@ from qdrant_client import models as qm
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from .base import DENSE, SPARSE, StoreError, StoreUnavailable
+from .base import DENSE, SPARSE, WINDOWS, StoreError, StoreUnavailable
 from .common import batches, check_fusion, check_ids, check_name, check_positive, top_hits
 from .filters import parse_filters
 from .types import Hit, Point, Record, SparseVector
@@ -42,6 +42,13 @@ def _sparse(vector: SparseVector) -> qm.SparseVector:
 
 def _dense(vector) -> list[float]:
     return np.asarray(vector, dtype=np.float32).tolist()
+
+
+def _vectors(p: Point) -> dict:
+    vectors = {DENSE: _dense(p.dense), SPARSE: _sparse(p.sparse)}
+    if p.windows is not None and len(p.windows):
+        vectors[WINDOWS] = np.asarray(p.windows, dtype=np.float32).tolist()
+    return vectors
 
 
 def _record(r) -> Record:
@@ -102,15 +109,25 @@ class ClientStore:
                 raise StoreUnavailable(f"qdrant unavailable during {what}: {e}", retry_after) from e
             raise StoreError(f"qdrant: {what} failed: {e}") from e
 
-    def create_collection(self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = ()) -> None:
+    def create_collection(
+        self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False
+    ) -> None:
         check_name(name)
         check_positive("dense_dim", dense_dim)
+        vectors = {DENSE: qm.VectorParams(size=dense_dim, distance=qm.Distance.COSINE)}
+        if windows:
+            vectors[WINDOWS] = qm.VectorParams(
+                size=dense_dim,
+                distance=qm.Distance.COSINE,
+                multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
+                hnsw_config=qm.HnswConfigDiff(m=0),  # rescoring by id only: no graph to build
+            )
         with self._call(f"creating collection {name!r}"):
             if self.client.collection_exists(name):
                 raise StoreError(f"collection {name!r} already exists")
             self.client.create_collection(
                 name,
-                vectors_config={DENSE: qm.VectorParams(size=dense_dim, distance=qm.Distance.COSINE)},
+                vectors_config=vectors,
                 sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             )
             # Local mode ignores payload indexes (and warns about it).
@@ -137,7 +154,7 @@ class ClientStore:
     def upsert(self, name: str, points: Sequence[Point]) -> None:
         for batch in batches(points):
             structs = [
-                qm.PointStruct(id=pid, vector={DENSE: _dense(p.dense), SPARSE: _sparse(p.sparse)}, payload=p.payload)
+                qm.PointStruct(id=pid, vector=_vectors(p), payload=p.payload)
                 for pid, p in zip(check_ids([p.id for p in batch]), batch)
             ]
             with self._call(f"upsert into {name!r}"):
@@ -219,6 +236,28 @@ class ClientStore:
         ]
         query = qm.RrfQuery(rrf=qm.Rrf(k=rrf_k)) if fusion == "rrf" else qm.FusionQuery(fusion=qm.Fusion.DBSF)
         return top_hits(self._fetcher(name, "hybrid search", prefetch=prefetch, query=query), limit)
+
+    def rescore(self, name: str, ids: Sequence[str], dense=None, sparse: SparseVector | None = None,
+                windows=None) -> dict[str, dict[str, float]]:
+        ids = list(dict.fromkeys(check_ids(ids)))
+        scores: dict[str, dict[str, float]] = {i: {} for i in ids}
+        if not ids:
+            return scores
+        only = qm.Filter(must=[qm.HasIdCondition(has_id=ids)])
+        legs = []
+        if dense is not None:
+            legs.append(("dense", DENSE, _dense(dense)))
+        if sparse is not None and sparse.indices:
+            legs.append(("bm25", SPARSE, _sparse(sparse)))
+        if windows is not None:
+            legs.append(("windows", WINDOWS, [_dense(windows)]))
+        for leg, using, query in legs:
+            with self._call(f"rescoring ({leg}) in {name!r}"):
+                points = self.client.query_points(name, query=query, using=using, query_filter=only, limit=len(ids),
+                                                  search_params=self._exact, with_payload=False).points
+            for p in points:
+                scores[str(p.id)][leg] = p.score
+        return scores
 
     def close(self) -> None:
         with self._call("closing the client"):

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from .base import DENSE, SPARSE, StoreError
+from .base import DENSE, SPARSE, WINDOWS, StoreError
 from .common import batches, check_fusion, check_ids, check_name, check_positive, top_hits
 from .filters import parse_filters
 from .types import Hit, Point, Record, SparseVector
@@ -43,6 +43,17 @@ def _sparse(vector: SparseVector) -> qe.SparseVector:
 
 def _dense(vector) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32)
+
+
+def _multi(vectors) -> list[list[float]]:
+    return np.asarray(vectors, dtype=np.float32).tolist()
+
+
+def _vectors(p: Point) -> dict:
+    vectors = {DENSE: _dense(p.dense), SPARSE: _sparse(p.sparse)}
+    if p.windows is not None and len(p.windows):
+        vectors[WINDOWS] = _multi(p.windows)
+    return vectors
 
 
 def _record(r) -> Record:
@@ -105,11 +116,22 @@ class EdgeStore:
                 self._shards[name] = shard
             return shard
 
-    def create_collection(self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = ()) -> None:
+    def create_collection(
+        self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False
+    ) -> None:
         directory = self._dir(name)
         check_positive("dense_dim", dense_dim)
+        vectors = {DENSE: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine)}
+        if windows:
+            vectors[WINDOWS] = qe.EdgeVectorParams(
+                size=dense_dim,
+                distance=qe.Distance.Cosine,
+                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                # m=0: no graph. Windows only rescore a few candidates by id; a graph would cost build time.
+                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
+            )
         config = qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine)},
+            vectors=vectors,
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         with self._lock:
@@ -153,7 +175,7 @@ class EdgeStore:
         for batch in batches(points):
             ids = check_ids([p.id for p in batch])
             edge_points = [
-                qe.Point(pid, {DENSE: _dense(p.dense), SPARSE: _sparse(p.sparse)}, p.payload)
+                qe.Point(pid, _vectors(p), p.payload)
                 for pid, p in zip(ids, batch)
             ]
             with _engine(f"upsert into {name!r}"):
@@ -258,6 +280,28 @@ class EdgeStore:
             lambda n: qe.QueryRequest(limit=n, prefetches=prefetches, query=fused, with_payload=True),
         )
         return top_hits(fetch, limit)
+
+    def rescore(self, name: str, ids: Sequence[str], dense=None, sparse: SparseVector | None = None,
+                windows=None) -> dict[str, dict[str, float]]:
+        ids = list(dict.fromkeys(check_ids(ids)))
+        scores: dict[str, dict[str, float]] = {i: {} for i in ids}
+        if not ids:
+            return scores
+        shard = self._shard(name)
+        only = qe.Filter(must=[qe.HasIdCondition(set(ids))])
+        legs = []
+        if dense is not None:
+            legs.append(("dense", qe.Query.Nearest(_dense(dense), using=DENSE)))
+        if sparse is not None and sparse.indices:
+            legs.append(("bm25", qe.Query.Nearest(_sparse(sparse), using=SPARSE)))
+        if windows is not None:
+            legs.append(("windows", qe.Query.Nearest([_dense(windows).tolist()], using=WINDOWS)))
+        for leg, query in legs:
+            request = qe.QueryRequest(limit=len(ids), query=query, filter=only, params=_EXACT, with_payload=False)
+            with _engine(f"rescoring ({leg}) in {name!r}"):
+                for p in shard.query(request):
+                    scores[str(p.id)][leg] = p.score
+        return scores
 
     def close(self) -> None:
         with self._lock:

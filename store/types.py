@@ -19,6 +19,8 @@ class Point:
     dense: list[float] | numpy.ndarray
     sparse: SparseVector
     payload: dict
+    # Sentence-window vectors (n, dim) for the late-interaction stage; only in collections made with windows=True.
+    windows: list[list[float]] | numpy.ndarray | None = None
 
 
 @dataclass

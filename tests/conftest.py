@@ -21,7 +21,7 @@ def documents_dir() -> Path:
     return d
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def scifact_dir() -> Path:
     d = SHARED / "scifact"
     if not (d / "corpus.jsonl").exists():

@@ -7,6 +7,7 @@ from pathlib import Path
 from encoders.dense import HashEmbedder
 from index_snapshots.service import run_ingest_job
 from ingest.jobs import NewDocument
+from ingest.windows import windows_of
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
 
@@ -25,3 +26,13 @@ def ingest(rt: Runtime, docs: list[NewDocument], tenant: str = "default"):
     if run_ingest_job(rt.ingestor, rt.jobs, job_id):
         rt.snapshots.build_pending(tenant)
     return rt.jobs.get(job_id)
+
+
+def embedded_texts(rt: Runtime, tenant: str, doc_id: str, chunk_hashes=None) -> set[str]:
+    """Content hashes a document sends to the model: its chunks and their sentence windows."""
+    doc = rt.catalog.get_document(tenant, doc_id)
+    hashes = list(doc.chunk_hashes if chunk_hashes is None else chunk_hashes)
+    out = set(hashes)
+    for h, row in rt.catalog.chunks(tenant, hashes).items():
+        out |= set(windows_of(row.text, doc.title, rt.window_config)) if rt.window_config else set()
+    return out

@@ -157,3 +157,62 @@ def test_snapshots_retrieve_promote_rollback_and_delete_over_http(service):
     assert c.post("/retrieve", json={"query": "x", "snapshot": "abc"}, headers=h).status_code == 422
     assert c.post("/retrieve", json={"query": "x"}, headers={"X-Tenant": "nobody"}).status_code == 404
     assert c.post("/retrieve", json={"query": "x", "filters": {"a": {"zz": 1}}}, headers=h).status_code == 422
+
+
+def test_retrieve_contract_stages_recipe_cache_and_errors(service):
+    h = {"X-Tenant": "contract"}
+    c = service.client
+    docs = [
+        {"id": "sec-1", "text": "Security policy\n\nPasswords rotate every ninety days. The helpdesk resets locked "
+                                "accounts. Two-factor login is required for remote access.", "metadata": {"team": "it"}},
+        {"id": "sec-1b", "text": "Security policy (2023 copy)\n\nPasswords rotate every ninety days. The helpdesk "
+                                 "resets locked accounts. Two-factor login is required for remote access!",
+         "metadata": {"team": "it", "year": 2023}},
+        {"id": "fin-1", "text": "Expenses\n\nTravel expenses are refunded within two weeks of the receipt. Hotel "
+                                "costs above the cap need the manager's approval.", "metadata": {"team": "finance"}},
+    ]
+    job = service.wait_job(c.post("/ingest", json={"documents": docs}, headers=h).json()["job_id"], headers=h)
+    snap = job["snapshot"]
+    body = {"query": "how often must passwords   change", "top_k": 3}
+    r = c.post("/retrieve", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    r = r.json()
+    assert r["snapshot"] == snap and len(r["request_id"]) == 32 and r["cached"] is False
+    top = r["hits"][0]
+    assert top["doc_id"] in ("sec-1", "sec-1b")
+    # Every stage's score is there; the order is the second stage's.
+    assert set(top["scores"]) == {"dense", "bm25", "windows", "fused", "rerank"}
+    assert top["score"] == top["scores"]["rerank"]
+    assert all(v is not None for v in top["scores"].values())
+    assert [x["score"] for x in r["hits"]] == sorted((x["score"] for x in r["hits"]), reverse=True)
+    assert len({x["chunk_id"] for x in r["hits"]}) == len(r["hits"])
+    recipe = r["recipe"]
+    assert recipe["first_stage"]["fusion"] == "dbsf" and recipe["first_stage"]["embedding"].startswith("model@")
+    assert recipe["rerank"]["name"] == "late-interaction" and recipe["rerank"]["weights"]
+    assert recipe["prune"]["near_duplicate_jaccard"] == 0.8
+    assert {"rewrite", "embed", "first_stage", "rerank", "prune", "total"} <= set(r["timings_ms"])
+
+    # Same snapshot, same request (spacing aside): served from the cache, same hits.
+    again = c.post("/retrieve", json={**body, "query": "how often must passwords change"}, headers=h).json()
+    assert again["cached"] is True and [x["chunk_id"] for x in again["hits"]] == [x["chunk_id"] for x in r["hits"]]
+
+    plain = c.post("/retrieve", json={**body, "options": {"rerank": "none", "fusion": "rrf"}}, headers=h).json()
+    assert plain["recipe"]["rerank"] is None and plain["recipe"]["first_stage"]["rrf_k"] == 60
+    assert plain["hits"][0]["scores"]["rerank"] is None and plain["hits"][0]["score"] == plain["hits"][0]["scores"]["fused"]
+    capped = c.post("/retrieve", json={"query": "policy expenses passwords", "top_k": 5,
+                                       "options": {"max_per_document": 1}}, headers=h).json()
+    assert len({x["doc_id"] for x in capped["hits"]}) == len(capped["hits"])
+    normalized = c.post("/retrieve", json={**body, "options": {"rewrite": "normalize"}}, headers=h).json()
+    assert normalized["recipe"]["rewrite"]["name"] == "normalize"
+
+    # Clear 422s: a stage this service has not configured, an unknown option, out-of-range numbers.
+    bad = c.post("/retrieve", json={**body, "options": {"rerank": "cross-encoder"}}, headers=h)
+    assert bad.status_code == 422 and "cross-encoder" in bad.text
+    assert c.post("/retrieve", json={**body, "options": {"magic": 1}}, headers=h).status_code == 422
+    assert c.post("/retrieve", json={**body, "top_k": 0}, headers=h).status_code == 422
+    assert c.post("/retrieve", json={**body, "options": {"rerank_depth": 1000}}, headers=h).status_code == 422
+    assert c.post("/retrieve", json={"query": "   "}, headers=h).status_code == 422
+
+    spec = c.get("/openapi.json").json()["components"]["schemas"]
+    assert {"RetrieveOptions", "HitScores", "RetrieveResponse"} <= set(spec)
+    assert "rerank" in spec["HitScores"]["properties"] and "recipe" in spec["RetrieveResponse"]["properties"]

@@ -1,60 +1,43 @@
 from __future__ import annotations
 
-import time
 import uuid
 
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
-from api.schemas import HitSource, RetrieveHit, RetrieveRequest, RetrieveResponse
+from api.schemas import HitScores, HitSource, RetrieveHit, RetrieveRequest, RetrieveResponse
+from index_snapshots.querying import Answer
 from index_snapshots.resolve import SnapshotNotFound
-from retrieval.search import SearchParams
-from snapdex.runtime import Runtime
 from store.base import StoreUnavailable
 
 router = APIRouter(tags=["retrieve"])
 
 
-def _answer(rt: Runtime, tenant: str, req: RetrieveRequest) -> RetrieveResponse:
-    t0 = time.perf_counter()
-    snap = rt.resolver.resolve(tenant, req.snapshot)
-    params = SearchParams(top_k=req.top_k, filters=req.filters)
-    # A snapshot built with another embedding model cannot take this model's query vectors: answer from its
-    # BM25 leg rather than from a mismatched vector space, and say so.
-    same_model = snap.config.get("embedding", {}).get("model") == rt.embedder.model_id
-    t1 = time.perf_counter()
-    hits = rt.retriever.retrieve(snap.collection, req.query, params, dense=same_model)
-    t2 = time.perf_counter()
-    return RetrieveResponse(
-        hits=[
-            RetrieveHit(chunk_id=h.payload["chunk_hash"], doc_id=h.payload["doc_ids"][0],
-                        sources=[HitSource(**s) for s in h.payload["sources"]], text=h.payload["text"],
-                        score=h.score, metadata=h.payload.get("metadata", {}))
-            for h in hits
-        ],
-        snapshot=snap.hash,
-        recipe={"first_stage": "hybrid" if same_model else "bm25", "fusion": params.fusion,
-                "candidates": params.candidates, "embedding": snap.config.get("embedding"),
-                "bm25": snap.config.get("bm25")},
-        timings_ms={"resolve": round((t1 - t0) * 1000, 3), "search": round((t2 - t1) * 1000, 3)},
-        warnings=[] if same_model else [
-            f"snapshot {snap.hash[:12]} was built with embedding model {snap.config.get('embedding', {}).get('model')}; "
-            f"this service loads {rt.embedder.model_id}: answered from BM25 alone until a rebuilt snapshot is live"
-        ],
-    )
+def _response(answer: Answer, request_id: str) -> RetrieveResponse:
+    hits = [
+        RetrieveHit(chunk_id=h.payload["chunk_hash"], doc_id=h.payload["doc_ids"][0],
+                    sources=[HitSource(**s) for s in h.payload["sources"]], text=h.payload["text"], score=h.score,
+                    scores=HitScores(**{k: v for k, v in h.scores.items() if k in HitScores.model_fields}),
+                    metadata=h.payload.get("metadata", {}))
+        for h in answer.hits
+    ]
+    return RetrieveResponse(hits=hits, snapshot=answer.snapshot, recipe=answer.recipe, timings_ms=answer.timings_ms,
+                            request_id=request_id, cached=answer.cached, warnings=answer.warnings)
 
 
-@router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot")
+@router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
+             responses={404: {"description": "no live snapshot, or the pinned one is not readable"},
+                        503: {"description": "vector store unavailable; retry after Retry-After seconds"}})
 async def retrieve(req: RetrieveRequest, rt: RuntimeDep, tenant: TenantDep) -> RetrieveResponse:
     try:
-        response = await run_in_threadpool(_answer, rt, tenant, req)
+        answer = await run_in_threadpool(rt.searcher.search, tenant, req.query, req.top_k, req.filters, req.snapshot,
+                                         **req.options.model_dump())
     except SnapshotNotFound as e:
         raise HTTPException(status_code=404, detail=str(e)) from e
-    except ValueError as e:  # bad filters name the bad value
+    except ValueError as e:  # bad filters, or a stage this service has not configured: the message names it
         raise HTTPException(status_code=422, detail=str(e)) from e
     except StoreUnavailable as e:
         raise HTTPException(status_code=503, detail="vector store unavailable",
-                            headers={"Retry-After": str(int(e.retry_after) or 1)}) from e
-    response.timings_ms["total"] = response.timings_ms["resolve"] + response.timings_ms["search"]
-    return response
+                            headers={"Retry-After": str(max(int(e.retry_after), 1))}) from e
+    return _response(answer, uuid.uuid4().hex)

@@ -290,3 +290,40 @@ def test_engine_errors_keep_their_cause(store, points):
     with pytest.raises(StoreError) as info:
         store.search_dense(name, [1.0, 2.0], 3)  # wrong dimension
     assert info.value.__cause__ is not None
+
+
+def _with_windows(points: list[Point], seed: int = 5) -> list[Point]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in points:
+        w = rng.normal(size=(int(rng.integers(1, 6)), DIM)).astype(np.float32)
+        out.append(Point(p.id, p.dense, p.sparse, p.payload, windows=w / np.linalg.norm(w, axis=1, keepdims=True)))
+    return out
+
+
+def test_rescore_scores_each_leg_of_the_given_points(store, other, points):
+    points = _with_windows(points)
+    for s in (store, other):
+        s.create_collection("win", DIM, windows=True)
+        s.upsert("win", points)
+    by_id = {p.id: p for p in points}
+    for dense, sparse in queries():
+        ids = [p.id for p in points[::17]]
+        got = store.rescore("win", ids, dense=dense, sparse=sparse, windows=dense)
+        want = other.rescore("win", ids, dense=dense, sparse=sparse, windows=dense)
+        assert {i: set(legs) for i, legs in got.items()} == {i: set(legs) for i, legs in want.items()}
+        for i, legs in want.items():
+            assert got[i] == pytest.approx(legs, abs=1e-4)
+        q = dense / np.linalg.norm(dense)
+        for i in ids:
+            p = by_id[i]
+            assert got[i]["dense"] == pytest.approx(float(p.dense @ q), abs=1e-4)
+            # max-sim with one query vector: the best window's cosine
+            assert got[i]["windows"] == pytest.approx(float((p.windows @ q).max()), abs=1e-4)
+            shared = set(p.sparse.indices) & set(sparse.indices)
+            assert ("bm25" in got[i]) == bool(shared)
+        # Only the points asked for, and only the legs asked for.
+        assert set(got) == set(ids)
+        assert store.rescore("win", ids[:2], dense=dense) == {i: {"dense": pytest.approx(got[i]["dense"], abs=1e-4)}
+                                                             for i in ids[:2]}
+    assert store.rescore("win", [], dense=dense) == {}

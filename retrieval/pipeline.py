@@ -1,0 +1,176 @@
+"""The retrieval pipeline: rewrite -> first stage in Qdrant -> second stage -> prune.
+
+Every stage is named in the recipe the answer carries, with its parameters, so an answer can be reproduced
+from (snapshot hash, recipe, query). The same pipeline serves `/retrieve` and the evaluation runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+from cachetools import LRUCache
+
+from encoders.dense import Embedder
+from encoders.lexical import TOKENIZER_VERSION, query_vector
+from retrieval.pruning import PruneConfig, prune
+from retrieval.types import Candidate, Query, QueryRewriter, Reranker, RewrittenQuery
+from store.base import VectorStore
+
+FUSIONS = ("dbsf", "rrf")
+FIRST_STAGES = ("hybrid", "dense", "bm25")
+QUERY_VECTOR_CACHE = 4096
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """The ranking knobs. Defaults are what the SciFact train split chose (see bench/quality.py)."""
+
+    first_stage: str = "hybrid"  # or one leg alone, for comparisons
+    candidates: int = 100      # per leg, before fusion
+    fusion: str = "dbsf"       # the same answer on every call; RRF's tied scores reorder between calls
+    rrf_k: int = 60
+    rerank: str = "late-interaction"
+    rerank_depth: int = 100    # fused candidates the second stage sees
+    rewrite: str = "none"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.candidates <= 1000:
+            raise ValueError(f"candidates={self.candidates} is out of range [1, 1000]")
+        if self.first_stage not in FIRST_STAGES:
+            raise ValueError(f"first_stage={self.first_stage!r} is not one of {FIRST_STAGES}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion={self.fusion!r} is not one of {FUSIONS}")
+        if not 1 <= self.rrf_k <= 1000:
+            raise ValueError(f"rrf_k={self.rrf_k} is out of range [1, 1000]")
+        if not 1 <= self.rerank_depth <= 200:
+            raise ValueError(f"rerank_depth={self.rerank_depth} is out of range [1, 200]")
+
+
+@dataclass
+class PipelineResult:
+    hits: list[Candidate]
+    recipe: dict
+    timings_ms: dict[str, float]
+    pruned: int
+
+
+class RetrievalPipeline:
+    def __init__(self, store: VectorStore, embedder: Embedder, rerankers: dict[str, Reranker | None],
+                 rewriters: dict[str, QueryRewriter | None], defaults: StageConfig, prune_config: PruneConfig) -> None:
+        for what, choice, known in (("rerank", defaults.rerank, rerankers), ("rewrite", defaults.rewrite, rewriters)):
+            if choice not in known:
+                raise ValueError(f"default {what}={choice!r} is not one of {sorted(known)}")
+        self.store = store
+        self.embedder = embedder
+        self.rerankers = rerankers
+        self.rewriters = rewriters
+        self.defaults = defaults
+        self.prune_config = prune_config
+        # Query vectors repeat (chat retries, eval reruns, the same question from many users): embedding is
+        # most of a query's time on a CPU, so they are kept by (model, text).
+        self._vectors: LRUCache = LRUCache(QUERY_VECTOR_CACHE)
+        self._lock = threading.Lock()
+
+    def stages(self, **overrides) -> StageConfig:
+        """The defaults with a request's overrides; unknown stage names are rejected with the known ones."""
+        stages = replace(self.defaults, **{k: v for k, v in overrides.items() if v is not None})
+        if stages.rerank not in self.rerankers:
+            raise ValueError(f"rerank={stages.rerank!r} is not one of {sorted(self.rerankers)}")
+        if stages.rewrite not in self.rewriters:
+            raise ValueError(f"rewrite={stages.rewrite!r} is not one of {sorted(self.rewriters)}")
+        return stages
+
+    def query_vector(self, texts: tuple[str, ...]) -> np.ndarray:
+        key = (self.embedder.model_id, texts)
+        with self._lock:
+            hit = self._vectors.get(key)
+        if hit is not None:
+            return hit
+        # Several texts (multi-query, HyDE): the mean of their unit vectors, renormalised.
+        vecs = np.asarray(self.embedder.embed(list(texts)), dtype=np.float32)
+        vec = vecs.mean(axis=0)
+        norm = float(np.linalg.norm(vec))
+        vec = vec / norm if norm > 0 else vec
+        with self._lock:
+            self._vectors[key] = vec
+        return vec
+
+    def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
+            dense: bool = True, prune_config: PruneConfig | None = None) -> PipelineResult:
+        """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model."""
+        prune_config = prune_config or self.prune_config
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = round((now - clock) * 1000, 3)
+            clock = now
+
+        rewriter = self.rewriters[stages.rewrite]
+        rewritten = rewriter.rewrite(text) if rewriter else RewrittenQuery(lexical=text, dense=(text,))
+        lap("rewrite")
+        sparse = query_vector(rewritten.lexical)
+        dense = dense and stages.first_stage != "bm25"
+        vector = self.query_vector(rewritten.dense) if dense else None
+        lap("embed")
+        reranker = self.rerankers[stages.rerank] if vector is not None else None
+        # Pruning drops near-duplicates: fetch a little more than top_k so it still returns top_k.
+        depth = max(top_k + min(top_k, 10), stages.rerank_depth if reranker else 0)
+        hits = self._first_stage(collection, vector, sparse, depth, stages, filters)
+        candidates = [Candidate(id=h.id, payload=h.payload, scores={"fused": h.score}, score=h.score) for h in hits]
+        lap("first_stage")
+        query = Query(text=text, vector=vector, sparse=sparse, collection=collection, store=self.store,
+                      filters=filters)
+        if reranker is not None:
+            # The second stage orders the best `rerank_depth`; any further hits follow in first-stage order,
+            # so the top of a long list is the same as the top of a short one.
+            head, tail = candidates[: stages.rerank_depth], candidates[stages.rerank_depth:]
+            candidates = reranker.rerank(query, head) + tail
+            lap("rerank")
+        kept, dropped = prune(candidates, top_k, prune_config)
+        self._leg_scores(query, kept)
+        lap("prune")
+        recipe = self._recipe(stages, rewriter, rewritten, reranker, vector is not None, prune_config)
+        return PipelineResult(kept, recipe, timings, dropped)
+
+    def _first_stage(self, collection, vector, sparse, depth, stages: StageConfig, filters):
+        if vector is None:
+            return self.store.search_sparse(collection, sparse, depth, filters=filters)
+        if not sparse.indices or stages.first_stage == "dense":  # also: nothing lexical left after stopwords
+            return self.store.search_dense(collection, vector, depth, filters=filters)
+        return self.store.search_hybrid(collection, vector, sparse, depth, max(stages.candidates, depth),
+                                        fusion=stages.fusion, rrf_k=stages.rrf_k, filters=filters)
+
+    def _leg_scores(self, query: Query, hits: list[Candidate]) -> None:
+        """Each hit's dense and BM25 scores, for the answer: read from Qdrant for the few hits that lack them."""
+        missing = [c.id for c in hits if "dense" not in c.scores]
+        if not missing:
+            return
+        scored = self.store.rescore(query.collection, missing, dense=query.vector, sparse=query.sparse)
+        for c in hits:
+            if c.id in scored:
+                c.scores["dense"] = scored[c.id].get("dense") if query.vector is not None else None
+                c.scores["bm25"] = scored[c.id].get("bm25", 0.0)
+
+    def _recipe(self, stages: StageConfig, rewriter, rewritten, reranker, dense: bool, prune_config) -> dict:
+        return {
+            "rewrite": {**rewriter.recipe(), **({"notes": rewritten.notes} if rewritten.notes else {})}
+            if rewriter else None,
+            "first_stage": {
+                "legs": {"hybrid": ["dense", "bm25"], "dense": ["dense"], "bm25": ["bm25"]}[
+                    stages.first_stage if dense else "bm25"],
+                "embedding": self.embedder.model_id if dense else None,
+                "bm25_tokenizer": TOKENIZER_VERSION,
+                "fusion": stages.fusion,
+                **({"rrf_k": stages.rrf_k} if stages.fusion == "rrf" else {}),
+                "candidates_per_leg": stages.candidates,
+            },
+            "rerank": {**reranker.recipe(), "depth": stages.rerank_depth} if reranker else None,
+            "prune": prune_config.recipe(),
+            "stages": asdict(stages),
+        }

@@ -1,0 +1,69 @@
+"""The small protocols the retrieval pipeline is made of, and the values that pass between them.
+
+One method each (`Reranker.rerank`, `QueryRewriter.rewrite`), a real implementation and a deterministic fake:
+the pipeline composes them and records each one's `recipe()` in the answer, so any answer can be reproduced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from store.base import VectorStore
+from store.types import SparseVector
+
+
+@dataclass
+class Candidate:
+    """A chunk on its way through the stages. `scores` gains one entry per stage: dense, bm25, fused, rerank."""
+
+    id: str                      # point id (UUID of the chunk hash)
+    payload: dict                # chunk_hash, text, doc_ids, sources, metadata
+    scores: dict[str, float | None] = field(default_factory=dict)
+    score: float = 0.0           # the score the current order is by
+
+    @property
+    def text(self) -> str:
+        return self.payload.get("text", "")
+
+
+@dataclass
+class Query:
+    """What the stages know about the request. `vector` is the dense query embedding (None when the snapshot was
+    built with another model and only BM25 answers); `collection` and `store` let a stage read the snapshot."""
+
+    text: str
+    vector: np.ndarray | None
+    sparse: SparseVector
+    collection: str
+    store: VectorStore
+    filters: dict | None = None
+
+
+@dataclass(frozen=True)
+class RewrittenQuery:
+    """Texts for each leg: `lexical` feeds BM25, `dense` texts are embedded and averaged for the dense leg."""
+
+    lexical: str
+    dense: tuple[str, ...]
+    notes: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+class Reranker(Protocol):
+    name: str
+
+    def rerank(self, query: Query, candidates: list[Candidate]) -> list[Candidate]:
+        """Return the candidates best first, each with scores["rerank"] set and `score` the new order's score."""
+        ...
+
+    def recipe(self) -> dict: ...
+
+
+class QueryRewriter(Protocol):
+    name: str
+
+    def rewrite(self, query: str) -> RewrittenQuery: ...
+
+    def recipe(self) -> dict: ...

@@ -1,0 +1,127 @@
+"""Fusion, pruning, the late-interaction stage and the pipeline, on hand-made cases and a small real index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ingest.windows import WindowConfig, sentence_windows, sentences
+from retrieval.cache import ResultCache, request_key
+from retrieval.fusion import weighted_zscore, zscores
+from retrieval.late_interaction import LateInteractionWeights
+from retrieval.pruning import PruneConfig, prune
+from retrieval.types import Candidate
+from tests.helpers import ingest, make_runtime, text_doc
+
+
+def test_zscores_by_hand():
+    np.testing.assert_allclose(zscores([1.0, 2.0, 3.0]), [-1.224744871, 0.0, 1.224744871])
+    np.testing.assert_allclose(zscores([5.0, 5.0]), [0.0, 0.0])  # no spread: no opinion
+    # bm25 [0, 3] -> z [-1, 1]; windows [0.2, 0.1] -> z [1, -1]; weights 1 and 2: totals [1, -1]
+    np.testing.assert_allclose(weighted_zscore({"bm25": [0, 3], "windows": [0.2, 0.1]}, {"bm25": 1, "windows": 2}),
+                               [1.0, -1.0])
+    with pytest.raises(ValueError, match="not among"):
+        weighted_zscore({"bm25": [1]}, {"dense": 1})
+    with pytest.raises(ValueError, match="same candidates"):
+        weighted_zscore({"bm25": [1], "dense": [1, 2]}, {"dense": 1})
+
+
+def test_late_interaction_weights_are_checked():
+    with pytest.raises(ValueError, match=r"bm25=-1 is out of range \[0, 10\]"):
+        LateInteractionWeights(0, -1, 1)
+    with pytest.raises(ValueError, match="all 0"):
+        LateInteractionWeights(0, 0, 0)
+
+
+def _cand(i: str, text: str, doc: str) -> Candidate:
+    return Candidate(id=i, payload={"text": text, "doc_ids": [doc], "sources": [{"doc_id": doc}]})
+
+
+def test_prune_collapses_near_duplicates_and_caps_per_document():
+    body = "the vpn client must be updated before connecting from abroad and the helpdesk can help you " * 2
+    hits = [_cand("1", body, "a"), _cand("2", body + " today", "b"), _cand("3", "refunds take a week", "a"),
+            _cand("4", "invoices go out monthly", "a"), _cand("5", "expenses need receipts", "c")]
+    kept, dropped = prune(hits, 10, PruneConfig(near_duplicate=0.8))
+    assert [c.id for c in kept] == ["1", "3", "4", "5"] and dropped == 1
+    assert [s["doc_id"] for s in kept[0].payload["sources"]] == ["a", "b"]  # the twin's source is kept
+    kept, dropped = prune([_cand(c.id, c.text, c.payload["doc_ids"][0]) for c in hits], 10,
+                          PruneConfig(near_duplicate=0.8, max_per_document=1))
+    assert [c.id for c in kept] == ["1", "5"] and dropped == 3
+    kept, _ = prune(hits, 2, PruneConfig(near_duplicate=1.0))
+    assert [c.id for c in kept] == ["1", "2"]
+    with pytest.raises(ValueError, match="near_duplicate=0"):
+        PruneConfig(near_duplicate=0)
+
+
+def test_sentence_windows():
+    text = ("Vitamin D and bones\n\nVitamin D deficiency is common in winter (Fig. 2 shows it). Bone density fell "
+            "by 3% in the group. Supplements restored it within a year.")
+    assert len(sentences(text.split("\n\n")[1])) == 3  # "Fig. 2" does not end a sentence here
+    w = sentence_windows(text, "Vitamin D and bones", WindowConfig(size=2, stride=1))
+    assert len(w) == 2 and all(x.startswith("Vitamin D and bones. ") for x in w)
+    assert "Fig. 2 shows it" in w[0] and w[1].endswith("within a year.")
+    assert sentence_windows(text, None, WindowConfig(size=2, stride=2))[-1].endswith("within a year.")
+    assert sentence_windows("", "Only a title", WindowConfig()) == ["Only a title"]
+    with pytest.raises(ValueError, match="stride=3 must be in"):
+        WindowConfig(size=2, stride=3)
+
+
+def test_result_cache_key_and_ttl():
+    assert request_key("s", "a  b", top_k=3) == request_key("s", "a b", top_k=3)
+    assert request_key("s", "a b", top_k=3) != request_key("t", "a b", top_k=3)
+    cache = ResultCache(maxsize=2, ttl_s=60)
+    cache.put("k", 1)
+    assert cache.get("k") == 1 and cache.get("x") is None and (cache.hits, cache.misses) == (1, 1)
+    off = ResultCache(maxsize=0, ttl_s=60)
+    off.put("k", 1)
+    assert off.get("k") is None
+
+
+TEXTS = {
+    "volcano": "Volcanoes\n\nLava flows from volcanoes in Iceland. Eruptions are studied by geologists. "
+               "Ash clouds disrupt flights over Europe.",
+    "bread": "Baking\n\nBread needs flour, water and yeast. The dough rises for two hours. Ovens bake it at 220 C.",
+    "rivers": "Rivers\n\nRivers carry sediment to the sea. Deltas form where rivers slow down. Floods renew soil.",
+}
+
+
+@pytest.fixture
+def rt(tmp_path):
+    runtime = make_runtime(tmp_path, chunk_size=256)
+    ingest(runtime, [text_doc(k, v, topic=k) for k, v in TEXTS.items()])
+    yield runtime
+    runtime.close()
+
+
+def test_pipeline_stages_on_a_real_snapshot(rt):
+    snap = rt.manifest.live("default")
+    p = rt.pipeline
+    for rerank in ("late-interaction", "none"):
+        res = p.run(snap.collection, "lava eruptions in iceland", 3, p.stages(rerank=rerank))
+        assert res.hits[0].payload["doc_ids"] == ["volcano"]
+        assert set(res.timings_ms) >= {"rewrite", "embed", "first_stage", "prune"}
+        for h in res.hits:
+            assert h.scores["dense"] is not None and "fused" in h.scores
+    li = p.run(snap.collection, "lava eruptions in iceland", 3, p.stages())
+    assert li.hits[0].scores["windows"] > 0 and li.hits[0].score == li.hits[0].scores["rerank"]
+    assert li.recipe["rerank"]["name"] == "late-interaction"
+    # BM25 alone, dense alone, and filters inside Qdrant.
+    assert p.run(snap.collection, "yeast dough", 1, p.stages(first_stage="bm25")).hits[0].payload["doc_ids"] == ["bread"]
+    assert p.run(snap.collection, "yeast dough", 3, p.stages(first_stage="dense")).recipe["first_stage"]["legs"] == ["dense"]
+    only = p.run(snap.collection, "lava", 3, p.stages(), filters={"metadata.topic": "rivers"})
+    assert [h.payload["doc_ids"] for h in only.hits] == [["rivers"]]
+    with pytest.raises(ValueError, match="rerank='cross-encoder' is not one of"):
+        p.stages(rerank="cross-encoder")
+    with pytest.raises(ValueError, match="first_stage='both'"):
+        p.stages(first_stage="both")
+
+
+def test_searcher_caches_by_snapshot_and_request(rt):
+    a = rt.searcher.search("default", "floods and deltas", 2)
+    b = rt.searcher.search("default", "floods   and deltas", 2)
+    assert not a.cached and b.cached and [h.id for h in a.hits] == [h.id for h in b.hits]
+    c = rt.searcher.search("default", "floods and deltas", 2, rerank="none")
+    assert not c.cached  # another recipe is another answer
+    ingest(rt, [text_doc("deserts", "Deserts\n\nDeserts get little rain. Dunes move with the wind.")])
+    d = rt.searcher.search("default", "floods and deltas", 2)
+    assert not d.cached and d.snapshot != a.snapshot  # a new live snapshot is a new key
