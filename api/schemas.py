@@ -162,7 +162,7 @@ class RetrieveOptions(BaseModel):
 
     rerank: Literal["late-interaction", "cross-encoder", "none"] | None = Field(
         default=None, description="second stage; cross-encoder only where a model folder is configured")
-    rewrite: Literal["none", "normalize", "llm"] | None = Field(
+    rewrite: Literal["none", "normalize", "prf", "llm"] | None = Field(
         default=None, description="query rewriting; llm only where an endpoint is configured")
     fusion: Literal["dbsf", "rrf"] | None = None
     rrf_k: int | None = Field(default=None, ge=1, le=1000)

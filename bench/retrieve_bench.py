@@ -75,8 +75,10 @@ def build_synthetic(data_dir: Path, source_tenant: str, total: int, seed: int = 
         all_texts = [r.payload["text"] for r in records] + texts
         counts = [term_counts(t) for t in all_texts]
         avgdl = average_length(counts)
-        config = {**src.config, "synthetic": {"total": total, "seed": seed}}
-        snap = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+        # The same config as the source snapshot: a different one would read as config drift at start-up and
+        # send the service rebuilding this tenant from its (empty) catalog.
+        config = src.config
+        snap = hashlib.sha256(json.dumps([config, "synthetic", total, seed], sort_keys=True).encode()).hexdigest()
         name = collection_name(BIG, snap)
         rt.store.delete_collection(name)
         rt.manifest.begin(BIG, snap, name, None, config)

@@ -70,9 +70,13 @@ def document_vector(counts: Mapping[str, int], avgdl: float, params: BM25Params)
     return _to_sparse(weights)
 
 
-def query_vector(text: str) -> SparseVector:
-    """Each query term once, weight 1: score = sum over query terms of idf * saturated tf."""
-    return _to_sparse({term_id(t): 1.0 for t in set(tokenize(text))})
+def query_vector(text: str, extra_terms: Mapping[str, float] | None = None) -> SparseVector:
+    """Each query term once, weight 1: score = sum over query terms of idf * saturated tf. `extra_terms` are
+    already-tokenised terms with their own weights (pseudo-relevance feedback), added where not in the query."""
+    weights = {term_id(t): 1.0 for t in set(tokenize(text))}
+    for term, w in (extra_terms or {}).items():
+        weights.setdefault(term_id(term), float(w))
+    return _to_sparse(weights)
 
 
 def average_length(all_counts: Iterable[Mapping[str, int]]) -> float:

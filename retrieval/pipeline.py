@@ -112,9 +112,12 @@ class RetrievalPipeline:
             clock = now
 
         rewriter = self.rewriters[stages.rewrite]
+        if hasattr(rewriter, "bind"):  # feedback: its first pass searches this request's snapshot
+            rewriter = rewriter.bind(lambda q: [h.payload.get("text", "") for h in self._first_stage(
+                collection, self.query_vector((q,)) if dense else None, query_vector(q), 10, stages, filters)])
         rewritten = rewriter.rewrite(text) if rewriter else RewrittenQuery(lexical=text, dense=(text,))
         lap("rewrite")
-        sparse = query_vector(rewritten.lexical)
+        sparse = query_vector(rewritten.lexical, dict(rewritten.extra_terms))
         dense = dense and stages.first_stage != "bm25"
         vector = self.query_vector(rewritten.dense) if dense else None
         lap("embed")

@@ -7,7 +7,7 @@ the pipeline composes them and records each one's `recipe()` in the answer, so a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -49,6 +49,8 @@ class RewrittenQuery:
     lexical: str
     dense: tuple[str, ...]
     notes: dict = field(default_factory=dict, hash=False, compare=False)
+    # Tokenised terms added to the BM25 leg with their weights (pseudo-relevance feedback).
+    extra_terms: tuple[tuple[str, float], ...] = ()
 
 
 class Reranker(Protocol):
@@ -67,3 +69,7 @@ class QueryRewriter(Protocol):
     def rewrite(self, query: str) -> RewrittenQuery: ...
 
     def recipe(self) -> dict: ...
+
+
+# What a feedback rewriter may ask of the snapshot being searched: query text -> texts of the top chunks.
+FeedbackSearch = Callable[[str], list[str]]

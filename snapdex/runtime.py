@@ -15,6 +15,7 @@ from index_snapshots.querying import SnapshotSearcher
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.service import SnapshotService
 from ingest.windows import WindowConfig
+from retrieval.feedback import FeedbackConfig, PseudoRelevanceRewriter
 from retrieval.late_interaction import LateInteractionReranker, LateInteractionWeights
 from retrieval.pipeline import RetrievalPipeline, StageConfig
 from retrieval.cache import ResultCache
@@ -103,7 +104,7 @@ class Runtime:
             from retrieval.cross_encoder import CrossEncoderReranker  # torch-heavy import only when configured
 
             rerankers["cross-encoder"] = CrossEncoderReranker(s.cross_encoder_path, s.cross_encoder_batch_size)
-        rewriters = {"none": None, "normalize": NormalizeRewriter()}
+        rewriters = {"none": None, "normalize": NormalizeRewriter(), "prf": PseudoRelevanceRewriter(FeedbackConfig())}
         if s.llm_base_url:
             rewriters["llm"] = LLMRewriter(s.llm_base_url, s.llm_model, s.llm_api_key, mode=s.llm_mode,
                                            timeout_s=s.llm_timeout_s)
@@ -133,6 +134,9 @@ class Runtime:
         try:
             parsing.warm_up()
             self.embedder.embed(["warm up"])
+            cross = self.pipeline.rerankers.get("cross-encoder")
+            if cross is not None:
+                cross.load()  # once, at start-up, not on the first request
         except Exception:  # a failure here shows on /ready and again, with its cause, on the first job
             log.exception("warm-up failed")
         self.models_loaded = True

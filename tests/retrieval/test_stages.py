@@ -125,3 +125,20 @@ def test_searcher_caches_by_snapshot_and_request(rt):
     ingest(rt, [text_doc("deserts", "Deserts\n\nDeserts get little rain. Dunes move with the wind.")])
     d = rt.searcher.search("default", "floods and deltas", 2)
     assert not d.cached and d.snapshot != a.snapshot  # a new live snapshot is a new key
+
+
+def test_pseudo_relevance_feedback_adds_the_feedback_chunks_shared_terms(rt):
+    from retrieval.feedback import FeedbackConfig, PseudoRelevanceRewriter
+
+    prf = PseudoRelevanceRewriter(FeedbackConfig(documents=2, terms=3, weight=0.5))
+    with pytest.raises(RuntimeError, match="bind"):
+        prf.rewrite("lava")
+    chunks = ["lava flows from the volcano", "volcano ash and lava clouds", "bread"]
+    r = prf.bind(lambda q: chunks).rewrite("lava")
+    assert r.extra_terms[0] == ("volcano", 0.5)  # in both feedback chunks; "lava" is the query's own
+    assert len(r.extra_terms) == 3 and r.notes == {"feedback_chunks": 2, "terms_added": 3}
+    snap = rt.manifest.live("default")
+    res = rt.pipeline.run(snap.collection, "eruptions", 3, rt.pipeline.stages(rewrite="prf", rerank="none"))
+    assert res.recipe["rewrite"]["name"] == "prf" and res.recipe["rewrite"]["notes"]["terms_added"] > 0
+    with pytest.raises(ValueError, match="weight=2"):
+        FeedbackConfig(weight=2)
