@@ -205,3 +205,19 @@ def test_concurrent_first_use_loads_once(model_dir, monkeypatch):
     assert len(builds) == 1 and r.loads == 1
     assert all(res == results[0] for res in results) and results[0] is not None
     assert len(results[0]) == len(TEXTS)
+
+
+def test_configured_cross_encoder_serves_as_a_pipeline_stage(model_dir, tmp_path):
+    """SNAPDEX_CROSS_ENCODER_PATH makes "cross-encoder" a stage a request can ask for, scored on real hits."""
+    from tests.helpers import ingest, make_runtime, text_doc
+
+    rt = make_runtime(tmp_path, cross_encoder_path=model_dir, chunk_size=256)
+    try:
+        ingest(rt, [text_doc(f"d{i}", t) for i, t in enumerate(TEXTS)])
+        answer = rt.searcher.search("default", QUERY, 3, rerank="cross-encoder")
+        assert answer.recipe["rerank"]["name"] == "cross-encoder"
+        assert answer.recipe["rerank"]["model"].startswith(model_dir.name + "@")
+        scores = [h.scores["rerank"] for h in answer.hits]
+        assert scores == sorted(scores, reverse=True) and all(isinstance(s, float) for s in scores)
+    finally:
+        rt.close()
