@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         rt = runtime or Runtime(settings)
+        # The retrieval stages are checked now: a default that names an unconfigured stage (rewrite=llm with no
+        # endpoint, a missing cross-encoder folder) stops the start-up with its reason, not the first request.
+        rt.searcher  # noqa: B018
         set_runtime(rt)
         app.state.runtime = rt
         configure(settings)

@@ -142,3 +142,14 @@ def test_pseudo_relevance_feedback_adds_the_feedback_chunks_shared_terms(rt):
     assert res.recipe["rewrite"]["name"] == "prf" and res.recipe["rewrite"]["notes"]["terms_added"] > 0
     with pytest.raises(ValueError, match="weight=2"):
         FeedbackConfig(weight=2)
+
+
+def test_a_default_stage_that_is_not_configured_fails_at_wiring(tmp_path):
+    rt = make_runtime(tmp_path, rewrite="llm")  # no SNAPDEX_LLM_BASE_URL
+    try:
+        with pytest.raises(ValueError, match="default rewrite='llm' is not one of"):
+            rt.searcher
+    finally:
+        rt.close()
+    with pytest.raises(ValueError, match="does not exist|not found|no model"):
+        make_runtime(tmp_path / "x", rerank="cross-encoder", cross_encoder_path=tmp_path / "missing").searcher
