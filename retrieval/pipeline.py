@@ -133,7 +133,14 @@ class RetrievalPipeline:
             # The second stage orders the best `rerank_depth`; any further hits follow in first-stage order,
             # so the top of a long list is the same as the top of a short one.
             head, tail = candidates[: stages.rerank_depth], candidates[stages.rerank_depth:]
-            candidates = reranker.rerank(query, head) + tail
+            head = reranker.rerank(query, head)
+            if head and tail:
+                # `score` stays monotonic down the list: the tail keeps its first-stage spacing, shifted below
+                # the last reranked hit (its "fused" score is unchanged, its "rerank" absent).
+                shift = head[-1].score - tail[0].score - 1e-6
+                for c in tail:
+                    c.score += shift
+            candidates = head + tail
             lap("rerank")
         kept, dropped = prune(candidates, top_k, prune_config)
         self._leg_scores(query, kept)

@@ -153,3 +153,13 @@ def test_a_default_stage_that_is_not_configured_fails_at_wiring(tmp_path):
         rt.close()
     with pytest.raises(ValueError, match="does not exist|not found|no model"):
         make_runtime(tmp_path / "x", rerank="cross-encoder", cross_encoder_path=tmp_path / "missing").searcher
+
+
+def test_hits_past_the_rerank_depth_follow_in_first_stage_order_below_the_reranked(rt):
+    snap = rt.manifest.live("default")
+    res = rt.pipeline.run(snap.collection, "rivers and bread and lava", 3, rt.pipeline.stages(rerank_depth=1))
+    assert "rerank" in res.hits[0].scores and all("rerank" not in h.scores for h in res.hits[1:])
+    scores = [h.score for h in res.hits]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
+    fused = [h.scores["fused"] for h in res.hits[1:]]
+    assert fused == sorted(fused, reverse=True)
