@@ -9,6 +9,19 @@ from pathlib import Path
 from typing import Iterator
 
 
+def corpus_documents(path: Path) -> Iterator[dict]:
+    """Ingest-ready documents of a BEIR corpus.jsonl: the title leads the text (it names the topic) and is kept
+    as metadata."""
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            title, text = (d.get("title") or "").strip(), d.get("text") or ""
+            yield {"id": str(d["_id"]), "text": f"{title}\n\n{text}" if title else text,
+                   "metadata": {"title": title} if title else {}}
+
+
 @dataclass(frozen=True)
 class BeirDataset:
     path: Path
@@ -26,15 +39,7 @@ class BeirDataset:
         return sorted(p.stem for p in (self.path / "qrels").glob("*.tsv"))
 
     def documents(self) -> Iterator[dict]:
-        """Ingest-ready documents: the title leads the text (it names the topic) and is kept as metadata."""
-        with (self.path / "corpus.jsonl").open(encoding="utf-8") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                d = json.loads(line)
-                title, text = (d.get("title") or "").strip(), d.get("text") or ""
-                yield {"id": str(d["_id"]), "text": f"{title}\n\n{text}" if title else text,
-                       "metadata": {"title": title} if title else {}}
+        return corpus_documents(self.path / "corpus.jsonl")
 
     def qrels(self, split: str) -> dict[str, dict[str, int]]:
         path = self.path / "qrels" / f"{split}.tsv"

@@ -54,18 +54,14 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _beir_batches(path: Path, batch: int) -> Iterator[list[dict]]:
+    from eval.beir import corpus_documents
+
     docs: list[dict] = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            d = json.loads(line)
-            title, text = (d.get("title") or "").strip(), d.get("text") or ""
-            meta = {"title": title} if title else {}
-            docs.append({"id": str(d["_id"]), "text": f"{title}\n\n{text}" if title else text, "metadata": meta})
-            if len(docs) >= batch:
-                yield docs
-                docs = []
+    for doc in corpus_documents(path):
+        docs.append(doc)
+        if len(docs) >= batch:
+            yield docs
+            docs = []
     if docs:
         yield docs
 

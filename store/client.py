@@ -15,7 +15,7 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from .base import DENSE, SPARSE, WINDOWS, StoreError, StoreUnavailable
-from .common import batches, check_fusion, check_ids, check_name, check_positive, top_hits
+from .common import batches, check_fusion, check_ids, check_name, check_positive, rescore_legs, top_hits
 from .filters import parse_filters
 from .types import Hit, Point, Record, SparseVector
 
@@ -244,14 +244,10 @@ class ClientStore:
         if not ids:
             return scores
         only = qm.Filter(must=[qm.HasIdCondition(has_id=ids)])
-        legs = []
-        if dense is not None:
-            legs.append(("dense", DENSE, _dense(dense)))
-        if sparse is not None and sparse.indices:
-            legs.append(("bm25", SPARSE, _sparse(sparse)))
-        if windows is not None:
-            legs.append(("windows", WINDOWS, [_dense(windows)]))
-        for leg, using, query in legs:
+        # Max-sim compares against a multivector: one query vector is a list of one.
+        convert = {DENSE: _dense, SPARSE: _sparse, WINDOWS: lambda v: [_dense(v)]}
+        for leg, using, vector in rescore_legs(dense, sparse, windows):
+            query = convert[using](vector)
             with self._call(f"rescoring ({leg}) in {name!r}"):
                 points = self.client.query_points(name, query=query, using=using, query_filter=only, limit=len(ids),
                                                   search_params=self._exact, with_payload=False).points

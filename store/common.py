@@ -6,7 +6,8 @@ import re
 import uuid
 from typing import Callable, Sequence
 
-from .types import Hit
+from .base import DENSE, SPARSE, WINDOWS
+from .types import Hit, SparseVector
 
 UPSERT_BATCH = 256
 FUSIONS = ("rrf", "dbsf")
@@ -66,3 +67,16 @@ def top_hits(fetch: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
         if len(hits) < n or hits[limit - 1].score != hits[-1].score:
             return hits[:limit]
         n *= 2
+
+
+def rescore_legs(dense, sparse: SparseVector | None, windows) -> list[tuple[str, str, object]]:
+    """(leg, named vector, query vector) for each leg `rescore` was asked for; a sparse query with no terms
+    scores nothing, so it is no leg."""
+    legs = []
+    if dense is not None:
+        legs.append(("dense", DENSE, dense))
+    if sparse is not None and sparse.indices:
+        legs.append(("bm25", SPARSE, sparse))
+    if windows is not None:
+        legs.append(("windows", WINDOWS, windows))
+    return legs

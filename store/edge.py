@@ -12,7 +12,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from .base import DENSE, SPARSE, WINDOWS, StoreError
-from .common import batches, check_fusion, check_ids, check_name, check_positive, top_hits
+from .common import batches, check_fusion, check_ids, check_name, check_positive, rescore_legs, top_hits
 from .filters import parse_filters
 from .types import Hit, Point, Record, SparseVector
 
@@ -289,14 +289,10 @@ class EdgeStore:
             return scores
         shard = self._shard(name)
         only = qe.Filter(must=[qe.HasIdCondition(set(ids))])
-        legs = []
-        if dense is not None:
-            legs.append(("dense", qe.Query.Nearest(_dense(dense), using=DENSE)))
-        if sparse is not None and sparse.indices:
-            legs.append(("bm25", qe.Query.Nearest(_sparse(sparse), using=SPARSE)))
-        if windows is not None:
-            legs.append(("windows", qe.Query.Nearest([_dense(windows).tolist()], using=WINDOWS)))
-        for leg, query in legs:
+        # Max-sim compares against a multivector: one query vector is a list of one.
+        convert = {DENSE: _dense, SPARSE: _sparse, WINDOWS: lambda v: [_dense(v).tolist()]}
+        for leg, using, vector in rescore_legs(dense, sparse, windows):
+            query = qe.Query.Nearest(convert[using](vector), using=using)
             request = qe.QueryRequest(limit=len(ids), query=query, filter=only, params=_EXACT, with_payload=False)
             with _engine(f"rescoring ({leg}) in {name!r}"):
                 for p in shard.query(request):
