@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.enqueue import enqueue
-from api.routes import documents, health, ingest, jobs, retrieve, snapshots
+from api.metrics import registry_for
+from api.routes import dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve, snapshots
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
 from workers.celery_app import configure, start_embedded_worker
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         rt.searcher  # noqa: B018
         set_runtime(rt)
         app.state.runtime = rt
+        app.state.metrics = registry_for(rt)
         configure(settings)
         # Models load once per process, in the background: /health answers at once, /ready turns true
         # once the first request or job would no longer pay for the load.
@@ -57,6 +59,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app = FastAPI(title="snapdex", version="0.1.0", lifespan=lifespan,
                   description="RAG indexing and retrieval: versioned, measured, snapshot-hashed Qdrant indexes.")
-    for module in (ingest, jobs, documents, snapshots, retrieve, health):
+    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, dashboard, health, metrics):
         app.include_router(module.router)
     return app

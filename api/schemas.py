@@ -18,6 +18,14 @@ def _not_blank(v: str) -> str:
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
+def unique_ids(items: list, message: str) -> list:
+    seen: set[str] = set()
+    dupes = sorted({i.id for i in items if i.id in seen or seen.add(i.id)})
+    if dupes:
+        raise ValueError(f"{message}: {dupes[:10]}")
+    return items
+
+
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -36,11 +44,7 @@ class IngestRequest(BaseModel):
     @field_validator("documents")
     @classmethod
     def _unique_ids(cls, docs: list[DocumentIn]) -> list[DocumentIn]:
-        seen: set[str] = set()
-        dupes = sorted({d.id for d in docs if d.id in seen or seen.add(d.id)})
-        if dupes:
-            raise ValueError(f"document ids repeat within one request: {dupes[:10]}")
-        return docs
+        return unique_ids(docs, "document ids repeat within one request")
 
 
 class IngestResponse(BaseModel):
@@ -82,6 +86,8 @@ class JobResponse(BaseModel):
     counts: JobCounts
     failures: list[DocumentFailure]
     snapshot: str | None = Field(description="The snapshot this job's documents landed in")
+    snapshot_status: str | None = Field(default=None, description="live, or candidate when the gate held it "
+                                        "(GET /snapshots gives the reason)")
     attempts: int
     error: str | None
     created_at: float
@@ -89,8 +95,8 @@ class JobResponse(BaseModel):
     finished_at: float | None
 
     @classmethod
-    def from_view(cls, v: Any) -> "JobResponse":
-        return cls(
+    def from_view(cls, v: Any, snapshot_status: str | None = None) -> "JobResponse":
+        return cls(snapshot_status=snapshot_status,
             job_id=v.id, tenant=v.tenant, status=v.status, phase=v.phase,
             progress=JobProgress(documents_done=v.docs_done, documents_total=v.docs_total,
                                  chunks_done=v.chunks_done, chunks_total=v.chunks_total),
@@ -123,11 +129,12 @@ class SnapshotResponse(BaseModel):
     build_seconds: float | None
     config: dict[str, Any]
     reason: str | None
+    gate: GateVerdictOut | None = Field(default=None, description="the promotion gate's verdict, once judged")
 
     @classmethod
-    def from_row(cls, r: Any) -> "SnapshotResponse":
-        fields = {k: getattr(r, k) for k in cls.model_fields}
-        return cls(**fields)
+    def from_row(cls, r: Any, verdict: Any = None) -> "SnapshotResponse":
+        fields = {k: getattr(r, k) for k in cls.model_fields if k != "gate"}
+        return cls(**fields, gate=GateVerdictOut.from_verdict(verdict) if verdict else None)
 
 
 class SnapshotListResponse(BaseModel):
@@ -216,3 +223,206 @@ class RetrieveResponse(BaseModel):
     request_id: str
     cached: bool = Field(default=False, description="served from the result cache (same snapshot, same request)")
     warnings: list[str] = Field(default_factory=list)
+
+
+# --- recall tracking -------------------------------------------------------------------------------------
+
+
+class RelevantDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: str = Field(min_length=1, max_length=512)
+    grade: int = Field(default=1, ge=1, le=100, description="graded relevance; higher is more relevant")
+
+
+class LabelledQueryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=512)
+    text: NonBlank = Field(min_length=1, max_length=4096)
+    relevant: list[str | RelevantDoc] = Field(min_length=1, description='doc ids, or {"doc_id", "grade"} objects')
+
+    def judgments(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.relevant:
+            doc_id, grade = (r, 1) if isinstance(r, str) else (r.doc_id, r.grade)
+            out[doc_id] = max(out.get(doc_id, 0), grade)
+        return out
+
+
+class QuerySetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="the set's name; uploads version it")
+    description: str | None = Field(default=None, max_length=2000)
+    queries: list[LabelledQueryIn] = Field(min_length=1)
+
+    @field_validator("queries")
+    @classmethod
+    def _unique_ids(cls, queries: list[LabelledQueryIn]) -> list[LabelledQueryIn]:
+        return unique_ids(queries, "query ids repeat within one query set")
+
+
+class QuerySetResponse(BaseModel):
+    name: str
+    version: int
+    queries: int
+    checksum: str
+    description: str | None
+    created_at: float
+    retired_at: float | None
+    created: bool | None = Field(default=None, description="false: the same content as the newest version, kept")
+    evaluation: Literal["queued"] | None = Field(default=None, description="kept snapshots are being scored on it")
+
+    @classmethod
+    def from_ref(cls, ref: Any, **extra: Any) -> "QuerySetResponse":
+        return cls(name=ref.name, version=ref.version, queries=ref.queries, checksum=ref.checksum,
+                   description=ref.description, created_at=ref.created_at, retired_at=ref.retired_at, **extra)
+
+
+class QuerySetListResponse(BaseModel):
+    tenant: str
+    query_sets: list[QuerySetResponse] = Field(description="every version of every set, by name then version")
+
+
+class LabelledQueryOut(BaseModel):
+    id: str
+    text: str
+    relevant: dict[str, int]
+
+
+class QuerySetDetailResponse(QuerySetResponse):
+    items: list[LabelledQueryOut]
+
+
+class EvalRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    snapshot: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="default: every kept snapshot")
+    query_set: str | None = Field(default=None, description="default: every active query set")
+
+
+class EvalRunQueued(BaseModel):
+    status: Literal["queued"] = "queued"
+    tenant: str
+
+
+class EvalRunResponse(BaseModel):
+    id: str
+    snapshot: str
+    query_set: str
+    version: int
+    trigger: Literal["build", "upload", "manual", "baseline"]
+    status: Literal["running", "done", "failed"]
+    created_at: float
+    finished_at: float | None
+    seconds: float | None
+    queries: int | None
+    metrics: dict[str, float]
+    latency_ms: dict[str, float]
+    recipe_key: str = Field(description="runs are comparable when their recipes match")
+    error: str | None
+
+    @classmethod
+    def from_row(cls, r: Any) -> "EvalRunResponse":
+        return cls(id=r.id, snapshot=r.snapshot, query_set=r.set_name, version=r.set_version, trigger=r.trigger,
+                   status=r.status, created_at=r.created_at, finished_at=r.finished_at, seconds=r.seconds,
+                   queries=r.queries, metrics=r.metrics, latency_ms=r.latency_ms, recipe_key=r.recipe_key,
+                   error=r.error)
+
+
+class EvalRunListResponse(BaseModel):
+    tenant: str
+    runs: list[EvalRunResponse] = Field(description="newest first")
+
+
+class QueryResultOut(BaseModel):
+    query_id: str
+    text: str
+    metrics: dict[str, float]
+    relevant: dict[str, int]
+    ranks: dict[str, int | None] = Field(description="rank of each relevant document; null: not in the ranking")
+    retrieved: list[str] = Field(description="the top documents retrieved, best first")
+
+
+class EvalRunDetailResponse(EvalRunResponse):
+    recipe: dict[str, Any]
+    results: list[QueryResultOut]
+
+
+class QueryChange(BaseModel):
+    query_id: str
+    text: str
+    before: float
+    after: float
+    delta: float
+    dropped: list[str] = Field(description="relevant documents in the top k before, not after")
+    entered: list[str] = Field(description="relevant documents in the top k after, not before")
+    ranks_before: dict[str, int | None] = Field(description="rank of each relevant document in the base run")
+    ranks_after: dict[str, int | None] = Field(description="rank of each relevant document in the candidate run")
+    missed: list[str] = Field(description="relevant documents outside the candidate's top k")
+    retrieved_instead: list[str] = Field(description="non-relevant documents of the candidate's top k ranked above "
+                                         "a relevant document that fell")
+
+
+class EvalCompareResponse(BaseModel):
+    tenant: str
+    query_set: str
+    version: int
+    metric: str
+    base: EvalRunResponse
+    candidate: EvalRunResponse
+    comparable: bool = Field(description="both runs used the same retrieval recipe")
+    gained: list[QueryChange]
+    lost: list[QueryChange]
+    unchanged: int
+
+
+class GateVerdictOut(BaseModel):
+    passed: bool
+    reasons: list[str]
+    checks: list[dict[str, Any]]
+    baseline: str | None = Field(description="the live snapshot it was compared with")
+    decided_at: float
+    override_at: float | None = Field(description="promoted by hand although it failed")
+    runs: list[str]
+
+    @classmethod
+    def from_verdict(cls, v: Any) -> "GateVerdictOut":
+        return cls(passed=v.passed, reasons=v.reasons, checks=v.checks, baseline=v.baseline, decided_at=v.decided_at,
+                   override_at=v.override_at, runs=v.runs)
+
+
+class OverviewRun(BaseModel):
+    run_id: str
+    snapshot: str
+    created_at: float
+    trigger: str
+    recipe_key: str
+    current_recipe: bool = Field(description="run under the retrieval recipe this service uses now")
+    metrics: dict[str, float]
+    latency_ms: dict[str, float]
+
+
+class OverviewQuerySet(BaseModel):
+    name: str
+    version: int
+    queries: int
+    created_at: float
+    retired_at: float | None
+    active: bool = Field(description="the newest version of a set that is not retired: it runs after every build")
+    runs: list[OverviewRun] = Field(description="the newest finished run per snapshot, in snapshot order")
+
+
+class EvalOverviewResponse(BaseModel):
+    """What the dashboard draws: aggregates only; per-query rows come from /eval/compare and /eval/runs/{id}."""
+
+    tenant: str
+    tenants: list[str]
+    live: str | None
+    previous: str | None
+    gate: dict[str, dict[str, float]] = Field(description="floors and max_drop per metric")
+    metrics: list[str] = Field(description="metric names every run reports")
+    snapshots: list[SnapshotResponse] = Field(description="oldest first")
+    query_sets: list[OverviewQuerySet]
+    switches: list[dict[str, Any]] = Field(description="every change of the live snapshot: at, from_hash, to_hash, action")

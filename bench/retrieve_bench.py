@@ -2,7 +2,7 @@
 
 Two indexes, served by one `snapdex serve` (embedded default) with the result cache off, so every request
 does the whole work:
-- SciFact: the snapshot `snapdex eval` built (tenant eval-scifact in --data-dir; run that first), 300 test
+- SciFact: the snapshot `snapdex eval run` built (tenant eval-scifact in --data-dir; run that first), 300 test
   queries.
 - 100k chunks: SciFact's chunks plus synthetic ones made by recombining SciFact sentences, written straight
   into a snapshot (tenant bench-100k) with vectors mixed from the real chunk and window vectors: embedding
@@ -55,7 +55,7 @@ def build_synthetic(data_dir: Path, source_tenant: str, total: int, seed: int = 
             return live.hash
         src = rt.manifest.live(source_tenant)
         if src is None:
-            raise SystemExit(f"tenant {source_tenant} has no snapshot in {data_dir}: run snapdex eval first")
+            raise SystemExit(f"tenant {source_tenant} has no snapshot in {data_dir}: run snapdex eval run first")
         records, offset = [], None
         while True:
             page, offset = rt.store.scroll(src.collection, limit=1024, offset=offset, with_vectors=True)
@@ -150,7 +150,7 @@ def concurrent(url: str, tenant: str, queries: list[str], options: dict, clients
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", type=Path, required=True, help="the data folder snapdex eval indexed SciFact into")
+    p.add_argument("--data-dir", type=Path, required=True, help="the data folder snapdex eval run indexed SciFact into")
     p.add_argument("--tenant", default="eval-scifact")
     p.add_argument("--synthetic", type=int, default=100_000, help="chunks in the large index (0: skip it)")
     p.add_argument("--seconds", type=float, default=30.0, help="length of each 8-client run")

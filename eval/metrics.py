@@ -39,6 +39,8 @@ __all__ = [
     "hit_rate_at_k",
     "evaluate",
     "compare",
+    "drilldown",
+    "metric_names",
 ]
 
 
@@ -189,7 +191,8 @@ class QueryResult:
     retrieved: list[str]
 
 
-def _metric_names(ks: Sequence[int], mrr_k: int, ndcg_k: int) -> list[str]:
+def metric_names(ks: Sequence[int], mrr_k: int = 10, ndcg_k: int = 10) -> list[str]:
+    """The names evaluate() reports for these cutoffs, in its order."""
     names = []
     for k in ks:
         names += [f"recall@{k}", f"precision@{k}", f"hit_rate@{k}"]
@@ -234,7 +237,7 @@ def evaluate(
         _check_ranked(ranked, query_id)
 
     depth = max([*ks, mrr_k, ndcg_k])
-    names = _metric_names(ks, mrr_k, ndcg_k)
+    names = metric_names(ks, mrr_k, ndcg_k)
     results: list[QueryResult] = []
     for query_id, relevant in qrels.items():
         if _n_relevant(relevant) == 0:
@@ -317,3 +320,26 @@ def compare(before: list[QueryResult], after: list[QueryResult], metric: str) ->
     gained.sort(key=lambda e: (-e["delta"], e["query_id"]))
     lost.sort(key=lambda e: (e["delta"], e["query_id"]))
     return {"gained": gained, "lost": lost}
+
+
+def drilldown(before: list[QueryResult], after: list[QueryResult], metric: str,
+              qrels: Qrels) -> dict:
+    """compare(), with what an operator needs to see per changed query: the rank of every relevant document
+    before and after (None: not retrieved), the relevant documents outside the top k after the change
+    (`missed`), and the documents that took their place (`retrieved_instead`): the non-relevant documents of
+    the top k ranked above a relevant document that fell (all of the top k when one fell out of it)."""
+    k = _cutoff(metric)
+    changes = compare(before, after, metric)
+    by_id_before = {r.query_id: r for r in before}
+    by_id_after = {r.query_id: r for r in after}
+    for entry in changes["gained"] + changes["lost"]:
+        old, new = by_id_before[entry["query_id"]], by_id_after[entry["query_id"]]
+        relevant = qrels.get(entry["query_id"], {})
+        entry["ranks_before"], entry["ranks_after"] = dict(old.ranks), dict(new.ranks)
+        entry["missed"] = sorted(d for d, rank in new.ranks.items() if rank is None or rank > k)
+        fell = [new.ranks.get(d) for d, rank in old.ranks.items()
+                if rank is not None and (new.ranks.get(d) is None or new.ranks[d] > rank)]
+        above = k if any(r is None or r > k for r in fell) else max(fell, default=1) - 1
+        entry["retrieved_instead"] = [d for d in new.retrieved[:above] if relevant.get(d, 0) <= 0]
+    changes["unchanged"] = len(after) - len(changes["gained"]) - len(changes["lost"])
+    return changes

@@ -43,5 +43,6 @@ def run_queries(name: str, search: SearchFn, queries: dict[str, str], qrels: dic
         run[qid] = doc_ranking(hits)
     metrics, per_query = evaluate({q: r for q, r in qrels.items() if q in queries}, run, ks=ks)
     lat = np.array(took) if took else np.zeros(1)
-    latency = {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)), "mean": float(lat.mean())}
+    latency = {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
+               "p99": float(np.percentile(lat, 99)), "mean": float(lat.mean())}
     return EvalRun(name, metrics, per_query, latency)

@@ -117,7 +117,7 @@ class SnapshotBuilder:
         self.batch_size = batch_size
 
     @contextmanager
-    def _tenant_lock(self, tenant: str) -> Iterator[None]:
+    def tenant_lock(self, tenant: str) -> Iterator[None]:
         # One build per tenant at a time, across processes sharing the data folder.
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         with open(self.lock_dir / f"build-{tenant}.lock", "w") as fh:
@@ -127,8 +127,11 @@ class SnapshotBuilder:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def build(self, tenant: str) -> BuildResult:
-        with self._tenant_lock(tenant):
+    def build(self, tenant: str, *, locked: bool = False) -> BuildResult:
+        """`locked`: the caller holds tenant_lock already (a second flock in one process would wait forever)."""
+        if locked:
+            return self._build(tenant)
+        with self.tenant_lock(tenant):
             return self._build(tenant)
 
     def _build(self, tenant: str) -> BuildResult:

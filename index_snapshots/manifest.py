@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS switches (
     at REAL NOT NULL,
     from_hash TEXT,
     to_hash TEXT NOT NULL,
-    action TEXT NOT NULL               -- promote | rollback | manual
+    action TEXT NOT NULL               -- promote | rollback | manual | override
 );
 """
 
@@ -115,6 +115,17 @@ class Manifest:
                 (reason, tenant, snap_hash),
             )
 
+    def hold(self, tenant: str, snap_hash: str, reason: str) -> None:
+        """A built snapshot the gate did not let through: it stays a readable candidate, with the reason."""
+        with self.db.tx() as conn:
+            conn.execute("UPDATE snapshots SET reason = ? WHERE tenant = ? AND hash = ? AND status = 'candidate'",
+                         (reason, tenant, snap_hash))
+
+    def switches(self, tenant: str) -> list[dict]:
+        rows = self.db.conn().execute("SELECT at, from_hash, to_hash, action FROM switches WHERE tenant = ?"
+                                      " ORDER BY at", (tenant,))
+        return [dict(r) for r in rows]
+
     def promote(self, tenant: str, snap_hash: str, action: str = "promote") -> str | None:
         """Make snap_hash live in one transaction; returns the hash it replaced."""
         with self.db.tx() as conn:
@@ -164,7 +175,12 @@ class Manifest:
                          (reason, tenant, snap_hash))
 
     def tenants(self) -> list[str]:
+        """Tenants with a live snapshot."""
         return [r[0] for r in self.db.conn().execute("SELECT tenant FROM live ORDER BY tenant")]
+
+    def all_tenants(self) -> list[str]:
+        """Tenants with any snapshot, live or not (every build held, say)."""
+        return [r[0] for r in self.db.conn().execute("SELECT DISTINCT tenant FROM snapshots ORDER BY tenant")]
 
     def unfinished(self) -> list[SnapshotRow]:
         rows = self.db.conn().execute("SELECT * FROM snapshots WHERE status = 'building'")

@@ -6,7 +6,9 @@ import logging
 import time
 from dataclasses import dataclass
 
+from eval.store import Verdict
 from index_snapshots.builder import BuildResult, SnapshotBuilder
+from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest, SnapshotRow
 from ingest.jobs import JobStore
 from ingest.pipeline import Ingestor
@@ -24,7 +26,7 @@ def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
         raise KeyError(f"job {job_id} does not exist")
     if view.status in ("succeeded", "failed"):
         return None
-    if view.phase in ("awaiting_build", "building"):
+    if view.phase in ("awaiting_build", "building", "evaluating"):
         # A redelivered message of a job whose documents are all in: only the build trigger is left to do.
         return view.tenant
     try:
@@ -45,6 +47,7 @@ class SnapshotService:
     manifest: Manifest
     jobs: JobStore
     store: VectorStore
+    evaluator: SnapshotEvaluator
     keep_extra: int = 3  # besides the live and the previous live snapshot
     pin_grace_s: float = 300.0
 
@@ -56,11 +59,16 @@ class SnapshotService:
         return self.rebuild(tenant, transient)
 
     def rebuild(self, tenant: str, transient: tuple[type[BaseException], ...] = ()) -> BuildResult:
+        # Build, gate and promotion run under the tenant's lock: one verdict at a time decides what is live.
+        with self.builder.tenant_lock(tenant):
+            return self._rebuild(tenant, transient)
+
+    def _rebuild(self, tenant: str, transient: tuple[type[BaseException], ...]) -> BuildResult:
         waiting = self.jobs.awaiting_build(tenant)
         for job_id in waiting:
             self.jobs.set_phase(job_id, "building")
         try:
-            result = self.builder.build(tenant)
+            result = self.builder.build(tenant, locked=True)
         except transient:
             # The task retries the build: its jobs wait for it again instead of failing.
             for job_id in waiting:
@@ -70,16 +78,54 @@ class SnapshotService:
             for job_id in waiting:
                 self.jobs.finish(job_id, "failed", error=f"snapshot build failed: {type(e).__name__}: {e}")
             raise
-        # Until the evaluation gate exists every built snapshot goes live; the switch is one manifest row.
-        self.manifest.promote(tenant, result.hash)
+        try:
+            self._settle(tenant, result, waiting, transient)
+        except transient:
+            for job_id in waiting:
+                self.jobs.set_phase(job_id, "awaiting_build")
+            raise
         for job_id in waiting:
             self.jobs.set_phase(job_id, "done", snapshot=result.hash)
             self.jobs.finish(job_id, "succeeded")
         self.retain(tenant)
         return result
 
+    def _settle(self, tenant: str, result: BuildResult, waiting: list[str],
+                transient: tuple[type[BaseException], ...] = ()) -> Verdict | None:
+        """Gate a built snapshot: live if it passes, otherwise held as a candidate with the reasons."""
+        live = self.manifest.live(tenant)
+        if live is not None and live.hash == result.hash:
+            return None
+        earlier = self.evaluator.verdict(tenant, result.hash)
+        if not result.built and earlier is not None:
+            # Nothing new was built and it was judged before: a rollback or a hold by the operator stands.
+            return earlier
+        for job_id in waiting:
+            self.jobs.set_phase(job_id, "evaluating", snapshot=result.hash)
+        try:
+            verdict = self.evaluator.gate(tenant, result.hash)
+        except transient:
+            raise
+        except Exception as e:
+            # An evaluation that cannot run cannot vouch for the snapshot: it is held, never promoted blind.
+            log.exception("evaluation of snapshot %s of %s failed", result.hash[:12], tenant)
+            verdict = self.evaluator.store.put_verdict(tenant, result.hash, Verdict(
+                False, [f"evaluation failed: {type(e).__name__}: {e}"], [], [], live.hash if live else None))
+        if verdict.passed:
+            self.manifest.promote(tenant, result.hash)
+        else:
+            self.manifest.hold(tenant, result.hash, "held by the gate: " + "; ".join(verdict.reasons))
+            log.warning("snapshot %s of %s held: %s", result.hash[:12], tenant, "; ".join(verdict.reasons))
+        return verdict
+
     def promote(self, tenant: str, snap_hash: str) -> str | None:
-        return self.manifest.promote(tenant, snap_hash, action="manual")
+        """By hand. A snapshot the gate held goes live as a recorded override."""
+        verdict = self.evaluator.verdict(tenant, snap_hash)
+        overriding = verdict is not None and not verdict.passed
+        previous = self.manifest.promote(tenant, snap_hash, action="override" if overriding else "manual")
+        if overriding:
+            self.evaluator.store.record_override(tenant, snap_hash)
+        return previous
 
     def rollback(self, tenant: str) -> tuple[str, str]:
         return self.manifest.rollback(tenant)

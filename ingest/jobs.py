@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
     status TEXT NOT NULL,               -- queued | running | succeeded | failed
-    phase TEXT,                         -- parsing | embedding | awaiting_build | building | done
+    phase TEXT,                         -- parsing | embedding | awaiting_build | building | evaluating | done
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
@@ -190,14 +190,17 @@ class JobStore:
         must get a build of its own (it waits for the tenant's build lock)."""
         r = self.db.conn().execute(
             "SELECT 1 FROM jobs WHERE tenant = ? AND (status = 'queued' OR (status = 'running'"
-            " AND COALESCE(phase, '') NOT IN ('awaiting_build', 'building'))) LIMIT 1",
+            " AND COALESCE(phase, '') NOT IN ('awaiting_build', 'building', 'evaluating'))) LIMIT 1",
             (tenant,),
         ).fetchone()
         return r is not None
 
     def awaiting_build(self, tenant: str) -> list[str]:
+        """Jobs whose documents are in and whose build has not settled them. Called under the tenant's build
+        lock, so a job still marked building or evaluating lost its build to a crash: it is taken up again."""
         rows = self.db.conn().execute(
-            "SELECT id FROM jobs WHERE tenant = ? AND status = 'running' AND phase = 'awaiting_build'", (tenant,)
+            "SELECT id FROM jobs WHERE tenant = ? AND status = 'running'"
+            " AND phase IN ('awaiting_build', 'building', 'evaluating')", (tenant,)
         )
         return [r["id"] for r in rows]
 

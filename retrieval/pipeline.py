@@ -167,9 +167,16 @@ class RetrievalPipeline:
                 c.scores["dense"] = scored[c.id].get("dense") if query.vector is not None else None
                 c.scores["bm25"] = scored[c.id].get("bm25", 0.0)
 
+    def recipe(self, stages: StageConfig | None = None, prune_config: PruneConfig | None = None) -> dict:
+        """What shapes every answer under these stages, without any one query's notes: evaluation runs are
+        keyed by it, so a run is reused only while the pipeline that produced it is unchanged."""
+        stages = stages or self.defaults
+        return self._recipe(stages, self.rewriters[stages.rewrite], None, self.rerankers[stages.rerank], True,
+                            prune_config or self.prune_config)
+
     def _recipe(self, stages: StageConfig, rewriter, rewritten, reranker, dense: bool, prune_config) -> dict:
         return {
-            "rewrite": {**rewriter.recipe(), **({"notes": rewritten.notes} if rewritten.notes else {})}
+            "rewrite": {**rewriter.recipe(), **({"notes": rewritten.notes} if rewritten and rewritten.notes else {})}
             if rewriter else None,
             "first_stage": {
                 "legs": {"hybrid": ["dense", "bm25"], "dense": ["dense"], "bm25": ["bm25"]}[

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests use (redis-server for the queue, tesseract for OCR, docker-compose to validate
-# the production compose file). Installs only what is missing; needs root.
+# Debian packages the tests use (redis-server for the queue, tesseract for OCR, chromium for the dashboard
+# test, docker-compose to validate the production compose file). Installs only what is missing; needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()

@@ -1,4 +1,5 @@
-"""`snapdex`: serve (embedded default), worker (production), ingest (a folder or a BEIR corpus.jsonl), eval (BEIR)."""
+"""`snapdex`: serve (embedded default), worker (production), ingest (a folder or a BEIR corpus.jsonl), eval (BEIR:
+import a split as a labelled query set, or run every retrieval variant in process)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,54 @@ def _eval(args: argparse.Namespace) -> int:
     from snapdex.evaluate import main as evaluate
 
     return evaluate(args.dataset, args.split, args.tenant, args.out, args.only)
+
+
+def _eval_import(args: argparse.Namespace) -> int:
+    import httpx
+
+    from eval.beir import BeirDataset
+
+    dataset = BeirDataset(args.dataset)
+    qrels = dataset.qrels(args.split)
+    texts = dataset.queries(set(qrels))
+    missing = sorted(set(qrels) - set(texts))
+    if missing:
+        print(f"{len(missing)} labelled queries have no text in queries.jsonl and are left out: {missing[:5]}",
+              file=sys.stderr)
+    name = args.name or f"{dataset.name}-{args.split}".lower()
+    body = {"name": name, "description": f"BEIR {dataset.name}, split {args.split}",
+            "queries": [{"id": q, "text": texts[q], "relevant": [{"doc_id": d, "grade": g} for d, g in rel.items()]}
+                        for q, rel in qrels.items() if q in texts]}
+    client = httpx.Client(base_url=args.url, headers={"X-Tenant": args.tenant} if args.tenant else {}, timeout=300)
+    r = client.post("/eval/query-sets", json=body)
+    if r.status_code not in (200, 201):
+        raise SystemExit(f"upload refused ({r.status_code}): {r.text[:500]}")
+    qs = r.json()
+    print(f"query set {qs['name']} v{qs['version']}: {qs['queries']} queries "
+          f"({'new version' if qs['created'] else 'unchanged, kept'}); kept snapshots are being scored")
+    if not args.wait:
+        return 0
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        live = client.get("/snapshots").json().get("live")
+        runs = [x for x in client.get("/eval/runs", params={"query_set": name}).json()["runs"]
+                if x["version"] == qs["version"] and x["snapshot"] == live and x["status"] != "running"]
+        if runs or live is None:
+            break
+        time.sleep(1)
+    else:
+        raise SystemExit(f"no finished run of {name} v{qs['version']} on the live snapshot after {args.wait} s")
+    if live is None:
+        print("no live snapshot yet: the set runs after the first build")
+        return 0
+    run = runs[0]
+    if run["status"] == "failed":
+        raise SystemExit(f"evaluation failed: {run['error']}")
+    print(f"live snapshot {live[:12]} on {name} v{qs['version']} ({run['queries']} queries, "
+          f"p50 {run['latency_ms']['p50']:.1f} ms):")
+    for metric, value in run["metrics"].items():
+        print(f"  {metric:<16}{value:.4f}")
+    return 0
 
 
 def _beir_batches(path: Path, batch: int) -> Iterator[list[dict]]:
@@ -153,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--quiet", action="store_true")
     i.set_defaults(func=_ingest)
 
-    e = sub.add_parser("eval", help="index a BEIR dataset in process and print every retrieval variant's metrics")
+    ev = sub.add_parser("eval", help="labelled queries: import a BEIR split as a query set, or compare variants")
+    esub = ev.add_subparsers(dest="eval_command", required=True)
+    e = esub.add_parser("run", help="index a BEIR dataset in process and print every retrieval variant's metrics")
     e.add_argument("--dataset", type=Path, required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/")
     e.add_argument("--split", default="test")
     e.add_argument("--data-dir", type=Path, help="where the index lives (default: SNAPDEX_DATA_DIR)")
@@ -161,6 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--only", nargs="+", help="variant names to run (default: all)")
     e.add_argument("--json", type=Path, dest="out", help="also write the results here")
     e.set_defaults(func=_eval)
+    im = esub.add_parser("import", help="upload a BEIR split (queries.jsonl + qrels/<split>.tsv) to a running "
+                                        "service as a labelled query set of a tenant")
+    im.add_argument("--dataset", type=Path, required=True, help="folder with queries.jsonl and qrels/")
+    im.add_argument("--split", default="test")
+    im.add_argument("--name", default=None, help="query set name (default: <dataset>-<split>)")
+    im.add_argument("--url", default=os.environ.get("SNAPDEX_URL", "http://127.0.0.1:8000"))
+    im.add_argument("--tenant", default=None)
+    im.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                    help="wait this long for the live snapshot's run and print its metrics")
+    im.set_defaults(func=_eval_import)
 
     args = p.parse_args(argv)
     return args.func(args)

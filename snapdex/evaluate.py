@@ -1,4 +1,4 @@
-"""`snapdex eval`: index a BEIR dataset in process and score every retrieval variant on one snapshot.
+"""`snapdex eval run`: index a BEIR dataset in process and score every retrieval variant on one snapshot.
 
 All variants query the same snapshot through the same code `/retrieve` runs (SnapshotSearcher), so the
 table compares stages, not indexes. The corpus is ingested once per data folder; a second run finds the

@@ -9,7 +9,9 @@ from functools import cached_property
 
 from encoders.dense import CachedEmbedding, RedisEmbeddingCache, SentenceTransformerEmbedder, SqliteEmbeddingCache
 from encoders.lexical import BM25Params
+from eval.store import EvalStore
 from index_snapshots.builder import IndexConfig, SnapshotBuilder
+from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest
 from index_snapshots.querying import SnapshotSearcher
 from index_snapshots.resolve import SnapshotResolver
@@ -44,6 +46,7 @@ class Runtime:
         self.catalog = Catalog(self.db)
         self.jobs = JobStore(self.db)
         self.manifest = Manifest(self.db)
+        self.evals = EvalStore(self.db)
         if self.embedder is None:
             self.embedder = SentenceTransformerEmbedder(self.settings.embedding_model_path,
                                                         batch_size=self.settings.embedding_batch_size)
@@ -83,8 +86,13 @@ class Runtime:
 
     @cached_property
     def snapshots(self) -> SnapshotService:
-        return SnapshotService(self.builder, self.manifest, self.jobs, self.store,
+        return SnapshotService(self.builder, self.manifest, self.jobs, self.store, self.evaluator,
                                keep_extra=self.settings.retention_keep, pin_grace_s=self.settings.pin_grace_s)
+
+    @cached_property
+    def evaluator(self) -> SnapshotEvaluator:
+        s = self.settings
+        return SnapshotEvaluator(self.searcher, self.manifest, self.evals, s.gate_policy, tuple(s.eval_ks))
 
     @cached_property
     def resolver(self) -> SnapshotResolver:

@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eval.gate import GatePolicy
 
 
 class Settings(BaseSettings):
@@ -87,6 +89,14 @@ class Settings(BaseSettings):
     result_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
     result_cache_ttl_s: float = Field(default=600.0, ge=0.0)
 
+    # Evaluation after every build, and the promotion gate (see README, "Recall tracking").
+    eval_ks: list[int] = Field(default=[1, 5, 10, 20, 100], min_length=1, description="cutoffs of recall, precision, hit rate")
+    # A candidate goes live only if each metric is at or above its floor on every active query set...
+    gate_floors: dict[str, float] = Field(default={"recall@10": 0.8})
+    # ...and has not fallen more than this below the live snapshot's value on the same set.
+    gate_max_drop: dict[str, float] = Field(default={"recall@10": 0.02, "ndcg@10": 0.02})
+    max_queries_per_set: int = Field(default=10_000, ge=1, le=100_000)
+
     # Ingest limits.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_documents_per_request: int = Field(default=5000, ge=1)
@@ -98,6 +108,23 @@ class Settings(BaseSettings):
         if size is not None and v >= size:
             raise ValueError(f"chunk_overlap={v} must be smaller than chunk_size={size}")
         return v
+
+    @field_validator("eval_ks")
+    @classmethod
+    def _ks_in_range(cls, ks: list[int]) -> list[int]:
+        bad = [k for k in ks if not 1 <= k <= 1000]
+        if bad:
+            raise ValueError(f"eval_ks {bad} out of range: each cutoff must be in [1, 1000]")
+        return sorted(set(ks))
+
+    @model_validator(mode="after")
+    def _gate_names_known_metrics(self) -> "Settings":
+        self.gate_policy.validate(self.eval_ks)
+        return self
+
+    @property
+    def gate_policy(self) -> GatePolicy:
+        return GatePolicy(dict(self.gate_floors), dict(self.gate_max_drop))
 
     @property
     def catalog_path(self) -> Path:

@@ -254,7 +254,7 @@ def test_transient_build_failure_leaves_jobs_waiting_for_the_retry(rt, monkeypat
     job_id = rt.jobs.create("default", docs()[:3])
     run_ingest_job(rt.ingestor, rt.jobs, job_id)
 
-    def down(tenant):
+    def down(tenant, **kwargs):
         raise StoreUnavailable("qdrant is restarting", retry_after=2)
 
     monkeypatch.setattr(rt.builder, "build", down)

@@ -34,3 +34,11 @@ def build_snapshot(self, tenant: str, force: bool = False) -> str | None:
     snapshots = rt.snapshots
     result = snapshots.rebuild(tenant, TRANSIENT) if force else snapshots.build_pending(tenant, TRANSIENT)
     return result.hash if result else None
+
+
+@app.task(name="snapdex.evaluate", **TASK_OPTIONS)
+def evaluate(self, tenant: str, query_set: str | None = None, snapshot: str | None = None,
+             trigger: str = "upload") -> list[str]:
+    """After a query set upload, or on request: score kept snapshots. Finished runs are reused, so a
+    redelivered message repeats nothing."""
+    return [r.id for r in get_runtime().evaluator.evaluate_kept(tenant, query_set, snapshot, trigger)]

@@ -14,4 +14,5 @@ async def get_job(job_id: str, rt: RuntimeDep, tenant: TenantDep) -> JobResponse
     view = await run_in_threadpool(rt.jobs.get, job_id)
     if view is None or view.tenant != tenant:
         raise HTTPException(status_code=404, detail=f"job {job_id} not found")
-    return JobResponse.from_view(view)
+    snap = await run_in_threadpool(rt.manifest.get, tenant, view.snapshot) if view.snapshot else None
+    return JobResponse.from_view(view, snap.status if snap else None)

@@ -15,8 +15,9 @@ def _listing(rt: Runtime, tenant: str) -> SnapshotListResponse:
     rows = rt.manifest.list(tenant)
     live = next((r.hash for r in rows if r.status == "live"), None)
     drift = rt.config_drift().get(tenant, []) if rt.models_loaded else []
+    verdicts = rt.evals.verdicts(tenant)
     return SnapshotListResponse(tenant=tenant, live=live, previous=rt.manifest.previous(tenant), config_drift=drift,
-                                snapshots=[SnapshotResponse.from_row(r) for r in reversed(rows)])
+                                snapshots=[SnapshotResponse.from_row(r, verdicts.get(r.hash)) for r in reversed(rows)])
 
 
 @router.get("/snapshots", response_model=SnapshotListResponse, summary="Every snapshot of the tenant, newest first")

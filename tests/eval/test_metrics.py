@@ -9,6 +9,7 @@ import pytest
 from eval.metrics import (
     QueryResult,
     compare,
+    drilldown,
     evaluate,
     hit_rate_at_k,
     mrr_at_k,
@@ -246,6 +247,25 @@ def test_compare_gained_and_lost_sorted_by_change():
     assert [e["query_id"] for e in diff["lost"]] == ["q2", "q4"]
     assert diff["lost"][0]["dropped"] == ["c"] and diff["lost"][0]["entered"] == []
     assert diff["lost"][1]["delta"] == -0.5 and diff["lost"][1]["dropped"] == ["e"]
+
+
+def test_drilldown_names_missed_documents_and_what_ranked_instead():
+    qrels = {"q1": {"a": 1, "b": 2}, "q2": {"c": 1}, "q3": {"d": 1}, "q4": {"e": 1}}
+    _, before = evaluate(qrels, {"q1": ["a", "b"], "q2": ["x", "c"], "q3": ["d"], "q4": ["e", "u", "v"]}, ks=(3,))
+    _, after = evaluate(qrels, {"q1": ["x", "a", "y", "b"], "q2": ["c"], "q3": ["d", "z"], "q4": ["u", "v", "e"]},
+                        ks=(3,))
+    d = drilldown(before, after, "recall@3", qrels)
+    # q1: b fell from rank 2 to 4, out of the top 3: every non-relevant document of the top 3 took a place
+    [q1] = d["lost"]
+    assert q1["query_id"] == "q1" and q1["delta"] == -0.5 and q1["missed"] == ["b"] and q1["dropped"] == ["b"]
+    assert q1["retrieved_instead"] == ["x", "y"]
+    assert q1["ranks_before"] == {"a": 1, "b": 2} and q1["ranks_after"] == {"a": 2, "b": 4}
+    assert d["gained"] == [] and d["unchanged"] == 3  # q2 (c 2 -> 1), q3, q4 keep recall@3
+    # On a rank-sensitive metric, q4's e fell from 1 to 3: only what now ranks above it came "instead".
+    _, b10 = evaluate(qrels, {"q4": ["e", "u", "v"]}, ks=(3,))
+    _, a10 = evaluate(qrels, {"q4": ["u", "v", "e", "w"]}, ks=(3,))
+    [q4] = drilldown(b10, a10, "mrr@10", qrels)["lost"]
+    assert q4["retrieved_instead"] == ["u", "v"] and q4["missed"] == [] and q4["ranks_after"] == {"e": 3}
 
 
 def test_compare_rejects_unknown_metric_and_mismatched_queries():

@@ -1,0 +1,147 @@
+"""Labelled query sets and evaluation runs: upload, list, read, compare."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import RuntimeDep, SettingsDep, TenantDep
+from api.enqueue import enqueue
+from api.schemas import (EvalCompareResponse, EvalOverviewResponse, OverviewQuerySet, OverviewRun, SnapshotResponse, EvalRunDetailResponse, EvalRunListResponse, EvalRunQueued,
+                         EvalRunRequest, EvalRunResponse, LabelledQueryOut, QueryChange, QueryResultOut,
+                         QuerySetDetailResponse, QuerySetListResponse, QuerySetRequest, QuerySetResponse)
+from eval.metrics import metric_names
+from eval.store import LabelledQuery
+from snapdex.runtime import Runtime
+
+router = APIRouter(prefix="/eval", tags=["evaluation"])
+HASH = r"^[0-9a-f]{64}$"
+
+
+@router.post("/query-sets", response_model=QuerySetResponse, status_code=201,
+             summary="Upload labelled queries; a changed set under the same name becomes its next version",
+             responses={200: {"description": "same content as the newest version: nothing new stored"}})
+async def upload_query_set(req: QuerySetRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep,
+                           response: Response) -> QuerySetResponse:
+    if len(req.queries) > settings.max_queries_per_set:
+        raise HTTPException(422, f"query set has {len(req.queries)} queries; at most {settings.max_queries_per_set}")
+    queries = [LabelledQuery(q.id, q.text, q.judgments()) for q in req.queries]
+    ref, created = await run_in_threadpool(rt.evals.put_query_set, tenant, req.name, queries, req.description)
+    if not created:
+        response.status_code = 200
+    await run_in_threadpool(enqueue, "evaluate", tenant, ref.name)  # score the kept snapshots on it
+    return QuerySetResponse.from_ref(ref, created=created, evaluation="queued")
+
+
+@router.get("/query-sets", response_model=QuerySetListResponse, summary="Every version of every query set")
+async def list_query_sets(rt: RuntimeDep, tenant: TenantDep) -> QuerySetListResponse:
+    refs = await run_in_threadpool(rt.evals.query_sets, tenant)
+    return QuerySetListResponse(tenant=tenant, query_sets=[QuerySetResponse.from_ref(r) for r in refs])
+
+
+def _query_set(rt: Runtime, tenant: str, name: str, version: int | None) -> QuerySetDetailResponse:
+    ref = rt.evals.query_set(tenant, name, version)
+    if ref is None:
+        raise HTTPException(404, f"tenant {tenant} has no query set {name!r}" + (f" v{version}" if version else ""))
+    items = [LabelledQueryOut(id=q.id, text=q.text, relevant=q.relevant) for q in rt.evals.queries(ref.id)]
+    return QuerySetDetailResponse(**QuerySetResponse.from_ref(ref).model_dump(), items=items)
+
+
+@router.get("/query-sets/{name}", response_model=QuerySetDetailResponse, summary="One version (default: newest)")
+async def get_query_set(name: str, rt: RuntimeDep, tenant: TenantDep,
+                        version: Annotated[int | None, Query(ge=1)] = None) -> QuerySetDetailResponse:
+    return await run_in_threadpool(_query_set, rt, tenant, name, version)
+
+
+@router.delete("/query-sets/{name}", response_model=QuerySetResponse,
+               summary="Stop running a set after builds; its versions and runs stay")
+async def retire_query_set(name: str, rt: RuntimeDep, tenant: TenantDep) -> QuerySetResponse:
+    try:
+        return QuerySetResponse.from_ref(await run_in_threadpool(rt.evals.retire, tenant, name))
+    except KeyError as e:
+        raise HTTPException(404, str(e.args[0])) from e
+
+
+@router.post("/runs", response_model=EvalRunQueued, status_code=202,
+             summary="Score kept snapshots on active query sets now (finished runs are reused)")
+async def queue_runs(req: EvalRunRequest, tenant: TenantDep) -> EvalRunQueued:
+    await run_in_threadpool(enqueue, "evaluate", tenant, req.query_set, req.snapshot, "manual")
+    return EvalRunQueued(tenant=tenant)
+
+
+@router.get("/runs", response_model=EvalRunListResponse, summary="Evaluation runs, newest first")
+async def list_runs(rt: RuntimeDep, tenant: TenantDep, snapshot: Annotated[str | None, Query(pattern=HASH)] = None,
+                    query_set: str | None = None,
+                    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> EvalRunListResponse:
+    rows = await run_in_threadpool(rt.evals.runs, tenant, snapshot, query_set, None, limit)
+    return EvalRunListResponse(tenant=tenant, runs=[EvalRunResponse.from_row(r) for r in rows])
+
+
+def _run_detail(rt: Runtime, tenant: str, run_id: str) -> EvalRunDetailResponse:
+    run = rt.evals.run(tenant, run_id)
+    if run is None:
+        raise HTTPException(404, f"tenant {tenant} has no evaluation run {run_id}")
+    labelled = {q.id: q for q in rt.evals.queries(run.set_id)}
+    results = [QueryResultOut(query_id=r.query_id, text=labelled[r.query_id].text, metrics=r.metrics,
+                              relevant=labelled[r.query_id].relevant, ranks=r.ranks, retrieved=r.retrieved)
+               for r in rt.evals.results(run.id)]
+    return EvalRunDetailResponse(**EvalRunResponse.from_row(run).model_dump(), recipe=run.recipe, results=results)
+
+
+@router.get("/runs/{run_id}", response_model=EvalRunDetailResponse, summary="One run with its per-query results")
+async def get_run(run_id: str, rt: RuntimeDep, tenant: TenantDep) -> EvalRunDetailResponse:
+    return await run_in_threadpool(_run_detail, rt, tenant, run_id)
+
+
+def _compare(rt: Runtime, tenant: str, base: str, candidate: str, query_set: str, version: int | None,
+             metric: str) -> EvalCompareResponse:
+    try:
+        c = rt.evaluator.compare(tenant, base, candidate, query_set, version, metric)
+    except LookupError as e:
+        raise HTTPException(404, str(e)) from e
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from e
+    return EvalCompareResponse(
+        tenant=tenant, query_set=c["query_set"].name, version=c["query_set"].version, metric=metric,
+        base=EvalRunResponse.from_row(c["base"]), candidate=EvalRunResponse.from_row(c["candidate"]),
+        comparable=c["base"].recipe_key == c["candidate"].recipe_key,
+        gained=[QueryChange(**e) for e in c["gained"]], lost=[QueryChange(**e) for e in c["lost"]],
+        unchanged=c["unchanged"])
+
+
+@router.get("/compare", response_model=EvalCompareResponse,
+            summary="Which queries gained and which lost between two snapshots, with the documents they missed")
+async def compare(rt: RuntimeDep, tenant: TenantDep, base: Annotated[str, Query(pattern=HASH)],
+                  candidate: Annotated[str, Query(pattern=HASH)], query_set: str,
+                  version: Annotated[int | None, Query(ge=1)] = None, metric: str = "recall@10") -> EvalCompareResponse:
+    return await run_in_threadpool(_compare, rt, tenant, base, candidate, query_set, version, metric)
+
+
+def overview(rt: Runtime, tenant: str) -> EvalOverviewResponse:
+    o = rt.evaluator.overview(tenant)
+    order = {s.hash: i for i, s in enumerate(o["snapshots"])}
+    active = {r.id for r in rt.evals.active_sets(tenant)}
+    sets = []
+    for ref in o["query_sets"]:
+        runs = sorted(o["series"].get(ref.id, {}).values(), key=lambda r: (order.get(r.snapshot, len(order)), r.created_at))
+        sets.append(OverviewQuerySet(
+            name=ref.name, version=ref.version, queries=ref.queries, created_at=ref.created_at, retired_at=ref.retired_at,
+            active=ref.id in active, runs=[OverviewRun(run_id=r.id, snapshot=r.snapshot, created_at=r.created_at,
+                                                       trigger=r.trigger, recipe_key=r.recipe_key,
+                                                       current_recipe=r.recipe_key == o["recipe_key"],
+                                                       metrics=r.metrics, latency_ms=r.latency_ms) for r in runs]))
+    policy = rt.settings.gate_policy
+    tenants = sorted(set(rt.manifest.all_tenants()) | {tenant} | set(rt.evals.tenants()))
+    return EvalOverviewResponse(
+        tenant=tenant, tenants=tenants, live=next((s.hash for s in o["snapshots"] if s.status == "live"), None),
+        previous=rt.manifest.previous(tenant), gate={"floors": policy.floors, "max_drop": policy.max_drop},
+        metrics=metric_names(rt.settings.eval_ks), switches=o["switches"], query_sets=sets,
+        snapshots=[SnapshotResponse.from_row(s, o["verdicts"].get(s.hash)) for s in o["snapshots"]])
+
+
+@router.get("/overview", response_model=EvalOverviewResponse,
+            summary="Snapshots, gate verdicts and every query set's metrics per snapshot: the dashboard's data")
+async def get_overview(rt: RuntimeDep, tenant: TenantDep) -> EvalOverviewResponse:
+    return await run_in_threadpool(overview, rt, tenant)

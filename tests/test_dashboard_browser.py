@@ -1,0 +1,179 @@
+"""The recall dashboard in a real browser (Debian's chromium driven by Playwright) against a real service: two
+builds scored on an uploaded query set, the chart, the snapshot table, the per-query drill-down, and not one
+request leaving the machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.procs import REPO, snapdex_serve, wait_until
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium")
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the environment
+    sync_playwright = None
+
+TENANT = {"X-Tenant": "dash"}
+DOCS = [
+    {"id": "billing", "text": "# Billing\n\nInvoices are sent on the first working day of each month. "
+                              "Refunds take five to seven business days.", "metadata": {"title": "Billing"}},
+    {"id": "vpn", "text": "The VPN client must be updated before connecting from abroad. Use the company "
+                          "certificate and two-factor authentication.", "metadata": {"title": "VPN"}},
+    {"id": "leave", "text": "Employees get twenty-five vacation days per year. Unused vacation days carry over "
+                            "until the end of March.", "metadata": {"title": "Leave"}},
+    {"id": "coffee", "text": "The coffee machine on the third floor is descaled every Friday. Report a broken "
+                             "machine to the facilities team.", "metadata": {"title": "Coffee"}},
+    {"id": "passwords", "text": "Reset a forgotten password at the self-service portal. Passwords expire after "
+                                "ninety days and must have twelve characters.", "metadata": {"title": "Passwords"}},
+    {"id": "parking", "text": "The parking garage opens at six in the morning. Visitors park on level minus two "
+                              "with a ticket from reception.", "metadata": {"title": "Parking"}},
+]
+QUERIES = [
+    {"id": "q-billing", "text": "when are invoices sent", "relevant": ["billing"]},
+    {"id": "q-vpn", "text": "how do I connect to the VPN from abroad", "relevant": ["vpn"]},
+    {"id": "q-leave", "text": "how many vacation days do employees get", "relevant": ["leave"]},
+    {"id": "q-coffee", "text": "who fixes the coffee machine", "relevant": ["coffee"]},
+    {"id": "q-passwords", "text": "I forgot my password <b>help</b>", "relevant": ["passwords"]},
+    {"id": "q-parking", "text": "where do visitors park", "relevant": ["parking"]},
+]
+# The second build: a document that competes with "leave", and "parking" rewritten into something else, so
+# that its query most likely loses rank (the gate may then hold the build; either outcome is fine here).
+CHANGES = [
+    {"id": "contractors", "text": "Contractors do not get paid vacation days. Vacation days of contractors are "
+                                  "agreed per contract, and how many days they get is up to their agency.",
+     "metadata": {"title": "Contractors"}},
+    {"id": "parking", "text": "The canteen serves lunch from noon until two. The soup of the day is vegetarian.",
+     "metadata": {"title": "Canteen"}},
+]
+
+
+def artifacts_dir() -> Path:
+    return Path(os.environ.get("SNAPDEX_TEST_ARTIFACTS") or REPO / "artifacts")
+
+
+def ingest(svc, documents: list[dict]) -> dict:
+    r = svc.client.post("/ingest", json={"documents": documents}, headers=TENANT)
+    assert r.status_code == 202, r.text
+    job = svc.wait_job(r.json()["job_id"], headers=TENANT)
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def test_dashboard_in_chromium(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Debian package chromium not installed; .ci/run installs it")
+    if sync_playwright is None:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]'); it drives Debian's chromium")
+
+    with snapdex_serve(tmp_path / "data") as svc:
+        # --- state: a build, a query set scored on it, a second build scored and gated ----------------------
+        first = ingest(svc, DOCS)
+        r = svc.client.post("/eval/query-sets", json={"name": "kb", "queries": QUERIES}, headers=TENANT)
+        assert r.status_code == 201, r.text
+
+        def evaluated():
+            runs = svc.client.get("/eval/runs", headers=TENANT).json()["runs"]
+            failed = [x for x in runs if x["status"] == "failed"]
+            assert not failed, failed
+            return [x for x in runs if x["status"] == "done"]
+
+        wait_until(evaluated, 120, "the evaluation of the first snapshot")
+        second = ingest(svc, CHANGES)
+        assert second["snapshot"] != first["snapshot"]
+        listing = svc.client.get("/snapshots", headers=TENANT).json()
+        statuses = {s["hash"]: s["status"] for s in listing["snapshots"]}
+        assert set(statuses) == {first["snapshot"], second["snapshot"]}, statuses
+        live = listing["live"]
+        assert live in statuses
+        runs = svc.client.get("/eval/runs", headers=TENANT).json()["runs"]
+        assert {x["snapshot"] for x in runs if x["status"] == "done"} == set(statuses), runs
+
+        # --- plain HTTP: assets, 404, a bad tenant -----------------------------------------------------------
+        js = svc.client.get("/dashboard/assets/plotly.min.js")
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+        assert "max-age" in js.headers["cache-control"] and len(js.content) > 1_000_000
+        assert svc.client.get("/dashboard/assets/secrets.txt").status_code == 404
+        assert svc.client.get("/dashboard/assets/index.html").status_code == 404
+        bad = svc.client.get("/dashboard?tenant=Bad%20Name")
+        assert bad.status_code == 422 and "tenant" in bad.text
+        page_html = svc.client.get("/dashboard", params={"tenant": "dash"})
+        assert page_html.status_code == 200 and 'id="overview"' in page_html.text
+        assert "https://" not in page_html.text and "http://" not in page_html.text
+
+        # --- the page in chromium ----------------------------------------------------------------------------
+        requests: list[str] = []
+        errors: list[str] = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.on("request", lambda req: requests.append(req.url))
+                page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
+                        if msg.type == "error" else None)
+                page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+                page.goto(f"{svc.url}/dashboard?tenant=dash", wait_until="load")
+
+                page.wait_for_selector('[data-testid="recall-chart"][data-rendered="1"]', timeout=20_000)
+                chart = page.evaluate("""() => {
+                    const g = document.querySelector('[data-testid="recall-chart"]');
+                    return {traces: g.data.filter(t => t.mode === 'lines+markers').map(t => ({name: t.name, x: t.x,
+                                                                                            visible: t.visible})),
+                            annotations: (g.layout.annotations || []).map(a => a.text),
+                            svg: !!g.querySelector('svg.main-svg')};
+                }""")
+                assert chart["svg"], chart
+                order = [s["hash"] for s in reversed(listing["snapshots"])]  # build order
+                assert chart["traces"], chart
+                for trace in chart["traces"]:
+                    assert trace["x"] == [h[:12] for h in order], trace
+                shown = {t["name"] for t in chart["traces"] if t["visible"] is True}
+                assert {"recall@1", "recall@10", "recall@100", "ndcg@10", "mrr@10"} <= shown, shown
+                assert any("live" in a for a in chart["annotations"]), chart["annotations"]
+
+                rows = page.locator('[data-testid="snapshot-row"]')
+                assert rows.count() == 2
+                for h in statuses:
+                    assert page.locator(f'[data-testid="snapshot-row"][data-hash="{h}"]').count() == 1
+                live_row = page.locator(f'[data-testid="snapshot-row"][data-hash="{live}"]')
+                assert live_row.locator('[data-testid="live-badge"]').count() == 1
+                assert page.locator('[data-testid="live-badge"]').count() == 1
+                assert page.locator('[data-testid="live-snapshot"]').inner_text().startswith(live[:12])
+
+                page.select_option('[data-testid="compare-base"]', first["snapshot"])
+                page.select_option('[data-testid="compare-candidate"]', second["snapshot"])
+                page.select_option('[data-testid="compare-metric"]', "ndcg@10")
+                page.click('[data-testid="compare-button"]')
+                page.wait_for_selector('[data-testid="drilldown"][data-state="done"]', timeout=20_000)
+                summary = page.locator('[data-testid="drilldown-summary"]')
+                assert summary.is_visible()
+                assert first["snapshot"][:12] in summary.inner_text() and second["snapshot"][:12] in summary.inner_text()
+                assert page.locator('[data-testid="drilldown-lost"]').count() == 1
+                assert page.locator('[data-testid="drilldown-gained"]').count() == 1
+                # Every changed query's text is shown as text, never as markup.
+                assert page.locator('[data-testid="drilldown"] b:text("help")').count() == 0
+
+                out = artifacts_dir() / "dashboard.png"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(out), full_page=True)
+                assert out.exists() and out.stat().st_size > 10_000
+
+                # A tenant with nothing yet gets the empty states, not a broken page.
+                page.goto(f"{svc.url}/dashboard?tenant=nobody", wait_until="load")
+                assert page.locator('[data-testid="empty-snapshots"]').is_visible()
+                assert page.locator('[data-testid="empty-query-sets"]').is_visible()
+                assert page.locator('[data-testid="snapshot-row"]').count() == 0
+            finally:
+                browser.close()
+
+    left = [u for u in requests if not (u.startswith(svc.url + "/") or u.startswith("data:"))]
+    assert not left, f"requests that left 127.0.0.1: {left}"
+    assert any(u.startswith(f"{svc.url}/dashboard/assets/plotly.min.js") for u in requests), requests
+    assert any(u.startswith(f"{svc.url}/eval/compare?") for u in requests), requests
+    assert not errors, errors
