@@ -134,6 +134,11 @@ class Verdict:
     decided_at: float = 0.0
     override_at: float | None = None
 
+    @property
+    def judged(self) -> bool:
+        """False when the evaluation could not run: the hold says nothing about the snapshot's quality."""
+        return self.passed or bool(self.checks)
+
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME.match(name):

@@ -121,6 +121,12 @@ class Manifest:
             conn.execute("UPDATE snapshots SET reason = ? WHERE tenant = ? AND hash = ? AND status = 'candidate'",
                          (reason, tenant, snap_hash))
 
+    def rolled_back_from(self, tenant: str, snap_hash: str) -> bool:
+        """Whether the last time this snapshot stopped being live was an operator's rollback."""
+        r = self.db.conn().execute("SELECT action FROM switches WHERE tenant = ? AND from_hash = ? ORDER BY at DESC"
+                                   " LIMIT 1", (tenant, snap_hash)).fetchone()
+        return r is not None and r["action"] == "rollback"
+
     def switches(self, tenant: str) -> list[dict]:
         rows = self.db.conn().execute("SELECT at, from_hash, to_hash, action FROM switches WHERE tenant = ?"
                                       " ORDER BY at", (tenant,))

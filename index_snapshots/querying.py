@@ -55,9 +55,9 @@ class SnapshotSearcher:
                             "snapshot is live")
         elif stages.rerank == "late-interaction" and not snap.config.get("windows"):
             warnings.append(f"snapshot {snap.hash[:12]} holds no sentence windows: the late-interaction stage "
-                            "ranked by its dense and BM25 legs only")
+                            "ranked by its dense and BM25 legs only (the windows' weight went to dense)")
         result = self.pipeline.run(snap.collection, query, top_k, stages, filters=filters, dense=same_model,
-                                   prune_config=prune)
+                                   prune_config=prune, windows=bool(snap.config.get("windows")))
         timings = {"resolve": resolved, **result.timings_ms}
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
         answer = Answer(result.hits, snap.hash, result.recipe, timings, warnings)

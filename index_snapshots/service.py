@@ -97,9 +97,12 @@ class SnapshotService:
         if live is not None and live.hash == result.hash:
             return None
         earlier = self.evaluator.verdict(tenant, result.hash)
-        if not result.built and earlier is not None:
-            # Nothing new was built and it was judged before: a rollback or a hold by the operator stands.
-            return earlier
+        if not result.built and earlier is not None and earlier.judged:
+            # The documents are back to a snapshot built before (a delete undid an add, a forced rebuild): a
+            # hold stands, and so does an operator's rollback away from it. Anything else is judged against
+            # today's live snapshot; its runs are reused, so that costs no queries.
+            if not earlier.passed or self.manifest.rolled_back_from(tenant, result.hash):
+                return earlier
         for job_id in waiting:
             self.jobs.set_phase(job_id, "evaluating", snapshot=result.hash)
         try:

@@ -45,9 +45,13 @@ class LateInteractionReranker:
             return list(candidates)
         ids = [c.id for c in candidates]
         scored = query.store.rescore(query.collection, ids, dense=query.vector, sparse=query.sparse,
-                                     windows=query.vector)
+                                     windows=query.vector if query.windows else None)
         legs = {leg: [scored[i].get(leg, 0.0) for i in ids] for leg in LEGS}  # no shared term: BM25 score is 0
-        fused = weighted_zscore(legs, self.weights.as_dict())
+        weights = self.weights.as_dict()
+        if not query.windows:
+            # A snapshot built without windows: the whole-chunk vector is the nearest dense signal there is.
+            weights = {**weights, "dense": weights["dense"] + weights["windows"], "windows": 0.0}
+        fused = weighted_zscore(legs, weights)
         for c, total in zip(candidates, fused):
             for leg in LEGS:
                 c.scores[leg] = scored[c.id].get(leg, 0.0)

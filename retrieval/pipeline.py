@@ -99,8 +99,9 @@ class RetrievalPipeline:
         return vec
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
-            dense: bool = True, prune_config: PruneConfig | None = None) -> PipelineResult:
-        """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model."""
+            dense: bool = True, prune_config: PruneConfig | None = None, windows: bool = True) -> PipelineResult:
+        """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model.
+        `windows=False`: the snapshot holds no sentence-window vectors."""
         prune_config = prune_config or self.prune_config
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -128,7 +129,7 @@ class RetrievalPipeline:
         candidates = [Candidate(id=h.id, payload=h.payload, scores={"fused": h.score}, score=h.score) for h in hits]
         lap("first_stage")
         query = Query(text=text, vector=vector, sparse=sparse, collection=collection, store=self.store,
-                      filters=filters)
+                      filters=filters, windows=windows)
         if reranker is not None:
             # The second stage orders the best `rerank_depth`; any further hits follow in first-stage order,
             # so the top of a long list is the same as the top of a short one.

@@ -32,7 +32,8 @@ class Candidate:
 @dataclass
 class Query:
     """What the stages know about the request. `vector` is the dense query embedding (None when the snapshot was
-    built with another model and only BM25 answers); `collection` and `store` let a stage read the snapshot."""
+    built with another model and only BM25 answers); `collection` and `store` let a stage read the snapshot;
+    `windows` says whether its points carry sentence-window vectors (snapshots built without them do not)."""
 
     text: str
     vector: np.ndarray | None
@@ -40,6 +41,7 @@ class Query:
     collection: str
     store: VectorStore
     filters: dict | None = None
+    windows: bool = True
 
 
 @dataclass(frozen=True)

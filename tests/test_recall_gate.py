@@ -93,6 +93,10 @@ def test_every_build_is_scored_and_a_regression_is_held_while_live_serves(rt):
     # Rollback is unaffected by the held candidate: back to the snapshot live before b.
     assert rt.snapshots.rollback(TENANT) == (b, a)
     assert rt.manifest.live(TENANT).hash == a
+    # Documents back to b's (the broken export re-sent correctly): b was rolled back from, and that stands.
+    assert ingest(rt, [*corpus(), text_doc("kb-6", "The cafeteria opens at eight and closes at three.")],
+                  TENANT).snapshot == b
+    assert rt.manifest.live(TENANT).hash == a and rt.manifest.get(TENANT, b).status == "retired"
 
     # An operator may promote the held candidate by hand: recorded as an override.
     assert rt.snapshots.promote(TENANT, c) == a
@@ -138,6 +142,9 @@ def test_an_evaluation_that_cannot_run_holds_and_a_transient_one_retries(rt, mon
     assert rt.manifest.get(TENANT, held).status == "candidate"
     assert rt.evals.verdict(TENANT, held).reasons == ["evaluation failed: RuntimeError: reranker exploded"]
     assert rt.evals.runs(TENANT, snapshot=held)[0].status == "failed"
+    monkeypatch.undo()
+    assert not rt.snapshots.rebuild(TENANT).built  # the cause fixed, a rebuild judges the same snapshot again
+    assert rt.evals.verdict(TENANT, held).passed and rt.manifest.live(TENANT).hash == held
 
     def down(*args, **kwargs):
         raise StoreUnavailable("qdrant is restarting", retry_after=2)

@@ -116,6 +116,18 @@ def test_pipeline_stages_on_a_real_snapshot(rt):
         p.stages(first_stage="both")
 
 
+def test_late_interaction_on_a_snapshot_built_without_windows(tmp_path):
+    # A snapshot from before windows existed, or built with them off: the default stage still answers, from
+    # its dense and BM25 legs, and says so (asking the store for a windows leg there fails on both backends).
+    rt = make_runtime(tmp_path, chunk_size=256, windows_enabled=False)
+    ingest(rt, [text_doc(k, v) for k, v in TEXTS.items()])
+    answer = rt.searcher.search("default", "lava eruptions in iceland", 3)
+    assert answer.hits[0].payload["doc_ids"] == ["volcano"] and answer.recipe["rerank"]["name"] == "late-interaction"
+    assert "holds no sentence windows" in answer.warnings[0]
+    assert answer.hits[0].scores["windows"] == 0.0 and answer.hits[0].scores["dense"] > 0
+    rt.close()
+
+
 def test_searcher_caches_by_snapshot_and_request(rt):
     a = rt.searcher.search("default", "floods and deltas", 2)
     b = rt.searcher.search("default", "floods   and deltas", 2)
