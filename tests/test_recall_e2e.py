@@ -90,6 +90,9 @@ def test_query_sets_gate_rollback_drilldown_and_metrics_over_http(tmp_path):
                               headers=H).status_code == 404
         assert svc.client.get("/eval/runs/nope", headers=H).status_code == 404
         assert runs(svc, snapshot=c) and svc.client.get("/eval/runs", params={"snapshot": c}).json()["runs"] == []
+        assert svc.client.post("/eval/runs", json={"query_set": "nope"}, headers=H).status_code == 404
+        assert svc.client.post("/eval/runs", json={"snapshot": "0" * 64}, headers=H).status_code == 404
+        assert svc.client.post("/eval/runs", json={"snapshot": c, "query_set": "kb"}, headers=H).status_code == 202
 
         # Prometheus: the live snapshot's numbers per tenant and query set, and the held count.
         text = svc.client.get("/metrics").text

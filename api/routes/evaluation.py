@@ -14,6 +14,7 @@ from api.schemas import (EvalCompareResponse, EvalOverviewResponse, OverviewQuer
                          QuerySetDetailResponse, QuerySetListResponse, QuerySetRequest, QuerySetResponse)
 from eval.metrics import metric_names
 from eval.store import LabelledQuery
+from index_snapshots.resolve import READABLE
 from snapdex.runtime import Runtime
 
 router = APIRouter(prefix="/eval", tags=["evaluation"])
@@ -64,9 +65,20 @@ async def retire_query_set(name: str, rt: RuntimeDep, tenant: TenantDep) -> Quer
         raise HTTPException(404, str(e.args[0])) from e
 
 
+def _check_run_request(rt: Runtime, tenant: str, req: EvalRunRequest) -> None:
+    if req.query_set and not any(s.name == req.query_set for s in rt.evals.active_sets(tenant)):
+        raise HTTPException(404, f"tenant {tenant} has no active query set {req.query_set!r}")
+    snap = rt.manifest.get(tenant, req.snapshot) if req.snapshot else None
+    if req.snapshot and (snap is None or snap.status not in READABLE):
+        raise HTTPException(404, f"snapshot {req.snapshot} of tenant {tenant} is {snap.status if snap else 'unknown'};"
+                                 f" readable: {', '.join(READABLE)}")
+
+
 @router.post("/runs", response_model=EvalRunQueued, status_code=202,
-             summary="Score kept snapshots on active query sets now (finished runs are reused)")
-async def queue_runs(req: EvalRunRequest, tenant: TenantDep) -> EvalRunQueued:
+             summary="Score kept snapshots on active query sets now (finished runs are reused)",
+             responses={404: {"description": "no such active query set, or the snapshot is not readable"}})
+async def queue_runs(req: EvalRunRequest, rt: RuntimeDep, tenant: TenantDep) -> EvalRunQueued:
+    await run_in_threadpool(_check_run_request, rt, tenant, req)
     await run_in_threadpool(enqueue, "evaluate", tenant, req.query_set, req.snapshot, "manual")
     return EvalRunQueued(tenant=tenant)
 
