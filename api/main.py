@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.enqueue import enqueue
-from api.metrics import registry_for
+from prometheus_client import CollectorRegistry
+
+from api.metrics import HttpMetrics, RequestMetricsMiddleware, registry_for
 from api.routes import dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve, snapshots
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
@@ -43,7 +45,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         rt.searcher  # noqa: B018
         set_runtime(rt)
         app.state.runtime = rt
-        app.state.metrics = registry_for(rt)
+        registry_for(rt, app.state.metrics)
         configure(settings)
         # Models load once per process, in the background: /health answers at once, /ready turns true
         # once the first request or job would no longer pay for the load.
@@ -59,6 +61,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app = FastAPI(title="snapdex", version="0.1.0", lifespan=lifespan,
                   description="RAG indexing and retrieval: versioned, measured, snapshot-hashed Qdrant indexes.")
+    # One registry per app: request timings from this process, the rest read from the catalog at scrape time.
+    app.state.metrics = CollectorRegistry()
+    app.state.http_metrics = HttpMetrics(app.state.metrics)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
     for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, dashboard, health, metrics):
         app.include_router(module.router)
     return app

@@ -1,11 +1,82 @@
-"""Prometheus exposition: read at scrape time from the catalog, so every process reports the same numbers."""
+"""Prometheus exposition.
+
+Request and stage timings are measured in this process (histograms). Everything else is read at scrape time from
+what every process shares: the catalog (jobs, chunks embedded and reused, live snapshots, gate verdicts, evaluation
+runs) and the broker (queue depth). Scraping any API process therefore gives the same numbers for those.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+import logging
+import time
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from snapdex.logs import request_id_var
 from snapdex.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Seconds: the hot path answers in milliseconds, a rebuild request or an upload may take seconds.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class HttpMetrics:
+    """Per-process request metrics, labelled by route template (never by raw path: ids would explode the series)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter("snapdex_http_requests", "HTTP requests answered", ["route", "method", "status"],
+                                registry=registry)
+        self.latency = Histogram("snapdex_http_request_duration_seconds", "time to answer, per route",
+                                 ["route", "method"], buckets=BUCKETS, registry=registry)
+        self.stages = Histogram("snapdex_retrieve_stage_duration_seconds", "time per /retrieve stage",
+                                ["stage"], buckets=BUCKETS, registry=registry)
+
+    def observe_stages(self, timings_ms: dict[str, float]) -> None:
+        for stage, ms in timings_ms.items():
+            self.stages.labels(stage).observe(ms / 1000.0)
+
+
+class RequestMetricsMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware on the hot path): a request id for every request (the caller's
+    X-Request-ID if sane), echoed in the response headers, and the request counted and timed."""
+
+    def __init__(self, app, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else _new_id()
+        token = request_id_var.set(request_id)
+        status = {"code": 500}
+        started = time.perf_counter()
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"  # unknown paths share one series
+            method = scope.get("method", "")
+            self.metrics.latency.labels(path, method).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(path, method, str(status["code"])).inc()
+            request_id_var.reset(token)
+
+
+def _new_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 class EvalCollector:
@@ -32,15 +103,78 @@ class EvalCollector:
             queries.add_metric([tenant, run.set_name, short], run.queries or 0)
             age.add_metric([tenant, run.set_name, short], run.finished_at or 0)
         held = GaugeMetricFamily("snapdex_snapshots_held", "built snapshots the gate held back", labels=["tenant"])
-        for tenant in self.rt.manifest.tenants():
-            verdicts = self.rt.evals.verdicts(tenant)
-            n = sum(1 for s in self.rt.manifest.list(tenant)
-                    if s.status == "candidate" and s.hash in verdicts and not verdicts[s.hash].passed)
-            held.add_metric([tenant], n)
-        yield from (value, latency, queries, age, held)
+        verdicts = GaugeMetricFamily("snapdex_gate_verdicts", "gate verdicts recorded, by outcome",
+                                     labels=["tenant", "outcome"])
+        live = GaugeMetricFamily("snapdex_live_snapshot_info", "the live snapshot of each tenant",
+                                 labels=["tenant", "snapshot"])
+        for tenant in self.rt.manifest.all_tenants():
+            recorded = self.rt.evals.verdicts(tenant)
+            snaps = self.rt.manifest.list(tenant)
+            held.add_metric([tenant], sum(1 for s in snaps if s.status == "candidate" and s.hash in recorded
+                                          and not recorded[s.hash].passed))
+            outcomes = {"passed": 0, "held": 0, "overridden": 0}
+            for v in recorded.values():
+                outcomes["passed" if v.passed else "overridden" if v.override_at else "held"] += 1
+            for outcome, n in outcomes.items():
+                verdicts.add_metric([tenant, outcome], n)
+            current = next((s.hash for s in snaps if s.status == "live"), None)
+            if current:
+                live.add_metric([tenant, current[:12]], 1)
+        yield from (value, latency, queries, age, held, verdicts, live)
 
 
-def registry_for(rt: Runtime) -> CollectorRegistry:
-    registry = CollectorRegistry()
+class OpsCollector:
+    """Jobs, embeddings computed versus reused, caches and the queue."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def collect(self):
+        jobs = GaugeMetricFamily("snapdex_jobs", "ingest jobs by status", labels=["tenant", "status"])
+        embedded = CounterMetricFamily("snapdex_chunks_embedded", "chunks that went through the embedding model",
+                                       labels=["tenant"])
+        reused = CounterMetricFamily("snapdex_chunks_reused", "chunks whose vectors came from the cache",
+                                     labels=["tenant"])
+        failed = CounterMetricFamily("snapdex_document_failures", "documents that failed to ingest",
+                                     labels=["tenant"])
+        for tenant, s in self.rt.jobs.stats().items():
+            for status in ("queued", "running", "succeeded", "failed"):
+                jobs.add_metric([tenant, status], s["jobs"].get(status, 0))
+            embedded.add_metric([tenant], s["embedded"])
+            reused.add_metric([tenant], s["reused"])
+            failed.add_metric([tenant], s["failed_documents"])
+        yield from (jobs, embedded, reused, failed)
+
+        cache = CounterMetricFamily("snapdex_cache_lookups", "cache lookups in this process",
+                                    labels=["cache", "outcome"])
+        searcher = self.rt.__dict__.get("searcher")  # only once built: scraping must not build the pipeline
+        if searcher is not None:
+            cache.add_metric(["answers", "hit"], searcher.cache.hits)
+            cache.add_metric(["answers", "miss"], searcher.cache.misses)
+            cache.add_metric(["query_vectors", "hit"], searcher.pipeline.vector_hits)
+            cache.add_metric(["query_vectors", "miss"], searcher.pipeline.vector_misses)
+        yield cache
+
+        depth = self._queue_depth()
+        if depth is not None:
+            queue = GaugeMetricFamily("snapdex_queue_messages", "messages waiting in the broker's task queue")
+            queue.add_metric([], depth)
+            yield queue
+
+    def _queue_depth(self) -> int | None:
+        url = self.rt.settings.broker_url
+        if not url.startswith(("redis://", "rediss://")):
+            return None  # the embedded memory:// broker: queued jobs show in snapdex_jobs{status="queued"}
+        try:
+            import redis
+
+            return int(redis.Redis.from_url(url, socket_timeout=0.5).llen("celery"))
+        except Exception as e:  # a scrape reports what it can; Redis being down shows on /ready
+            log.debug("queue depth unavailable: %s", e)
+            return None
+
+
+def registry_for(rt: Runtime, registry: CollectorRegistry) -> CollectorRegistry:
     registry.register(EvalCollector(rt))
+    registry.register(OpsCollector(rt))
     return registry

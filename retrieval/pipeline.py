@@ -73,6 +73,8 @@ class RetrievalPipeline:
         # most of a query's time on a CPU, so they are kept by (model, text).
         self._vectors: LRUCache = LRUCache(QUERY_VECTOR_CACHE)
         self._lock = threading.Lock()
+        self.vector_hits = 0
+        self.vector_misses = 0
 
     def stages(self, **overrides) -> StageConfig:
         """The defaults with a request's overrides; unknown stage names are rejected with the known ones."""
@@ -87,8 +89,10 @@ class RetrievalPipeline:
         key = (self.embedder.model_id, texts)
         with self._lock:
             hit = self._vectors.get(key)
-        if hit is not None:
-            return hit
+            if hit is not None:
+                self.vector_hits += 1
+                return hit
+            self.vector_misses += 1
         # Several texts (multi-query, HyDE): the mean of their unit vectors, renormalised.
         vecs = np.asarray(self.embedder.embed(list(texts)), dtype=np.float32)
         vec = vecs.mean(axis=0)

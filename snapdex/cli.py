@@ -27,7 +27,10 @@ def _serve(args: argparse.Namespace) -> int:
         f"Celery worker {'in this process' if s.embedded_worker else 'in separate processes'} ({s.broker_url})"
     )
     print(f"snapdex listening on http://{args.host}:{args.port}  (data in {s.data_dir.resolve()}; {mode})", flush=True)
-    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level=args.log_level)
+    from snapdex.logs import logging_config
+
+    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level=args.log_level,
+                log_config=logging_config(s.log_format, args.log_level))
     return 0
 
 
@@ -36,7 +39,10 @@ def _worker(args: argparse.Namespace) -> int:
     from snapdex.settings import get_settings
     from workers.celery_app import configure
 
+    from snapdex.logs import configure as configure_logging
+
     s = get_settings()
+    configure_logging(s.log_format, args.log_level)
     rt = Runtime(s)
     set_runtime(rt)
     rt.warm_up()  # once per worker process, before it takes its first task

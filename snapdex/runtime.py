@@ -151,8 +151,13 @@ class Runtime:
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {"models": "ok" if self.models_loaded else "loading"}
-        for name, probe in (("catalog", lambda: self.db.conn().execute("SELECT 1")),
-                            ("vector_store", lambda: self.store.list_collections())):
+        probes = [("catalog", lambda: self.db.conn().execute("SELECT 1")),
+                  ("vector_store", lambda: self.store.list_collections())]
+        s = self.settings
+        for name, url in (("redis", s.redis_url), ("broker", s.broker_url)):
+            if url and url.startswith(("redis://", "rediss://")):
+                probes.append((name, lambda url=url: _redis_ping(url)))
+        for name, probe in probes:
             try:
                 probe()
                 checks[name] = "ok"
@@ -171,6 +176,13 @@ class Runtime:
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+
+
+def _redis_ping(url: str) -> None:
+    import redis
+
+    if not redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping():
+        raise ConnectionError(f"no PONG from {url}")
 
 
 _current: Runtime | None = None

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     gate_max_drop: dict[str, float] = Field(default={"recall@10": 0.02, "ndcg@10": 0.02})
     max_queries_per_set: int = Field(default=10_000, ge=1, le=100_000)
 
+    # Logs: one JSON object per line (request id on each), or plain text for a terminal.
+    log_format: Literal["json", "text"] = "json"
+
     # Ingest limits.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_documents_per_request: int = Field(default=5000, ge=1)

@@ -100,13 +100,13 @@ class Service:
 
 
 @contextmanager
-def snapdex_serve(data_dir: Path, **env: str) -> Iterator[Service]:
+def snapdex_serve(data_dir: Path, log_level: str = "warning", **env: str) -> Iterator[Service]:
     port = free_port()
     log = data_dir.parent / f"serve-{port}.log"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "snapdex", "serve", "--port", str(port), "--data-dir",
-                                 str(data_dir), "--log-level", "warning"],
+                                 str(data_dir), "--log-level", log_level],
                                 cwd=REPO, env=snapdex_env(data_dir, **env), stdout=fh, stderr=subprocess.STDOUT)
     service = Service(proc, f"http://127.0.0.1:{port}", log)
     try:

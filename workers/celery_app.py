@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from celery import Celery
@@ -43,9 +44,11 @@ def configure(settings: Settings) -> Celery:
 
 def start_embedded_worker(concurrency: int) -> threading.Thread:
     """A worker inside the service's own process: the embedded engines allow one process per data folder."""
+    # Celery sets the root logger's level to the worker's: keep the level the service was started with.
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     worker = app.Worker(
         pool="threads", concurrency=concurrency, without_heartbeat=True, without_mingle=True,
-        without_gossip=True, loglevel="WARNING", quiet=True,
+        without_gossip=True, loglevel=level, quiet=True,
     )
     thread = threading.Thread(target=worker.start, name="celery-embedded-worker", daemon=True)
     thread.start()

@@ -1,17 +1,30 @@
 from __future__ import annotations
 
+import logging
 import uuid
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
 from api.schemas import HitScores, HitSource, RetrieveHit, RetrieveRequest, RetrieveResponse
 from index_snapshots.querying import Answer
 from index_snapshots.resolve import SnapshotNotFound
+from snapdex.logs import request_id_var, text_digest
 from store.base import StoreUnavailable
 
 router = APIRouter(tags=["retrieve"])
+log = logging.getLogger("snapdex.retrieve")
+
+
+def _record(request: Request, tenant: str, query: str, answer: Answer) -> None:
+    request.app.state.http_metrics.observe_stages(answer.timings_ms)
+    # Who asked what of which snapshot, how: the query itself stays out of the log (a digest stands in).
+    log.info("retrieve", extra={"tenant": tenant, "snapshot": answer.snapshot, "cached": answer.cached,
+                                "query": text_digest(query), "hits": len(answer.hits),
+                                "recipe": {"stages": answer.recipe.get("stages"),
+                                           "rerank": (answer.recipe.get("rerank") or {}).get("name")},
+                                "timings_ms": answer.timings_ms, "warnings": len(answer.warnings)})
 
 
 def _response(answer: Answer, request_id: str) -> RetrieveResponse:
@@ -29,7 +42,7 @@ def _response(answer: Answer, request_id: str) -> RetrieveResponse:
 @router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
              responses={404: {"description": "no live snapshot, or the pinned one is not readable"},
                         503: {"description": "vector store unavailable; retry after Retry-After seconds"}})
-async def retrieve(req: RetrieveRequest, rt: RuntimeDep, tenant: TenantDep) -> RetrieveResponse:
+async def retrieve(req: RetrieveRequest, rt: RuntimeDep, tenant: TenantDep, request: Request) -> RetrieveResponse:
     try:
         answer = await run_in_threadpool(rt.searcher.search, tenant, req.query, req.top_k, req.filters, req.snapshot,
                                          **req.options.model_dump())
@@ -40,4 +53,5 @@ async def retrieve(req: RetrieveRequest, rt: RuntimeDep, tenant: TenantDep) -> R
     except StoreUnavailable as e:
         raise HTTPException(status_code=503, detail="vector store unavailable",
                             headers={"Retry-After": str(max(int(e.retry_after), 1))}) from e
-    return _response(answer, uuid.uuid4().hex)
+    _record(request, tenant, req.query, answer)
+    return _response(answer, request_id_var.get() or uuid.uuid4().hex)

@@ -1,0 +1,84 @@
+"""Observability as an operator scrapes and reads it: Prometheus metrics, request ids, JSON logs without text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import make_runtime
+from tests.procs import free_port, snapdex_serve
+
+H = {"X-Tenant": "obs"}
+SECRET_QUERY = "which aquifer feeds the tamarisk springs"
+SECRET_TEXT = "The tamarisk springs are fed by the Karst aquifer under the northern ridge."
+
+
+def samples(text: str) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append(s)
+    return out
+
+
+def value(found: dict, name: str, **labels) -> float:
+    hits = [s.value for s in found.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items())]
+    assert hits, f"no sample {name}{labels}; have {[s.labels for s in found.get(name, [])][:10]}"
+    return sum(hits)
+
+
+@pytest.mark.slow
+def test_metrics_request_ids_and_json_logs_over_http(tmp_path):
+    with snapdex_serve(tmp_path / "data", log_level="info") as svc:
+        c = svc.client
+        docs = [{"id": "springs", "text": SECRET_TEXT},
+                {"id": "bridges", "text": "Suspension bridges hang their deck from cables over two towers."}]
+        job = c.post("/ingest", json={"documents": docs}, headers=H).json()["job_id"]
+        snap = svc.wait_job(job, headers=H)["snapshot"]
+
+        first = c.post("/retrieve", json={"query": SECRET_QUERY}, headers={**H, "X-Request-ID": "trace-abc123"})
+        assert first.status_code == 200 and first.headers["x-request-id"] == "trace-abc123"
+        assert first.json()["request_id"] == "trace-abc123"
+        again = c.post("/retrieve", json={"query": SECRET_QUERY}, headers=H)  # the answer cache serves it
+        assert again.json()["cached"] and again.headers["x-request-id"] == again.json()["request_id"]
+        assert len(again.headers["x-request-id"]) == 32
+        odd = c.post("/retrieve", json={"query": "bridges"}, headers={**H, "X-Request-ID": "bad id\twith space"})
+        assert odd.headers["x-request-id"] != "bad id\twith space"  # not echoed into logs or headers
+        assert c.post("/retrieve", json={"query": "x", "top_k": 0}, headers=H).status_code == 422
+        assert c.get("/no/such/route").status_code == 404
+
+        found = samples(c.get("/metrics").text)
+        assert value(found, "snapdex_http_requests_total", route="/retrieve", method="POST", status="200") == 3
+        assert value(found, "snapdex_http_requests_total", route="/retrieve", status="422") == 1
+        assert value(found, "snapdex_http_requests_total", route="unmatched", status="404") == 1
+        assert value(found, "snapdex_http_request_duration_seconds_count", route="/retrieve") == 4
+        for stage in ("embed", "first_stage", "rerank", "prune", "total"):
+            assert value(found, "snapdex_retrieve_stage_duration_seconds_count", stage=stage) >= 2, stage
+        assert value(found, "snapdex_cache_lookups_total", cache="answers", outcome="hit") == 1
+        assert value(found, "snapdex_cache_lookups_total", cache="answers", outcome="miss") == 2
+        assert value(found, "snapdex_chunks_embedded_total", tenant="obs") >= 2
+        assert value(found, "snapdex_jobs", tenant="obs", status="succeeded") == 1
+        assert value(found, "snapdex_live_snapshot_info", tenant="obs", snapshot=snap[:12]) == 1
+        assert value(found, "snapdex_gate_verdicts", tenant="obs", outcome="passed") == 1
+
+    log = svc.log.read_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    retrieved = [x for x in lines if x.get("message") == "retrieve"]
+    assert len(retrieved) == 3, retrieved
+    traced = next(x for x in retrieved if x["request_id"] == "trace-abc123")
+    assert traced["tenant"] == "obs" and traced["snapshot"] == snap and traced["cached"] is False
+    assert traced["query"]["chars"] == len(SECRET_QUERY) and traced["recipe"]["rerank"] == "late-interaction"
+    assert set(traced["timings_ms"]) >= {"first_stage", "total"} and traced["level"] == "INFO"
+    assert any(x.get("logger") == "uvicorn.access" for x in lines)  # uvicorn's lines are JSON too
+    # Neither the query nor the document text reaches the log.
+    assert "tamarisk" not in log.lower() and "aquifer" not in log.lower()
+
+
+def test_ready_reports_an_unreachable_redis(tmp_path):
+    rt = make_runtime(tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    checks = rt.readiness()
+    assert checks["catalog"] == "ok" and checks["vector_store"] == "ok"
+    assert checks["redis"].startswith("ConnectionError"), checks
+    rt.close()
