@@ -105,11 +105,21 @@ def _sniff(data: bytes, filename: str | None) -> tuple[str, str | None]:
     return _text_format(text, filename), text
 
 
+# A DOCX is a zip archive; its parts are read whole into memory. zipfile never inflates a member past the size
+# its header declares, so the declared total bounds what parsing can cost.
+MAX_UNZIPPED_BYTES = 128 * 1024 * 1024
+
+
 def _sniff_zip(data: bytes) -> str:
     try:
-        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as e:
         raise ParseError(f"not a valid DOCX: corrupt or truncated zip archive ({e})") from e
+    expanded = sum(i.file_size for i in infos)
+    if expanded > MAX_UNZIPPED_BYTES:
+        raise ParseError(f"zip archive of {len(data)} bytes expands to {expanded} bytes; at most "
+                         f"{MAX_UNZIPPED_BYTES}: refused as a possible zip bomb")
+    names = [i.filename for i in infos]
     if "word/document.xml" in names:
         return "docx"
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")

@@ -29,6 +29,7 @@ class IngestConfig:
     minhash_permutations: int = 128
     embed_batch_size: int = 256
     windows: WindowConfig | None = WindowConfig()  # None: snapshots carry no window vectors
+    max_document_chars: int = 5_000_000  # chunking and embedding cost grow with it: a longer document fails alone
 
 
 class Ingestor:
@@ -56,6 +57,11 @@ class Ingestor:
             index.add(doc_id, from_bytes(blob, self.config.minhash_permutations))
         return index
 
+    def _check_length(self, chars: int) -> None:
+        if chars > self.config.max_document_chars:
+            raise parsing.ParseError(f"document has {chars} characters; at most {self.config.max_document_chars} "
+                                     "(SNAPDEX_MAX_DOCUMENT_CHARS): split it into smaller documents")
+
     def _process(self, job_id: str, tenant: str, item: StagedDocument, near: NearDuplicateIndex) -> None:
         old = self.catalog.get_document(tenant, item.doc_id)
         raw = bytes_hash(item.payload)
@@ -71,9 +77,11 @@ class Ingestor:
             else:
                 # Submitted text is its own content; how a parser renders it must not decide what is a duplicate.
                 content = item.payload.decode("utf-8")
+                self._check_length(len(content))
                 parsed = parsing.parse_text(content, None)
             if not parsed.text.strip():
                 raise parsing.ParseError("no text could be extracted")
+            self._check_length(len(parsed.text))
         except parsing.ParseError as e:
             with self.catalog.db.tx() as conn:
                 self.jobs.mark_document(conn, job_id, item.seq, "failed", reason=str(e))

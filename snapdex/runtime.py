@@ -71,7 +71,7 @@ class Runtime:
     def ingestor(self) -> Ingestor:
         s = self.settings
         cfg = IngestConfig(self.chunker_config, s.near_duplicate_threshold, s.minhash_permutations,
-                           s.embedding_batch_size * 4, self.window_config)
+                           s.embedding_batch_size * 4, self.window_config, s.max_document_chars)
         return Ingestor(self.catalog, self.jobs, self.embedding, cfg)
 
     @cached_property

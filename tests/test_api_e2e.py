@@ -71,6 +71,59 @@ def test_bad_requests_say_what_is_wrong(service):
     assert service.client.get("/jobs/does-not-exist").status_code == 404
 
 
+def test_hostile_inputs_fail_alone_with_a_reason_and_leave_the_index_untouched(service):
+    import io
+    import zipfile
+
+    from ingest.parsing import MAX_UNZIPPED_BYTES
+
+    h = {"X-Tenant": "hostile"}
+    c = service.client
+    legit = [("files", ("ok", b"Plain words here.")),  # a legacy encoding is read, not refused
+             ("files", ("latin1.txt", "Caf\xe9 cr\xe8me, na\xefve.".encode("latin-1")))]
+    good = service.wait_job(c.post("/ingest", files=legit, headers=h).json()["job_id"], headers=h)
+    live = c.get("/snapshots", headers=h).json()["live"]
+    assert good["snapshot"] == live and good["failures"] == [] and good["counts"]["new"] == 2
+
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", b"\0" * (MAX_UNZIPPED_BYTES + 1))
+    files = [("files", ("bomb.docx", bomb.getvalue())), ("files", ("broken.pdf", b"%PDF-1.7\n1 0 obj <<garbage"))]
+    view = service.wait_job(c.post("/ingest", files=files, headers=h).json()["job_id"], headers=h)
+    reasons = {f["doc_id"]: f["reason"] for f in view["failures"]}
+    assert "refused as a possible zip bomb" in reasons["bomb.docx"] and "broken.pdf" in reasons
+    long_line = {"id": "one-line", "text": "word " * 1_000_001}  # 5,000,005 characters, no line break
+    view = service.wait_job(c.post("/ingest", json={"documents": [long_line]}, headers=h).json()["job_id"], headers=h)
+    assert view["failures"][0]["reason"].startswith("document has 5000005 characters; at most 5000000")
+    r = c.post("/ingest", content=b'{"documents": [{"id": "x", "text": "\xff\xfe bad"}]}',
+               headers={**h, "content-type": "application/json"})
+    assert r.status_code == 422  # invalid UTF-8 in JSON
+    for bad in ({"metadata.team') OR 1=1 --": "x"}, {"$where": "sleep(1)"}, {"metadata.a": {"b": {"c": 1}}},
+                {"metadata.year": {"gte": "2020; DROP"}}):
+        r = c.post("/retrieve", json={"query": "words", "filters": bad}, headers=h)
+        assert r.status_code == 422, (bad, r.text)
+
+    listing = c.get("/snapshots", headers=h).json()
+    assert listing["live"] == live and [s["hash"] for s in listing["snapshots"]] == [live]
+    hit = c.post("/retrieve", json={"query": "plain words"}, headers=h).json()
+    assert hit["snapshot"] == live and hit["hits"][0]["doc_id"] == "ok"
+
+
+def test_oversized_json_bodies_are_refused_before_they_are_read(tmp_path):
+    with snapdex_serve(tmp_path / "data", SNAPDEX_MAX_REQUEST_BYTES="4096") as svc:
+        r = svc.client.post("/ingest", json={"documents": [{"id": "big", "text": "x" * 5000}]})
+        assert r.status_code == 413 and "SNAPDEX_MAX_REQUEST_BYTES" in r.json()["detail"]
+
+        def chunks():  # no Content-Length: the limit applies while streaming
+            for _ in range(10):
+                yield b" " * 1000
+
+        r = svc.client.post("/ingest", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "over 4096 bytes" in r.json()["detail"]
+        assert svc.client.post("/ingest", json={"documents": [{"id": "ok", "text": "fits"}]}).status_code == 202
+
+
 def test_health_ready_and_openapi(service):
     assert service.client.get("/health").json() == {"status": "ok"}
     ready = wait_until(lambda: service.client.get("/ready").json()["ready"], 60, "/ready")

@@ -40,7 +40,10 @@ def _json_documents(body: bytes) -> list[NewDocument]:
     try:
         req = IngestRequest.model_validate_json(body)
     except ValidationError as e:
-        raise HTTPException(status_code=422, detail=json.loads(e.json(include_url=False))) from e
+        # Without the input echoed back: it may be invalid UTF-8, which no JSON response can carry.
+        detail = [{**err, "loc": list(err["loc"])} for err in e.errors(include_url=False, include_input=False,
+                                                                        include_context=False)]
+        raise HTTPException(status_code=422, detail=detail) from e
     return [NewDocument(d.id, d.text.encode("utf-8"), dict(d.metadata)) for d in req.documents]
 
 
@@ -70,13 +73,28 @@ async def _file_documents(request: Request, settings: Settings) -> list[NewDocum
     return docs
 
 
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` bytes (never read whole first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status_code=413, detail=f"request body of {declared} bytes; at most {limit} "
+                                                    "(SNAPDEX_MAX_REQUEST_BYTES): send fewer documents a request")
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise HTTPException(status_code=413, detail=f"request body over {limit} bytes (SNAPDEX_MAX_REQUEST_BYTES)")
+        parts.append(part)
+    return b"".join(parts)
+
+
 @router.post("/ingest", status_code=202, response_model=IngestResponse, openapi_extra=_BODY_DOC,
              summary="Queue documents (JSON or multipart files) for ingestion")
 async def ingest(request: Request, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep) -> IngestResponse:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         docs = await _file_documents(request, settings)
     else:
-        docs = _json_documents(await request.body())
+        docs = _json_documents(await _bounded_body(request, settings.max_request_bytes))
     if len(docs) > settings.max_documents_per_request:
         raise HTTPException(status_code=413, detail=f"{len(docs)} documents; at most {settings.max_documents_per_request} a request")
     job_id = await run_in_threadpool(rt.jobs.create, tenant, docs)

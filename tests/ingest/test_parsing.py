@@ -435,3 +435,14 @@ def test_fresh_process_never_touches_the_network():
     assert result["formats"] == ["txt", "md", "html", "docx", "pdf"]
     assert ("is", "VB") in [tuple(t) for t in result["tags"]]  # our offline pipeline is in use
     assert "Thank you for using Unstructured" not in proc.stderr + proc.stdout
+
+
+def test_a_zip_bomb_is_refused_before_anything_inflates_it():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", b"\0" * (parsing.MAX_UNZIPPED_BYTES + 1))
+    data = buf.getvalue()
+    assert len(data) < 1024 * 1024  # well under any upload limit
+    with pytest.raises(ParseError, match=r"expands to \d+ bytes; at most \d+: refused as a possible zip bomb"):
+        parsing.detect_format(data, "innocent.docx")
