@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from ingest.catalog import check_tenant
+from ingest.catalog import TENANT_RE, check_tenant
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
 
@@ -23,7 +23,10 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_tenant(settings: SettingsDep, x_tenant: Annotated[str | None, Header()] = None) -> str:
+def get_tenant(settings: SettingsDep, x_tenant: Annotated[str | None, Header(
+        description="the tenant: 1-63 of a-z, 0-9, '_', '-'; default: the service's default tenant",
+        json_schema_extra={"pattern": TENANT_RE.pattern})] = None) -> str:
+    # The pattern is documented, not enforced by FastAPI: check_tenant's message says what is allowed.
     try:
         return check_tenant(x_tenant or settings.default_tenant)
     except ValueError as e:

@@ -18,6 +18,27 @@ def _not_blank(v: str) -> str:
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
+class ErrorResponse(BaseModel):
+    """Every error answer: a sentence naming what was wrong, or the list of validation errors."""
+
+    detail: str | list[dict[str, Any]]
+
+
+_ERRORS = {
+    400: "the body could not be parsed",
+    404: "not found (for this tenant)",
+    409: "conflicts with the current state; the message says why",
+    413: "too large; the message names the limit and its setting",
+    422: "invalid input; the message names the field and the allowed values",
+    503: "a dependency (vector store, queue) is unavailable; retry after Retry-After seconds",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for the error statuses a route answers, all with the ErrorResponse body."""
+    return {code: {"model": ErrorResponse, "description": _ERRORS[code]} for code in codes}
+
+
 def unique_ids(items: list, message: str) -> list:
     seen: set[str] = set()
     dupes = sorted({i.id for i in items if i.id in seen or seen.add(i.id)})

@@ -19,11 +19,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import RuntimeDep, SettingsDep
+from api.schemas import errors
 from api.routes.evaluation import overview
 from ingest.catalog import check_tenant
 from snapdex.runtime import Runtime
 
-router = APIRouter(tags=["dashboard"])
+router = APIRouter(tags=["dashboard"], responses=errors(404, 422))
 
 # name -> media type; anything else is a 404 (no path from the request ever reaches the file system).
 ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",

@@ -5,9 +5,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
 from api.enqueue import enqueue
-from api.schemas import DeleteDocumentResponse
+from api.schemas import DeleteDocumentResponse, errors
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(tags=["ingest"], responses=errors(404, 422, 503))
 
 
 @router.delete("/documents/{doc_id:path}", status_code=202, response_model=DeleteDocumentResponse,

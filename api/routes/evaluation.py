@@ -9,15 +9,18 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.enqueue import enqueue
-from api.schemas import (EvalCompareResponse, EvalOverviewResponse, OverviewQuerySet, OverviewRun, SnapshotResponse, EvalRunDetailResponse, EvalRunListResponse, EvalRunQueued,
-                         EvalRunRequest, EvalRunResponse, LabelledQueryOut, QueryChange, QueryResultOut,
-                         QuerySetDetailResponse, QuerySetListResponse, QuerySetRequest, QuerySetResponse)
+from api.schemas import (
+    EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse, EvalRunListResponse, EvalRunQueued,
+    EvalRunRequest, EvalRunResponse, LabelledQueryOut, OverviewQuerySet, OverviewRun, QueryChange,
+    QueryResultOut, QuerySetDetailResponse, QuerySetListResponse, QuerySetRequest, QuerySetResponse,
+    SnapshotResponse, errors,
+)
 from eval.metrics import metric_names
 from eval.store import LabelledQuery
 from index_snapshots.resolve import READABLE
 from snapdex.runtime import Runtime
 
-router = APIRouter(prefix="/eval", tags=["evaluation"])
+router = APIRouter(prefix="/eval", tags=["evaluation"], responses=errors(400, 404, 422, 503))
 HASH = r"^[0-9a-f]{64}$"
 
 

@@ -15,7 +15,8 @@ async def health() -> HealthResponse:
     return HealthResponse()
 
 
-@router.get("/ready", response_model=ReadyResponse, summary="Readiness: catalog and vector store answer")
+@router.get("/ready", response_model=ReadyResponse, summary="Readiness: catalog, vector store, Redis, models",
+            responses={503: {"model": ReadyResponse, "description": "not ready: the failing check says why"}})
 async def ready(rt: RuntimeDep) -> JSONResponse:
     checks = await run_in_threadpool(rt.readiness)
     ok = all(v == "ok" for v in checks.values())

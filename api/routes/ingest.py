@@ -9,17 +9,31 @@ from starlette.datastructures import UploadFile
 
 from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.enqueue import enqueue
-from api.schemas import IngestRequest, IngestResponse
+from api.schemas import IngestRequest, IngestResponse, errors
 from ingest.jobs import NewDocument
 from snapdex.settings import Settings
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(tags=["ingest"], responses=errors(400, 413, 422, 503))
+
+def _inline(schema: dict) -> dict:
+    """The model's JSON schema with its $defs written in place: this body is documented by hand (it is JSON or
+    multipart), so no components entry exists for the models it refers to."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            return walk(defs[ref.rsplit("/", 1)[-1]]) if ref.startswith("#/$defs/") else {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return walk(schema)
+
 
 _BODY_DOC = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": IngestRequest.model_json_schema(ref_template="#/components/schemas/{model}")},
+            "application/json": {"schema": _inline(IngestRequest.model_json_schema())},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",

@@ -4,9 +4,9 @@ from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
-from api.schemas import JobResponse
+from api.schemas import JobResponse, errors
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(tags=["ingest"], responses=errors(404, 422))
 
 
 @router.get("/jobs/{job_id}", response_model=JobResponse, summary="Status, progress, counts and failures of a job")

@@ -5,10 +5,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
 from api.enqueue import enqueue
-from api.schemas import RebuildResponse, SnapshotListResponse, SnapshotResponse, SwitchResponse
+from api.schemas import RebuildResponse, SnapshotListResponse, SnapshotResponse, SwitchResponse, errors
 from snapdex.runtime import Runtime
 
-router = APIRouter(tags=["snapshots"])
+router = APIRouter(tags=["snapshots"], responses=errors(404, 409, 422, 503))
 
 
 def _listing(rt: Runtime, tenant: str) -> SnapshotListResponse:

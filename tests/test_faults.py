@@ -1,0 +1,75 @@
+"""Faults done to real processes: Redis goes away under a running service and comes back."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from tests.procs import _ping, _stop, free_port, snapdex_serve, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+class Redis:
+    """A redis-server on a fixed port that a test can stop and start again."""
+
+    def __init__(self, tmp) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
+        self.port, self.dir, self.binary, self.proc = free_port(), tmp, binary, None
+        tmp.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+                                      str(self.dir), "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _ping(redis.Redis(port=self.port)), 20, "redis-server")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def test_redis_down_ingest_answers_503_retrieval_keeps_working_and_both_recover(tmp_path):
+    redis = Redis(tmp_path / "redis")
+    redis.start()
+    try:
+        env = dict(SNAPDEX_BROKER_URL=redis.url + "/0", SNAPDEX_REDIS_URL=redis.url + "/1")
+        with snapdex_serve(tmp_path / "data", **env) as svc:
+            c = svc.client
+            job = c.post("/ingest", json={"documents": [{"id": "a", "text": "Refunds take five business days."}]})
+            live = svc.wait_job(job.json()["job_id"])["snapshot"]
+            assert c.get("/ready").status_code == 200
+
+            redis.stop()
+            r = c.post("/ingest", json={"documents": [{"id": "b", "text": "The VPN needs an update abroad."}]})
+            assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
+            assert "queue unavailable" in r.json()["detail"]
+            for _ in range(5):  # retrieval needs Qdrant and the model, not Redis
+                hit = c.post("/retrieve", json={"query": "refund"})
+                assert hit.status_code == 200 and hit.json()["snapshot"] == live
+            ready = c.get("/ready")
+            assert ready.status_code == 503 and ready.json()["checks"]["redis"] != "ok"
+
+            redis.start()  # same port, empty: the API's side of the broker and the cache come back by themselves
+            wait_until(lambda: c.get("/ready").status_code == 200, 60, "ready again")
+            job = c.post("/ingest", json={"documents": [{"id": "b", "text": "The VPN needs an update abroad."}]})
+            assert job.status_code == 202
+            assert c.post("/retrieve", json={"query": "refund"}).json()["snapshot"] == live
+            try:
+                view = svc.wait_job(job.json()["job_id"], timeout=45)
+            except TimeoutError:
+                # Celery's worker (threads pool) often stops consuming after its Redis connection dropped and came
+                # back (celery/celery#9054, #10205): known, not fixed here; everything before this line is asserted.
+                pytest.xfail("the Celery worker did not resume consuming after Redis came back (celery#9054)")
+            assert view["status"] == "succeeded" and view["snapshot"] != live
+    finally:
+        redis.stop()
