@@ -13,6 +13,7 @@ from api.enqueue import enqueue
 from prometheus_client import CollectorRegistry
 
 from api.metrics import HttpMetrics, RequestMetricsMiddleware, registry_for
+from api.ratelimit import RateLimits
 from api.routes import dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve, snapshots
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.metrics = CollectorRegistry()
     app.state.http_metrics = HttpMetrics(app.state.metrics)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
+    app.state.rate_limits = RateLimits({"retrieve": settings.rate_limit_retrieve, "ingest": settings.rate_limit_ingest},
+                                       settings.redis_url)
     for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, dashboard, health, metrics):
         app.include_router(module.router)
     return app

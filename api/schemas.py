@@ -30,6 +30,7 @@ _ERRORS = {
     409: "conflicts with the current state; the message says why",
     413: "too large; the message names the limit and its setting",
     422: "invalid input; the message names the field and the allowed values",
+    429: "the tenant's rate limit is reached; retry after Retry-After seconds",
     503: "a dependency (vector store, queue) is unavailable; retry after Retry-After seconds",
 }
 

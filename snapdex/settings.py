@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     gate_max_drop: dict[str, float] = Field(default={"recall@10": 0.02, "ndcg@10": 0.02})
     max_queries_per_set: int = Field(default=10_000, ge=1, le=100_000)
 
+    # Per-tenant rate limits ("N/second|minute|hour"; empty: none), shared through Redis when SNAPDEX_REDIS_URL is set.
+    rate_limit_retrieve: str | None = "200/second"
+    rate_limit_ingest: str | None = "20/second"
+
     # Logs: one JSON object per line (request id on each), or plain text for a terminal.
     log_format: Literal["json", "text"] = "json"
 

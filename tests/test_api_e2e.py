@@ -124,6 +124,21 @@ def test_oversized_json_bodies_are_refused_before_they_are_read(tmp_path):
         assert svc.client.post("/ingest", json={"documents": [{"id": "ok", "text": "fits"}]}).status_code == 202
 
 
+def test_rate_limits_answer_429_with_retry_after_per_tenant(tmp_path):
+    env = {"SNAPDEX_RATE_LIMIT_RETRIEVE": "3/minute", "SNAPDEX_RATE_LIMIT_INGEST": "1/minute"}
+    with snapdex_serve(tmp_path / "data", **env) as svc:
+        c = svc.client
+        codes = [c.post("/retrieve", json={"query": "q"}).status_code for _ in range(4)]
+        assert codes == [404, 404, 404, 429]  # no snapshot yet: answered, and counted
+        r = c.post("/retrieve", json={"query": "q"})
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
+        assert "rate limit of 3 per 1 minute on retrieve reached for tenant default" in r.json()["detail"]
+        assert c.post("/retrieve", json={"query": "q"}, headers={"X-Tenant": "other"}).status_code == 404
+        doc = {"documents": [{"id": "a", "text": "a"}]}
+        assert [c.post("/ingest", json=doc).status_code for _ in range(2)] == [202, 429]
+        assert c.get("/health").status_code == 200  # only /retrieve and /ingest are limited
+
+
 def test_health_ready_and_openapi(service):
     assert service.client.get("/health").json() == {"status": "ok"}
     ready = wait_until(lambda: service.client.get("/ready").json()["ready"], 60, "/ready")

@@ -8,12 +8,13 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from api.deps import RuntimeDep, SettingsDep, TenantDep
+from api.ratelimit import IngestLimit
 from api.enqueue import enqueue
 from api.schemas import IngestRequest, IngestResponse, errors
 from ingest.jobs import NewDocument
 from snapdex.settings import Settings
 
-router = APIRouter(tags=["ingest"], responses=errors(400, 413, 422, 503))
+router = APIRouter(tags=["ingest"], responses=errors(400, 413, 422, 429, 503))
 
 def _inline(schema: dict) -> dict:
     """The model's JSON schema with its $defs written in place: this body is documented by hand (it is JSON or
@@ -104,7 +105,8 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
 
 @router.post("/ingest", status_code=202, response_model=IngestResponse, openapi_extra=_BODY_DOC,
              summary="Queue documents (JSON or multipart files) for ingestion")
-async def ingest(request: Request, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep) -> IngestResponse:
+async def ingest(request: Request, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep,
+                 _: IngestLimit) -> IngestResponse:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         docs = await _file_documents(request, settings)
     else:

@@ -7,13 +7,14 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
+from api.ratelimit import RetrieveLimit
 from api.schemas import ErrorResponse, HitScores, HitSource, RetrieveHit, RetrieveRequest, RetrieveResponse, errors
 from index_snapshots.querying import Answer
 from index_snapshots.resolve import SnapshotNotFound
 from snapdex.logs import request_id_var, text_digest
 from store.base import StoreUnavailable
 
-router = APIRouter(tags=["retrieve"], responses=errors(400, 404, 422, 503))
+router = APIRouter(tags=["retrieve"], responses=errors(400, 404, 422, 429, 503))
 log = logging.getLogger("snapdex.retrieve")
 
 
@@ -41,7 +42,8 @@ def _response(answer: Answer, request_id: str) -> RetrieveResponse:
 
 @router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
              responses={404: {"model": ErrorResponse, "description": "no live snapshot, or the pinned one is not readable"}})
-async def retrieve(req: RetrieveRequest, rt: RuntimeDep, tenant: TenantDep, request: Request) -> RetrieveResponse:
+async def retrieve(req: RetrieveRequest, rt: RuntimeDep, tenant: TenantDep, request: Request,
+                   _: RetrieveLimit) -> RetrieveResponse:
     try:
         answer = await run_in_threadpool(rt.searcher.search, tenant, req.query, req.top_k, req.filters, req.snapshot,
                                          **req.options.model_dump())
