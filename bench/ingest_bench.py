@@ -53,7 +53,7 @@ def main() -> int:
             for line, _ in zip(src, range(args.limit)):
                 dst.write(line)
     data = work / "data"
-    with snapdex_serve(data) as svc:
+    with snapdex_serve(data, SNAPDEX_RATE_LIMIT_INGEST="") as svc:
         cold_wall, cold = run_cli_ingest(svc.url, corpus)
         warm_wall, warm = run_cli_ingest(svc.url, corpus)
 

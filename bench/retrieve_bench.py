@@ -165,7 +165,8 @@ def main() -> int:
         build_synthetic(args.data_dir, args.tenant, args.synthetic)
     stages = {"first stage only": {"rerank": "none"}, "with late interaction": {"rerank": "late-interaction"}}
     result = {"machine": machine(), "queries": len(queries), "cache": "off", "indexes": {}}
-    with snapdex_serve(args.data_dir, SNAPDEX_RESULT_CACHE_SIZE="0") as svc:
+    # Result cache and rate limit off: every request does the whole work, and none is refused.
+    with snapdex_serve(args.data_dir, SNAPDEX_RESULT_CACHE_SIZE="0", SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
         from tests.procs import wait_until
 
         wait_until(lambda: svc.client.get("/ready").status_code == 200, 180, "models loaded")

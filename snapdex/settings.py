@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     max_queries_per_set: int = Field(default=10_000, ge=1, le=100_000)
 
     # Per-tenant rate limits ("N/second|minute|hour"; empty: none), shared through Redis when SNAPDEX_REDIS_URL is set.
-    rate_limit_retrieve: str | None = "200/second"
+    rate_limit_retrieve: str | None = "1000/second"
     rate_limit_ingest: str | None = "20/second"
 
     # Logs: one JSON object per line (request id on each), or plain text for a terminal.
