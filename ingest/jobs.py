@@ -119,6 +119,13 @@ class JobStore:
             )
         return job_id
 
+    def discard(self, job_id: str) -> None:
+        """Forget a job that was never queued (the broker refused it): the caller was told to send it again, and a
+        job left 'queued' would hold back every later build of its tenant (builds wait for queued jobs)."""
+        with self.db.tx() as conn:
+            conn.execute("DELETE FROM job_documents WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ? AND status = 'queued'", (job_id,))
+
     def tenant_of(self, job_id: str) -> str | None:
         r = self.db.conn().execute("SELECT tenant FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return r["tenant"] if r else None

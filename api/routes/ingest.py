@@ -114,5 +114,9 @@ async def ingest(request: Request, rt: RuntimeDep, settings: SettingsDep, tenant
     if len(docs) > settings.max_documents_per_request:
         raise HTTPException(status_code=413, detail=f"{len(docs)} documents; at most {settings.max_documents_per_request} a request")
     job_id = await run_in_threadpool(rt.jobs.create, tenant, docs)
-    await run_in_threadpool(enqueue, "ingest_job", job_id)
+    try:
+        await run_in_threadpool(enqueue, "ingest_job", job_id)
+    except HTTPException:  # 503: not accepted, so nothing of it stays behind
+        await run_in_threadpool(rt.jobs.discard, job_id)
+        raise
     return IngestResponse(job_id=job_id, documents=len(docs))
