@@ -55,7 +55,8 @@ class Runtime:
     @cached_property
     def store(self):
         s = self.settings
-        return open_store(s.store_backend, path=s.qdrant_path, url=s.qdrant_url, api_key=s.qdrant_api_key)
+        return open_store(s.store_backend, path=s.qdrant_path, url=s.qdrant_url, api_key=s.qdrant_api_key,
+                          shards=s.qdrant_shards, replicas=s.qdrant_replicas)
 
     @cached_property
     def embedding(self) -> CachedEmbedding:

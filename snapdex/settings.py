@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     store_backend: Literal["edge", "qdrant"] = "edge"
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
+    # On a Qdrant cluster: shards and copies of each snapshot collection (None: the server's defaults).
+    qdrant_shards: int | None = Field(default=None, ge=1, le=1024)
+    qdrant_replicas: int | None = Field(default=None, ge=1, le=16)
 
     # Queue. memory:// with an in-process worker is the embedded default; production sets redis:// and runs
     # `snapdex worker` processes.

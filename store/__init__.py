@@ -34,6 +34,8 @@ def open_store(
     path: Path | None = None,
     url: str | None = None,
     api_key: str | None = None,
+    shards: int | None = None,
+    replicas: int | None = None,
 ) -> VectorStore:
     """"edge" needs `path` (a directory); "qdrant" needs `url` of a Qdrant server."""
     if backend == "edge":
@@ -43,5 +45,5 @@ def open_store(
     if backend == "qdrant":
         if not url:
             raise ValueError("the 'qdrant' store backend needs a url")
-        return ClientStore.from_url(url, api_key=api_key)
+        return ClientStore.from_url(url, api_key=api_key, shards=shards, replicas=replicas)
     raise ValueError(f"unknown store backend {backend!r}; expected one of {', '.join(map(repr, BACKENDS))}")

@@ -81,8 +81,11 @@ def _retry_after(e: Exception) -> float | None:
 
 
 class ClientStore:
-    def __init__(self, client: QdrantClient) -> None:
+    def __init__(self, client: QdrantClient, shards: int | None = None, replicas: int | None = None) -> None:
+        """`shards`, `replicas`: shard_number and replication_factor of every collection created on a Qdrant
+        cluster (None: the server's defaults, one shard, no replica)."""
         self.client = client
+        self.shards, self.replicas = shards, replicas
         options = client.init_options
         self._local = options.get("location") == ":memory:" or options.get("path") is not None
         # Local mode is plain Python dicts and arrays with no locking of its own; the
@@ -92,9 +95,10 @@ class ClientStore:
         self._exact = None if self._local else _EXACT
 
     @classmethod
-    def from_url(cls, url: str, api_key: str | None = None, timeout: int = 30, **client_options) -> ClientStore:
+    def from_url(cls, url: str, api_key: str | None = None, timeout: int = 30, shards: int | None = None,
+                 replicas: int | None = None, **client_options) -> ClientStore:
         """`client_options` go to QdrantClient as they are (e.g. prefer_grpc=True)."""
-        return cls(QdrantClient(url=url, api_key=api_key, timeout=timeout, **client_options))
+        return cls(QdrantClient(url=url, api_key=api_key, timeout=timeout, **client_options), shards, replicas)
 
     @contextlib.contextmanager
     def _call(self, what: str):
@@ -125,10 +129,13 @@ class ClientStore:
         with self._call(f"creating collection {name!r}"):
             if self.client.collection_exists(name):
                 raise StoreError(f"collection {name!r} already exists")
+            # Local mode has no cluster: shards and replicas only mean something to a server.
+            cluster = {} if self._local else {"shard_number": self.shards, "replication_factor": self.replicas}
             self.client.create_collection(
                 name,
                 vectors_config=vectors,
                 sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
+                **{k: v for k, v in cluster.items() if v is not None},
             )
             # Local mode ignores payload indexes (and warns about it).
             if not self._local:
