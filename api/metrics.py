@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -50,7 +51,7 @@ class RequestMetricsMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else _new_id()
+        request_id = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         status = {"code": 500}
         started = time.perf_counter()
@@ -71,12 +72,6 @@ class RequestMetricsMiddleware:
             self.metrics.latency.labels(path, method).observe(time.perf_counter() - started)
             self.metrics.requests.labels(path, method, str(status["code"])).inc()
             request_id_var.reset(token)
-
-
-def _new_id() -> str:
-    import uuid
-
-    return uuid.uuid4().hex
 
 
 class EvalCollector:

@@ -13,6 +13,7 @@ import json
 import re
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 from eval.metrics import QueryResult
@@ -170,9 +171,8 @@ class EvalStore:
         check_name(name)
         if not queries:
             raise ValueError(f"query set {name!r} has no queries")
-        ids = [q.id for q in queries]
-        if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
+        dupes = sorted(i for i, n in Counter(q.id for q in queries).items() if n > 1)  # one pass, not n^2
+        if dupes:
             raise ValueError(f"query ids repeat in query set {name!r}: {dupes[:10]}")
         digest = checksum(queries)
         with self.db.tx() as conn:

@@ -127,14 +127,9 @@ class SnapshotBuilder:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def build(self, tenant: str, *, locked: bool = False) -> BuildResult:
-        """`locked`: the caller holds tenant_lock already (a second flock in one process would wait forever)."""
-        if locked:
-            return self._build(tenant)
-        with self.tenant_lock(tenant):
-            return self._build(tenant)
-
-    def _build(self, tenant: str) -> BuildResult:
+    def build(self, tenant: str) -> BuildResult:
+        """The caller holds `tenant_lock(tenant)`: SnapshotService takes it around the build, the gate and the
+        promotion, so that one verdict at a time decides what is live."""
         started = time.perf_counter()
         docs = self._rechunk(tenant, list(self.catalog.documents(tenant, status="indexed")))
         config = self.config.canonical()

@@ -66,10 +66,10 @@ class SnapshotEvaluator:
                  query_set.version, {m: round(v, 4) for m, v in result.metrics.items() if m in self.policy.metrics})
         return self.store.run(tenant, run_id)
 
-    def evaluate_kept(self, tenant: str, set_name: str | None = None, snapshot: str | None = None,
-                      trigger: str = "manual") -> list[RunRow]:
-        """Score active query sets (or one) on one snapshot, or on every snapshot still readable: a set uploaded
-        today gets a history over the snapshots that are kept, not a single point."""
+    def targets(self, tenant: str, set_name: str | None = None,
+                snapshot: str | None = None) -> tuple[list[QuerySetRef], list[str]]:
+        """The active query sets (or the one named) and the readable snapshots (or the one named) an evaluation
+        request covers; LookupError names what does not exist."""
         sets = [s for s in self.store.active_sets(tenant) if set_name is None or s.name == set_name]
         if set_name is not None and not sets:
             raise LookupError(f"tenant {tenant} has no active query set {set_name!r}")
@@ -77,6 +77,13 @@ class SnapshotEvaluator:
                  and (snapshot is None or r.hash == snapshot)]
         if snapshot is not None and not snaps:
             raise LookupError(f"snapshot {snapshot} of tenant {tenant} is not readable ({', '.join(READABLE)})")
+        return sets, snaps
+
+    def evaluate_kept(self, tenant: str, set_name: str | None = None, snapshot: str | None = None,
+                      trigger: str = "manual") -> list[RunRow]:
+        """Score active query sets (or one) on one snapshot, or on every snapshot still readable: a set uploaded
+        today gets a history over the snapshots that are kept, not a single point."""
+        sets, snaps = self.targets(tenant, set_name, snapshot)
         return [self.evaluate(tenant, snap, s, trigger) for snap in snaps for s in sets]
 
     def gate(self, tenant: str, snapshot: str) -> Verdict:

@@ -68,7 +68,7 @@ class SnapshotService:
         for job_id in waiting:
             self.jobs.set_phase(job_id, "building")
         try:
-            result = self.builder.build(tenant, locked=True)
+            result = self.builder.build(tenant)
         except transient:
             # The task retries the build: its jobs wait for it again instead of failing.
             for job_id in waiting:

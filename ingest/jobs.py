@@ -11,6 +11,7 @@ import json
 import sqlite3
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -205,18 +206,17 @@ class JobStore:
     def stats(self) -> dict[str, dict]:
         """Per tenant: jobs by status, chunks embedded and reused, documents that failed (for monitoring)."""
         conn = self.db.conn()
-        out: dict[str, dict] = {}
+        out: dict[str, dict] = defaultdict(lambda: {"jobs": {}, "embedded": 0, "reused": 0, "failed_documents": 0})
         for r in conn.execute("SELECT tenant, status, COUNT(*) AS n, SUM(chunks_embedded) AS embedded,"
                               " SUM(chunks_reused) AS reused FROM jobs GROUP BY tenant, status"):
-            t = out.setdefault(r["tenant"], {"jobs": {}, "embedded": 0, "reused": 0, "failed_documents": 0})
+            t = out[r["tenant"]]
             t["jobs"][r["status"]] = r["n"]
             t["embedded"] += r["embedded"] or 0
             t["reused"] += r["reused"] or 0
         for r in conn.execute("SELECT j.tenant, COUNT(*) AS n FROM job_documents d JOIN jobs j ON j.id = d.job_id"
                               " WHERE d.outcome = 'failed' GROUP BY j.tenant"):
-            out.setdefault(r["tenant"], {"jobs": {}, "embedded": 0, "reused": 0, "failed_documents": 0})
             out[r["tenant"]]["failed_documents"] = r["n"]
-        return out
+        return dict(out)
 
     def awaiting_build(self, tenant: str) -> list[str]:
         """Jobs whose documents are in and whose build has not settled them. Called under the tenant's build

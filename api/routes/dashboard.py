@@ -18,10 +18,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import RuntimeDep, SettingsDep
-from api.schemas import errors
+from api.deps import RuntimeDep, SettingsDep, tenant_or_422
 from api.routes.evaluation import overview
-from ingest.catalog import check_tenant
+from api.schemas import errors
 from snapdex.runtime import Runtime
 
 router = APIRouter(tags=["dashboard"], responses=errors(404, 422))
@@ -76,11 +75,7 @@ def render(rt: Runtime, tenant: str) -> str:
 async def dashboard(rt: RuntimeDep, settings: SettingsDep,
                     tenant: Annotated[str | None, Query(description="default: the service's default tenant")] = None
                     ) -> HTMLResponse:
-    try:
-        tenant = check_tenant(tenant or settings.default_tenant)
-    except ValueError as e:
-        raise HTTPException(status_code=422, detail=str(e)) from e
-    html = await run_in_threadpool(render, rt, tenant)
+    html = await run_in_threadpool(render, rt, tenant_or_422(tenant, settings))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

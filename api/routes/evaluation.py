@@ -17,7 +17,6 @@ from api.schemas import (
 )
 from eval.metrics import metric_names
 from eval.store import LabelledQuery
-from index_snapshots.resolve import READABLE
 from snapdex.runtime import Runtime
 
 router = APIRouter(prefix="/eval", tags=["evaluation"], responses=errors(400, 404, 422, 503))
@@ -69,12 +68,10 @@ async def retire_query_set(name: str, rt: RuntimeDep, tenant: TenantDep) -> Quer
 
 
 def _check_run_request(rt: Runtime, tenant: str, req: EvalRunRequest) -> None:
-    if req.query_set and not any(s.name == req.query_set for s in rt.evals.active_sets(tenant)):
-        raise HTTPException(404, f"tenant {tenant} has no active query set {req.query_set!r}")
-    snap = rt.manifest.get(tenant, req.snapshot) if req.snapshot else None
-    if req.snapshot and (snap is None or snap.status not in READABLE):
-        raise HTTPException(404, f"snapshot {req.snapshot} of tenant {tenant} is {snap.status if snap else 'unknown'};"
-                                 f" readable: {', '.join(READABLE)}")
+    try:  # the worker's own check, run now so that a bad request is a 404 here rather than a failed task
+        rt.evaluator.targets(tenant, req.query_set, req.snapshot)
+    except LookupError as e:
+        raise HTTPException(404, str(e)) from e
 
 
 @router.post("/runs", response_model=EvalRunQueued, status_code=202,

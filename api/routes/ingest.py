@@ -8,13 +8,14 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from api.deps import RuntimeDep, SettingsDep, TenantDep
-from api.ratelimit import IngestLimit
 from api.enqueue import enqueue
+from api.ratelimit import IngestLimit
 from api.schemas import IngestRequest, IngestResponse, errors
 from ingest.jobs import NewDocument
 from snapdex.settings import Settings
 
 router = APIRouter(tags=["ingest"], responses=errors(400, 413, 422, 429, 503))
+
 
 def _inline(schema: dict) -> dict:
     """The model's JSON schema with its $defs written in place: this body is documented by hand (it is JSON or
