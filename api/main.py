@@ -3,6 +3,7 @@ this same process, because the embedded vector engine allows one process per dat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -13,11 +14,14 @@ from api.enqueue import enqueue
 from prometheus_client import CollectorRegistry
 
 from api.metrics import HttpMetrics, RequestMetricsMiddleware, registry_for
+from api.auth import AuthMiddleware
+from api.keys import KeyStore
 from api.ratelimit import RateLimits
+from api.schemas import errors
 from api.routes import dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve, snapshots
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
-from workers.celery_app import configure, start_embedded_worker
+from workers.celery_app import EmbeddedWorker, configure
 
 log = logging.getLogger("snapdex")
 
@@ -46,18 +50,28 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         rt.searcher  # noqa: B018
         set_runtime(rt)
         app.state.runtime = rt
+        app.state.keys = KeyStore(rt.db, settings.api_keys)
+        if not app.state.keys.required():
+            log.warning("KEYLESS: no API key is configured, so every request is tenant %r and needs no key. "
+                        "`snapdex keys create --tenant NAME` (or SNAPDEX_API_KEYS) makes keys required.",
+                        settings.default_tenant)
         registry_for(rt, app.state.metrics)
         configure(settings)
         # Models load once per process, in the background: /health answers at once, /ready turns true
         # once the first request or job would no longer pay for the load.
         threading.Thread(target=_after_start, args=(rt,), name="warm-up", daemon=True).start()
-        if settings.embedded_worker:
-            start_embedded_worker(settings.worker_concurrency)
+        worker = EmbeddedWorker(settings.worker_concurrency) if settings.embedded_worker else None
+        if worker:
             # The memory:// broker forgets on exit; the job table does not. Enqueue what a crash left behind.
             for job_id in rt.recover():
                 log.warning("re-enqueueing job %s left unsettled by an earlier run", job_id)
                 enqueue("ingest_job", job_id)
         yield
+        # uvicorn has let the requests in flight finish; now the task in flight, within the grace.
+        if worker and not await asyncio.to_thread(worker.stop, settings.shutdown_grace_s):
+            log.warning("a task was still running %.0f s after the stop: its job resumes on the next start",
+                        settings.shutdown_grace_s)
+            return  # the store stays open under it until the process ends; a closed store would fail the job
         rt.close()
 
     app = FastAPI(title="snapdex", version="0.1.0", lifespan=lifespan,
@@ -65,9 +79,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # One registry per app: request timings from this process, the rest read from the catalog at scrape time.
     app.state.metrics = CollectorRegistry()
     app.state.http_metrics = HttpMetrics(app.state.metrics)
+    app.add_middleware(AuthMiddleware, default_tenant=settings.default_tenant)  # inside: 401s are counted too
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
     app.state.rate_limits = RateLimits({"retrieve": settings.rate_limit_retrieve, "ingest": settings.rate_limit_ingest},
                                        settings.redis_url)
-    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, dashboard, health, metrics):
-        app.include_router(module.router)
+    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, dashboard, metrics):
+        app.include_router(module.router, responses=errors(401, 403))
+    app.include_router(health.router)  # /ready is keyed too: it declares its own 401
     return app

@@ -7,6 +7,7 @@ runs) and the broker (queue depth). Scraping any API process therefore gives the
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -58,13 +59,23 @@ class RequestMetricsMiddleware:
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status["code"], status["started"] = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Unexpected: logged with its trace and request id; the caller gets JSON naming the id to report.
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if status.get("started"):
+                raise
+            body = json.dumps({"detail": f"internal error; report request id {request_id}"}).encode()
+            await send_with_id({"type": "http.response.start", "status": 500,
+                                "headers": [(b"content-type", b"application/json"),
+                                            (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"  # unknown paths share one series

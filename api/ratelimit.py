@@ -1,6 +1,6 @@
-"""Per-tenant rate limits on the routes that cost the most (`limits`, moving window): in process for the
-embedded default, in Redis when SNAPDEX_REDIS_URL is set, so every API process shares one budget per tenant.
-(API keys will key them per key: issue 6.)"""
+"""Per-key rate limits on the routes that cost the most (`limits`, moving window): in process for the
+embedded default, in Redis when SNAPDEX_REDIS_URL is set, so every API process shares one budget per key.
+A keyless service counts per tenant (it has one)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from api.deps import TenantDep
+from api.deps import PrincipalDep
 
 log = logging.getLogger(__name__)
 
@@ -30,27 +30,27 @@ class RateLimits:
                     raise ValueError(f"rate limit for {route} is {rule!r}: not a rule like '100/second' ({e})") from e
         self.limiter = MovingWindowRateLimiter(storage_from_string(redis_url or "memory://"))
 
-    def check(self, route: str, tenant: str) -> None:
+    def check(self, route: str, who: str) -> None:
         item = self.items.get(route)
         if item is None:
             return
         try:
-            allowed = self.limiter.hit(item, route, tenant)
+            allowed = self.limiter.hit(item, route, who)
         except Exception as e:  # the limiter's store is down: serve rather than fail the hot path (fail open)
             log.warning("rate limiter unavailable (%s: %s): not limiting", type(e).__name__, e)
             return
         if not allowed:
-            reset = self.limiter.get_window_stats(item, route, tenant).reset_time
+            reset = self.limiter.get_window_stats(item, route, who).reset_time
             retry = max(1, math.ceil(reset - time.time()))
             raise HTTPException(status_code=429, headers={"Retry-After": str(retry)},
-                                detail=f"rate limit of {item} on {route} reached for tenant {tenant}; retry in {retry} s")
+                                detail=f"rate limit of {item} on {route} reached for {who}; retry in {retry} s")
 
 
 def limited(route: str):
-    """A dependency that spends one unit of the tenant's budget for `route`."""
+    """A dependency that spends one unit of the caller's budget for `route`."""
 
-    def dependency(request: Request, tenant: TenantDep) -> None:
-        request.app.state.rate_limits.check(route, tenant)
+    def dependency(request: Request, principal: PrincipalDep) -> None:
+        request.app.state.rate_limits.check(route, principal.rate_key)
 
     return Depends(dependency)
 

@@ -26,11 +26,13 @@ class ErrorResponse(BaseModel):
 
 _ERRORS = {
     400: "the body could not be parsed",
+    401: "no API key, or not a valid one (Authorization: Bearer <key> or X-API-Key)",
+    403: "the API key does not reach this: another tenant named, or an operator key on tenant data",
     404: "not found (for this tenant)",
     409: "conflicts with the current state; the message says why",
     413: "too large; the message names the limit and its setting",
     422: "invalid input; the message names the field and the allowed values",
-    429: "the tenant's rate limit is reached; retry after Retry-After seconds",
+    429: "the API key's rate limit is reached; retry after Retry-After seconds",
     503: "a dependency (vector store, queue) is unavailable; retry after Retry-After seconds",
 }
 
@@ -38,6 +40,13 @@ _ERRORS = {
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses for the error statuses a route answers, all with the ErrorResponse body."""
     return {code: {"model": ErrorResponse, "description": _ERRORS[code]} for code in codes}
+
+
+def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The same, for a route whose success is HTML: FastAPI would document a model under the route's media type,
+    but errors are JSON. (ErrorResponse is in the components: the JSON routes declare it as a model.)"""
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {code: {"description": _ERRORS[code], "content": {"application/json": {"schema": ref}}} for code in codes}
 
 
 def unique_ids(items: list, message: str) -> list:

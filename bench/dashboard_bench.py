@@ -226,9 +226,9 @@ def timed_get(client, url: str, reps: int, **kw) -> tuple[dict, object]:
 
 
 def http_bench(svc, tenant: str, info: dict, reps: int) -> dict:
-    headers = {"X-Tenant": tenant}
+    headers = auth(tenant)
     out = {}
-    t, r = timed_get(svc.client, f"/dashboard?tenant={tenant}", reps)
+    t, r = timed_get(svc.client, f"/dashboard?tenant={tenant}", reps, headers=headers)
     out["dashboard"] = {"ms": t, "bytes": len(r.content)}
     t, r = timed_get(svc.client, "/eval/overview", reps, headers=headers)
     out["overview"] = {"ms": t, "bytes": len(r.content)}
@@ -238,10 +238,10 @@ def http_bench(svc, tenant: str, info: dict, reps: int) -> dict:
         body = r.json()
         out[f"compare_{label}"] = {"ms": t, "bytes": len(r.content), "gained": len(body["gained"]),
                                    "lost": len(body["lost"]), "unchanged": body["unchanged"]}
-    js = svc.client.get("/dashboard/assets/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    js = svc.client.get("/dashboard/assets/plotly.min.js", headers={**headers, "Accept-Encoding": "gzip"})
     out["plotly_js_bytes"] = {"gzip": int(js.headers.get("content-length", len(js.content))),
                               "raw": len(svc.client.get("/dashboard/assets/plotly.min.js",
-                                                        headers={"Accept-Encoding": "identity"}).content)}
+                                                        headers={**headers, "Accept-Encoding": "identity"}).content)}
     return out
 
 
@@ -265,7 +265,7 @@ MEASURE_COMPARE = """async ([base, candidate, metric]) => {
 }"""
 
 
-def browser_bench(url: str, info: dict, reps: int, screenshot: Path | None) -> dict:
+def browser_bench(url: str, info: dict, reps: int, screenshot: Path | None, headers: dict[str, str]) -> dict:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -289,7 +289,7 @@ def browser_bench(url: str, info: dict, reps: int, screenshot: Path | None) -> d
 
             cold, html_done, plotly_got, table_drawn, plotly_ran = [], [], [], [], []
             for _ in range(reps):
-                context = browser.new_context(viewport={"width": 1400, "height": 900})
+                context = browser.new_context(viewport={"width": 1400, "height": 900}, extra_http_headers=headers)
                 page = context.new_page()
                 watch(page)
                 page.goto(url, wait_until="commit")
@@ -304,7 +304,7 @@ def browser_bench(url: str, info: dict, reps: int, screenshot: Path | None) -> d
                                         "table_drawn": pcts(table_drawn),
                                         "plotly_js_compiled_and_running": pcts(plotly_ran),
                                         "chart_drawn": pcts(cold)}
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context = browser.new_context(viewport={"width": 1400, "height": 900}, extra_http_headers=headers)
             page = context.new_page()
             watch(page)
             page.goto(url)
@@ -349,7 +349,7 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the seeded data folder")
     args = p.parse_args()
 
-    from tests.procs import snapdex_serve, wait_until
+    from tests.procs import auth, snapdex_serve, wait_until
 
     tmp = Path(tempfile.mkdtemp(prefix="snapdex-dashbench-"))
     try:
@@ -357,13 +357,14 @@ def main() -> int:
         info = seed(tmp / "data", args.tenant, args.snapshots, args.queries, args.seed)
         print(f"seeded in {info['seconds']:.1f}s: {info['held']} held, {info['overrides']} overridden; "
               "starting the service ...", flush=True)
-        with snapdex_serve(tmp / "data") as svc:
+        with snapdex_serve(tmp / "data", tenants=(args.tenant,)) as svc:
             wait_until(lambda: svc.client.get("/ready").json()["ready"], 120, "/ready")
-            snaps = svc.client.get("/snapshots", headers={"X-Tenant": args.tenant}).json()
+            snaps = svc.client.get("/snapshots", headers=auth(args.tenant)).json()
             assert len(snaps["snapshots"]) == args.snapshots and not snaps["config_drift"], snaps["config_drift"]
             http = http_bench(svc, args.tenant, info, args.reps)
-            browser = browser_bench(f"{svc.url}/dashboard?tenant={args.tenant}&set=support&version=1", info, args.reps, args.screenshot)
-            jobs_queued = svc.client.get("/snapshots", headers={"X-Tenant": args.tenant}).json()["snapshots"]
+            browser = browser_bench(f"{svc.url}/dashboard?tenant={args.tenant}&set=support&version=1", info, args.reps, args.screenshot,
+                                    auth(args.tenant))
+            jobs_queued = svc.client.get("/snapshots", headers=auth(args.tenant)).json()["snapshots"]
             assert len(jobs_queued) == args.snapshots, "the service built a snapshot of its own (config drift?)"
     finally:
         if not args.keep:

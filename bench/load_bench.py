@@ -32,10 +32,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import machine, write_result  # noqa: E402
 from eval.beir import BeirDataset  # noqa: E402
-from tests.procs import snapdex_serve, wait_until  # noqa: E402
+from tests.procs import auth, snapdex_serve, wait_until  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
-H = {"X-Tenant": "load"}
+H = auth("load")
 
 
 def pct(ms: list[float]) -> dict[str, float]:
@@ -98,7 +98,7 @@ def main() -> int:
     texts = list(queries.values())
 
     with tempfile.TemporaryDirectory() as tmp, \
-            snapdex_serve(Path(tmp) / "data", log_level="warning", SNAPDEX_RESULT_CACHE_SIZE="0",
+            snapdex_serve(Path(tmp) / "data", log_level="warning", tenants=("load",), SNAPDEX_RESULT_CACHE_SIZE="0",
                           SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
         t0 = time.perf_counter()
         seeded = seed(svc, base, queries, qrels)

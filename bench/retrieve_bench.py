@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import machine, write_result  # noqa: E402
-from tests.procs import snapdex_serve  # noqa: E402
+from tests.procs import auth, snapdex_serve  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 BIG = "bench-100k"
@@ -114,7 +114,7 @@ def sequential(client, tenant: str, queries: list[str], options: dict) -> list[f
     took = []
     for q in queries:
         t0 = time.perf_counter()
-        r = client.post("/retrieve", json={"query": q, "top_k": 10, "options": options}, headers={"X-Tenant": tenant})
+        r = client.post("/retrieve", json={"query": q, "top_k": 10, "options": options}, headers=auth(tenant))
         took.append((time.perf_counter() - t0) * 1000)
         if r.status_code != 200:
             raise SystemExit(f"/retrieve answered {r.status_code}: {r.text}")
@@ -133,7 +133,7 @@ def concurrent(url: str, tenant: str, queries: list[str], options: dict, clients
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
                 r = c.post("/retrieve", json={"query": queries[i % len(queries)], "top_k": 10, "options": options},
-                           headers={"X-Tenant": tenant})
+                           headers=auth(tenant))
                 took.append((time.perf_counter() - t0) * 1000)
                 errors += r.status_code != 200
                 i += clients
@@ -166,14 +166,15 @@ def main() -> int:
     stages = {"first stage only": {"rerank": "none"}, "with late interaction": {"rerank": "late-interaction"}}
     result = {"machine": machine(), "queries": len(queries), "cache": "off", "indexes": {}}
     # Result cache and rate limit off: every request does the whole work, and none is refused.
-    with snapdex_serve(args.data_dir, SNAPDEX_RESULT_CACHE_SIZE="0", SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
+    with snapdex_serve(args.data_dir, tenants=(args.tenant, BIG), SNAPDEX_RESULT_CACHE_SIZE="0",
+                       SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
         from tests.procs import wait_until
 
         wait_until(lambda: svc.client.get("/ready").status_code == 200, 180, "models loaded")
         for label, tenant in (("scifact", args.tenant), (f"{args.synthetic} chunks", BIG)):
             if tenant == BIG and not args.synthetic:
                 continue
-            snaps = svc.client.get("/snapshots", headers={"X-Tenant": tenant}).json()
+            snaps = svc.client.get("/snapshots", headers=auth(tenant)).json()
             chunks = next(s["chunks"] for s in snaps["snapshots"] if s["hash"] == snaps["live"])
             entry = {"chunks": chunks}
             sequential(svc.client, tenant, [f"warm up {i}" for i in range(20)], {})  # load the shards

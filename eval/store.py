@@ -220,9 +220,6 @@ class EvalStore:
             " ORDER BY q.name", (tenant, tenant))
         return [self._set(r) for r in rows]
 
-    def tenants(self) -> list[str]:
-        return [r[0] for r in self.db.conn().execute("SELECT DISTINCT tenant FROM query_sets ORDER BY tenant")]
-
     def retire(self, tenant: str, name: str) -> QuerySetRef:
         latest = self.query_set(tenant, name)
         if latest is None:

@@ -1,5 +1,5 @@
-"""`snapdex`: serve (embedded default), worker (production), ingest (a folder or a BEIR corpus.jsonl), eval (BEIR:
-import a split as a labelled query set, or run every retrieval variant in process)."""
+"""`snapdex`: serve (embedded default), worker (production), keys (API keys of tenants), ingest (a folder or a BEIR
+corpus.jsonl), eval (BEIR: import a split as a labelled query set, or run every retrieval variant in process)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,68 @@ def _serve(args: argparse.Namespace) -> int:
         f"Celery worker {'in this process' if s.embedded_worker else 'in separate processes'} ({s.broker_url})"
     )
     print(f"snapdex listening on http://{args.host}:{args.port}  (data in {s.data_dir.resolve()}; {mode})", flush=True)
+    keys = _key_store(s)
+    if keys.required():
+        print(f"API keys required on every route but /health ({len(keys.list())} keys)", flush=True)
+    else:
+        print(f"KEYLESS: no API key is configured; every request is tenant {s.default_tenant!r}. "
+              "`snapdex keys create --tenant NAME` makes keys required.", flush=True)
     from snapdex.logs import logging_config
 
     uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level=args.log_level,
-                log_config=logging_config(s.log_format, args.log_level))
+                log_config=logging_config(s.log_format, args.log_level), timeout_graceful_shutdown=s.shutdown_grace_s)
     return 0
+
+
+def _key_store(settings):
+    from api.keys import KeyStore
+    from ingest.db import Database
+
+    # The catalog alone: keys can be managed beside a running service (SQLite in WAL mode, many processes).
+    return KeyStore(Database(settings.catalog_path), settings.api_keys)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    if args.data_dir:
+        os.environ["SNAPDEX_DATA_DIR"] = str(args.data_dir)
+    from api.keys import digest
+    from snapdex.settings import get_settings
+
+    if args.keys_command == "hash":
+        key = sys.stdin.readline().strip()
+        if not key:
+            raise SystemExit("give the key on standard input")
+        print(digest(key))
+        return 0
+    store = _key_store(get_settings())
+    if args.keys_command == "create":
+        if (args.tenant is None) == (not args.operator):
+            raise SystemExit("give exactly one of --tenant NAME or --operator")
+        try:
+            key, made = store.create(args.tenant, args.name)
+        except ValueError as e:
+            raise SystemExit(str(e)) from e
+        print(key)
+        print(f"key {made.id} for {'the operator' if made.operator else 'tenant ' + made.tenant}: shown once, "
+              "only its SHA-256 is kept; the service requires keys from now on (within 5 s)", file=sys.stderr)
+    elif args.keys_command == "list":
+        for k in store.list(include_revoked=args.all):
+            state = f"revoked {time.strftime('%Y-%m-%d %H:%M', time.gmtime(k.revoked_at))}" if k.revoked_at else "active"
+            made = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.created_at)) if k.created_at else "-"
+            print(f"{k.id}  {k.tenant or '(operator)':<24} {k.source:<9} {made:<17} {state:<26} {k.name}")
+    elif args.keys_command == "revoke":
+        k = store.revoke(args.id)
+        if k is None:
+            raise SystemExit(f"no key {args.id!r} in the catalog (keys from SNAPDEX_API_KEYS go by removing them)")
+        print(f"key {k.id} of {k.tenant or 'the operator'} revoked; API processes stop taking it within 5 s")
+    return 0
+
+
+def _client(args: argparse.Namespace):
+    import httpx
+
+    key = args.api_key or os.environ.get("SNAPDEX_API_KEY")
+    return httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=300)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -61,8 +118,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _eval_import(args: argparse.Namespace) -> int:
-    import httpx
-
     from eval.beir import BeirDataset
 
     dataset = BeirDataset(args.dataset)
@@ -76,7 +131,7 @@ def _eval_import(args: argparse.Namespace) -> int:
     body = {"name": name, "description": f"BEIR {dataset.name}, split {args.split}",
             "queries": [{"id": q, "text": texts[q], "relevant": [{"doc_id": d, "grade": g} for d, g in rel.items()]}
                         for q, rel in qrels.items() if q in texts]}
-    client = httpx.Client(base_url=args.url, headers={"X-Tenant": args.tenant} if args.tenant else {}, timeout=300)
+    client = _client(args)
     r = client.post("/eval/query-sets", json=body)
     if r.status_code not in (200, 201):
         raise SystemExit(f"upload refused ({r.status_code}): {r.text[:500]}")
@@ -126,12 +181,10 @@ def _folder_files(path: Path) -> list[Path]:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    import httpx
     from tqdm import tqdm
 
     path: Path = args.path
-    headers = {"X-Tenant": args.tenant} if args.tenant else {}
-    client = httpx.Client(base_url=args.url, headers=headers, timeout=300)
+    client = _client(args)
     jobs: list[str] = []
 
     def submit(**kw) -> None:
@@ -200,10 +253,24 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--log-level", default="info")
     w.set_defaults(func=_worker)
 
+    k = sub.add_parser("keys", help="API keys: each maps to one tenant (or the operator); only SHA-256s are kept")
+    k.add_argument("--data-dir", type=Path, help="the service's data folder (default: SNAPDEX_DATA_DIR)")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create", help="make a key and print it once")
+    kc.add_argument("--tenant", help="the tenant the key reaches")
+    kc.add_argument("--operator", action="store_true", help="a key for /metrics and /ready, no tenant's data")
+    kc.add_argument("--name", default="", help="a label, e.g. who holds it")
+    kl = ksub.add_parser("list", help="keys by id and tenant (never the keys themselves)")
+    kl.add_argument("--all", action="store_true", help="revoked ones too")
+    kr = ksub.add_parser("revoke", help="stop a key working")
+    kr.add_argument("id")
+    ksub.add_parser("hash", help="print the SHA-256 of a key read from standard input, for SNAPDEX_API_KEYS")
+    k.set_defaults(func=_keys)
+
     i = sub.add_parser("ingest", help="send a folder of files or a BEIR corpus.jsonl to a running service")
     i.add_argument("path", type=Path)
     i.add_argument("--url", default=os.environ.get("SNAPDEX_URL", "http://127.0.0.1:8000"))
-    i.add_argument("--tenant", default=None)
+    i.add_argument("--api-key", default=None, help="the tenant's API key (default: $SNAPDEX_API_KEY); a keyless service needs none")
     i.add_argument("--batch-size", type=int, default=1000, help="documents per request")
     i.add_argument("--quiet", action="store_true")
     i.set_defaults(func=_ingest)
@@ -224,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("--split", default="test")
     im.add_argument("--name", default=None, help="query set name (default: <dataset>-<split>)")
     im.add_argument("--url", default=os.environ.get("SNAPDEX_URL", "http://127.0.0.1:8000"))
-    im.add_argument("--tenant", default=None)
+    im.add_argument("--api-key", default=None, help="the tenant's API key (default: $SNAPDEX_API_KEY); a keyless service needs none")
     im.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                     help="wait this long for the live snapshot's run and print its metrics")
     im.set_defaults(func=_eval_import)

@@ -56,7 +56,7 @@ class Runtime:
     def store(self):
         s = self.settings
         return open_store(s.store_backend, path=s.qdrant_path, url=s.qdrant_url, api_key=s.qdrant_api_key,
-                          shards=s.qdrant_shards, replicas=s.qdrant_replicas)
+                          shards=s.qdrant_shards, replicas=s.qdrant_replicas, timeout=s.qdrant_timeout_s)
 
     @cached_property
     def embedding(self) -> CachedEmbedding:

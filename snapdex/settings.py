@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.keys import check_configured
 from eval.gate import GatePolicy
 
 
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
     store_backend: Literal["edge", "qdrant"] = "edge"
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
+    # Per call. A Qdrant that stops answering turns /retrieve into a 503 (Retry-After) after this long.
+    qdrant_timeout_s: int = Field(default=30, ge=1, le=600)
     # On a Qdrant cluster: shards and copies of each snapshot collection (None: the server's defaults).
     qdrant_shards: int | None = Field(default=None, ge=1, le=1024)
     qdrant_replicas: int | None = Field(default=None, ge=1, le=16)
@@ -32,6 +35,9 @@ class Settings(BaseSettings):
     result_backend: str | None = None
     embedded_worker: bool = True
     worker_concurrency: int = Field(default=1, ge=1, le=64)
+    # On SIGTERM: how long requests in flight, then the embedded worker's task, may take to finish (each).
+    # Below Kubernetes' default 30 s grace; a task still running then resumes on the next start.
+    shutdown_grace_s: float = Field(default=25.0, ge=0.0, le=3600.0)
     # Longer than the longest task, or Redis redelivers a task that is still running.
     visibility_timeout_s: int = Field(default=3600, ge=10)
     # How often kombu looks for messages of dead workers whose visibility timeout ran out (kombu: ~100 s).
@@ -100,7 +106,11 @@ class Settings(BaseSettings):
     gate_max_drop: dict[str, float] = Field(default={"recall@10": 0.02, "ndcg@10": 0.02})
     max_queries_per_set: int = Field(default=10_000, ge=1, le=100_000)
 
-    # Per-tenant rate limits ("N/second|minute|hour"; empty: none), shared through Redis when SNAPDEX_REDIS_URL is set.
+    # API keys by their SHA-256: {sha256 hex: tenant, or "*" for an operator key}. Keys made with `snapdex keys
+    # create` live in the catalog instead. Any key at all makes keys required on every route but /health.
+    api_keys: dict[str, str] = Field(default={}, description="`snapdex keys hash` prints a key's SHA-256")
+
+    # Per-key rate limits (per tenant when keyless) ("N/second|minute|hour"; empty: none), shared through Redis when SNAPDEX_REDIS_URL is set.
     rate_limit_retrieve: str | None = "1000/second"
     rate_limit_ingest: str | None = "20/second"
 
@@ -128,6 +138,12 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"eval_ks {bad} out of range: each cutoff must be in [1, 1000]")
         return sorted(set(ks))
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_hashes(cls, keys: dict[str, str]) -> dict[str, str]:
+        check_configured(keys)
+        return keys
 
     @model_validator(mode="after")
     def _gate_names_known_metrics(self) -> "Settings":

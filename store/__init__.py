@@ -36,6 +36,7 @@ def open_store(
     api_key: str | None = None,
     shards: int | None = None,
     replicas: int | None = None,
+    timeout: int = 30,
 ) -> VectorStore:
     """"edge" needs `path` (a directory); "qdrant" needs `url` of a Qdrant server."""
     if backend == "edge":
@@ -45,5 +46,5 @@ def open_store(
     if backend == "qdrant":
         if not url:
             raise ValueError("the 'qdrant' store backend needs a url")
-        return ClientStore.from_url(url, api_key=api_key, shards=shards, replicas=replicas)
+        return ClientStore.from_url(url, api_key=api_key, timeout=timeout, shards=shards, replicas=replicas)
     raise ValueError(f"unknown store backend {backend!r}; expected one of {', '.join(map(repr, BACKENDS))}")

@@ -27,3 +27,27 @@ def scifact_dir() -> Path:
     if not (d / "corpus.jsonl").exists():
         pytest.skip(f"SciFact not found at {d}")
     return d
+
+
+QDRANT_IMAGE = os.environ.get("SNAPDEX_TEST_QDRANT_IMAGE", "qdrant/qdrant:v1.19.0")
+
+
+def _docker_unavailable() -> str | None:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception as e:  # no socket, no daemon, no permission: all mean "no engine"
+        return f"no Docker engine answers ({type(e).__name__}: {e})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def qdrant_server():
+    reason = _docker_unavailable()
+    if reason:
+        pytest.skip(f"Qdrant server tests need Docker: {reason}")
+    from testcontainers.community.qdrant import QdrantContainer
+
+    with QdrantContainer(image=QDRANT_IMAGE) as container:
+        yield container

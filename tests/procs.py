@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -33,6 +34,22 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def key_for(tenant: str | None) -> str:
+    """A test's API key for a tenant (None: the operator). Deterministic, so helpers need no shared state."""
+    return f"sdx_test_{tenant or 'operator'}_0123456789abcdef"
+
+
+def auth(tenant: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key_for(tenant)}"}
+
+
+def keys_env(*tenants: str) -> str:
+    """SNAPDEX_API_KEYS for these tenants and the operator, as an operator would set it: hashes only."""
+    from api.keys import OPERATOR, digest
+
+    return json.dumps({digest(key_for(t)): t or OPERATOR for t in (*tenants, None)})
 
 
 def snapdex_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -79,9 +96,9 @@ def _ping(client) -> bool:
 
 
 class Service:
-    def __init__(self, proc: subprocess.Popen, url: str, log: Path) -> None:
+    def __init__(self, proc: subprocess.Popen, url: str, log: Path, headers: dict[str, str]) -> None:
         self.proc, self.url, self.log = proc, url, log
-        self.client = httpx.Client(base_url=url, timeout=120)
+        self.client = httpx.Client(base_url=url, timeout=120, headers=headers)
 
     def kill(self) -> None:
         _stop(self.proc, signal.SIGKILL)
@@ -100,7 +117,12 @@ class Service:
 
 
 @contextmanager
-def snapdex_serve(data_dir: Path, log_level: str = "warning", **env: str) -> Iterator[Service]:
+def snapdex_serve(data_dir: Path, log_level: str = "warning", tenants: tuple[str, ...] | None = None,
+                  **env: str) -> Iterator[Service]:
+    """`snapdex serve` on a free port. With `tenants`, API keys are required: one per tenant (and the default
+    tenant, whose key the client sends unless a call passes its own `auth(...)`), plus the operator's."""
+    if tenants is not None:
+        env.setdefault("SNAPDEX_API_KEYS", keys_env("default", *tenants))
     port = free_port()
     log = data_dir.parent / f"serve-{port}.log"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +130,7 @@ def snapdex_serve(data_dir: Path, log_level: str = "warning", **env: str) -> Ite
         proc = subprocess.Popen([sys.executable, "-m", "snapdex", "serve", "--port", str(port), "--data-dir",
                                  str(data_dir), "--log-level", log_level],
                                 cwd=REPO, env=snapdex_env(data_dir, **env), stdout=fh, stderr=subprocess.STDOUT)
-    service = Service(proc, f"http://127.0.0.1:{port}", log)
+    service = Service(proc, f"http://127.0.0.1:{port}", log, auth("default") if tenants is not None else {})
     try:
         def up():
             if proc.poll() is not None:

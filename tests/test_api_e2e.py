@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from tests.procs import snapdex_serve, wait_until
+from api.keys import digest
+from tests.procs import auth, key_for, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -19,10 +21,13 @@ DOCS = [
 ]
 
 
+TENANTS = ("files", "hostile", "snap", "nobody", "contract", "beir", "folder")
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     # No rate limit here: the switch-under-load test bursts cached answers from 8 threads (limits: their own test).
-    with snapdex_serve(tmp_path_factory.mktemp("api") / "data", SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
+    with snapdex_serve(tmp_path_factory.mktemp("api") / "data", tenants=TENANTS, SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
         yield svc
 
 
@@ -46,9 +51,9 @@ def test_file_uploads_of_every_format_and_a_bad_file(service, documents_dir):
     files = [("files", (p.name, p.read_bytes())) for p in sorted(documents_dir.iterdir()) if p.name != "README.md"]
     files.append(("files", ("broken.pdf", b"%PDF-1.7\n garbage that is not a pdf")))
     r = service.client.post("/ingest", files=files, data={"metadata": json.dumps({"batch": "samples"})},
-                            headers={"X-Tenant": "files"})
+                            headers=auth("files"))
     assert r.status_code == 202, r.text
-    job = service.wait_job(r.json()["job_id"], headers={"X-Tenant": "files"})
+    job = service.wait_job(r.json()["job_id"], headers=auth("files"))
     assert job["status"] == "succeeded", job
     failed = {f["doc_id"]: f["reason"] for f in job["failures"]}
     assert "broken.pdf" in failed and failed["broken.pdf"]
@@ -78,7 +83,7 @@ def test_hostile_inputs_fail_alone_with_a_reason_and_leave_the_index_untouched(s
 
     from ingest.parsing import MAX_UNZIPPED_BYTES
 
-    h = {"X-Tenant": "hostile"}
+    h = auth("hostile")
     c = service.client
     legit = [("files", ("ok", b"Plain words here.")),  # a legacy encoding is read, not refused
              ("files", ("latin1.txt", "Caf\xe9 cr\xe8me, na\xefve.".encode("latin-1")))]
@@ -125,16 +130,17 @@ def test_oversized_json_bodies_are_refused_before_they_are_read(tmp_path):
         assert svc.client.post("/ingest", json={"documents": [{"id": "ok", "text": "fits"}]}).status_code == 202
 
 
-def test_rate_limits_answer_429_with_retry_after_per_tenant(tmp_path):
+def test_rate_limits_answer_429_with_retry_after_per_key(tmp_path):
     env = {"SNAPDEX_RATE_LIMIT_RETRIEVE": "3/minute", "SNAPDEX_RATE_LIMIT_INGEST": "1/minute"}
-    with snapdex_serve(tmp_path / "data", **env) as svc:
+    with snapdex_serve(tmp_path / "data", tenants=("other",), **env) as svc:
         c = svc.client
         codes = [c.post("/retrieve", json={"query": "q"}).status_code for _ in range(4)]
         assert codes == [404, 404, 404, 429]  # no snapshot yet: answered, and counted
         r = c.post("/retrieve", json={"query": "q"})
         assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
-        assert "rate limit of 3 per 1 minute on retrieve reached for tenant default" in r.json()["detail"]
-        assert c.post("/retrieve", json={"query": "q"}, headers={"X-Tenant": "other"}).status_code == 404
+        key_id = digest(key_for("default"))[:8]
+        assert f"rate limit of 3 per 1 minute on retrieve reached for key {key_id}" in r.json()["detail"]
+        assert c.post("/retrieve", json={"query": "q"}, headers=auth("other")).status_code == 404  # its own budget
         doc = {"documents": [{"id": "a", "text": "a"}]}
         assert [c.post("/ingest", json=doc).status_code for _ in range(2)] == [202, 429]
         assert c.get("/health").status_code == 200  # only /retrieve and /ingest are limited
@@ -157,7 +163,8 @@ def test_cli_ingest_of_a_beir_corpus_and_a_folder(service, tmp_path, scifact_dir
     with (scifact_dir / "corpus.jsonl").open() as src:
         corpus.write_text("".join(line for line, _ in zip(src, range(25))))
     run = subprocess.run([sys.executable, "-m", "snapdex", "ingest", str(corpus), "--url", service.url,
-                          "--tenant", "beir", "--batch-size", "10"], capture_output=True, text=True, timeout=300)
+                          "--api-key", key_for("beir"), "--batch-size", "10"], capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["jobs"] == 3 and summary["failed_jobs"] == 0
@@ -169,8 +176,9 @@ def test_cli_ingest_of_a_beir_corpus_and_a_folder(service, tmp_path, scifact_dir
     for name in ("fake-text.txt", "fake.docx", "umlauts-utf8.md"):
         (folder / "sub" / name).write_bytes((documents_dir / name).read_bytes())
     (folder / "ignored.bin").write_bytes(b"\x00\x01")
-    run = subprocess.run([sys.executable, "-m", "snapdex", "ingest", str(folder), "--url", service.url,
-                          "--tenant", "folder"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-m", "snapdex", "ingest", str(folder), "--url", service.url],
+                         env={**os.environ, "SNAPDEX_API_KEY": key_for("folder")}, capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["counts"]["new"] == 3 and summary["counts"]["failed"] == 0
@@ -179,7 +187,7 @@ def test_cli_ingest_of_a_beir_corpus_and_a_folder(service, tmp_path, scifact_dir
 def test_snapshots_retrieve_promote_rollback_and_delete_over_http(service):
     from concurrent.futures import ThreadPoolExecutor
 
-    h = {"X-Tenant": "snap"}
+    h = auth("snap")
     c = service.client
     v1 = service.wait_job(c.post("/ingest", json={"documents": DOCS}, headers=h).json()["job_id"], headers=h)["snapshot"]
     extra = {"id": "kb-3", "text": "Passwords rotate every ninety days; the helpdesk resets them.", "metadata": {"team": "it"}}
@@ -224,12 +232,12 @@ def test_snapshots_retrieve_promote_rollback_and_delete_over_http(service):
     r = c.post("/retrieve", json={"query": "how often do passwords rotate"}, headers=h).json()
     assert r["snapshot"] == v1 and all(hit["doc_id"] != "kb-3" for hit in r["hits"])
     assert c.post("/retrieve", json={"query": "x", "snapshot": "abc"}, headers=h).status_code == 422
-    assert c.post("/retrieve", json={"query": "x"}, headers={"X-Tenant": "nobody"}).status_code == 404
+    assert c.post("/retrieve", json={"query": "x"}, headers=auth("nobody")).status_code == 404
     assert c.post("/retrieve", json={"query": "x", "filters": {"a": {"zz": 1}}}, headers=h).status_code == 422
 
 
 def test_retrieve_contract_stages_recipe_cache_and_errors(service):
-    h = {"X-Tenant": "contract"}
+    h = auth("contract")
     c = service.client
     docs = [
         {"id": "sec-1", "text": "Security policy\n\nPasswords rotate every ninety days. The helpdesk resets locked "

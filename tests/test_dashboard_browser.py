@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import REPO, snapdex_serve, wait_until
+from tests.procs import REPO, auth, key_for, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     sync_playwright = None
 
-TENANT = {"X-Tenant": "dash"}
+TENANT = auth("dash")
 DOCS = [
     {"id": "billing", "text": "# Billing\n\nInvoices are sent on the first working day of each month. "
                               "Refunds take five to seven business days.", "metadata": {"title": "Billing"}},
@@ -66,13 +66,19 @@ def ingest(svc, documents: list[dict]) -> dict:
     return job
 
 
+def sign_in(page, key: str) -> None:
+    page.fill("form input#key", key)
+    with page.expect_navigation(wait_until="load"):
+        page.click("form button[type=submit]")
+
+
 def test_dashboard_in_chromium(tmp_path):
     if CHROMIUM is None:
         pytest.skip("Debian package chromium not installed; .ci/run installs it")
     if sync_playwright is None:
         pytest.skip("playwright is not installed (pip install -e '.[dev]'); it drives Debian's chromium")
 
-    with snapdex_serve(tmp_path / "data") as svc:
+    with snapdex_serve(tmp_path / "data", tenants=("dash", "nobody")) as svc:
         # --- state: a build, a query set scored on it, a second build scored and gated ----------------------
         first = ingest(svc, DOCS)
         r = svc.client.post("/eval/query-sets", json={"name": "kb", "queries": QUERIES}, headers=TENANT)
@@ -96,14 +102,16 @@ def test_dashboard_in_chromium(tmp_path):
         assert {x["snapshot"] for x in runs if x["status"] == "done"} == set(statuses), runs
 
         # --- plain HTTP: assets, 404, a bad tenant -----------------------------------------------------------
-        js = svc.client.get("/dashboard/assets/plotly.min.js")
+        js = svc.client.get("/dashboard/assets/plotly.min.js", headers=TENANT)
         assert js.status_code == 200 and "javascript" in js.headers["content-type"]
         assert "max-age" in js.headers["cache-control"] and len(js.content) > 1_000_000
-        assert svc.client.get("/dashboard/assets/secrets.txt").status_code == 404
-        assert svc.client.get("/dashboard/assets/index.html").status_code == 404
-        bad = svc.client.get("/dashboard?tenant=Bad%20Name")
+        assert svc.client.get("/dashboard/assets/secrets.txt", headers=TENANT).status_code == 404
+        assert svc.client.get("/dashboard/assets/index.html", headers=TENANT).status_code == 404
+        bad = svc.client.get("/dashboard?tenant=Bad%20Name", headers=TENANT)
         assert bad.status_code == 422 and "tenant" in bad.text
-        page_html = svc.client.get("/dashboard", params={"tenant": "dash"})
+        other = svc.client.get("/dashboard?tenant=nobody", headers=TENANT)  # the key decides, never the URL
+        assert other.status_code == 403 and "belongs to tenant 'dash'" in other.text
+        page_html = svc.client.get("/dashboard", params={"tenant": "dash"}, headers=TENANT)
         assert page_html.status_code == 200 and 'id="overview"' in page_html.text
         assert "https://" not in page_html.text and "http://" not in page_html.text
 
@@ -118,7 +126,15 @@ def test_dashboard_in_chromium(tmp_path):
                 page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
                         if msg.type == "error" else None)
                 page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-                page.goto(f"{svc.url}/dashboard?tenant=dash", wait_until="load")
+                # Without a key the page is the sign-in form; a wrong key is refused; the tenant's key opens it.
+                page.goto(f"{svc.url}/dashboard", wait_until="load")
+                assert page.locator("form input#key").is_visible()
+                sign_in(page, "sdx_not_a_key")
+                assert page.locator('[role="alert"]').inner_text() == "That key is not valid."
+                sign_in(page, key_for("dash"))
+                assert page.url.startswith(f"{svc.url}/dashboard")  # the page adds its view to the query
+                assert all("401" in e for e in errors), errors  # the browser logs the sign-in page's status
+                errors.clear()
 
                 page.wait_for_selector('[data-testid="recall-chart"][data-rendered="1"]', timeout=20_000)
                 chart = page.evaluate("""() => {
@@ -165,7 +181,11 @@ def test_dashboard_in_chromium(tmp_path):
                 assert out.exists() and out.stat().st_size > 10_000
 
                 # A tenant with nothing yet gets the empty states, not a broken page.
-                page.goto(f"{svc.url}/dashboard?tenant=nobody", wait_until="load")
+                page.request.post(f"{svc.url}/dashboard/logout")
+                page.goto(f"{svc.url}/dashboard", wait_until="load")
+                sign_in(page, key_for("nobody"))
+                errors[:] = [e for e in errors if "401" not in e]
+                assert page.locator(".tenant-name").first.inner_text() == "nobody"
                 assert page.locator('[data-testid="empty-snapshots"]').is_visible()
                 assert page.locator('[data-testid="empty-query-sets"]').is_visible()
                 assert page.locator('[data-testid="snapshot-row"]').count() == 0

@@ -8,9 +8,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import make_runtime
-from tests.procs import free_port, snapdex_serve
+from tests.procs import auth, free_port, snapdex_serve
 
-H = {"X-Tenant": "obs"}
+H = auth("obs")
 SECRET_QUERY = "which aquifer feeds the tamarisk springs"
 SECRET_TEXT = "The tamarisk springs are fed by the Karst aquifer under the northern ridge."
 
@@ -31,7 +31,7 @@ def value(found: dict, name: str, **labels) -> float:
 
 @pytest.mark.slow
 def test_metrics_request_ids_and_json_logs_over_http(tmp_path):
-    with snapdex_serve(tmp_path / "data", log_level="info") as svc:
+    with snapdex_serve(tmp_path / "data", log_level="info", tenants=("obs",)) as svc:
         c = svc.client
         docs = [{"id": "springs", "text": SECRET_TEXT},
                 {"id": "bridges", "text": "Suspension bridges hang their deck from cables over two towers."}]
@@ -49,7 +49,7 @@ def test_metrics_request_ids_and_json_logs_over_http(tmp_path):
         assert c.post("/retrieve", json={"query": "x", "top_k": 0}, headers=H).status_code == 422
         assert c.get("/no/such/route").status_code == 404
 
-        found = samples(c.get("/metrics").text)
+        found = samples(c.get("/metrics", headers=auth(None)).text)
         assert value(found, "snapdex_http_requests_total", route="/retrieve", method="POST", status="200") == 3
         assert value(found, "snapdex_http_requests_total", route="/retrieve", status="422") == 1
         assert value(found, "snapdex_http_requests_total", route="unmatched", status="404") == 1
@@ -82,3 +82,28 @@ def test_ready_reports_an_unreachable_redis(tmp_path):
     assert checks["catalog"] == "ok" and checks["vector_store"] == "ok"
     assert checks["redis"].startswith("ConnectionError"), checks
     rt.close()
+
+
+def test_an_unexpected_error_is_a_json_500_naming_the_request_id(caplog):
+    import httpx
+    from prometheus_client import CollectorRegistry
+
+    from api.metrics import HttpMetrics, RequestMetricsMiddleware
+
+    async def broken(scope, receive, send):
+        raise RuntimeError("disk on fire")
+
+    metrics = HttpMetrics(CollectorRegistry())
+    app = RequestMetricsMiddleware(broken, metrics=metrics)
+
+    async def call():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.get("/x", headers={"X-Request-ID": "req-42"})
+
+    import asyncio
+
+    r = asyncio.run(call())
+    assert r.status_code == 500 and r.headers["x-request-id"] == "req-42"
+    assert r.json() == {"detail": "internal error; report request id req-42"}  # no trace, no internals
+    assert "disk on fire" in caplog.text  # the trace is in the log, under the same id
+    assert metrics.requests.labels("unmatched", "GET", "500")._value.get() == 1

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from tests.procs import REPO, snapdex_env, snapdex_serve, wait_until
+from tests.procs import REPO, auth, key_for, snapdex_env, snapdex_serve, wait_until
 from tests.test_recall_gate import BROKEN, TOPICS
 
 pytestmark = pytest.mark.slow
 
-H = {"X-Tenant": "acme"}
+H = auth("acme")
 GATE = {"SNAPDEX_GATE_FLOORS": json.dumps({"recall@1": 0.5}),
         "SNAPDEX_GATE_MAX_DROP": json.dumps({"recall@1": 0.0, "ndcg@10": 0.05})}
 
@@ -42,7 +42,7 @@ def runs(svc, **params) -> list[dict]:
 
 
 def test_query_sets_gate_rollback_drilldown_and_metrics_over_http(tmp_path):
-    with snapdex_serve(tmp_path / "data", **GATE) as svc:
+    with snapdex_serve(tmp_path / "data", tenants=("acme",), **GATE) as svc:
         a = ingest(svc, documents())["snapshot"]
 
         # Upload a labelled set: 201 and version 1; the same content again is kept, not a new version.
@@ -95,7 +95,7 @@ def test_query_sets_gate_rollback_drilldown_and_metrics_over_http(tmp_path):
         assert svc.client.post("/eval/runs", json={"snapshot": c, "query_set": "kb"}, headers=H).status_code == 202
 
         # Prometheus: the live snapshot's numbers per tenant and query set, and the held count.
-        text = svc.client.get("/metrics").text
+        text = svc.client.get("/metrics", headers=auth(None)).text
         assert f'snapdex_eval_metric{{metric="recall@1",query_set="kb",snapshot="{b[:12]}",tenant="acme",version="1"}} 1.0' in text
         assert 'snapdex_snapshots_held{tenant="acme"} 1.0' in text
 
@@ -117,7 +117,7 @@ def test_query_sets_gate_rollback_drilldown_and_metrics_over_http(tmp_path):
         (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
             f"{q['id']}\t{q['relevant'][0]}\t1\n" for q in QUERIES))
         out = subprocess.run([sys.executable, "-m", "snapdex", "eval", "import", "--dataset", str(beir), "--name",
-                              "beir-kb", "--url", svc.url, "--tenant", "acme", "--wait", "120"], cwd=REPO,
+                              "beir-kb", "--url", svc.url, "--api-key", key_for("acme"), "--wait", "120"], cwd=REPO,
                              env=snapdex_env(tmp_path / "cli"), capture_output=True, text=True, timeout=180)
         assert out.returncode == 0, out.stderr
         assert "query set beir-kb v1: 6 queries (new version)" in out.stdout

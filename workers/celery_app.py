@@ -42,14 +42,24 @@ def configure(settings: Settings) -> Celery:
     return app
 
 
-def start_embedded_worker(concurrency: int) -> threading.Thread:
+class EmbeddedWorker:
     """A worker inside the service's own process: the embedded engines allow one process per data folder."""
-    # Celery sets the root logger's level to the worker's: keep the level the service was started with.
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    worker = app.Worker(
-        pool="threads", concurrency=concurrency, without_heartbeat=True, without_mingle=True,
-        without_gossip=True, loglevel=level, quiet=True,
-    )
-    thread = threading.Thread(target=worker.start, name="celery-embedded-worker", daemon=True)
-    thread.start()
-    return thread
+
+    def __init__(self, concurrency: int) -> None:
+        # Celery sets the root logger's level to the worker's: keep the level the service was started with.
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        self.worker = app.Worker(
+            pool="threads", concurrency=concurrency, without_heartbeat=True, without_mingle=True,
+            without_gossip=True, loglevel=level, quiet=True,
+        )
+        self.thread = threading.Thread(target=self.worker.start, name="celery-embedded-worker", daemon=True)
+        self.thread.start()
+
+    def stop(self, grace_s: float) -> bool:
+        """Warm shutdown: take no new task and give the running one `grace_s` to finish. False when it is still
+        running: its job stays 'running' in the catalog and is enqueued again on the next start (what it
+        embedded is cached), so nothing is lost either way."""
+        stopper = threading.Thread(target=self.worker.stop, name="celery-embedded-stop", daemon=True)
+        stopper.start()
+        stopper.join(grace_s)
+        return not stopper.is_alive()

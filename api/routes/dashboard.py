@@ -14,13 +14,14 @@ from importlib import resources
 from typing import Annotated
 
 import plotly
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import RuntimeDep, SettingsDep, tenant_or_422
+from api.auth import COOKIE, LOGIN_PATH, login_page
+from api.deps import PrincipalDep, RuntimeDep, tenant_of
 from api.routes.evaluation import overview
-from api.schemas import errors
+from api.schemas import errors, json_errors
 from snapdex.runtime import Runtime
 
 router = APIRouter(tags=["dashboard"], responses=errors(404, 422))
@@ -29,6 +30,7 @@ router = APIRouter(tags=["dashboard"], responses=errors(404, 422))
 ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",
           "plotly.min.js": "text/javascript; charset=utf-8"}
 LONG_CACHE = "public, max-age=31536000, immutable"  # the page asks for them with ?v=<version>
+SIGN_IN = {"description": "no valid API key: the sign-in form", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
 @dataclass(frozen=True)
@@ -71,12 +73,37 @@ def render(rt: Runtime, tenant: str) -> str:
 
 @router.get("/dashboard", response_class=HTMLResponse,
             summary="The recall dashboard: metrics per snapshot, gate verdicts, promote, per-query drill-down",
-            responses={422: {"description": "invalid tenant name"}})
-async def dashboard(rt: RuntimeDep, settings: SettingsDep,
-                    tenant: Annotated[str | None, Query(description="default: the service's default tenant")] = None
+            responses={**json_errors(403, 404, 422), 401: SIGN_IN})
+async def dashboard(rt: RuntimeDep, principal: PrincipalDep,
+                    tenant: Annotated[str | None, Query(description="default: the API key's tenant")] = None
                     ) -> HTMLResponse:
-    html = await run_in_threadpool(render, rt, tenant_or_422(tenant, settings))
+    html = await run_in_threadpool(render, rt, tenant_of(principal, tenant))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.post(LOGIN_PATH, response_class=HTMLResponse, summary="Sign in to the dashboard with an API key (sets a cookie)",
+             responses={**json_errors(403, 404, 422), 303: {"description": "signed in: to the dashboard"}, 401: SIGN_IN})
+async def login(request: Request, key: Annotated[str, Form(max_length=512)]) -> Response:
+    keys = request.app.state.keys
+    if not keys.required():  # keyless: nothing to sign in to
+        return RedirectResponse("/dashboard", status_code=303)
+    found = keys.find(key.strip())
+    if found is None or found.operator:
+        page = login_page("That key is not valid." if found is None else "An operator key has no dashboard.")
+        return HTMLResponse(page, status_code=401, headers={"Cache-Control": "no-store"})
+    # HttpOnly: no script reads it; SameSite=Strict: no other site makes the browser send it (no CSRF).
+    r = RedirectResponse("/dashboard", status_code=303)
+    r.set_cookie(COOKIE, key.strip(), httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                 max_age=8 * 3600)
+    return r
+
+
+@router.post("/dashboard/logout", summary="Sign out of the dashboard (clears the cookie)",
+             responses={303: {"description": "signed out"}})
+async def logout() -> Response:
+    r = RedirectResponse("/dashboard", status_code=303)
+    r.delete_cookie(COOKIE, httponly=True, samesite="strict")
+    return r
 
 
 @router.get("/dashboard/assets/{name}", summary="The dashboard's script, style sheet and plotly.min.js",

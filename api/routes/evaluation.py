@@ -145,9 +145,9 @@ def overview(rt: Runtime, tenant: str) -> EvalOverviewResponse:
                                                        current_recipe=r.recipe_key == o["recipe_key"],
                                                        metrics=r.metrics, latency_ms=r.latency_ms) for r in runs]))
     policy = rt.settings.gate_policy
-    tenants = sorted(set(rt.manifest.all_tenants()) | {tenant} | set(rt.evals.tenants()))
     return EvalOverviewResponse(
-        tenant=tenant, tenants=tenants, live=next((s.hash for s in o["snapshots"] if s.status == "live"), None),
+        tenant=tenant, tenants=[tenant],  # a key sees its own tenant only
+        live=next((s.hash for s in o["snapshots"] if s.status == "live"), None),
         previous=rt.manifest.previous(tenant), gate={"floors": policy.floors, "max_drop": policy.max_drop},
         metrics=metric_names(rt.settings.eval_ks), switches=o["switches"], query_sets=sets,
         snapshots=[SnapshotResponse.from_row(s, o["verdicts"].get(s.hash)) for s in o["snapshots"]])

@@ -5,7 +5,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import RuntimeDep
-from api.schemas import HealthResponse, ReadyResponse
+from api.schemas import HealthResponse, ReadyResponse, errors
 
 router = APIRouter(tags=["operations"])
 
@@ -16,7 +16,8 @@ async def health() -> HealthResponse:
 
 
 @router.get("/ready", response_model=ReadyResponse, summary="Readiness: catalog, vector store, Redis, models",
-            responses={503: {"model": ReadyResponse, "description": "not ready: the failing check says why"}})
+            responses={503: {"model": ReadyResponse, "description": "not ready: the failing check says why"},
+                       **errors(401)})
 async def ready(rt: RuntimeDep) -> JSONResponse:
     checks = await run_in_threadpool(rt.readiness)
     ok = all(v == "ok" for v in checks.values())

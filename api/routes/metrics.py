@@ -4,10 +4,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.deps import OperatorDep
+
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, _: OperatorDep) -> Response:
     body = await run_in_threadpool(generate_latest, request.app.state.metrics)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

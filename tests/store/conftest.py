@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import numpy as np
@@ -16,7 +15,6 @@ N = 200
 TENANTS = ("acme", "globex", "initech")
 COMMON_TERM = 0  # in every document
 RARE_TERM = 1000  # only in document 0
-QDRANT_IMAGE = os.environ.get("SNAPDEX_TEST_QDRANT_IMAGE", "qdrant/qdrant:v1.19.0")
 
 
 def make_points(n: int = N, dim: int = DIM, seed: int = 7) -> list[Point]:
@@ -55,27 +53,6 @@ def make_points(n: int = N, dim: int = DIM, seed: int = 7) -> list[Point]:
 @pytest.fixture(scope="session")
 def points() -> list[Point]:
     return make_points()
-
-
-def _docker_unavailable() -> str | None:
-    try:
-        import docker
-
-        docker.from_env().ping()
-    except Exception as e:  # no socket, no daemon, no permission: all mean "no engine"
-        return f"no Docker engine answers ({type(e).__name__}: {e})"
-    return None
-
-
-@pytest.fixture(scope="session")
-def qdrant_server():
-    reason = _docker_unavailable()
-    if reason:
-        pytest.skip(f"Qdrant server tests need Docker: {reason}")
-    from testcontainers.community.qdrant import QdrantContainer
-
-    with QdrantContainer(image=QDRANT_IMAGE) as container:
-        yield container
 
 
 BACKENDS = ["edge", "local", pytest.param("server", marks=pytest.mark.docker)]

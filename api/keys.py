@@ -1,0 +1,119 @@
+"""API keys: each maps to one tenant (or to the operator, who reads /metrics and /ready and no tenant's data).
+
+A key is shown once, when it is made; only its SHA-256 is kept, in the catalog database (`snapdex keys`) or in
+SNAPDEX_API_KEYS ({sha256: tenant | "*"}) for deployments that hand keys out through their secret store. A plain
+SHA-256 suffices: keys are 256-bit random tokens, not passwords, so there is nothing to slow a guess down for.
+Lookups are cached for a few seconds: a revoked key stops working within `CACHE_S` on every API process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from cachetools import TTLCache
+
+from ingest.catalog import check_tenant
+from ingest.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,               -- public: shown in listings, logs and rate-limit messages
+    sha256 TEXT NOT NULL UNIQUE,       -- of the whole key; the key itself is never stored
+    tenant TEXT,                       -- NULL: an operator key
+    name TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+"""
+OPERATOR = "*"  # SNAPDEX_API_KEYS's value for an operator key; no tenant name can be "*"
+PREFIX = "sdx"
+CACHE_S = 5.0
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    tenant: str | None  # None: operator
+    name: str = ""
+    created_at: float | None = None
+    revoked_at: float | None = None
+    source: str = "catalog"  # or "settings"
+
+    @property
+    def operator(self) -> bool:
+        return self.tenant is None
+
+
+def check_configured(keys: dict[str, str]) -> dict[str, ApiKey]:
+    """SNAPDEX_API_KEYS, checked: {sha256 hex: tenant or "*"} -> {sha256: ApiKey}."""
+    out = {}
+    for sha, tenant in keys.items():
+        if not SHA256_RE.match(sha):
+            raise ValueError(f"SNAPDEX_API_KEYS: {sha[:16]!r}... is not a SHA-256 in hex (64 of 0-9a-f); "
+                             "`snapdex keys hash` prints one for a key")
+        out[sha] = ApiKey(id=sha[:8], tenant=None if tenant == OPERATOR else check_tenant(tenant), source="settings")
+    return out
+
+
+class KeyStore:
+    def __init__(self, db: Database, configured: dict[str, str] | None = None) -> None:
+        self.db = db
+        db.executescript(SCHEMA)
+        self.configured = check_configured(configured or {})
+        self._found: TTLCache = TTLCache(maxsize=10_000, ttl=CACHE_S)
+        self._required: TTLCache = TTLCache(maxsize=1, ttl=CACHE_S)
+
+    def create(self, tenant: str | None, name: str = "") -> tuple[str, ApiKey]:
+        """A new key for `tenant` (None: operator). The key is returned once and never stored."""
+        if tenant is not None:
+            check_tenant(tenant)
+        key_id = secrets.token_hex(4)
+        key = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        now = time.time()
+        with self.db.tx() as c:
+            c.execute("INSERT INTO api_keys (id, sha256, tenant, name, created_at) VALUES (?, ?, ?, ?, ?)",
+                      (key_id, digest(key), tenant, name, now))
+        self._required.clear()
+        return key, ApiKey(key_id, tenant, name, now)
+
+    def revoke(self, key_id: str) -> ApiKey | None:
+        with self.db.tx() as c:
+            c.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id))
+        return next((k for k in self.list(include_revoked=True) if k.id == key_id), None)
+
+    def list(self, include_revoked: bool = False) -> list[ApiKey]:
+        rows = self.db.conn().execute(
+            "SELECT id, tenant, name, created_at, revoked_at FROM api_keys"
+            + ("" if include_revoked else " WHERE revoked_at IS NULL") + " ORDER BY created_at").fetchall()
+        stored = [ApiKey(r["id"], r["tenant"], r["name"], r["created_at"], r["revoked_at"]) for r in rows]
+        return [*self.configured.values(), *stored]
+
+    def required(self) -> bool:
+        """Keys are required once any is configured, in the settings or in the catalog, and stay required when
+        every key is revoked: revoking a leaked last key must shut the door, not open the service keyless."""
+        if self.configured:
+            return True
+        if "n" not in self._required:
+            self._required["n"] = self.db.conn().execute(
+                "SELECT COUNT(*) FROM api_keys").fetchone()[0]
+        return self._required["n"] > 0
+
+    def find(self, key: str) -> ApiKey | None:
+        """The live key this string is, or None (unknown or revoked)."""
+        sha = digest(key)
+        if sha in self.configured:
+            return self.configured[sha]
+        if sha not in self._found:
+            row = self.db.conn().execute("SELECT id, tenant, name, created_at FROM api_keys "
+                                         "WHERE sha256 = ? AND revoked_at IS NULL", (sha,)).fetchone()
+            self._found[sha] = ApiKey(row["id"], row["tenant"], row["name"], row["created_at"]) if row else None
+        return self._found[sha]
