@@ -14,6 +14,10 @@ app = Celery("snapdex", include=["workers.tasks"])
 
 def configure(settings: Settings) -> Celery:
     redis_broker = settings.broker_url.startswith(("redis://", "rediss://"))
+    if app.conf.broker_url != settings.broker_url:
+        # A process configured again for another broker (tests do) must not publish through connections pooled
+        # for the old one: drop the pools, as Celery itself does after a fork.
+        app._after_fork()
     app.conf.update(
         broker_url=settings.broker_url,
         result_backend=settings.result_backend,
