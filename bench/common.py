@@ -8,6 +8,30 @@ import platform
 from pathlib import Path
 
 
+def embedded_texts(data: Path, tenant: str = "default") -> tuple[list[str], int, int]:
+    """What a cold build sent to the model, read back from the catalog and the embedding cache (the texts the
+    benches time the raw model on): every chunk, and every sentence window that was embedded alone (all of them
+    with standalone windows; with late windows, those past the model's input, which the cache holds by text)."""
+    from encoders.dense import SentenceTransformerEmbedder, SqliteEmbeddingCache
+    from ingest.catalog import Catalog
+    from ingest.db import Database
+    from ingest.windows import WindowConfig, window_texts
+    from snapdex.settings import Settings
+
+    settings = Settings(data_dir=data)
+    catalog = Catalog(Database(settings.catalog_path))
+    docs = list(catalog.documents(tenant, status="indexed"))
+    hashes = sorted({h for d in docs for h in d.chunk_hashes})
+    rows = catalog.chunks(tenant, hashes)
+    title = {h: d.title for d in reversed(docs) for h in d.chunk_hashes}
+    windows = window_texts({h: (rows[h].text, title[h]) for h in hashes},
+                           WindowConfig(settings.window_size, min(settings.window_stride, settings.window_size))) \
+        if settings.windows_enabled else {}
+    alone = SqliteEmbeddingCache(settings.data_dir / "embeddings.sqlite3").get_many(
+        SentenceTransformerEmbedder().model_id, list(windows))
+    return [rows[h].text for h in hashes] + [windows[h] for h in alone], len(hashes), len(alone)
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

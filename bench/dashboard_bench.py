@@ -43,6 +43,7 @@ from eval.store import LabelledQuery, Verdict  # noqa: E402
 from index_snapshots.builder import collection_name  # noqa: E402
 from snapdex.runtime import Runtime  # noqa: E402
 from snapdex.settings import Settings  # noqa: E402
+from tests.procs import auth, snapdex_serve, wait_until  # noqa: E402  (the launcher the tests use)
 
 WORDS = ("invoice refund vpn password laptop badge parking vacation contract payroll printer wifi onboarding "
          "expense travel insurance pension locker canteen meeting room license backup migration release deploy "
@@ -349,7 +350,6 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the seeded data folder")
     args = p.parse_args()
 
-    from tests.procs import auth, snapdex_serve, wait_until
 
     tmp = Path(tempfile.mkdtemp(prefix="snapdex-dashbench-"))
     try:

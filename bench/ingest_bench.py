@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import embedded_texts, machine, write_result  # noqa: E402
 
 from tests.procs import snapdex_serve  # noqa: E402  (the same launcher the tests use)
 
@@ -58,24 +58,11 @@ def main() -> int:
         warm_wall, warm = run_cli_ingest(svc.url, corpus)
 
     from encoders.dense import SentenceTransformerEmbedder
-    from ingest.catalog import Catalog
-    from ingest.db import Database
     from snapdex.settings import Settings
 
     settings = Settings(data_dir=data)
-    catalog = Catalog(Database(settings.catalog_path))
-    docs = list(catalog.documents("default"))
-    hashes = sorted({h for d in docs for h in d.chunk_hashes})
-    rows = catalog.chunks("default", hashes)
-    chunk_texts = [r.text for r in rows.values()]
-    # What the pipeline sends to the model: every chunk, and every sentence window of it (titled as the
-    # snapshot builder titles them).
-    from ingest.windows import WindowConfig, window_texts
-
-    title = {h: d.title for d in reversed(docs) for h in d.chunk_hashes}
-    windows = window_texts({h: (rows[h].text, title[h]) for h in hashes}, WindowConfig()) \
-        if settings.windows_enabled else {}
-    texts = chunk_texts + list(windows.values())
+    # What the pipeline sent to the model: every chunk, and the sentence windows embedded alone.
+    texts, n_chunks, n_windows = embedded_texts(data)
     embedder = SentenceTransformerEmbedder(batch_size=settings.embedding_batch_size)
     embedder.embed(texts[:8])  # load the model outside the timing, as the service does once per process
     started = time.perf_counter()
@@ -90,12 +77,12 @@ def main() -> int:
     result = {
         "machine": machine(),
         "documents": n_docs,
-        "chunks": len(chunk_texts),
-        "window_texts": len(windows),
+        "chunks": n_chunks,
+        "window_texts": n_windows,
         "texts_embedded_raw": len(texts),
         "cold_ingest_s": round(cold_wall, 2),
         "documents_per_s": round(n_docs / cold_wall, 2),
-        "chunks_per_s": round(len(chunk_texts) / cold_wall, 2),
+        "chunks_per_s": round(n_chunks / cold_wall, 2),
         "raw_embed_s": round(raw, 2),
         "raw_texts_per_s": round(len(texts) / raw, 2),
         "pipeline_overhead_pct": round(100 * (cold_wall / raw - 1), 1),

@@ -24,8 +24,14 @@ drop them): every timed snapdex request embeds its query, as every peer query do
 Also measured: first-stage latency over HTTP at 100k chunks (the synthetic snapshot of bench/retrieve_bench.py,
 made from this run's SciFact snapshot); a rebuild after changing 1 % of the documents (over HTTP, as a fraction of
 the cold build); the pipeline overhead against the raw embedder (the model alone, at the service's batch and call
-sizes, on a random sample of the very texts the service embedded, chunks and sentence windows, scaled by token
-count; --raw-sample 1 times all of them, as bench/ingest_bench.py does, which alone takes ~20 minutes here).
+sizes, on a random sample of the very texts the service embedded: chunks, and sentence windows embedded alone;
+scaled by token count; --raw-sample 1 times all of them, as bench/ingest_bench.py does).
+
+Needs: llama-index-embeddings-huggingface, bm25s, psutil (py-spy for --profile), and llama-index-retrievers-bm25
+installed WITHOUT its dependencies: every release pins PyStemmer<3, and PyStemmer 2.2 stems differently from the
+3.1 that snapdex's BM25 runs on (75 of SciFact's 35,734 words: "emergency", "biologist"...), so letting pip
+resolve it would quietly change snapdex itself:
+    .venv/bin/pip install --no-deps "llama-index-retrievers-bm25==0.8.0"
 
 Usage: .venv/bin/python bench/peer_bench.py [--data-dir D] [--out bench/results/peers.json]
        [--raw-sample 0.05] [--synthetic 100000] [--profile DIR] [--limit N (first N documents: a quick try)]
@@ -34,6 +40,7 @@ Usage: .venv/bin/python bench/peer_bench.py [--data-dir D] [--out bench/results/
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -53,7 +60,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine  # noqa: E402
+from bench.common import embedded_texts, machine  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 TOP_K = 100        # depth of the quality pass (recall@100)
@@ -481,25 +488,6 @@ def run_100k(args: argparse.Namespace, queries: dict[str, str], data: Path, work
             "server_stage_ms_p50": stage_medians(stages, len(queries)), "rss_mib": rss}
 
 
-def embedded_texts(data: Path) -> tuple[list[str], int, int]:
-    """What the cold build sent to the model, read back from the catalog (as bench/ingest_bench.py does): every
-    chunk and every sentence window of it, titled as the snapshot builder titles them."""
-    from ingest.catalog import Catalog
-    from ingest.db import Database
-    from ingest.windows import WindowConfig, window_texts
-    from snapdex.settings import Settings
-
-    settings = Settings(data_dir=data)
-    catalog = Catalog(Database(settings.catalog_path))
-    docs = list(catalog.documents("default", status="indexed"))
-    hashes = sorted({h for d in docs for h in d.chunk_hashes})
-    rows = catalog.chunks("default", hashes)
-    title = {h: d.title for d in reversed(docs) for h in d.chunk_hashes}
-    windows = window_texts({h: (rows[h].text, title[h]) for h in hashes}, WindowConfig()) \
-        if settings.windows_enabled else {}
-    return [rows[h].text for h in hashes] + list(windows.values()), len(hashes), len(windows)
-
-
 def raw_embedder(args: argparse.Namespace, texts: list[str], chunks: int, windows: int) -> dict:
     """The model alone on a random sample of the texts the service embedded (the texts ingest_bench.py times in
     full), at the service's batch size and call size; scaled to all of them by token count."""
@@ -631,6 +619,11 @@ def main() -> int:
     if args.worker:
         return worker_main(args.worker, docs, args.batch_size)
 
+    missing = [m for m in ("llama_index.retrievers.bm25", "llama_index.embeddings.huggingface", "bm25s", "psutil")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SystemExit(f"missing {missing}: .venv/bin/pip install -e '.[bench]' and "
+                         "pip install --no-deps 'llama-index-retrievers-bm25==0.8.0' (see this file's docstring)")
     wall = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="snapdex-peers-"))
     data = args.data_dir or work / "data"

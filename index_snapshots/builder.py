@@ -25,7 +25,7 @@ from encoders.dense import CachedEmbedding
 from encoders.lexical import TOKENIZER_VERSION, BM25Params, average_length, document_vector
 from ingest.catalog import Catalog, ChunkRow, DocumentRow
 from ingest.chunking import Chunker, ChunkerConfig
-from ingest.windows import WindowConfig, windows_of
+from ingest.windows import WindowConfig, embed_chunks
 from index_snapshots.manifest import Manifest
 from store.base import VectorStore
 from store.types import Point
@@ -156,11 +156,11 @@ class SnapshotBuilder:
             embedded = 0
             for i in range(0, len(hashes), self.batch_size):
                 part = hashes[i : i + self.batch_size]
-                vectors, n = self.embedding.vectors({h: rows[h].text for h in part})
-                embedded += n
-                windows = self._windows({h: (rows[h].text, sources[h][0].title) for h in part})
-                self.store.upsert(name, [self._point(tenant, h, rows[h], vectors[h], sources[h], avgdl, windows.get(h))
-                                         for h in part])
+                got = embed_chunks(self.embedding, {h: (rows[h].text, sources[h][0].title) for h in part},
+                                   self.config.windows)
+                embedded += got.embedded
+                self.store.upsert(name, [self._point(tenant, h, rows[h], got.vectors[h], sources[h], avgdl,
+                                                     got.windows.get(h)) for h in part])
             # What this snapshot cost in model time: chunks its parent did not hold were embedded for it (at
             # ingest or just now); the rest were carried over.
             embedded = max(embedded, len(hashes) - len(self._parent_ids(live) & {point_id(h) for h in hashes}))
@@ -202,14 +202,6 @@ class SnapshotBuilder:
             d.chunk_hashes, d.chunker = list(chunks), fp
         log.warning("re-chunked %d documents of %s for chunker %s", len(stale), tenant, fp)
         return docs
-
-    def _windows(self, chunks: dict[str, tuple[str, str | None]]) -> dict[str, np.ndarray]:
-        """chunk hash -> its window vectors (n, dim), most of them from the cache the ingest job filled."""
-        if self.config.windows is None:
-            return {}
-        per_chunk = {h: windows_of(text, title, self.config.windows) for h, (text, title) in chunks.items()}
-        vectors, _ = self.embedding.vectors({wh: w for ws in per_chunk.values() for wh, w in ws.items()})
-        return {h: np.stack([vectors[wh] for wh in ws]) for h, ws in per_chunk.items() if ws}
 
     def _point(self, tenant, chunk_hash, row, vector, docs: list[DocumentRow], avgdl: float,
                windows: np.ndarray | None = None) -> Point:

@@ -17,7 +17,7 @@ from ingest.chunking import Chunker, ChunkerConfig
 from ingest.dedup import NearDuplicateIndex, from_bytes, minhash, to_bytes
 from ingest.jobs import JobStore, StagedDocument
 from ingest.normalize import bytes_hash, content_hash
-from ingest.windows import WindowConfig, window_texts
+from ingest.windows import WindowConfig, embed_chunks
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,8 @@ class Ingestor:
         for i in range(0, len(hashes), step):
             part = hashes[i : i + step]
             rows = self.catalog.chunks(tenant, part)
-            _, embedded = self.embedding.vectors({h: rows[h].text for h in part}, batch_size=step)
-            if self.config.windows is not None:
-                # The snapshot build reads window vectors from the cache too: embedding them here keeps builds
-                # short and puts the cost where progress is reported.
-                self.embedding.vectors(window_texts({h: (rows[h].text, titles[h]) for h in part},
-                                                    self.config.windows), batch_size=step)
+            # Window vectors too: the snapshot build reads them from the cache, so builds stay short and the cost
+            # lands where progress is reported.
+            embedded = embed_chunks(self.embedding, {h: (rows[h].text, titles[h]) for h in part},
+                                    self.config.windows, batch_size=step).embedded
             self.jobs.add_embedded(job_id, len(part), embedded)

@@ -3,6 +3,9 @@
 A 256-token chunk embedded as one vector blurs the one or two sentences a query is about; scoring a chunk by its
 best window of consecutive sentences (each prefixed with the document title, which carries the topic) recovers
 them. Measured on SciFact: MiniLM over whole abstracts nDCG@10 0.645, by best two-sentence window 0.699.
+
+Late windows (the default) come from the chunk's own forward pass: the token embeddings of a window's sentences,
+averaged, so a chunk and all its windows cost one pass of the model and each window still reads its neighbours.
 """
 
 from __future__ import annotations
@@ -13,9 +16,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Mapping
 
+import numpy as np
+
+from encoders.dense import CachedEmbedding
 from ingest.normalize import content_hash
 
 MIN_SENTENCE_CHARS = 24  # punkt cuts after "et al." or "Fig."; shorter pieces are joined to the next one
+
+
+METHODS = ("late", "standalone")
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,11 @@ class WindowConfig:
     size: int = 2     # sentences per window
     stride: int = 1   # first sentences of consecutive windows are this far apart
     max_windows: int = 32  # per chunk: bounds the multivector (a 256-token chunk rarely has more sentences)
+    # "late": a window's vector is the mean of its tokens' embeddings from the chunk's own forward pass, so the
+    # chunk and all its windows cost one pass (SciFact: 9,343 passes instead of 47,958). "standalone": each
+    # window, prefixed with the title, is embedded alone (nDCG@10 0.7359 vs 0.7288 on SciFact test, 5x the
+    # model time).
+    method: str = "late"
 
     def __post_init__(self) -> None:
         if not 1 <= self.size <= 8:
@@ -31,13 +45,26 @@ class WindowConfig:
             raise ValueError(f"window stride={self.stride} must be in [1, size={self.size}]")
         if not 1 <= self.max_windows <= 256:
             raise ValueError(f"max_windows={self.max_windows} is out of range [1, 256]")
+        if self.method not in METHODS:
+            raise ValueError(f"window method={self.method!r} is not one of {METHODS}")
 
     def canonical(self) -> dict:
-        return {"splitter": "nltk-punkt-english", "min_sentence_chars": MIN_SENTENCE_CHARS,
-                "size": self.size, "stride": self.stride, "max_windows": self.max_windows, "title_prefix": True}
+        out = {"splitter": "nltk-punkt-english", "min_sentence_chars": MIN_SENTENCE_CHARS,
+               "size": self.size, "stride": self.stride, "max_windows": self.max_windows, "method": self.method}
+        if self.method == "late":
+            # A window past the model's input length (or with no tokens) is embedded alone, titled.
+            return {**out, "pooling": "mean-of-chunk-tokens", "overflow": "standalone-titled"}
+        return {**out, "title_prefix": True}
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int  # character span of its sentences in the chunk text
+    end: int
+    text: str   # what is embedded when the window is embedded alone
 
 
 @cache
@@ -55,51 +82,131 @@ def _punkt():
     return PunktTokenizer("english")
 
 
-def sentences(text: str) -> list[str]:
-    pieces = [" ".join(s.split()) for s in _punkt().tokenize(text)]
-    out: list[str] = []
-    carry = ""
-    for piece in pieces:
-        if not piece:
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of `text`; pieces shorter than MIN_SENTENCE_CHARS join the next."""
+    out: list[tuple[int, int]] = []
+    carry: tuple[int, int] | None = None
+    for a, b in _punkt().span_tokenize(text):
+        if not text[a:b].strip():
             continue
-        carry = f"{carry} {piece}".strip()
-        if len(carry) >= MIN_SENTENCE_CHARS:
+        carry = (carry[0], b) if carry else (a, b)
+        if len(_squash(text[carry[0]:carry[1]])) >= MIN_SENTENCE_CHARS:
             out.append(carry)
-            carry = ""
+            carry = None
     if carry:
         if out:
-            out[-1] = f"{out[-1]} {carry}"
+            out[-1] = (out[-1][0], carry[1])
         else:
             out.append(carry)
     return out
 
 
-def sentence_windows(text: str, title: str | None, config: WindowConfig) -> list[str]:
-    """Windows of `size` consecutive sentences, `stride` apart, each prefixed with the title; the last sentence
-    is always covered. A chunk that opens with its title does not repeat it."""
-    title = " ".join((title or "").split())
-    body = text.strip()
-    if title and " ".join(body[: len(title) + 8].split()).startswith(title):
-        body = body[len(title):].lstrip(" \n#:.")  # the first chunk opens with the title line
-    sents = sentences(body) if body else []
-    if not sents:
-        return [title] if title else []
-    last_start = max(len(sents) - config.size, 0)
+def _squash(s: str) -> str:
+    return " ".join(s.split())
+
+
+def sentences(text: str) -> list[str]:
+    return [_squash(text[a:b]) for a, b in sentence_spans(text)]
+
+
+def _body_start(text: str, title: str) -> int:
+    """Where a chunk's body starts: past a title line it opens with (the first chunk of a document)."""
+    start = len(text) - len(text.lstrip())
+    if title and _squash(text[start:start + len(title) + 8]).startswith(title):
+        start += len(title)
+        start += len(text[start:]) - len(text[start:].lstrip(" \n#:."))
+    return start
+
+
+def chunk_windows(text: str, title: str | None, config: WindowConfig) -> list[Window]:
+    """Windows of `size` consecutive sentences, `stride` apart; the last sentence is always covered. A chunk
+    that opens with its title line leaves it out; embedded alone, a window is prefixed with the title."""
+    title = _squash(title or "")
+    offset = _body_start(text, title)
+    spans = [(a + offset, b + offset) for a, b in sentence_spans(text[offset:])]
+    if not spans:
+        return [Window(0, 0, title)] if title else []  # an empty span: late pooling has no tokens for it
+    last_start = max(len(spans) - config.size, 0)
     starts = list(range(0, last_start + 1, config.stride))
     if starts[-1] != last_start:
         starts.append(last_start)
-    windows = [" ".join(sents[i:i + config.size]) for i in starts][: config.max_windows]
-    return [f"{title}. {w}" if title else w for w in windows]
+    out = []
+    for i in starts[: config.max_windows]:
+        picked = spans[i:i + config.size]
+        body = " ".join(_squash(text[a:b]) for a, b in picked)
+        out.append(Window(picked[0][0], picked[-1][1], f"{title}. {body}" if title else body))
+    return out
+
+
+def sentence_windows(text: str, title: str | None, config: WindowConfig) -> list[str]:
+    return [w.text for w in chunk_windows(text, title, config)]
 
 
 def windows_of(text: str, title: str | None, config: WindowConfig) -> dict[str, str]:
-    """A chunk's windows keyed by content hash (the embedding cache's key), in order."""
+    """A chunk's standalone windows keyed by content hash (the embedding cache's key), in order."""
     return {content_hash(w): w for w in sentence_windows(text, title, config)}
 
 
 def window_texts(chunks: Mapping[str, tuple[str, str | None]], config: WindowConfig) -> dict[str, str]:
-    """Every window of the given chunks (chunk hash -> (text, title)), keyed by content hash."""
+    """Every standalone window of the given chunks (chunk hash -> (text, title)), keyed by content hash."""
     out: dict[str, str] = {}
     for text, title in chunks.values():
         out.update(windows_of(text, title, config))
     return out
+
+
+@dataclass
+class EmbeddedChunks:
+    vectors: dict[str, np.ndarray]   # chunk hash -> its vector
+    windows: dict[str, np.ndarray]   # chunk hash -> its window vectors (n, dim); chunks without windows absent
+    embedded: int                    # chunks that went through the model now (the rest came from the cache)
+
+
+def embed_chunks(embedding: CachedEmbedding, chunks: Mapping[str, tuple[str, str | None]],
+                 config: WindowConfig | None, batch_size: int = 256) -> EmbeddedChunks:
+    """Chunk vectors and their window vectors (chunk hash -> (text, title)), from the cache where they are.
+    Ingest calls this to fill the cache, and the snapshot build to read it back."""
+    if config is None:
+        vectors, n = embedding.vectors({h: text for h, (text, _) in chunks.items()}, batch_size)
+        return EmbeddedChunks(vectors, {}, n)
+    plans = {h: chunk_windows(text, title, config) for h, (text, title) in chunks.items()}
+    if config.method == "standalone":
+        vectors, n = embedding.vectors({h: text for h, (text, _) in chunks.items()}, batch_size)
+        found, _ = embedding.vectors({content_hash(w.text): w.text for p in plans.values() for w in p}, batch_size)
+        return EmbeddedChunks(vectors, {h: np.stack([found[content_hash(w.text)] for w in p])
+                                        for h, p in plans.items() if p}, n)
+    return _embed_late(embedding, chunks, plans, config, batch_size)
+
+
+def _late_key(config: WindowConfig, chunk_hash: str, title: str | None) -> str:
+    # The windows of one chunk text depend on the title too (its title line is left out, and windows past the
+    # model's input are embedded titled), so one chunk under two titles has two entries.
+    return "late-" + content_hash(f"{config.fingerprint()}\0{chunk_hash}\0{_squash(title or '')}")
+
+
+def _embed_late(embedding: CachedEmbedding, chunks: Mapping[str, tuple[str, str | None]],
+                plans: dict[str, list[Window]], config: WindowConfig, batch_size: int) -> EmbeddedChunks:
+    embedder, model_id = embedding.embedder, embedding.embedder.model_id
+    if not hasattr(embedder, "embed_spans"):
+        raise ValueError(f"embedder {model_id} cannot pool spans: set SNAPDEX_WINDOW_METHOD=standalone")
+    keys = {h: _late_key(config, h, title) for h, (_, title) in chunks.items()}
+    cached = embedding.cache.get_many(model_id, [*chunks, *keys.values()])
+    vectors = {h: cached[h] for h in chunks if h in cached}
+    windows = {h: cached[keys[h]].reshape(-1, embedder.dim) for h in chunks if keys[h] in cached}
+    todo = [h for h in chunks if h not in vectors or keys[h] not in cached]
+    for i in range(0, len(todo), batch_size):
+        part = todo[i : i + batch_size]
+        chunk_vecs, pooled = embedder.embed_spans([chunks[h][0] for h in part],
+                                                  [[(w.start, w.end) for w in plans[h]] for h in part])
+        # Windows the chunk's pass did not reach are embedded alone (and cached by their text, as standalone).
+        alone = {content_hash(w.text): w.text for h, vecs in zip(part, pooled)
+                 for w, v in zip(plans[h], vecs) if v is None}
+        alone_vecs, _ = embedding.vectors(alone, batch_size) if alone else ({}, 0)
+        fresh_windows = {}
+        for h, vec, vecs in zip(part, chunk_vecs, pooled):
+            vectors[h] = vec
+            rows = [v if v is not None else alone_vecs[content_hash(w.text)] for w, v in zip(plans[h], vecs)]
+            windows[h] = np.stack(rows) if rows else np.zeros((0, embedder.dim), dtype=np.float32)
+            fresh_windows[keys[h]] = windows[h]
+        embedding.cache.put_many(model_id, {**{h: vectors[h] for h in part}, **fresh_windows})
+    return EmbeddedChunks(vectors, {h: m for h, m in windows.items() if len(m)}, len(todo))

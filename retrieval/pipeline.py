@@ -26,7 +26,7 @@ QUERY_VECTOR_CACHE = 4096
 
 @dataclass(frozen=True)
 class StageConfig:
-    """The ranking knobs. Defaults are what the SciFact train split chose (see bench/quality.py)."""
+    """The ranking knobs. Defaults are what the SciFact train split chose (see bench/tune.py)."""
 
     first_stage: str = "hybrid"  # or one leg alone, for comparisons
     candidates: int = 100      # per leg, before fusion

@@ -102,7 +102,8 @@ class Runtime:
     @cached_property
     def window_config(self) -> WindowConfig | None:
         s = self.settings
-        return WindowConfig(s.window_size, min(s.window_stride, s.window_size)) if s.windows_enabled else None
+        return WindowConfig(s.window_size, min(s.window_stride, s.window_size), method=s.window_method) \
+            if s.windows_enabled else None
 
     @cached_property
     def pipeline(self) -> RetrievalPipeline:

@@ -71,17 +71,20 @@ class Settings(BaseSettings):
     windows_enabled: bool = True
     window_size: int = Field(default=2, ge=1, le=8, description="sentences per window")
     window_stride: int = Field(default=1, ge=1, le=8)
+    window_method: Literal["late", "standalone"] = Field(
+        default="late", description="late: pooled from the chunk's own pass; standalone: each window embedded alone")
 
-    # Retrieval. Defaults chosen on SciFact train (bench/quality.py); a request may override most per call.
+    # Retrieval. Defaults chosen on SciFact train (bench/tune.py); a request may override most per call.
     retrieval_candidates: int = Field(default=100, ge=1, le=1000, description="per leg, before fusion")
     retrieval_fusion: Literal["dbsf", "rrf"] = "dbsf"
     retrieval_rrf_k: int = Field(default=60, ge=1, le=1000)
     rerank: Literal["late-interaction", "cross-encoder", "none"] = "late-interaction"
     rerank_depth: int = Field(default=100, ge=1, le=200)
-    # Weighted z-score fusion of the second stage; chosen on SciFact train (dense 0: the windows carry it).
+    # Weighted z-score fusion of the second stage; chosen on SciFact train by bench/tune.py (dense 0: the windows
+    # carry it).
     late_weight_dense: float = Field(default=0.0, ge=0.0, le=10.0)
     late_weight_bm25: float = Field(default=1.0, ge=0.0, le=10.0)
-    late_weight_windows: float = Field(default=1.5, ge=0.0, le=10.0)
+    late_weight_windows: float = Field(default=1.0, ge=0.0, le=10.0)
     # A sentence-transformers CrossEncoder folder; no such weights ship in any package this machine can reach.
     cross_encoder_path: Path | None = None
     cross_encoder_batch_size: int = Field(default=32, ge=1, le=1024)

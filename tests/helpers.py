@@ -29,10 +29,12 @@ def ingest(rt: Runtime, docs: list[NewDocument], tenant: str = "default"):
 
 
 def embedded_texts(rt: Runtime, tenant: str, doc_id: str, chunk_hashes=None) -> set[str]:
-    """Content hashes a document sends to the model: its chunks and their sentence windows."""
+    """Content hashes a document sends to the model: its chunks, and their sentence windows when those are
+    embedded alone (late windows are pooled from the chunk's own pass)."""
     doc = rt.catalog.get_document(tenant, doc_id)
     hashes = list(doc.chunk_hashes if chunk_hashes is None else chunk_hashes)
     out = set(hashes)
     for h, row in rt.catalog.chunks(tenant, hashes).items():
-        out |= set(windows_of(row.text, doc.title, rt.window_config)) if rt.window_config else set()
+        if rt.window_config and rt.window_config.method == "standalone":
+            out |= set(windows_of(row.text, doc.title, rt.window_config))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ingest.windows import WindowConfig, sentence_windows, sentences
+from ingest.windows import Window, WindowConfig, chunk_windows, sentence_windows, sentences
 from retrieval.cache import ResultCache, request_key
 from retrieval.fusion import weighted_zscore, zscores
 from retrieval.late_interaction import LateInteractionWeights
@@ -64,6 +64,24 @@ def test_sentence_windows():
     assert sentence_windows("", "Only a title", WindowConfig()) == ["Only a title"]
     with pytest.raises(ValueError, match="stride=3 must be in"):
         WindowConfig(size=2, stride=3)
+
+
+def test_window_spans_point_at_their_sentences():
+    text = ("Vitamin D and bones\n\nVitamin D deficiency is common in winter (Fig. 2 shows it).  Bone density fell "
+            "by 3% in\nthe group. Supplements restored it within a year.")
+    late = chunk_windows(text, "Vitamin D and bones", WindowConfig())
+    # The title line is left out of the spans; each span holds exactly the window's sentences.
+    assert [text[w.start:w.end].split() for w in late] == [w.text.split()[4:] for w in late]
+    assert text[late[0].start:].startswith("Vitamin D deficiency") and text[:late[-1].end].endswith("a year.")
+    assert [w.text for w in late] == sentence_windows(text, "Vitamin D and bones", WindowConfig(method="standalone"))
+    assert chunk_windows("", "Only a title", WindowConfig()) == [Window(0, 0, "Only a title")]  # no tokens: alone
+
+
+def test_window_method_is_part_of_the_snapshot_config():
+    late, alone = WindowConfig(), WindowConfig(method="standalone")
+    assert late.canonical()["method"] == "late" and late.fingerprint() != alone.fingerprint()
+    with pytest.raises(ValueError, match="window method='mean' is not one of"):
+        WindowConfig(method="mean")
 
 
 def test_result_cache_key_and_ttl():
