@@ -36,7 +36,10 @@ CREATE TABLE IF NOT EXISTS documents (
     updated_at REAL NOT NULL,
     PRIMARY KEY (tenant, doc_id)
 );
-CREATE INDEX IF NOT EXISTS documents_content ON documents (tenant, content_hash);
+-- doc_id in the index too: the exact-duplicate lookup orders by it, and without it SQLite walked the primary
+-- key over every document of the tenant instead (one full scan per ingested document: 29 % of SciFact's ingest).
+DROP INDEX IF EXISTS documents_content;
+CREATE INDEX IF NOT EXISTS documents_by_content ON documents (tenant, content_hash, doc_id);
 CREATE TABLE IF NOT EXISTS chunks (
     tenant TEXT NOT NULL,
     chunk_hash TEXT NOT NULL,

@@ -169,13 +169,13 @@ def embed_chunks(embedding: CachedEmbedding, chunks: Mapping[str, tuple[str, str
     if config is None:
         vectors, n = embedding.vectors({h: text for h, (text, _) in chunks.items()}, batch_size)
         return EmbeddedChunks(vectors, {}, n)
-    plans = {h: chunk_windows(text, title, config) for h, (text, title) in chunks.items()}
     if config.method == "standalone":
+        plans = {h: chunk_windows(text, title, config) for h, (text, title) in chunks.items()}
         vectors, n = embedding.vectors({h: text for h, (text, _) in chunks.items()}, batch_size)
         found, _ = embedding.vectors({content_hash(w.text): w.text for p in plans.values() for w in p}, batch_size)
         return EmbeddedChunks(vectors, {h: np.stack([found[content_hash(w.text)] for w in p])
                                         for h, p in plans.items() if p}, n)
-    return _embed_late(embedding, chunks, plans, config, batch_size)
+    return _embed_late(embedding, chunks, config, batch_size)
 
 
 def _late_key(config: WindowConfig, chunk_hash: str, title: str | None) -> str:
@@ -184,8 +184,8 @@ def _late_key(config: WindowConfig, chunk_hash: str, title: str | None) -> str:
     return "late-" + content_hash(f"{config.fingerprint()}\0{chunk_hash}\0{_squash(title or '')}")
 
 
-def _embed_late(embedding: CachedEmbedding, chunks: Mapping[str, tuple[str, str | None]],
-                plans: dict[str, list[Window]], config: WindowConfig, batch_size: int) -> EmbeddedChunks:
+def _embed_late(embedding: CachedEmbedding, chunks: Mapping[str, tuple[str, str | None]], config: WindowConfig,
+                batch_size: int) -> EmbeddedChunks:
     embedder, model_id = embedding.embedder, embedding.embedder.model_id
     if not hasattr(embedder, "embed_spans"):
         raise ValueError(f"embedder {model_id} cannot pool spans: set SNAPDEX_WINDOW_METHOD=standalone")
@@ -194,6 +194,7 @@ def _embed_late(embedding: CachedEmbedding, chunks: Mapping[str, tuple[str, str 
     vectors = {h: cached[h] for h in chunks if h in cached}
     windows = {h: cached[keys[h]].reshape(-1, embedder.dim) for h in chunks if keys[h] in cached}
     todo = [h for h in chunks if h not in vectors or keys[h] not in cached]
+    plans = {h: chunk_windows(*chunks[h], config) for h in todo}  # sentence splitting only where it is needed
     for i in range(0, len(todo), batch_size):
         part = todo[i : i + batch_size]
         chunk_vecs, pooled = embedder.embed_spans([chunks[h][0] for h in part],
