@@ -40,8 +40,8 @@ def get_tenant(principal: PrincipalDep, x_tenant: Annotated[str | None, Header(
 def tenant_of(principal: Principal, named: str | None) -> str:
     """The caller's tenant. Naming another one is refused (403), never followed: the key decides."""
     if principal.operator:
-        raise HTTPException(status_code=403, detail="an operator key reaches /metrics and /ready only; "
-                                                    "use a tenant's key for its data")
+        raise HTTPException(status_code=403, detail="an operator key reaches the service-wide routes only "
+                                                    "(/metrics, /ready, /benchmarks); use a tenant's key for its data")
     if named is not None:
         try:
             check_tenant(named)
@@ -56,10 +56,10 @@ def tenant_of(principal: Principal, named: str | None) -> str:
 
 
 def require_operator(principal: PrincipalDep) -> None:
-    """Service-wide data (every tenant's metrics): an operator key, or anyone when keyless."""
+    """Service-wide data (every tenant's metrics, benchmark imports): an operator key, or anyone when keyless."""
     if principal.key_id and not principal.operator:
-        raise HTTPException(status_code=403, detail="service-wide metrics need an operator key "
-                                                    "(`snapdex keys create --operator`), not a tenant's")
+        raise HTTPException(status_code=403, detail="service-wide data (metrics, benchmark imports) needs an operator "
+                                                    "key (`snapdex keys create --operator`), not a tenant's")
 
 
 TenantDep = Annotated[str, Depends(get_tenant)]

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from api.enqueue import enqueue
 from prometheus_client import CollectorRegistry
@@ -18,7 +22,7 @@ from api.auth import AuthMiddleware
 from api.keys import KeyStore
 from api.ratelimit import RateLimits
 from api.schemas import errors
-from api.routes import dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve, snapshots
+from api.routes import benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve, snapshots
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
 from workers.celery_app import EmbeddedWorker, configure
@@ -37,6 +41,22 @@ def _after_start(rt: Runtime) -> None:
             enqueue("build_snapshot", tenant, True)
         except Exception:
             log.exception("could not enqueue the rebuild of %s", tenant)
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422, except for NaN and Infinity: Python's JSON reader takes them in a body, each error quotes
+    its input back, and strict JSON cannot carry them: the default answer would be a 500."""
+    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -76,6 +96,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app = FastAPI(title="snapdex", version="0.1.0", lifespan=lifespan,
                   description="RAG indexing and retrieval: versioned, measured, snapshot-hashed Qdrant indexes.")
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     # One registry per app: request timings from this process, the rest read from the catalog at scrape time.
     app.state.metrics = CollectorRegistry()
     app.state.http_metrics = HttpMetrics(app.state.metrics)
@@ -83,7 +104,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
     app.state.rate_limits = RateLimits({"retrieve": settings.rate_limit_retrieve, "ingest": settings.rate_limit_ingest},
                                        settings.redis_url)
-    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, dashboard, metrics):
+    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, dashboard, metrics, benchmarks):
         app.include_router(module.router, responses=errors(401, 403))
     app.include_router(health.router)  # /ready is keyed too: it declares its own 401
     return app

@@ -1,5 +1,6 @@
 """`snapdex`: serve (embedded default), worker (production), keys (API keys of tenants), ingest (a folder or a BEIR
-corpus.jsonl), eval (BEIR: import a split as a labelled query set, or run every retrieval variant in process)."""
+corpus.jsonl), eval (BEIR: import a split as a labelled query set, or run every retrieval variant in process), bench
+(import a benchmark run into the dashboard's history)."""
 
 from __future__ import annotations
 
@@ -163,6 +164,23 @@ def _eval_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_import(args: argparse.Namespace) -> int:
+    try:
+        run = json.loads(args.file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"cannot read {args.file} as JSON: {e}") from e
+    r = _client(args).post("/benchmarks", params={"name": args.name}, json=run)
+    if r.status_code not in (200, 201):
+        raise SystemExit(f"import refused ({r.status_code}): {r.text[:1000]}")
+    b = r.json()
+    print(f"benchmark {b['id']}: {b['name']} run of {b['date']}, commit {b['commit'][:10]}: "
+          f"{'imported (new)' if b['created'] else 'imported before, kept as it was'}")
+    t = b["targets"]
+    missed = f"; missed: {', '.join(t['missed'])}" if t["missed"] else ""
+    print(f"targets met {t['met']}/{t['total']}{missed}")
+    return 0
+
+
 def _beir_batches(path: Path, batch: int) -> Iterator[list[dict]]:
     from eval.beir import corpus_documents
 
@@ -295,6 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                     help="wait this long for the live snapshot's run and print its metrics")
     im.set_defaults(func=_eval_import)
+
+    b = sub.add_parser("bench", help="benchmark runs: add bench/peer_bench.py's results to the dashboard's history")
+    bsub = b.add_subparsers(dest="bench_command", required=True)
+    bi = bsub.add_parser("import", help="send a results JSON (e.g. bench/results/peers.json) to a running service")
+    bi.add_argument("file", type=Path, metavar="FILE", help="a results JSON, e.g. bench/results/peers.json")
+    bi.add_argument("--name", default="peers", help="which benchmark the run belongs to (default: peers)")
+    bi.add_argument("--url", default=os.environ.get("SNAPDEX_URL", "http://127.0.0.1:8000"))
+    bi.add_argument("--api-key", default=None,
+                    help="an operator key (default: $SNAPDEX_API_KEY); a keyless service needs none")
+    bi.set_defaults(func=_bench_import)
 
     args = p.parse_args(argv)
     return args.func(args)

@@ -9,6 +9,7 @@ from functools import cached_property
 
 from encoders.dense import CachedEmbedding, RedisEmbeddingCache, SentenceTransformerEmbedder, SqliteEmbeddingCache
 from encoders.lexical import BM25Params
+from eval.benchmarks import BenchmarkStore
 from eval.store import EvalStore
 from index_snapshots.builder import IndexConfig, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
@@ -47,6 +48,7 @@ class Runtime:
         self.jobs = JobStore(self.db)
         self.manifest = Manifest(self.db)
         self.evals = EvalStore(self.db)
+        self.benchmarks = BenchmarkStore(self.db)
         if self.embedder is None:
             self.embedder = SentenceTransformerEmbedder(self.settings.embedding_model_path,
                                                         batch_size=self.settings.embedding_batch_size)

@@ -1,6 +1,6 @@
 """The recall dashboard in a real browser (Debian's chromium driven by Playwright) against a real service: two
-builds scored on an uploaded query set, the chart, the snapshot table, the per-query drill-down, and not one
-request leaving the machine."""
+builds scored on an uploaded query set, the chart, the snapshot table, the per-query drill-down, the benchmark
+history, and not one request leaving the machine."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmark_runs import peer_run
 from tests.procs import REPO, auth, key_for, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
@@ -64,6 +65,10 @@ def ingest(svc, documents: list[dict]) -> dict:
     job = svc.wait_job(r.json()["job_id"], headers=TENANT)
     assert job["status"] == "succeeded", job
     return job
+
+
+BENCH_EMPTY = ("No benchmark runs imported yet: run bench/peer_bench.py, then snapdex bench import "
+               "bench/results/peers.json")
 
 
 def sign_in(page, key: str) -> None:
@@ -153,6 +158,11 @@ def test_dashboard_in_chromium(tmp_path):
                 assert {"recall@1", "recall@10", "recall@100", "ndcg@10", "mrr@10"} <= shown, shown
                 assert any("live" in a for a in chart["annotations"]), chart["annotations"]
 
+                # No benchmark run imported yet: the history says how to get one.
+                page.wait_for_selector('[data-testid="benchmarks"][data-state="empty"]', timeout=20_000)
+                assert page.locator('[data-testid="benchmarks-empty"]').inner_text() == BENCH_EMPTY
+                assert page.locator('[data-testid="benchmark-row"]').count() == 0
+
                 rows = page.locator('[data-testid="snapshot-row"]')
                 assert rows.count() == 2
                 for h in statuses:
@@ -175,6 +185,33 @@ def test_dashboard_in_chromium(tmp_path):
                 # Every changed query's text is shown as text, never as markup.
                 assert page.locator('[data-testid="drilldown"] b:text("help")').count() == 0
 
+                # Two benchmark runs imported by the operator over HTTP: one row each, newest first.
+                older = peer_run(date="2026-11-25T03:36:13+00:00", commit="225b5fb98b7543c3393fb2c3708746a002148f9e",
+                                 machine="x86_64, <b>2 cores</b>")
+                newer = peer_run(date="2026-12-02T09:00:00+00:00", commit="fbb6958", wall_s=1100.0)
+                for run in (newer, older):
+                    r = svc.client.post("/benchmarks", json=run, headers=auth(None))
+                    assert r.status_code == 201, r.text
+                page.reload(wait_until="load")
+                page.wait_for_selector('[data-testid="benchmarks"][data-state="loaded"]', timeout=20_000)
+                assert not page.locator('[data-testid="benchmarks-empty"]').is_visible()
+                bench_rows = page.locator('[data-testid="benchmark-row"]')
+                assert bench_rows.count() == 2
+
+                def cells(row) -> dict[str, str]:
+                    return row.evaluate("""tr => Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map(
+                        td => [td.dataset.col, td.innerText.replace(/\\s+/g, ' ').trim()]))""")
+
+                top, bottom = cells(bench_rows.nth(0)), cells(bench_rows.nth(1))
+                assert top == {"date": "2026-12-02 09:00 UTC x86_64, 2 cores, Python 3.11.7", "commit": "fbb6958",
+                               "ndcg": "0.7412 vs 0.7165 +0.0247", "recall100": "0.9530 vs 0.9483 +0.0047",
+                               "p95": "28.9 0.30x of 95.3", "p95-100k": "31.6", "build": "1,474.3 / 237.3",
+                               "wall": "18.3", "targets": "7/7"}, top
+                assert bottom["date"] == "2026-11-25 03:36 UTC x86_64, <b>2 cores</b>", bottom  # text, not markup
+                assert bottom["commit"] == "225b5fb" and bottom["wall"] == "34.7"
+                assert bottom["targets"] == "6/7 run: whole command < 20 min (s)", bottom
+                assert page.locator('[data-testid="benchmark-table"] b').count() == 0
+
                 out = artifacts_dir() / "dashboard.png"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(out), full_page=True)
@@ -189,6 +226,9 @@ def test_dashboard_in_chromium(tmp_path):
                 assert page.locator('[data-testid="empty-snapshots"]').is_visible()
                 assert page.locator('[data-testid="empty-query-sets"]').is_visible()
                 assert page.locator('[data-testid="snapshot-row"]').count() == 0
+                # The benchmark history is the service's: every tenant's page shows it.
+                page.wait_for_selector('[data-testid="benchmarks"][data-state="loaded"]', timeout=20_000)
+                assert page.locator('[data-testid="benchmark-row"]').count() == 2
             finally:
                 browser.close()
 
@@ -196,4 +236,5 @@ def test_dashboard_in_chromium(tmp_path):
     assert not left, f"requests that left 127.0.0.1: {left}"
     assert any(u.startswith(f"{svc.url}/dashboard/assets/plotly.min.js") for u in requests), requests
     assert any(u.startswith(f"{svc.url}/eval/compare?") for u in requests), requests
+    assert any(u == f"{svc.url}/benchmarks" for u in requests), requests
     assert not errors, errors

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from api.keys import digest
+from tests.benchmark_runs import peer_run
 from tests.procs import REPO, auth, key_for, keys_env, snapdex_env, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
@@ -81,11 +82,16 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         run_id = wait_until(lambda: next((r["id"] for r in c.get("/eval/runs", headers=A).json()["runs"]
                                           if r["status"] == "done"), None), 120, "alpha's evaluation run")
         before = c.post("/retrieve", json={"query": "ledger close"}, headers=A).json()
+        # Benchmarks are the service's, not a tenant's: the operator imports a run, which every key may read.
+        r = c.post("/benchmarks", json=peer_run(), headers=auth(None))
+        assert r.status_code == 201, r.text
+        bench_id = r.json()["id"]
 
         # Without a key, or with one that is not valid, every operation but /health is 401 (docs included).
         spec = c.get("/openapi.json", headers=A).json()
         for method, path in sorted(operations(spec) | {("GET", "/docs"), ("GET", "/openapi.json")}):
-            url = path.format(job_id=job, snap_hash=snap, doc_id="ledger", name="qa", run_id=run_id)
+            url = path.format(job_id=job, snap_hash=snap, doc_id="ledger", name="qa", run_id=run_id,
+                              benchmark_id=bench_id)
             for headers in ({"Authorization": ""}, {"Authorization": "Bearer sdx_wrong"},
                             {"Authorization": "", "X-API-Key": "nope"}):
                 r = c.request(method, url, headers=headers)
@@ -118,6 +124,9 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("POST", "/dashboard/login"): ("/dashboard/login", {"data": {"key": key_for("beta")}}, {303}),
             ("POST", "/dashboard/logout"): ("/dashboard/logout", {}, {303}),
             ("GET", "/metrics"): ("/metrics", {}, {403}),  # every tenant's figures: the operator's only
+            ("POST", "/benchmarks"): ("/benchmarks", {"json": peer_run(commit="bbbbbbb")}, {403}),  # the operator's
+            ("GET", "/benchmarks"): ("/benchmarks", {}, {200}),  # the service's history, no tenant's data
+            ("GET", "/benchmarks/{benchmark_id}"): (f"/benchmarks/{bench_id}", {}, {200}),
             ("GET", "/ready"): ("/ready", {}, {200, 503}),
             ("GET", "/health"): ("/health", {}, {200}),
         }
@@ -130,10 +139,10 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
                 asked = url + json.dumps(kw)  # a 404 may name what was asked for
                 leaked = [s for s in secrets if s in r.text and s not in asked]
                 assert not leaked, (method, url, leaked, r.text[:300])
-            # Naming alpha while holding beta's key is refused, not followed.
-            # (The dashboard names its tenant in the URL instead: below.)
+            # Naming alpha while holding beta's key is refused, not followed. (The dashboard names its tenant in
+            # the URL instead: below. Service-wide routes serve no tenant, so a tenant named there changes nothing.)
             if url not in ("/health", "/dashboard", "/dashboard/login", "/dashboard/logout", "/metrics", "/ready",
-                           "/dashboard/assets/dashboard.js"):
+                           "/dashboard/assets/dashboard.js", "/benchmarks", f"/benchmarks/{bench_id}"):
                 r = c.request(method, url, headers={**B, "X-Tenant": "alpha"}, **kw)
                 assert r.status_code == 403 and "belongs to tenant 'beta'" in r.text, (method, url, r.text[:200])
         r = c.get("/dashboard", params={"tenant": "alpha"}, headers=B)
@@ -144,6 +153,7 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         assert c.get("/metrics", headers=op).status_code == 200 and c.get("/ready", headers=op).status_code == 200
         r = c.get("/snapshots", headers=op)
         assert r.status_code == 403 and "operator key" in r.json()["detail"]
+        assert [b["id"] for b in c.get("/benchmarks", headers=op).json()["benchmarks"]] == [bench_id]  # beta's not kept
 
         # Alpha's data is as it was.
         after = c.post("/retrieve", json={"query": "ledger close"}, headers=A).json()

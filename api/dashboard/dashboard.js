@@ -1,6 +1,6 @@
 /* The recall dashboard. Data: the overview embedded in the page (GET /eval/overview's body); the per-query
- * drill-down loads on demand from /eval/compare. No framework, no external request. Every piece of text from the
- * data goes through esc() before it reaches innerHTML. */
+ * drill-down loads on demand from /eval/compare, the benchmark history from /benchmarks. No framework, no external
+ * request. Every piece of text from the data goes through esc() before it reaches innerHTML. */
 (function () {
   "use strict";
 
@@ -473,6 +473,80 @@
       });
   }
 
+  // --- benchmarks against the peer ---------------------------------------------------------------------------
+  // Service-wide, so not in the tenant's overview: fetched from /benchmarks with the page's own credentials.
+
+  function utcTime(iso) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) return String(iso);
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + " UTC";
+  }
+  function fixed(v, digits) {
+    return v === null || v === undefined ? "—" : Number(v).toLocaleString("en-US", {
+      minimumFractionDigits: digits, maximumFractionDigits: digits});
+  }
+
+  function versusPeer(pair) {
+    var delta = pair.snapdex !== null && pair.peer !== null ? pair.snapdex - pair.peer : null;
+    return '<span class="metric">' + score(pair.snapdex) + '</span> <span class="muted">vs <span class="metric">' +
+      score(pair.peer) + "</span></span>" + (delta === null ? "" : '<div class="delta ' + (delta >= 0 ? "up" : "down") + '">' + signed(delta) +
+      "</div>");
+  }
+
+  function benchRow(b) {
+    var t = b.targets;
+    var missed = t.missed.length ? '<ul class="reasons missed-targets">' + t.missed.map(function (m) {
+      return "<li>" + esc(m) + "</li>";
+    }).join("") + "</ul>" : "";
+    var ratio = b.first_stage_p95_ratio === null ? "" : '<div class="muted small">' + fixed(b.first_stage_p95_ratio, 2) +
+      "x of " + fixed(b.peer_p95_ms, 1) + "</div>";
+    return '<tr data-testid="benchmark-row" data-id="' + esc(b.id) + '">' +
+      '<td class="when" data-col="date" title="' + esc(b.date) + '">' + esc(utcTime(b.date)) +
+      '<div class="muted small">' + esc(b.machine || "") + "</div></td>" +
+      '<td data-col="commit"><code class="hash" title="' + esc(b.commit) + '">' + esc(b.commit.slice(0, 7)) + "</code>" +
+      (b.dirty ? ' <span class="badge dirty" title="uncommitted changes were measured too">dirty</span>' : "") + "</td>" +
+      '<td class="num" data-col="ndcg">' + versusPeer(b.ndcg_at_10) + "</td>" +
+      '<td class="num" data-col="recall100">' + versusPeer(b.recall_at_100) + "</td>" +
+      '<td class="num" data-col="p95">' + fixed(b.first_stage_p95_ms, 1) + ratio + "</td>" +
+      '<td class="num" data-col="p95-100k">' + fixed(b.p95_100k_ms, 1) + "</td>" +
+      '<td class="num nowrap" data-col="build">' + fixed(b.build_s.snapdex, 1) + ' <span class="muted">/ ' +
+      fixed(b.build_s.peer, 1) + "</span></td>" +
+      '<td class="num" data-col="wall">' + fixed(b.wall_s === null ? null : b.wall_s / 60, 1) + "</td>" +
+      '<td data-col="targets"><span class="targets ' + (t.met === t.total ? "all" : "some") + '">' + t.met + "/" +
+      t.total + "</span>" + missed + "</td></tr>";
+  }
+
+  function loadBenchmarks() {
+    var card = $("bench-card");
+    fetch("/benchmarks", {headers: {Accept: "application/json"}})
+      .then(function (r) {
+        return r.json().catch(function () { return null; }).then(function (body) {
+          if (!r.ok) throw new Error(errorDetail(body, r.status));
+          return body.benchmarks;
+        });
+      })
+      .then(function (runs) {
+        $("bench-loading").hidden = true;
+        if (!runs.length) {
+          $("bench-empty").hidden = false;
+          card.dataset.state = "empty";
+          return;
+        }
+        $("bench-rows").innerHTML = runs.map(benchRow).join("");
+        $("bench-table").hidden = false;
+        $("bench-info").textContent = runs.length + " run" + (runs.length === 1 ? "" : "s") + ", newest first · " +
+          "the service as a whole, not one tenant";
+        card.dataset.state = "loaded";
+      })
+      .catch(function (e) {
+        $("bench-loading").hidden = true;
+        $("bench-error").hidden = false;
+        $("bench-error").textContent = "Benchmark runs could not be loaded: " + e.message;
+        card.dataset.state = "error";
+      });
+  }
+
   // --- wiring --------------------------------------------------------------------------------------------------
 
   function main() {
@@ -499,6 +573,7 @@
       if (e.target.matches("input[type=checkbox]")) toggleMetric(e.target.value, e.target.checked);
     });
     window.__tableDrawnAt = performance.now(); // for the bench: the page is usable before the chart is drawn
+    loadBenchmarks();
     $("compare-form").addEventListener("submit", function (e) { e.preventDefault(); compare(); });
     $("snapshot-rows").addEventListener("click", function (e) {
       var button = e.target.closest("button[data-action]");
