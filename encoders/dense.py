@@ -103,10 +103,9 @@ class SentenceTransformerEmbedder:
                     ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
         """Late pooling: a span's vector is the mean of the embeddings of the tokens inside it, from the same
         forward pass that makes the text's vector (tokens read the whole text, so a sentence keeps its context)."""
-        import torch
-        from sentence_transformers.util import batch_to_device
-
         model = self._load()
+        import torch  # loaded with the model; importing more of sentence-transformers here raced other threads
+
         tokenizer = model.tokenizer
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError(f"model {self.model_id} has no fast tokenizer: late windows need token offsets")
@@ -123,7 +122,8 @@ class SentenceTransformerEmbedder:
                 # The model's own preprocessing (prompt, stripping) moved the tokens: offsets would lie.
                 raise RuntimeError(f"model {self.model_id}: tokenizer offsets do not match its input ids")
             with torch.inference_mode():
-                out = model(batch_to_device(features, model.device))
+                out = model({k: v.to(model.device) if isinstance(v, torch.Tensor) else v
+                             for k, v in features.items()})
             sentence = out["sentence_embedding"].float().cpu().numpy()
             tokens = out["token_embeddings"].float().cpu().numpy()
             for row, i in enumerate(part):
