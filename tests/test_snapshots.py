@@ -167,10 +167,14 @@ from encoders.dense import HashEmbedder
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
 
-class Slow(HashEmbedder):
+class Slow(HashEmbedder):  # every model call slow, so the build is caught half way
     def embed(self, texts):
         time.sleep(0.3)
         return super().embed(texts)
+
+    def embed_spans(self, texts, spans):
+        time.sleep(0.3)
+        return super().embed_spans(texts, spans)
 
 rt = Runtime(Settings(data_dir=sys.argv[1], chunk_size=48, chunk_overlap=4), embedder=Slow(dim=32))
 rt.builder.batch_size = 4
