@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import embedded_texts, machine, write_result  # noqa: E402
 
-from tests.procs import snapdex_serve  # noqa: E402  (the same launcher the tests use)
+from tests.procs import snapdex_serve, wait_until  # noqa: E402  (the same launcher the tests use)
 
 
 def run_cli_ingest(url: str, corpus: Path) -> tuple[float, dict]:
@@ -54,6 +54,8 @@ def main() -> int:
                 dst.write(line)
     data = work / "data"
     with snapdex_serve(data, SNAPDEX_RATE_LIMIT_INGEST="") as svc:
+        # The model loads once per process, at start-up: the raw embedder below is timed after its load too.
+        wait_until(lambda: svc.client.get("/ready").status_code == 200, 300, "models loaded (/ready)")
         cold_wall, cold = run_cli_ingest(svc.url, corpus)
         warm_wall, warm = run_cli_ingest(svc.url, corpus)
 
