@@ -212,10 +212,24 @@ class RetrieveOptions(BaseModel):
     max_per_document: int | None = Field(default=None, ge=1, le=100, description="cap of chunks per document")
 
 
+# The schema's hard ceiling; the service's own limit is SNAPDEX_MAX_QUERY_CHARS (16,000 by default), checked at
+# the route so that an operator can set it.
+QUERY_CHARS_CEILING = 200_000
+
+
+def check_query_chars(text: str, limit: int, what: str = "query") -> str:
+    if len(text) > limit:
+        raise ValueError(f"{what} is {len(text):,} characters, over this service's limit of {limit:,} "
+                         "(SNAPDEX_MAX_QUERY_CHARS)")
+    return text
+
+
 class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: NonBlank = Field(min_length=1, max_length=4096)
+    query: NonBlank = Field(min_length=1, max_length=QUERY_CHARS_CEILING, description=(
+        "the question, or a whole message: up to SNAPDEX_MAX_QUERY_CHARS characters (16,000 by default). Past the "
+        "embedding model's input it is embedded in windows, never cut off; the recipe says so"))
     top_k: int = Field(default=5, ge=1, le=100)
     filters: dict[str, Any] | None = Field(default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')
     snapshot: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="pin a snapshot hash")
@@ -273,7 +287,8 @@ class LabelledQueryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=512)
-    text: NonBlank = Field(min_length=1, max_length=4096)
+    text: NonBlank = Field(min_length=1, max_length=QUERY_CHARS_CEILING,
+                          description="up to SNAPDEX_MAX_QUERY_CHARS characters, as a query to /retrieve")
     relevant: list[str | RelevantDoc] = Field(min_length=1, description='doc ids, or {"doc_id", "grade"} objects')
 
     def judgments(self) -> dict[str, int]:

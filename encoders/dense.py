@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -17,9 +18,14 @@ from encoders.lexical import tokenize
 class Embedder(Protocol):
     model_id: str
     dim: int
+    max_tokens: int  # the model's input in word pieces, special tokens included: past it, text is cut off
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text as the model would see them before truncation, special tokens included."""
         ...
 
 
@@ -32,6 +38,49 @@ class SpanEmbedder(Embedder, Protocol):
         """One pass per text: its vector (as `embed` gives it), and per character span of it a unit vector
         pooled from that pass, or None where the span has no tokens in the model's input (past its length)."""
         ...
+
+
+_WORDS = re.compile(r"\w+|[^\w\s]")
+# Where a long text may be cut: after a sentence's end, or at a blank line.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+
+
+def input_windows(embedder: Embedder, text: str, tokens: int | None = None) -> list[str]:
+    """`text` cut into consecutive windows that each fit the model's input, at sentence ends where it can and at
+    word boundaries where one sentence alone is too long; `[text]` when it fits (`tokens`: its count, if known).
+    Nothing is dropped: embedded whole, a long query would lose everything past the model's input (256 word pieces
+    for MiniLM)."""
+    budget = embedder.max_tokens
+    if (tokens if tokens is not None else embedder.count_tokens([text])[0]) <= budget:
+        return [text]
+    pieces = _fit(embedder, [p.strip() for p in _SENTENCE_END.split(text) if p.strip()], budget)
+    # Consecutive pieces packed up to the budget. Counted alone, each piece carries the 2 special tokens a model
+    # adds; a window pays them once (WordPiece splits at white space, so joined pieces count as the sum).
+    windows: list[str] = []
+    current: list[str] = []
+    used = 2
+    for piece, n in zip(pieces, embedder.count_tokens(pieces)):
+        if current and used + n - 2 > budget:
+            windows.append(" ".join(current))
+            current, used = [], 2
+        current.append(piece)
+        used += n - 2
+    if current:
+        windows.append(" ".join(current))
+    return windows
+
+
+def _fit(embedder: Embedder, pieces: list[str], budget: int) -> list[str]:
+    """The pieces in order, any over the budget halved by words until each fits (one word alone stays as it is)."""
+    out: list[str] = []
+    for piece, n in zip(pieces, embedder.count_tokens(pieces)):
+        words = piece.split()
+        if n <= budget or len(words) < 2:
+            out.append(piece)
+        else:
+            half = len(words) // 2
+            out += _fit(embedder, [" ".join(words[:half]), " ".join(words[half:])], budget)
+    return out
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -89,6 +138,17 @@ class SentenceTransformerEmbedder:
             self._load()
         return self._dim  # type: ignore[return-value]
 
+    @property
+    def max_tokens(self) -> int:
+        return int(self._load().max_seq_length)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        # The model's own tokenizer, without truncation; verbose=False: a long text is expected here, not a warning.
+        ids = self._load().tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        return [len(x) for x in ids]
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         model = self._load()
         if not texts:
@@ -141,12 +201,16 @@ class HashEmbedder:
     """Deterministic fake for fast tests: hashed bag of stemmed words, L2-normalised. Its late spans are each
     hashed alone; a span reaching past `max_chars` stands for one past a model's input length."""
 
-    def __init__(self, dim: int = 64, max_chars: int = 100_000) -> None:
+    def __init__(self, dim: int = 64, max_chars: int = 100_000, max_tokens: int = 256) -> None:
         self.dim = dim
         self.max_chars = max_chars
+        self.max_tokens = max_tokens  # its "word pieces" are words, plus two for the special tokens a model adds
         self.model_id = f"hash-embedder-{dim}" + (f"-max{max_chars}" if max_chars != 100_000 else "")
         self.calls = 0
         self.texts_embedded = 0  # model passes: embedded texts, and texts whose spans were pooled
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(_WORDS.findall(t)) + 2 for t in texts]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1

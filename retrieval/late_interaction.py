@@ -44,8 +44,9 @@ class LateInteractionReranker:
         if not candidates or query.vector is None:  # BM25-only answers (another model's snapshot) stay as they are
             return list(candidates)
         ids = [c.id for c in candidates]
+        window_query = query.window_query if query.window_query is not None else query.vector
         scored = query.store.rescore(query.collection, ids, dense=query.vector, sparse=query.sparse,
-                                     windows=query.vector if query.windows else None)
+                                     windows=window_query if query.windows else None)
         legs = {leg: [scored[i].get(leg, 0.0) for i in ids] for leg in LEGS}  # no shared term: BM25 score is 0
         weights = self.weights.as_dict()
         if not query.windows:

@@ -13,15 +13,24 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from cachetools import LRUCache
 
-from encoders.dense import Embedder
+from encoders.dense import Embedder, input_windows
 from encoders.lexical import TOKENIZER_VERSION, query_vector
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate, Query, QueryRewriter, Reranker, RewrittenQuery
 from store.base import VectorStore
 
 FUSIONS = ("dbsf", "rrf")
+# How a query longer than the model's input is embedded: in windows that each fit, combined into the dense leg's
+# vector by their token-weighted mean; "max-sim" also scores the sentence windows by each query window's best
+# match (summed), where "mean" scores them by the one mean vector.
+LONG_QUERY_COMBINES = ("mean", "max-sim")
 FIRST_STAGES = ("hybrid", "dense", "bm25")
 QUERY_VECTOR_CACHE = 4096
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return (v / norm).astype(np.float32) if norm > 0 else v.astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,17 @@ class StageConfig:
             raise ValueError(f"rerank_depth={self.rerank_depth} is out of range [1, 200]")
 
 
+@dataclass(frozen=True)
+class QueryEmbedding:
+    vector: np.ndarray                 # the dense leg's unit query vector
+    rows: np.ndarray | None = None     # one unit vector per input window, when the query did not fit the model
+    tokens: int = 0                    # word pieces of the (longest) query text, special tokens included
+
+    @property
+    def windows(self) -> int:
+        return 1 if self.rows is None else len(self.rows)
+
+
 @dataclass
 class PipelineResult:
     hits: list[Candidate]
@@ -59,10 +79,14 @@ class PipelineResult:
 
 class RetrievalPipeline:
     def __init__(self, store: VectorStore, embedder: Embedder, rerankers: dict[str, Reranker | None],
-                 rewriters: dict[str, QueryRewriter | None], defaults: StageConfig, prune_config: PruneConfig) -> None:
+                 rewriters: dict[str, QueryRewriter | None], defaults: StageConfig, prune_config: PruneConfig,
+                 long_query_combine: str = "mean") -> None:
         for what, choice, known in (("rerank", defaults.rerank, rerankers), ("rewrite", defaults.rewrite, rewriters)):
             if choice not in known:
                 raise ValueError(f"default {what}={choice!r} is not one of {sorted(known)}")
+        if long_query_combine not in LONG_QUERY_COMBINES:
+            raise ValueError(f"long_query_combine={long_query_combine!r} is not one of {LONG_QUERY_COMBINES}")
+        self.long_query_combine = long_query_combine
         self.store = store
         self.embedder = embedder
         self.rerankers = rerankers
@@ -85,7 +109,10 @@ class RetrievalPipeline:
             raise ValueError(f"rewrite={stages.rewrite!r} is not one of {sorted(self.rewriters)}")
         return stages
 
-    def query_vector(self, texts: tuple[str, ...]) -> np.ndarray:
+    def embed_query(self, texts: tuple[str, ...]) -> QueryEmbedding:
+        """The dense query vector of one or more texts (multi-query, HyDE: the mean of their unit vectors). A text
+        past the model's input is embedded in windows that each fit, combined by their token-weighted mean (the
+        model's own pooling averages its tokens), never cut off."""
         key = (self.embedder.model_id, texts)
         with self._lock:
             hit = self._vectors.get(key)
@@ -93,14 +120,22 @@ class RetrievalPipeline:
                 self.vector_hits += 1
                 return hit
             self.vector_misses += 1
-        # Several texts (multi-query, HyDE): the mean of their unit vectors, renormalised.
-        vecs = np.asarray(self.embedder.embed(list(texts)), dtype=np.float32)
-        vec = vecs.mean(axis=0)
-        norm = float(np.linalg.norm(vec))
-        vec = vec / norm if norm > 0 else vec
+        counts = self.embedder.count_tokens(list(texts))
+        windows = [input_windows(self.embedder, t, n) for t, n in zip(texts, counts)]
+        vecs = np.asarray(self.embedder.embed([w for ws in windows for w in ws]), dtype=np.float32)
+        per_text, rows, at = [], None, 0
+        for ws in windows:
+            part, at = vecs[at:at + len(ws)], at + len(ws)
+            if len(ws) == 1:
+                per_text.append(part[0])
+                continue
+            weights = np.asarray(self.embedder.count_tokens(ws), dtype=np.float32)
+            per_text.append(_unit((part * weights[:, None]).sum(axis=0)))
+            rows = part if rows is None or len(part) > len(rows) else rows
+        out = QueryEmbedding(_unit(np.mean(per_text, axis=0)), rows, max(counts))
         with self._lock:
-            self._vectors[key] = vec
-        return vec
+            self._vectors[key] = out
+        return out
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
             dense: bool = True, prune_config: PruneConfig | None = None, windows: bool = True) -> PipelineResult:
@@ -119,12 +154,13 @@ class RetrievalPipeline:
         rewriter = self.rewriters[stages.rewrite]
         if hasattr(rewriter, "bind"):  # feedback: its first pass searches this request's snapshot
             rewriter = rewriter.bind(lambda q: [h.payload.get("text", "") for h in self._first_stage(
-                collection, self.query_vector((q,)) if dense else None, query_vector(q), 10, stages, filters)])
+                collection, self.embed_query((q,)).vector if dense else None, query_vector(q), 10, stages, filters)])
         rewritten = rewriter.rewrite(text) if rewriter else RewrittenQuery(lexical=text, dense=(text,))
         lap("rewrite")
         sparse = query_vector(rewritten.lexical, dict(rewritten.extra_terms))
         dense = dense and stages.first_stage != "bm25"
-        vector = self.query_vector(rewritten.dense) if dense else None
+        embedded = self.embed_query(rewritten.dense) if dense else None
+        vector = embedded.vector if embedded else None
         lap("embed")
         reranker = self.rerankers[stages.rerank] if vector is not None else None
         # Pruning drops near-duplicates: fetch a little more than top_k so it still returns top_k.
@@ -133,7 +169,9 @@ class RetrievalPipeline:
         candidates = [Candidate(id=h.id, payload=h.payload, scores={"fused": h.score}, score=h.score) for h in hits]
         lap("first_stage")
         query = Query(text=text, vector=vector, sparse=sparse, collection=collection, store=self.store,
-                      filters=filters, windows=windows)
+                      filters=filters, windows=windows, tokens=embedded.tokens if embedded else 0,
+                      window_query=embedded.rows if embedded is not None and embedded.rows is not None
+                      and self.long_query_combine == "max-sim" else None)
         if reranker is not None:
             # The second stage orders the best `rerank_depth`; any further hits follow in first-stage order,
             # so the top of a long list is the same as the top of a short one.
@@ -151,6 +189,10 @@ class RetrievalPipeline:
         self._leg_scores(query, kept)
         lap("prune")
         recipe = self._recipe(stages, rewriter, rewritten, reranker, vector is not None, prune_config)
+        if embedded is not None and embedded.rows is not None:
+            # What was done to a query past the model's input, for this answer.
+            recipe["first_stage"]["query_windows"] = {"tokens": embedded.tokens, "windows": embedded.windows,
+                                                      "combine": self.long_query_combine}
         return PipelineResult(kept, recipe, timings, dropped)
 
     def _first_stage(self, collection, vector, sparse, depth, stages: StageConfig, filters):
@@ -187,6 +229,9 @@ class RetrievalPipeline:
                 "legs": {"hybrid": ["dense", "bm25"], "dense": ["dense"], "bm25": ["bm25"]}[
                     stages.first_stage if dense else "bm25"],
                 "embedding": self.embedder.model_id if dense else None,
+                # A query past the model's input is embedded in windows that fit it, never cut off.
+                "long_queries": {"max_tokens": self.embedder.max_tokens, "combine": self.long_query_combine}
+                if dense else None,
                 "bm25_tokenizer": TOKENIZER_VERSION,
                 "fusion": stages.fusion,
                 **({"rrf_k": stages.rrf_k} if stages.fusion == "rrf" else {}),

@@ -33,7 +33,9 @@ class Candidate:
 class Query:
     """What the stages know about the request. `vector` is the dense query embedding (None when the snapshot was
     built with another model and only BM25 answers); `collection` and `store` let a stage read the snapshot;
-    `windows` says whether its points carry sentence-window vectors (snapshots built without them do not)."""
+    `windows` says whether its points carry sentence-window vectors (snapshots built without them do not);
+    `tokens` is the query's length in the model's word pieces; `window_query`, when set, holds one vector per
+    model-sized window of a long query, to score sentence windows by (max-sim, summed) instead of `vector`."""
 
     text: str
     vector: np.ndarray | None
@@ -42,6 +44,8 @@ class Query:
     store: VectorStore
     filters: dict | None = None
     windows: bool = True
+    tokens: int = 0
+    window_query: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

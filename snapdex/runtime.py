@@ -123,7 +123,8 @@ class Runtime:
         stages = StageConfig(candidates=s.retrieval_candidates, fusion=s.retrieval_fusion, rrf_k=s.retrieval_rrf_k,
                              rerank=s.rerank, rerank_depth=s.rerank_depth, rewrite=s.rewrite)
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
-                                 PruneConfig(s.prune_near_duplicate, s.max_chunks_per_document))
+                                 PruneConfig(s.prune_near_duplicate, s.max_chunks_per_document),
+                                 long_query_combine=s.long_query_combine)
 
     @cached_property
     def searcher(self) -> SnapshotSearcher:

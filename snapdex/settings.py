@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     window_method: Literal["late", "standalone"] = Field(
         default="late", description="late: pooled from the chunk's own pass; standalone: each window embedded alone")
 
+    # Queries longer than this are refused (422): room for a pasted chat message, not a whole document.
+    max_query_chars: int = Field(default=16_000, ge=64, le=200_000)
+    # A query past the embedding model's input (256 word pieces for MiniLM) is embedded in windows that fit it,
+    # combined by their token-weighted mean; "max-sim" also scores sentence windows by each query window's best match.
+    long_query_combine: Literal["mean", "max-sim"] = "mean"
+
     # Retrieval. Defaults chosen on SciFact train (bench/tune.py); a request may override most per call.
     retrieval_candidates: int = Field(default=100, ge=1, le=1000, description="per leg, before fusion")
     retrieval_fusion: Literal["dbsf", "rrf"] = "dbsf"

@@ -81,7 +81,8 @@ class VectorStore(Protocol):
     ) -> dict[str, dict[str, float]]:
         """Scores of the given points on each leg asked for: {id: {"dense"|"bm25"|"windows": score}}.
 
-        `windows` is the query vector scored by max-sim against each point's window vectors. A point the
+        `windows` is the query vector scored by max-sim against each point's window vectors, or a matrix of query
+        vectors (a long query embedded in windows): the sum over its rows of each row's max-sim. A point the
         sparse query shares no term with has no "bm25" entry (its score would be 0)."""
         ...
 

@@ -15,7 +15,8 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from .base import DENSE, SPARSE, WINDOWS, StoreError, StoreUnavailable
-from .common import batches, check_fusion, check_ids, check_name, check_positive, rescore_legs, top_hits
+from .common import (batches, check_fusion, check_ids, check_name, check_positive, query_rows, rescore_legs,
+                     top_hits)
 from .filters import parse_filters
 from .types import Hit, Point, Record, SparseVector
 
@@ -252,7 +253,7 @@ class ClientStore:
             return scores
         only = qm.Filter(must=[qm.HasIdCondition(has_id=ids)])
         # Max-sim compares against a multivector: one query vector is a list of one.
-        convert = {DENSE: _dense, SPARSE: _sparse, WINDOWS: lambda v: [_dense(v)]}
+        convert = {DENSE: _dense, SPARSE: _sparse, WINDOWS: lambda v: query_rows(v).tolist()}
         for leg, using, vector in rescore_legs(dense, sparse, windows):
             query = convert[using](vector)
             with self._call(f"rescoring ({leg}) in {name!r}"):

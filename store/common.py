@@ -6,6 +6,8 @@ import re
 import uuid
 from typing import Callable, Sequence
 
+import numpy as np
+
 from .base import DENSE, SPARSE, WINDOWS
 from .types import Hit, SparseVector
 
@@ -80,3 +82,10 @@ def rescore_legs(dense, sparse: SparseVector | None, windows) -> list[tuple[str,
     if windows is not None:
         legs.append(("windows", WINDOWS, windows))
     return legs
+
+
+def query_rows(vector) -> np.ndarray:
+    """A max-sim query as rows: one vector is a multivector of one; a matrix (a long query embedded in windows)
+    scores each point by the sum over its rows of the best match among the point's window vectors."""
+    rows = np.asarray(vector, dtype=np.float32)
+    return rows[None, :] if rows.ndim == 1 else rows

@@ -12,7 +12,8 @@ import numpy as np
 import qdrant_edge as qe
 
 from .base import DENSE, SPARSE, WINDOWS, StoreError
-from .common import batches, check_fusion, check_ids, check_name, check_positive, rescore_legs, top_hits
+from .common import (batches, check_fusion, check_ids, check_name, check_positive, query_rows, rescore_legs,
+                     top_hits)
 from .filters import parse_filters
 from .types import Hit, Point, Record, SparseVector
 
@@ -290,7 +291,7 @@ class EdgeStore:
         shard = self._shard(name)
         only = qe.Filter(must=[qe.HasIdCondition(set(ids))])
         # Max-sim compares against a multivector: one query vector is a list of one.
-        convert = {DENSE: _dense, SPARSE: _sparse, WINDOWS: lambda v: [_dense(v).tolist()]}
+        convert = {DENSE: _dense, SPARSE: _sparse, WINDOWS: lambda v: query_rows(v).tolist()}
         for leg, using, vector in rescore_legs(dense, sparse, windows):
             query = qe.Query.Nearest(convert[using](vector), using=using)
             request = qe.QueryRequest(limit=len(ids), query=query, filter=only, params=_EXACT, with_payload=False)

@@ -293,3 +293,27 @@ def test_retrieve_contract_stages_recipe_cache_and_errors(service):
     spec = c.get("/openapi.json").json()["components"]["schemas"]
     assert {"RetrieveOptions", "HitScores", "RetrieveResponse"} <= set(spec)
     assert "rerank" in spec["HitScores"]["properties"] and "recipe" in spec["RetrieveResponse"]["properties"]
+
+
+def test_long_queries_up_to_the_setting_are_embedded_in_windows_and_longer_ones_refused(service):
+    h = auth("contract")
+    c = service.client
+    docs = [{"id": "lq-1", "text": "Leave policy\n\nStaff get twenty-five days of paid leave each year. Unused days "
+                                   "carry over until March."},
+            {"id": "lq-2", "text": "Laptops\n\nLaptops are replaced every four years by the IT department."}]
+    service.wait_job(c.post("/ingest", json={"documents": docs}, headers=h).json()["job_id"], headers=h)
+    # A pasted message: 15,000 characters, far past MiniLM's 256 word pieces, the question at its end.
+    filler = "We talked about many things in the meeting today and took notes on all of them. "
+    message = (filler * 200)[:14_900] + " How many days of paid leave do staff get each year?"
+    assert len(message) < 16_000
+    r = c.post("/retrieve", json={"query": message, "top_k": 2}, headers=h)
+    assert r.status_code == 200, r.text
+    windows = r.json()["recipe"]["first_stage"]["query_windows"]
+    assert windows["windows"] > 10 and windows["tokens"] > 2_000 and windows["combine"] in ("mean", "max-sim")
+    assert r.json()["hits"][0]["doc_id"] == "lq-1"  # the last window's question still counts: nothing was cut off
+    # Past SNAPDEX_MAX_QUERY_CHARS (16,000 by default): a 422 naming the limit and its setting.
+    r = c.post("/retrieve", json={"query": "x " * 8_001, "top_k": 2}, headers=h)
+    assert r.status_code == 422 and "16,000" in r.text and "SNAPDEX_MAX_QUERY_CHARS" in r.text
+    r = c.post("/eval/query-sets", headers=h, json={"name": "long", "queries": [
+        {"id": "q1", "text": "y " * 8_001, "relevant": ["lq-1"]}]})
+    assert r.status_code == 422 and "query 'q1'" in r.text and "SNAPDEX_MAX_QUERY_CHARS" in r.text

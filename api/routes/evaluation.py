@@ -11,7 +11,7 @@ from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.enqueue import enqueue
 from api.schemas import (
     EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse, EvalRunListResponse, EvalRunQueued,
-    EvalRunRequest, EvalRunResponse, LabelledQueryOut, OverviewQuerySet, OverviewRun, QueryChange,
+    EvalRunRequest, EvalRunResponse, check_query_chars, LabelledQueryOut, OverviewQuerySet, OverviewRun, QueryChange,
     QueryResultOut, QuerySetDetailResponse, QuerySetListResponse, QuerySetRequest, QuerySetResponse,
     SnapshotResponse, errors,
 )
@@ -30,6 +30,11 @@ async def upload_query_set(req: QuerySetRequest, rt: RuntimeDep, settings: Setti
                            response: Response) -> QuerySetResponse:
     if len(req.queries) > settings.max_queries_per_set:
         raise HTTPException(422, f"query set has {len(req.queries)} queries; at most {settings.max_queries_per_set}")
+    try:
+        for q in req.queries:
+            check_query_chars(q.text, settings.max_query_chars, f"query {q.id!r}")
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from e
     queries = [LabelledQuery(q.id, q.text, q.judgments()) for q in req.queries]
     ref, created = await run_in_threadpool(rt.evals.put_query_set, tenant, req.name, queries, req.description)
     if not created:

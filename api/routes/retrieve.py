@@ -6,9 +6,10 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep, TenantDep
+from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.ratelimit import RetrieveLimit
-from api.schemas import ErrorResponse, HitScores, HitSource, RetrieveHit, RetrieveRequest, RetrieveResponse, errors
+from api.schemas import (ErrorResponse, HitScores, HitSource, RetrieveHit, RetrieveRequest, RetrieveResponse,
+                         check_query_chars, errors)
 from index_snapshots.querying import Answer
 from index_snapshots.resolve import SnapshotNotFound
 from snapdex.logs import request_id_var, text_digest
@@ -42,9 +43,10 @@ def _response(answer: Answer, request_id: str) -> RetrieveResponse:
 
 @router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
              responses={404: {"model": ErrorResponse, "description": "no live snapshot, or the pinned one is not readable"}})
-async def retrieve(req: RetrieveRequest, rt: RuntimeDep, tenant: TenantDep, request: Request,
+async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep, request: Request,
                    _: RetrieveLimit) -> RetrieveResponse:
     try:
+        check_query_chars(req.query, settings.max_query_chars)
         answer = await run_in_threadpool(rt.searcher.search, tenant, req.query, req.top_k, req.filters, req.snapshot,
                                          **req.options.model_dump())
     except SnapshotNotFound as e:

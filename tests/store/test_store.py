@@ -327,3 +327,23 @@ def test_rescore_scores_each_leg_of_the_given_points(store, other, points):
         assert store.rescore("win", ids[:2], dense=dense) == {i: {"dense": pytest.approx(got[i]["dense"], abs=1e-4)}
                                                              for i in ids[:2]}
     assert store.rescore("win", [], dense=dense) == {}
+
+
+def test_rescore_by_a_matrix_of_query_vectors_sums_each_rows_max_sim(store, other, points):
+    # A long query embedded in several windows: each point scores the sum over the query's rows of the best
+    # window match (Qdrant's multivector max-sim), the same on both backends.
+    points = _with_windows(points, seed=9)
+    for s in (store, other):
+        s.create_collection("win", DIM, windows=True)
+        s.upsert("win", points)
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(3, DIM)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    ids = [p.id for p in points[::13]]
+    got = store.rescore("win", ids, windows=rows)
+    want = other.rescore("win", ids, windows=rows)
+    by_id = {p.id: p for p in points}
+    for i in ids:
+        expected = float((by_id[i].windows @ rows.T).max(axis=0).sum())
+        assert got[i]["windows"] == pytest.approx(expected, abs=1e-4)
+        assert want[i]["windows"] == pytest.approx(expected, abs=1e-4)

@@ -49,3 +49,10 @@ def test_scores_match_rank_bm25_reference():
     assert ours == pytest.approx(theirs, abs=1e-12)
     # Both documents with "cat" and "chase" score; the one without either does not.
     assert ours[0] > 0 and ours[1] > 0 and ours[2] == 0 and ours[3] == 0
+
+
+def test_query_vector_weights_each_term_by_its_count_in_the_query():
+    # BM25 sums over query tokens: "cats chase cats" counts "cat" twice. Feedback terms never lower a query term.
+    q = query_vector("Cats chase cats; the dog", extra_terms={"dog": 0.3, "mous": 0.3})
+    assert dict(zip(q.indices, q.values)) == {term_id("cat"): 2.0, term_id("chase"): 1.0, term_id("dog"): 1.0,
+                                              term_id("mous"): 0.3}
