@@ -22,7 +22,8 @@ from api.auth import AuthMiddleware
 from api.keys import KeyStore
 from api.ratelimit import RateLimits
 from api.schemas import errors
-from api.routes import benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve, snapshots
+from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
+                        snapshots, tuning)
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
 from workers.celery_app import EmbeddedWorker, configure
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
     app.state.rate_limits = RateLimits({"retrieve": settings.rate_limit_retrieve, "ingest": settings.rate_limit_ingest},
                                        settings.redis_url)
-    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, dashboard, metrics, benchmarks):
+    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, tuning, dashboard, metrics, benchmarks):
         app.include_router(module.router, responses=errors(401, 403))
     app.include_router(health.router)  # /ready is keyed too: it declares its own 401
     return app

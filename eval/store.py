@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS eval_runs (
     set_id INTEGER NOT NULL REFERENCES query_sets(id),
     recipe_key TEXT NOT NULL,
     recipe TEXT NOT NULL,
-    trigger TEXT NOT NULL,             -- build | upload | manual | baseline
+    trigger TEXT NOT NULL,             -- build | upload | manual | baseline | profile
     status TEXT NOT NULL,              -- running | done | failed
     created_at REAL NOT NULL,
     finished_at REAL,

@@ -37,13 +37,14 @@ class SnapshotEvaluator:
         # Ranked documents needed by the deepest cutoff (and by MRR@10 / nDCG@10).
         return max(*self.ks, 10)
 
-    def recipe(self) -> dict:
-        return {**self.searcher.pipeline.recipe(), "eval": {"ks": list(self.ks), "depth": self.depth}}
+    def recipe(self, tenant: str) -> dict:
+        """The tenant's retrieval recipe, its profile included: a run is reused only under the same one."""
+        return {**self.searcher.recipe(tenant), "eval": {"ks": list(self.ks), "depth": self.depth}}
 
     def evaluate(self, tenant: str, snapshot: str, query_set: QuerySetRef, trigger: str = "manual",
                  reuse: bool = True) -> RunRow:
         """Score one query set version on one snapshot; a finished run under the same recipe is reused."""
-        recipe = self.recipe()
+        recipe = self.recipe(tenant)
         if reuse and (done := self.store.finished_run(tenant, snapshot, query_set.id, recipe)) is not None:
             return done
         labelled = self.store.queries(query_set.id)
@@ -127,7 +128,7 @@ class SnapshotEvaluator:
         for snap, runs in done.items():
             if not runs:
                 raise LookupError(f"snapshot {snap[:12]} has no finished run of {query_set.name} v{query_set.version}")
-        current = recipe_key(self.recipe())
+        current = recipe_key(self.recipe(tenant))
         shared = {r.recipe_key for r in done[base]} & {r.recipe_key for r in done[candidate]}
         key = current if current in shared else next((r.recipe_key for r in done[candidate] if r.recipe_key in shared),
                                                       None)
@@ -138,7 +139,7 @@ class SnapshotEvaluator:
         """Everything the dashboard draws, from aggregates only (per-query rows load on drill-down)."""
         snapshots = self.manifest.list(tenant)
         verdicts = self.store.verdicts(tenant)
-        current = recipe_key(self.recipe())
+        current = recipe_key(self.recipe(tenant))
         series: dict[int, dict[str, RunRow]] = {}
         for run in reversed(self.store.runs(tenant, status="done")):  # oldest first: the newest run wins...
             kept = series.setdefault(run.set_id, {}).get(run.snapshot)

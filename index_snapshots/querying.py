@@ -1,18 +1,25 @@
-"""Answering a query from a named snapshot: resolve it, check it can take this process's query vectors, run
-the retrieval pipeline, cache the answer under the snapshot's hash. `/retrieve` and the evaluation runs both
-come through here, so what is measured is what is served.
+"""Answering a query from a named snapshot: resolve it, check it can take this process's query vectors, apply the
+tenant's retrieval profile, run the retrieval pipeline, cache the answer under the snapshot's hash. `/retrieve`
+and the evaluation runs both come through here, so what is measured is what is served.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
+from cachetools import TTLCache
+
+from eval.profiles import Profile, ProfileStore
 from index_snapshots.resolve import SnapshotResolver
 from retrieval.cache import ResultCache, request_key
-from retrieval.pipeline import RetrievalPipeline
-from retrieval.pruning import PruneConfig
+from retrieval.pipeline import RetrievalPipeline, StageConfig
 from retrieval.types import Candidate
+
+# A newly adopted or rolled-back profile reaches every API process within this long; each answer names the profile
+# version it used, so an answer given meanwhile is still reproducible.
+PROFILE_TTL_S = 2.0
 
 
 @dataclass
@@ -25,26 +32,65 @@ class Answer:
     cached: bool = False
 
 
+def profile_recipe(profile: Profile) -> dict:
+    return {"version": profile.version, "source": "global default" if profile.is_default else "tuned"}
+
+
 class SnapshotSearcher:
-    def __init__(self, resolver: SnapshotResolver, pipeline: RetrievalPipeline, cache: ResultCache) -> None:
+    def __init__(self, resolver: SnapshotResolver, pipeline: RetrievalPipeline, cache: ResultCache,
+                 profiles: ProfileStore | None = None) -> None:
         self.resolver = resolver
         self.pipeline = pipeline
         self.cache = cache
+        self.profiles = profiles
+        self._profiles: TTLCache = TTLCache(maxsize=10_000, ttl=PROFILE_TTL_S)
+        self._lock = threading.Lock()
+
+    def profile(self, tenant: str) -> Profile:
+        """The tenant's live retrieval profile (the global default without one), read at most every few seconds."""
+        if self.profiles is None:
+            return Profile(tenant, 0)
+        with self._lock:
+            hit = self._profiles.get(tenant)
+        if hit is None:
+            hit = self.profiles.live(tenant)
+            with self._lock:
+                self._profiles[tenant] = hit
+        return hit
+
+    def stages(self, profile: Profile, **overrides) -> tuple[StageConfig, list[str]]:
+        """The service's defaults, then the profile's parameters, then the request's overrides. A profile this
+        service can no longer run (it names a stage that is not configured here) gives way to the global default,
+        with a warning, rather than failing every request."""
+        request = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return self.pipeline.stages(**{**profile.params, **request}), []
+        except (ValueError, TypeError) as e:
+            if profile.is_default:
+                raise
+            return self.pipeline.stages(**request), [
+                f"retrieval profile v{profile.version} of tenant {profile.tenant} cannot run here ({e}): "
+                "answered with the global default"]
+
+    def recipe(self, tenant: str) -> dict:
+        """What shapes the tenant's answers now (its profile included), without any one query's notes."""
+        profile = self.profile(tenant)
+        stages, _ = self.stages(profile)
+        return {**self.pipeline.recipe(stages), "profile": profile_recipe(profile)}
 
     def search(self, tenant: str, query: str, top_k: int, filters: dict | None = None, snapshot: str | None = None,
-               max_per_document: int | None = None, use_cache: bool = True, **stage_overrides) -> Answer:
+               use_cache: bool = True, profile: Profile | None = None, **stage_overrides) -> Answer:
+        """`profile`: answer under this one instead of the tenant's live profile (the tuner's trials)."""
         started = time.perf_counter()
         snap = self.resolver.resolve(tenant, snapshot)
-        stages = self.pipeline.stages(**stage_overrides)
-        prune = self.pipeline.prune_config
-        if max_per_document is not None:
-            prune = PruneConfig(prune.near_duplicate, max_per_document)
-        key = request_key(snap.hash, query, top_k=top_k, filters=filters, stages=stages, prune=prune.recipe())
+        profile = profile or self.profile(tenant)
+        stages, warnings = self.stages(profile, **stage_overrides)
+        key = request_key(snap.hash, query, top_k=top_k, filters=filters, stages=stages,
+                          prune=self.pipeline.prune_config.recipe(), profile=profile.version)
         resolved = round((time.perf_counter() - started) * 1000, 3)
         if use_cache and (hit := self.cache.get(key)) is not None:
             return Answer(hit.hits, hit.snapshot, hit.recipe, {"resolve": resolved, "total": resolved},
                           hit.warnings, cached=True)
-        warnings = []
         # A snapshot built with another embedding model cannot take this model's query vectors: answer from its
         # BM25 leg rather than from a mismatched vector space, and say so.
         built_with = snap.config.get("embedding", {}).get("model")
@@ -57,7 +103,8 @@ class SnapshotSearcher:
             warnings.append(f"snapshot {snap.hash[:12]} holds no sentence windows: the late-interaction stage "
                             "ranked by its dense and BM25 legs only (the windows' weight went to dense)")
         result = self.pipeline.run(snap.collection, query, top_k, stages, filters=filters, dense=same_model,
-                                   prune_config=prune, windows=bool(snap.config.get("windows")))
+                                   windows=bool(snap.config.get("windows")))
+        result.recipe["profile"] = profile_recipe(profile)
         timings = {"resolve": resolved, **result.timings_ms}
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
         answer = Answer(result.hits, snap.hash, result.recipe, timings, warnings)

@@ -35,9 +35,12 @@ class LateInteractionWeights:
 
 
 class LateInteractionReranker:
+    """Its weights are a stage parameter (StageConfig.late_*: the service's default, a tenant's profile or the
+    request), carried by the query; `weights` is what it uses for a query that carries none."""
+
     name = "late-interaction"
 
-    def __init__(self, weights: LateInteractionWeights) -> None:
+    def __init__(self, weights: LateInteractionWeights = LateInteractionWeights(0.0, 1.0, 1.0)) -> None:
         self.weights = weights
 
     def rerank(self, query: Query, candidates: list[Candidate]) -> list[Candidate]:
@@ -48,7 +51,7 @@ class LateInteractionReranker:
         scored = query.store.rescore(query.collection, ids, dense=query.vector, sparse=query.sparse,
                                      windows=window_query if query.windows else None)
         legs = {leg: [scored[i].get(leg, 0.0) for i in ids] for leg in LEGS}  # no shared term: BM25 score is 0
-        weights = self.weights.as_dict()
+        weights = (query.late_weights or self.weights).as_dict()
         if not query.windows:
             # A snapshot built without windows: the whole-chunk vector is the nearest dense signal there is.
             weights = {**weights, "dense": weights["dense"] + weights["windows"], "windows": 0.0}
@@ -60,4 +63,5 @@ class LateInteractionReranker:
         return sorted(candidates, key=lambda c: (-c.score, c.id))
 
     def recipe(self) -> dict:
-        return {"name": self.name, "fusion": "weighted-zscore", "weights": self.weights.as_dict()}
+        # The weights in use are the stages' and the pipeline's recipe names them.
+        return {"name": self.name, "fusion": "weighted-zscore"}

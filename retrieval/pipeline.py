@@ -6,6 +6,7 @@ from (snapshot hash, recipe, query). The same pipeline serves `/retrieve` and th
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
@@ -15,6 +16,7 @@ from cachetools import LRUCache
 
 from encoders.dense import Embedder, input_windows
 from encoders.lexical import TOKENIZER_VERSION, query_vector
+from retrieval.late_interaction import LateInteractionWeights
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate, Query, QueryRewriter, Reranker, RewrittenQuery
 from store.base import VectorStore
@@ -35,7 +37,8 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StageConfig:
-    """The ranking knobs. Defaults are what the SciFact train split chose (see bench/tune.py)."""
+    """The ranking knobs: what a retrieval profile sets and a request may override. Defaults are what the SciFact
+    train split chose (see bench/tune.py)."""
 
     first_stage: str = "hybrid"  # or one leg alone, for comparisons
     candidates: int = 100      # per leg, before fusion
@@ -44,8 +47,20 @@ class StageConfig:
     rerank: str = "late-interaction"
     rerank_depth: int = 100    # fused candidates the second stage sees
     rewrite: str = "none"
+    # Late interaction: weights of its z-scored legs (dense 0 on SciFact train: the windows carry the dense signal).
+    late_dense: float = 0.0
+    late_bm25: float = 1.0
+    late_windows: float = 1.0
+    max_per_document: int | None = None  # cap of chunks per document in the answer
+
+    @property
+    def late_weights(self) -> LateInteractionWeights:
+        return LateInteractionWeights(self.late_dense, self.late_bm25, self.late_windows)
 
     def __post_init__(self) -> None:
+        self.late_weights  # range checks, with the weights' own messages
+        if self.max_per_document is not None and not 1 <= self.max_per_document <= 100:
+            raise ValueError(f"max_per_document={self.max_per_document} is out of range [1, 100]")
         if not 1 <= self.candidates <= 1000:
             raise ValueError(f"candidates={self.candidates} is out of range [1, 1000]")
         if self.first_stage not in FIRST_STAGES:
@@ -101,13 +116,20 @@ class RetrievalPipeline:
         self.vector_misses = 0
 
     def stages(self, **overrides) -> StageConfig:
-        """The defaults with a request's overrides; unknown stage names are rejected with the known ones."""
-        stages = replace(self.defaults, **{k: v for k, v in overrides.items() if v is not None})
+        """The defaults with these overrides (a profile's, a request's); unknown stage names are rejected with the
+        known ones."""
+        stages = replace(self.defaults, **overrides)
         if stages.rerank not in self.rerankers:
             raise ValueError(f"rerank={stages.rerank!r} is not one of {sorted(self.rerankers)}")
         if stages.rewrite not in self.rewriters:
             raise ValueError(f"rewrite={stages.rewrite!r} is not one of {sorted(self.rewriters)}")
         return stages
+
+    def with_store(self, store: VectorStore) -> "RetrievalPipeline":
+        """The same pipeline reading another store (a memo of this one); query vectors stay shared."""
+        other = copy.copy(self)
+        other.store = store
+        return other
 
     def embed_query(self, texts: tuple[str, ...]) -> QueryEmbedding:
         """The dense query vector of one or more texts (multi-query, HyDE: the mean of their unit vectors). A text
@@ -138,10 +160,10 @@ class RetrievalPipeline:
         return out
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
-            dense: bool = True, prune_config: PruneConfig | None = None, windows: bool = True) -> PipelineResult:
+            dense: bool = True, windows: bool = True) -> PipelineResult:
         """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model.
         `windows=False`: the snapshot holds no sentence-window vectors."""
-        prune_config = prune_config or self.prune_config
+        prune_config = self.prune_for(stages)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -170,6 +192,7 @@ class RetrievalPipeline:
         lap("first_stage")
         query = Query(text=text, vector=vector, sparse=sparse, collection=collection, store=self.store,
                       filters=filters, windows=windows, tokens=embedded.tokens if embedded else 0,
+                      late_weights=stages.late_weights,
                       window_query=embedded.rows if embedded is not None and embedded.rows is not None
                       and self.long_query_combine == "max-sim" else None)
         if reranker is not None:
@@ -214,12 +237,15 @@ class RetrievalPipeline:
                 c.scores["dense"] = scored[c.id].get("dense") if query.vector is not None else None
                 c.scores["bm25"] = scored[c.id].get("bm25", 0.0)
 
-    def recipe(self, stages: StageConfig | None = None, prune_config: PruneConfig | None = None) -> dict:
+    def prune_for(self, stages: StageConfig) -> PruneConfig:
+        return PruneConfig(self.prune_config.near_duplicate, stages.max_per_document)
+
+    def recipe(self, stages: StageConfig | None = None) -> dict:
         """What shapes every answer under these stages, without any one query's notes: evaluation runs are
         keyed by it, so a run is reused only while the pipeline that produced it is unchanged."""
         stages = stages or self.defaults
         return self._recipe(stages, self.rewriters[stages.rewrite], None, self.rerankers[stages.rerank], True,
-                            prune_config or self.prune_config)
+                            self.prune_for(stages))
 
     def _recipe(self, stages: StageConfig, rewriter, rewritten, reranker, dense: bool, prune_config) -> dict:
         return {
@@ -237,7 +263,9 @@ class RetrievalPipeline:
                 **({"rrf_k": stages.rrf_k} if stages.fusion == "rrf" else {}),
                 "candidates_per_leg": stages.candidates,
             },
-            "rerank": {**reranker.recipe(), "depth": stages.rerank_depth} if reranker else None,
+            "rerank": {**reranker.recipe(), "depth": stages.rerank_depth,
+                       **({"weights": stages.late_weights.as_dict()} if reranker.name == "late-interaction" else {})}
+            if reranker else None,
             "prune": prune_config.recipe(),
             "stages": asdict(stages),
         }

@@ -46,6 +46,7 @@ class Query:
     windows: bool = True
     tokens: int = 0
     window_query: np.ndarray | None = None
+    late_weights: object | None = None  # LateInteractionWeights of this request's stages
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from functools import cached_property
 from encoders.dense import CachedEmbedding, RedisEmbeddingCache, SentenceTransformerEmbedder, SqliteEmbeddingCache
 from encoders.lexical import BM25Params
 from eval.benchmarks import BenchmarkStore
+from eval.profiles import ProfileStore
 from eval.store import EvalStore
 from index_snapshots.builder import IndexConfig, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
@@ -17,9 +18,10 @@ from index_snapshots.manifest import Manifest
 from index_snapshots.querying import SnapshotSearcher
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.service import SnapshotService
+from index_snapshots.tuning import ProfileTuner
 from ingest.windows import WindowConfig
 from retrieval.feedback import FeedbackConfig, PseudoRelevanceRewriter
-from retrieval.late_interaction import LateInteractionReranker, LateInteractionWeights
+from retrieval.late_interaction import LateInteractionReranker
 from retrieval.pipeline import RetrievalPipeline, StageConfig
 from retrieval.cache import ResultCache
 from retrieval.pruning import PruneConfig
@@ -49,6 +51,7 @@ class Runtime:
         self.manifest = Manifest(self.db)
         self.evals = EvalStore(self.db)
         self.benchmarks = BenchmarkStore(self.db)
+        self.profiles = ProfileStore(self.db)
         if self.embedder is None:
             self.embedder = SentenceTransformerEmbedder(self.settings.embedding_model_path,
                                                         batch_size=self.settings.embedding_batch_size)
@@ -110,8 +113,7 @@ class Runtime:
     @cached_property
     def pipeline(self) -> RetrievalPipeline:
         s = self.settings
-        rerankers = {"none": None, "late-interaction": LateInteractionReranker(
-            LateInteractionWeights(s.late_weight_dense, s.late_weight_bm25, s.late_weight_windows))}
+        rerankers = {"none": None, "late-interaction": LateInteractionReranker()}
         if s.cross_encoder_path is not None:
             from retrieval.cross_encoder import CrossEncoderReranker  # torch-heavy import only when configured
 
@@ -121,15 +123,22 @@ class Runtime:
             rewriters["llm"] = LLMRewriter(s.llm_base_url, s.llm_model, s.llm_api_key, mode=s.llm_mode,
                                            timeout_s=s.llm_timeout_s)
         stages = StageConfig(candidates=s.retrieval_candidates, fusion=s.retrieval_fusion, rrf_k=s.retrieval_rrf_k,
-                             rerank=s.rerank, rerank_depth=s.rerank_depth, rewrite=s.rewrite)
+                             rerank=s.rerank, rerank_depth=s.rerank_depth, rewrite=s.rewrite,
+                             late_dense=s.late_weight_dense, late_bm25=s.late_weight_bm25,
+                             late_windows=s.late_weight_windows, max_per_document=s.max_chunks_per_document)
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
-                                 PruneConfig(s.prune_near_duplicate, s.max_chunks_per_document),
+                                 PruneConfig(s.prune_near_duplicate),
                                  long_query_combine=s.long_query_combine)
 
     @cached_property
     def searcher(self) -> SnapshotSearcher:
         return SnapshotSearcher(self.resolver, self.pipeline,
-                                ResultCache(self.settings.result_cache_size, self.settings.result_cache_ttl_s))
+                                ResultCache(self.settings.result_cache_size, self.settings.result_cache_ttl_s),
+                                self.profiles)
+
+    @cached_property
+    def tuner(self) -> ProfileTuner:
+        return ProfileTuner(self.searcher, self.manifest, self.evals, self.profiles, tuple(self.settings.eval_ks))
 
     def config_drift(self) -> dict[str, list[str]]:
         """Per tenant, which parts of the live snapshot's config differ from this process's config."""

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # ...and has not fallen more than this below the live snapshot's value on the same set.
     gate_max_drop: dict[str, float] = Field(default={"recall@10": 0.02, "ndcg@10": 0.02})
     max_queries_per_set: int = Field(default=10_000, ge=1, le=100_000)
+    # Self-tuning: after every build that makes a new snapshot, search the tenant's retrieval profile on its labelled
+    # queries (POST /tuning does it on request). Off by default: it scores dozens of configurations.
+    tune_after_build: bool = False
 
     # API keys by their SHA-256: {sha256 hex: tenant, or "*" for an operator key}. Keys made with `snapdex keys
     # create` live in the catalog instead. Any key at all makes keys required on every route but /health.

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from eval.profiles import ProfileStore
+from ingest.db import Database
 from tests.benchmark_runs import peer_run
 from tests.procs import REPO, auth, key_for, snapdex_serve, wait_until
 
@@ -212,6 +214,35 @@ def test_dashboard_in_chromium(tmp_path):
                 assert bottom["targets"] == "6/7 run: whole command < 20 min (s)", bottom
                 assert page.locator('[data-testid="benchmark-table"] b').count() == 0
 
+                # Retrieval profiles: none tuned yet, then one adopted and one rejected (as the tuner records
+                # them), and a rollback from the page.
+                page.wait_for_selector('[data-testid="profiles"][data-state="empty"]', timeout=20_000)
+                assert page.locator('[data-testid="profile-rollback"]').is_hidden()
+                store = ProfileStore(Database(tmp_path / "data" / "catalog.sqlite3"))
+                test = {"mean_gain": 0.031, "ci_low": 0.012, "ci_high": 0.05}
+                store.record("dash", {"fusion": "rrf", "late_windows": 1.0}, {
+                    "metric": "ndcg@10", "queries": 120, "tuned_cv": 0.812, "live": 0.781, "live_version": 0,
+                    "default": 0.781, "test": test}, "adopted: <b>gain</b> above zero", "t1", adopt=True)
+                store.record("dash", {"fusion": "dbsf", "late_windows": 2.0}, {
+                    "metric": "ndcg@10", "queries": 120, "tuned_cv": 0.815, "live": 0.812, "live_version": 1,
+                    "default": 0.781, "test": {"mean_gain": 0.003, "ci_low": -0.01, "ci_high": 0.016}},
+                    "not adopted", "t2", adopt=False)
+                page.reload(wait_until="load")
+                page.wait_for_selector('[data-testid="profiles"][data-state="loaded"]', timeout=20_000)
+                profile_rows = page.locator('[data-testid="profile-row"]')
+                assert profile_rows.count() == 2
+                newest, adopted = cells(profile_rows.nth(0)), cells(profile_rows.nth(1))
+                assert (newest["version"], newest["status"], newest["tuned"]) == ("v2", "rejected", "0.8150 ndcg@10, 120 queries")
+                assert newest["gain"] == "+0.0030 [−0.0100, +0.0160]" and newest["params"].startswith("late_windows=2")
+                assert (adopted["status"], adopted["live"], adopted["default"]) == ("live", "0.7810 v0", "0.7810")
+                assert adopted["params"] == "fusion=rrf adopted: <b>gain</b> above zero"  # text, never markup
+                page.click('[data-testid="profile-rollback"]')
+                page.wait_for_selector('.banner.ok', timeout=20_000)
+                assert "v0 is live again" in page.locator('#banner').inner_text()
+                page.wait_for_selector('[data-testid="profile-row"][data-version="1"][data-status="retired"]',
+                                       timeout=20_000)
+                assert svc.client.get("/profiles", headers=TENANT).json()["live"] == 0
+
                 out = artifacts_dir() / "dashboard.png"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(out), full_page=True)
@@ -237,4 +268,5 @@ def test_dashboard_in_chromium(tmp_path):
     assert any(u.startswith(f"{svc.url}/dashboard/assets/plotly.min.js") for u in requests), requests
     assert any(u.startswith(f"{svc.url}/eval/compare?") for u in requests), requests
     assert any(u == f"{svc.url}/benchmarks" for u in requests), requests
+    assert any(u == f"{svc.url}/profiles" for u in requests), requests
     assert not errors, errors

@@ -14,6 +14,8 @@ import sys
 import pytest
 
 from api.keys import digest
+from eval.profiles import ProfileStore
+from ingest.db import Database
 from tests.benchmark_runs import peer_run
 from tests.procs import REPO, auth, key_for, keys_env, snapdex_env, snapdex_serve, wait_until
 
@@ -86,12 +88,17 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         r = c.post("/benchmarks", json=peer_run(), headers=auth(None))
         assert r.status_code == 201, r.text
         bench_id = r.json()["id"]
+        # A tuning run and a profile of alpha's, written to the catalog as the tuner would (alpha's two labelled
+        # queries are too few to tune on over HTTP).
+        profiles = ProfileStore(Database(data / "catalog.sqlite3"))
+        tuning_id = profiles.create_tuning("alpha", {"folds": 5}).id
+        profiles.record("alpha", {"fusion": "rrf"}, {"tuned_cv": 0.9}, "alpha's own", tuning_id, adopt=True)
 
         # Without a key, or with one that is not valid, every operation but /health is 401 (docs included).
         spec = c.get("/openapi.json", headers=A).json()
         for method, path in sorted(operations(spec) | {("GET", "/docs"), ("GET", "/openapi.json")}):
             url = path.format(job_id=job, snap_hash=snap, doc_id="ledger", name="qa", run_id=run_id,
-                              benchmark_id=bench_id)
+                              benchmark_id=bench_id, tuning_id=tuning_id, version=1)
             for headers in ({"Authorization": ""}, {"Authorization": "Bearer sdx_wrong"},
                             {"Authorization": "", "X-API-Key": "nope"}):
                 r = c.request(method, url, headers=headers)
@@ -119,6 +126,12 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("GET", "/eval/runs/{run_id}"): (f"/eval/runs/{run_id}", {}, {404}),
             ("GET", "/eval/compare"): (f"/eval/compare?base={snap}&candidate={snap}&query_set=qa", {}, {404}),
             ("GET", "/eval/overview"): ("/eval/overview", {}, {200}),
+            ("POST", "/tuning"): ("/tuning", j, {422}),  # beta has no labelled queries of its own
+            ("GET", "/tuning"): ("/tuning", {}, {200}),
+            ("GET", "/tuning/{tuning_id}"): (f"/tuning/{tuning_id}", {}, {404}),
+            ("GET", "/profiles"): ("/profiles", {}, {200}),
+            ("POST", "/profiles/rollback"): ("/profiles/rollback", {}, {409}),
+            ("POST", "/profiles/{version}/activate"): ("/profiles/1/activate", {}, {404}),
             ("GET", "/dashboard"): ("/dashboard", {}, {200}),
             ("GET", "/dashboard/assets/{name}"): ("/dashboard/assets/dashboard.js", {}, {200}),  # code, no data
             ("POST", "/dashboard/login"): ("/dashboard/login", {"data": {"key": key_for("beta")}}, {303}),
@@ -131,7 +144,7 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("GET", "/health"): ("/health", {}, {200}),
         }
         assert set(cases) == operations(spec), operations(spec) ^ set(cases)
-        secrets = ("ledger", "gateway", snap, job, run_id)
+        secrets = ("ledger", "gateway", snap, job, run_id, tuning_id, "alpha's own")
         for (method, _), (url, kw, allowed) in cases.items():
             r = c.request(method, url, headers=B, follow_redirects=False, **kw)
             assert r.status_code in allowed, (method, url, r.status_code, r.text[:300])
@@ -160,6 +173,7 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         assert after["snapshot"] == snap and [h["doc_id"] for h in after["hits"]] == [h["doc_id"] for h in before["hits"]]
         assert [s["name"] for s in c.get("/eval/query-sets", headers=A).json()["query_sets"]] == ["qa"]
         assert c.get(f"/jobs/{job}", headers=A).json()["status"] == "succeeded"
+        assert c.get("/profiles", headers=A).json()["live"] == 1
 
 
 def test_settings_keys_are_checked_at_start_up(tmp_path):

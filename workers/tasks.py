@@ -33,7 +33,37 @@ def build_snapshot(self, tenant: str, force: bool = False) -> str | None:
     rt = get_runtime()
     snapshots = rt.snapshots
     result = snapshots.rebuild(tenant, TRANSIENT) if force else snapshots.build_pending(tenant, TRANSIENT)
+    if result is not None and result.built and rt.settings.tune_after_build:
+        # Opt-in: the tenant's profile is searched again on its labelled queries over the new live snapshot.
+        run = tune_after_build(rt, tenant)
+        if run is not None:
+            tune_profile.apply_async(args=(tenant, run.id))
     return result.hash if result else None
+
+
+def tune_after_build(rt, tenant: str):
+    """A tuning run for the tenant when it has enough labelled queries and a live snapshot; None otherwise."""
+    from index_snapshots.tuning import TuningRequest
+
+    request = TuningRequest()
+    try:
+        rt.tuner.check(tenant, request)
+    except (LookupError, ValueError):  # no labelled queries (the global default serves it), or too few
+        return None
+    return rt.profiles.create_tuning(tenant, request.as_dict(), trigger="build")
+
+
+@app.task(name="snapdex.tune_profile", **TASK_OPTIONS)
+def tune_profile(self, tenant: str, tuning_id: str) -> str:
+    """Search the tenant's stage parameters; an adopted profile is then scored on the live snapshot, so the
+    dashboard shows what the tenant is served now."""
+    rt = get_runtime()
+    result = rt.tuner.run(tenant, tuning_id)
+    if result.get("decision") == "adopted":
+        live = rt.manifest.live(tenant)
+        if live is not None:
+            rt.evaluator.evaluate_kept(tenant, snapshot=live.hash, trigger="profile")
+    return result.get("decision", "")
 
 
 @app.task(name="snapdex.evaluate", **TASK_OPTIONS)

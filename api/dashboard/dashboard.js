@@ -473,6 +473,80 @@
       });
   }
 
+  // --- retrieval profiles -------------------------------------------------------------------------------------
+  // The tenant's tuned stage parameters: fetched from /profiles with the page's own credentials.
+
+  function changedParams(params, defaults) {
+    var keys = Object.keys(params).filter(function (k) { return JSON.stringify(params[k]) !== JSON.stringify(defaults[k]); });
+    if (!keys.length) return '<span class="muted">none: the default\'s own values</span>';
+    return keys.sort().map(function (k) {
+      return '<code class="param">' + esc(k) + "=" + esc(params[k] === null ? "none" : params[k]) + "</code>";
+    }).join(" ");
+  }
+
+  function profileRow(p, defaults) {
+    var s = p.scores || {}, t = s.test || {};
+    var gain = t.mean_gain === undefined ? "—" : '<span class="delta ' + (t.ci_low > 0 ? "up" : "flat") + '">' +
+      signed(t.mean_gain) + "</span>" + '<div class="muted small">[' + signed(t.ci_low) + ", " + signed(t.ci_high) +
+      "]</div>";
+    return '<tr data-testid="profile-row" data-version="' + esc(p.version) + '" data-status="' + esc(p.status) + '">' +
+      '<td data-col="version">v' + esc(p.version) + "</td>" +
+      '<td data-col="status"><span class="badge ' + esc(p.status) + '">' + esc(p.status) + "</span></td>" +
+      '<td class="when" data-col="created">' + esc(fmtTime(p.created_at)) + "</td>" +
+      '<td class="num" data-col="tuned">' + score(s.tuned_cv) + '<div class="muted small">' + esc(s.metric || "") +
+      ", " + esc(s.queries || 0) + " queries</div></td>" +
+      '<td class="num" data-col="live">' + score(s.live) + '<div class="muted small">v' + esc(s.live_version) + "</div></td>" +
+      '<td class="num" data-col="default">' + score(s.default) + "</td>" +
+      '<td class="num" data-col="gain">' + gain + "</td>" +
+      '<td data-col="params">' + changedParams(p.params, defaults) + '<div class="muted small reason">' +
+      esc(p.reason || "") + "</div></td></tr>";
+  }
+
+  function loadProfiles() {
+    var card = $("profile-card");
+    fetch("/profiles", {headers: {Accept: "application/json", "X-Tenant": tenant}})
+      .then(function (r) {
+        return r.json().catch(function () { return null; }).then(function (body) {
+          if (!r.ok) throw new Error(errorDetail(body, r.status));
+          return body;
+        });
+      })
+      .then(function (body) {
+        $("profile-loading").hidden = true;
+        $("profile-rollback").hidden = body.previous === null;
+        $("profile-info").textContent = "live: " + (body.live === 0 ? "the global default (v0)" : "v" + body.live) +
+          (body.previous === null ? "" : " · a rollback returns to v" + body.previous);
+        if (!body.profiles.length) {
+          $("profile-empty").hidden = false;
+          card.dataset.state = "empty";
+          return;
+        }
+        $("profile-rows").innerHTML = body.profiles.map(function (p) { return profileRow(p, body.default); }).join("");
+        $("profile-table").hidden = false;
+        card.dataset.state = "loaded";
+      })
+      .catch(function (e) {
+        $("profile-loading").hidden = true;
+        $("profile-error").hidden = false;
+        $("profile-error").textContent = "Profiles could not be loaded: " + e.message;
+        card.dataset.state = "error";
+      });
+  }
+
+  function rollbackProfile(button) {
+    button.disabled = true;
+    fetch("/profiles/rollback", {method: "POST", headers: {Accept: "application/json", "X-Tenant": tenant}})
+      .then(function (r) {
+        return r.json().catch(function () { return null; }).then(function (body) {
+          if (!r.ok) throw new Error(errorDetail(body, r.status));
+          banner("Profile rolled back: v" + body.live + " is live again.", "ok");
+          loadProfiles();
+        });
+      })
+      .catch(function (e) { banner("Rollback failed: " + e.message); })
+      .then(function () { button.disabled = false; });
+  }
+
   // --- benchmarks against the peer ---------------------------------------------------------------------------
   // Service-wide, so not in the tenant's overview: fetched from /benchmarks with the page's own credentials.
 
@@ -574,6 +648,8 @@
     });
     window.__tableDrawnAt = performance.now(); // for the bench: the page is usable before the chart is drawn
     loadBenchmarks();
+    loadProfiles();
+    $("profile-rollback").addEventListener("click", function (e) { rollbackProfile(e.currentTarget); });
     $("compare-form").addEventListener("submit", function (e) { e.preventDefault(); compare(); });
     $("snapshot-rows").addEventListener("click", function (e) {
       var button = e.target.closest("button[data-action]");

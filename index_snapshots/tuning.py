@@ -1,0 +1,236 @@
+"""Self-tuning per tenant: search the stage parameters on the tenant's own labelled queries, estimate what the
+search is worth by k-fold cross-validation, and adopt the result as the tenant's next retrieval profile only when it
+beats the live profile on held-out folds by more than the noise (a paired bootstrap over queries).
+
+Every trial answers through SnapshotSearcher on the tenant's live snapshot, as `/retrieve` would, over a pipeline
+whose store remembers what it read (the snapshot cannot change under it): late-interaction weights then cost the
+fusion of legs already scored, not another round of searches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from eval.metrics import evaluate, metric_names
+from eval.profiles import Profile, ProfileStore
+from eval.runner import doc_ranking
+from eval.store import EvalStore
+from eval.tuning import SearchSpace, config_key, cross_validate, paired_bootstrap
+from index_snapshots.manifest import Manifest
+from index_snapshots.querying import SnapshotSearcher
+from retrieval.cache import ResultCache
+from retrieval.pipeline import StageConfig
+from store.memo import MemoStore
+
+log = logging.getLogger(__name__)
+
+LATE = ("late_dense", "late_bm25", "late_windows")
+MIN_QUERIES = 20  # fewer than this, and 5 folds of 4 queries say nothing a bootstrap could trust
+
+
+@dataclass(frozen=True)
+class TuningRequest:
+    query_sets: tuple[str, ...] = ()   # names; empty: every active set of the tenant
+    folds: int = 5
+    metric: str = "ndcg@10"
+    seed: int = 0
+    level: float = 0.95               # of the bootstrap interval the gain must clear
+
+    def as_dict(self) -> dict:
+        return {"query_sets": list(self.query_sets), "folds": self.folds, "metric": self.metric, "seed": self.seed,
+                "level": self.level}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TuningRequest":
+        return cls(tuple(d.get("query_sets") or ()), int(d.get("folds", 5)), str(d.get("metric", "ndcg@10")),
+                   int(d.get("seed", 0)), float(d.get("level", 0.95)))
+
+
+def search_space(defaults: StageConfig, rerankers: Sequence[str], rewriters: Sequence[str]) -> SearchSpace:
+    """The knobs a tenant's queries may move, each with the service's default first (preferred on a tie)."""
+
+    def around(value, *others):
+        return tuple(dict.fromkeys([value, *others]))
+
+    second = [r for r in ("late-interaction", "none") if r in rerankers]
+    values = {
+        "fusion": around(defaults.fusion, "dbsf", "rrf"),
+        "candidates": around(defaults.candidates, 50, 100, 200),
+        "rerank": around(defaults.rerank, *second),
+        "rerank_depth": around(defaults.rerank_depth, 50, 100, 200),
+        "late_dense": around(defaults.late_dense, 0.0, 0.5, 1.0),
+        "late_bm25": around(defaults.late_bm25, 0.5, 1.0, 1.5),
+        "late_windows": around(defaults.late_windows, 0.0, 0.5, 1.0, 1.5, 2.0),
+        "rewrite": around(defaults.rewrite, *[r for r in ("none", "prf") if r in rewriters]),
+        "max_per_document": around(defaults.max_per_document, None, 1, 2),
+    }
+
+    def valid(c: dict) -> bool:
+        return c["rerank"] != "late-interaction" or any(c[w] for w in LATE)
+
+    def relevant(c: dict, name: str) -> bool:
+        return name not in LATE or c["rerank"] == "late-interaction"
+
+    return SearchSpace(values, valid, relevant)
+
+
+@dataclass
+class Trials:
+    """Per-query scores of each configuration tried, computed once."""
+
+    run: callable
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __call__(self, config: dict) -> np.ndarray:
+        key = config_key(config)
+        if key not in self.scores:
+            self.scores[key] = self.run(config)
+        return self.scores[key]
+
+
+@dataclass
+class ProfileTuner:
+    searcher: SnapshotSearcher
+    manifest: Manifest
+    evals: EvalStore
+    profiles: ProfileStore
+    ks: Sequence[int] = (1, 5, 10, 20, 100)
+    progress_every_s: float = 1.0
+
+    @property
+    def depth(self) -> int:
+        return max(*self.ks, 10)
+
+    def check(self, tenant: str, request: TuningRequest) -> None:
+        """What can be refused before a run is queued; ValueError / LookupError name the problem."""
+        known = metric_names(self.ks)
+        if request.metric not in known:
+            raise ValueError(f"metric {request.metric!r} is not one evaluation computes; known: {', '.join(known)}")
+        if not 2 <= request.folds <= 20:
+            raise ValueError(f"folds={request.folds} is out of range [2, 20]")
+        if not 0.5 < request.level < 1:
+            raise ValueError(f"level={request.level} is out of range (0.5, 1)")
+        self._queries(tenant, request)
+        if self.manifest.live(tenant) is None:
+            raise LookupError(f"tenant {tenant} has no live snapshot to tune on yet: ingest documents first")
+
+    def _queries(self, tenant: str, request: TuningRequest) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+        sets = self.evals.active_sets(tenant)
+        if request.query_sets:
+            missing = sorted(set(request.query_sets) - {s.name for s in sets})
+            if missing:
+                raise LookupError(f"tenant {tenant} has no active query set {missing[0]!r}")
+            sets = [s for s in sets if s.name in request.query_sets]
+        if not sets:
+            raise LookupError(f"tenant {tenant} has no labelled query set: upload one with POST /eval/query-sets "
+                              "(without one, the tenant is served the global default)")
+        queries, qrels = {}, {}
+        for s in sets:
+            for q in self.evals.queries(s.id):
+                queries[f"{s.name}/{q.id}"] = q.text
+                qrels[f"{s.name}/{q.id}"] = q.relevant
+        if len(queries) < max(MIN_QUERIES, request.folds):
+            raise ValueError(f"tuning needs at least {max(MIN_QUERIES, request.folds)} labelled queries; tenant "
+                             f"{tenant} has {len(queries)} in {', '.join(s.name for s in sets)}")
+        return queries, qrels
+
+    def run(self, tenant: str, tuning_id: str) -> dict:
+        """Tune, record the profile (live if it passed), and return the result stored with the tuning run."""
+        tuning = self.profiles.tuning(tenant, tuning_id)
+        if tuning is None:
+            raise KeyError(f"tuning run {tuning_id} of tenant {tenant} does not exist")
+        if tuning.status == "done":  # a redelivered message: the run is recorded already
+            return tuning.result or {}
+        self.profiles.start_tuning(tuning_id)
+        try:
+            result = self._tune(tenant, tuning_id, TuningRequest.from_dict(tuning.request))
+        except BaseException as e:
+            self.profiles.fail_tuning(tuning_id, f"{type(e).__name__}: {e}")
+            raise
+        return result
+
+    def _tune(self, tenant: str, tuning_id: str, request: TuningRequest) -> dict:
+        started = time.perf_counter()
+        queries, qrels = self._queries(tenant, request)
+        live = self.manifest.live(tenant)
+        if live is None:
+            raise LookupError(f"tenant {tenant} has no live snapshot to tune on")
+        qids = sorted(queries)
+        pipeline = self.searcher.pipeline
+        # Trials read one snapshot through a store that remembers; no answer cache, no profile of the tenant's.
+        trial = SnapshotSearcher(self.searcher.resolver, pipeline.with_store(MemoStore(pipeline.store)),
+                                 ResultCache(0, 0))
+        progress = {"queries": len(qids), "folds": request.folds, "folds_done": 0, "configurations": 0}
+        last = [0.0]
+
+        def report(force: bool = False) -> None:
+            if force or time.monotonic() - last[0] >= self.progress_every_s:
+                self.profiles.tuning_progress(tuning_id, progress)
+                last[0] = time.monotonic()
+
+        def score(config: dict) -> np.ndarray:
+            run = {}
+            for qid in qids:
+                answer = trial.search(tenant, queries[qid], self.depth, snapshot=live.hash, use_cache=False,
+                                      profile=Profile(tenant, 0, config))
+                run[qid] = doc_ranking([h.payload["doc_ids"] for h in answer.hits])
+            _, per_query = evaluate({q: qrels[q] for q in qids}, run, ks=self.ks)
+            by_id = {r.query_id: r.metrics[request.metric] for r in per_query}
+            progress["configurations"] += 1
+            report()
+            return np.array([by_id[q] for q in qids])
+
+        trials = Trials(score)
+        space = search_space(pipeline.defaults, list(pipeline.rerankers), list(pipeline.rewriters))
+        current_profile = self.profiles.live(tenant)
+        default_cfg = space.start(vars(pipeline.defaults))
+        current_cfg = space.start({**vars(pipeline.defaults), **current_profile.params})
+
+        def fold_done(n: int) -> None:
+            progress["folds_done"] = n
+            report(force=True)
+
+        cv = cross_validate(trials, len(qids), current_cfg, space, folds=request.folds, seed=request.seed,
+                            on_fold=fold_done)
+        current, default = trials(current_cfg), trials(default_cfg)
+        test = paired_bootstrap(cv.heldout, current, level=request.level, seed=request.seed)
+        final = cv.final
+        changed = config_key(final) != config_key(current_cfg)
+        adopt = changed and test.better
+        if not changed:
+            reason = f"the search on every query chose the live profile (v{current_profile.version}) again"
+        elif adopt:
+            reason = (f"held-out {request.metric} {cv.heldout.mean():.4f} against {current.mean():.4f} for the live "
+                      f"profile v{current_profile.version}: gain {test.mean:+.4f}, {test.level:.0%} interval "
+                      f"[{test.low:+.4f}, {test.high:+.4f}] above zero")
+        else:
+            reason = (f"not adopted: held-out {request.metric} {cv.heldout.mean():.4f} against {current.mean():.4f} "
+                      f"for the live profile v{current_profile.version}, gain {test.mean:+.4f} with a "
+                      f"{test.level:.0%} interval [{test.low:+.4f}, {test.high:+.4f}] that does not clear zero")
+        scores = {
+            "metric": request.metric, "queries": len(qids), "folds": request.folds, "seed": request.seed,
+            "tuned_cv": float(cv.heldout.mean()),            # held-out: each fold scored by what the others chose
+            "tuned_in_sample": float(trials(final).mean()),   # the adopted parameters on every query (optimistic)
+            "live": float(current.mean()), "live_version": current_profile.version,
+            "default": float(default.mean()),
+            "test": test.as_dict(),
+            "folds_chosen": cv.chosen,
+        }
+        progress["folds_done"] = request.folds
+        report(force=True)
+        profile = None
+        if changed:
+            profile = self.profiles.record(tenant, final, scores, reason, tuning_id, adopt=adopt)
+        seconds = round(time.perf_counter() - started, 1)
+        result = {"decision": "adopted" if adopt else "unchanged" if not changed else "rejected", "reason": reason,
+                  "params": final, "scores": scores, "snapshot": live.hash, "seconds": seconds,
+                  "configurations": len(trials.scores),
+                  "profile": profile.version if profile else current_profile.version}
+        self.profiles.finish_tuning(tuning_id, result, profile.version if profile else None)
+        log.info("tuned %s on %d queries in %.1f s: %s", tenant, len(qids), seconds, reason)
+        return result
