@@ -210,6 +210,12 @@ class RetrieveOptions(BaseModel):
     candidates: int | None = Field(default=None, ge=1, le=1000, description="per leg, before fusion")
     rerank_depth: int | None = Field(default=None, ge=1, le=200, description="fused candidates reranked")
     max_per_document: int | None = Field(default=None, ge=1, le=100, description="cap of chunks per document")
+    late_dense: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
+                                     description="late interaction: weight of the whole-chunk dense leg")
+    late_bm25: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
+                                    description="late interaction: weight of the BM25 leg")
+    late_windows: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
+                                       description="late interaction: weight of the best sentence window")
 
 
 # The schema's hard ceiling; the service's own limit is SNAPDEX_MAX_QUERY_CHARS (16,000 by default), checked at

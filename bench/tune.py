@@ -1,13 +1,17 @@
-"""Choose the late-interaction weights on a labelled split (SciFact train), through the code `/retrieve` runs.
+"""Choose the global defaults by a protocol that does not fit one dataset: search the stage parameters on SciFact
+train (the same coordinate search the per-tenant tuner runs, starting from today's defaults, ties going to the
+default's value), estimate the search by k-fold cross-validation on train, then score today's defaults and the
+train choice on data the search never saw: SciFact test and the held-out query sets of other shapes
+(bench/data/pydocs-passages: paragraph-long queries; bench/data/pydocs-docstrings: docstrings against the library
+reference). A change of default is worth making only where it holds there too.
 
-The z-score fusion is unchanged by scaling every weight, so BM25's weight is held at 1 (plus two settings
-without BM25) and the dense and windows weights are searched on a grid. Each setting runs every query of the
-split through the real pipeline on the live snapshot of the data folder; query vectors are embedded once and
-kept, so a setting costs the first stage and the rescoring in Qdrant. The best setting is printed with the
-environment variables that make it the default; report it on the test split with `snapdex eval run`.
+Every configuration answers through the code `/retrieve` runs, on each dataset's live snapshot in the data folder
+(indexed here first, as `snapdex eval run` does; vectors come from the embedding cache when it was done before).
 
-Usage (after `snapdex eval run --dataset ../shared/data/scifact --split train --data-dir D` indexed it):
-    .venv/bin/python bench/tune.py --data-dir D [--dataset ../shared/data/scifact] [--split train]
+Usage:
+    .venv/bin/python bench/tune.py --data-dir D [--scifact ../shared/data/scifact]
+        [--heldout bench/data/pydocs-passages bench/data/pydocs-docstrings] [--folds 5]
+    .venv/bin/python bench/tune.py --data-dir D --configs '{"late_windows": 0.5}' '{"rerank": "none"}'  # score these
 """
 
 from __future__ import annotations
@@ -23,70 +27,88 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import machine  # noqa: E402
 
-DENSE = (0.0, 0.25, 0.5, 1.0)
-WINDOWS = (0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+HELDOUT = (REPO / "bench" / "data" / "pydocs-passages", REPO / "bench" / "data" / "pydocs-docstrings")
 
 
-def grid() -> list[tuple[float, float, float]]:
-    """(dense, bm25, windows) settings."""
-    return [(d, 1.0, w) for d in DENSE for w in WINDOWS] + [(0.0, 0.0, 1.0), (1.0, 0.0, 1.0)]
+def tenant_of(dataset) -> str:
+    return f"eval-{''.join(c if c.isalnum() else '-' for c in dataset.name.lower())}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", type=Path, required=True, help="a folder `snapdex eval run` indexed")
-    ap.add_argument("--dataset", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
-    ap.add_argument("--split", default="train")
-    ap.add_argument("--tenant", help="default: eval-<dataset name>")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "tune-late.json")
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--scifact", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
+    ap.add_argument("--heldout", type=Path, nargs="*", default=list(HELDOUT))
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--configs", nargs="*", default=None,
+                    help="JSON stage overrides to score beside today's defaults, instead of searching")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "tune-defaults.json")
     args = ap.parse_args()
 
     from eval.beir import BeirDataset
-    from eval.runner import run_queries
-    from retrieval.late_interaction import LateInteractionReranker, LateInteractionWeights
+    from eval.tuning import SearchSpace, config_key, coordinate_search, cross_validate
+    from index_snapshots.tuning import TrialRunner, search_space
+    from snapdex.evaluate import index_dataset
     from snapdex.runtime import Runtime
     from snapdex.settings import Settings
 
-    dataset = BeirDataset(args.dataset)
-    tenant = args.tenant or f"eval-{''.join(c if c.isalnum() else '-' for c in dataset.name.lower())}"
     rt = Runtime(Settings(data_dir=args.data_dir))
-    snap = rt.manifest.live(tenant)
-    if snap is None:
-        raise SystemExit(f"tenant {tenant} has no live snapshot in {args.data_dir}: run `snapdex eval run` first")
-    qrels = dataset.qrels(args.split)
-    queries = dataset.queries(set(qrels))
-    default = rt.pipeline.rerankers["late-interaction"]
-
-    def search(text: str) -> list[list[str]]:
-        answer = rt.searcher.search(tenant, text, 100, snapshot=snap.hash, use_cache=False,
-                                    first_stage="hybrid", rerank="late-interaction", rewrite="none")
-        return [h.payload["doc_ids"] for h in answer.hits]
-
-    rows = []
     started = time.perf_counter()
     try:
-        for dense, bm25, windows in grid():
-            weights = LateInteractionWeights(dense, bm25, windows)
-            rt.pipeline.rerankers["late-interaction"] = LateInteractionReranker(weights)
-            run = run_queries("late", search, queries, qrels)
-            rows.append({"weights": weights.as_dict(), **{m: run.metrics[m] for m in
-                                                          ("ndcg@10", "recall@10", "recall@100", "mrr@10")}})
-            print(f"dense {dense:<5} bm25 {bm25:<4} windows {windows:<5} nDCG@10 {run.metrics['ndcg@10']:.4f} "
-                  f"recall@10 {run.metrics['recall@10']:.4f}", flush=True)
+        datasets = [BeirDataset(args.scifact), *(BeirDataset(p) for p in args.heldout)]
+        snapshots = {}
+        for ds in datasets:
+            t0 = time.perf_counter()
+            snapshots[ds.name] = index_dataset(rt, ds, tenant_of(ds))
+            print(f"{ds.name}: snapshot {snapshots[ds.name][:12]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        rt.warm_up()
+
+        def runner(ds, split: str) -> TrialRunner:
+            qrels = ds.qrels(split)
+            return TrialRunner(rt.searcher, tenant_of(ds), snapshots[ds.name], ds.queries(set(qrels)), qrels,
+                               rt.settings.eval_ks)
+
+        p = rt.pipeline
+        space: SearchSpace = search_space(p.defaults, list(p.rerankers), list(p.rewriters))
+        today = space.start(vars(p.defaults))
+        train = runner(datasets[0], "train")
+        out: dict = {"machine": machine(), "defaults": today, "snapshots": snapshots}
+        if args.configs is None:
+            t0 = time.perf_counter()
+            chosen = coordinate_search(today, space, lambda c: float(train(c).mean()))
+            cv = cross_validate(train, len(train.qids), today, space, folds=args.folds)
+            out["search"] = {"seconds": round(time.perf_counter() - t0, 1), "configurations": len(train.per_query),
+                             "chosen": chosen, "cv_ndcg@10": float(cv.heldout.mean()), "folds_chosen": cv.chosen}
+            print(f"search on {datasets[0].name} train: {len(train.per_query)} configurations, "
+                  f"{out['search']['seconds']} s; chosen {chosen}; {args.folds}-fold held-out nDCG@10 "
+                  f"{cv.heldout.mean():.4f} (today's defaults in sample: {train.metrics(today)['ndcg@10']:.4f})",
+                  flush=True)
+            candidates = {"today's defaults": today, "chosen on SciFact train": chosen}
+        else:
+            candidates = {"today's defaults": today}
+            for c in args.configs:
+                overrides = json.loads(c)
+                candidates[c] = {**today, **overrides}
+        splits = [(datasets[0], "train"), (datasets[0], "test")]
+        splits += [(ds, s) for ds in datasets[1:] for s in ds.splits()]
+        table = {}
+        for ds, split in splits:
+            r = train if (ds is datasets[0] and split == "train") else runner(ds, split)
+            for name, cfg in candidates.items():
+                m = r.metrics(cfg)
+                table.setdefault(f"{ds.name} {split}", {})[name] = {k: m[k] for k in METRICS}
+                print(f"{ds.name + ' ' + split:<26} {name:<28} " + "  ".join(f"{k} {m[k]:.4f}" for k in METRICS),
+                      flush=True)
+        out["candidates"] = {name: cfg for name, cfg in candidates.items()}
+        out["keys"] = {name: config_key(cfg) for name, cfg in candidates.items()}
+        out["table"] = table
+        out["seconds"] = round(time.perf_counter() - started, 1)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2, default=str) + "\n")
+        print(f"wrote {args.out}")
     finally:
-        rt.pipeline.rerankers["late-interaction"] = default
         rt.close()
-    best = max(rows, key=lambda r: (round(r["ndcg@10"], 4), r["recall@10"]))
-    w = best["weights"]
-    print(f"\nbest on {dataset.name} {args.split} ({len(queries)} queries, snapshot {snap.hash[:12]}): {w}, "
-          f"nDCG@10 {best['ndcg@10']:.4f}\nSNAPDEX_LATE_WEIGHT_DENSE={w['dense']} SNAPDEX_LATE_WEIGHT_BM25={w['bm25']} "
-          f"SNAPDEX_LATE_WEIGHT_WINDOWS={w['windows']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "dataset": dataset.name, "split": args.split, "queries": len(queries), "snapshot": snap.hash,
-        "config": snap.config, "machine": machine(), "seconds": round(time.perf_counter() - started, 1),
-        "best": best, "grid": sorted(rows, key=lambda r: -r["ndcg@10"])}, indent=2) + "\n")
-    print(f"wrote {args.out}")
     return 0
 
 

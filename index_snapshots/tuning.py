@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -79,18 +79,50 @@ def search_space(defaults: StageConfig, rerankers: Sequence[str], rewriters: Seq
     return SearchSpace(values, valid, relevant)
 
 
-@dataclass
-class Trials:
-    """Per-query scores of each configuration tried, computed once."""
+class TrialRunner:
+    """Labelled queries answered on one snapshot under any stage configuration, as `/retrieve` would answer them,
+    each configuration once: its per-query scores and mean metrics are kept. The pipeline reads the snapshot through
+    a store that remembers (the snapshot cannot change), with no answer cache and no tenant profile in the way."""
 
-    run: callable
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    def __init__(self, searcher: SnapshotSearcher, tenant: str, snapshot: str, queries: dict[str, str],
+                 qrels: dict[str, dict[str, int]], ks: Sequence[int], metric: str = "ndcg@10",
+                 on_trial=None) -> None:
+        pipeline = searcher.pipeline
+        self.searcher = SnapshotSearcher(searcher.resolver, pipeline.with_store(MemoStore(pipeline.store)),
+                                         ResultCache(0, 0))
+        self.tenant, self.snapshot, self.metric = tenant, snapshot, metric
+        self.qids = sorted(q for q in qrels if q in queries)
+        self.queries, self.qrels = queries, qrels
+        self.ks = tuple(ks)
+        self.depth = max(*self.ks, 10)
+        self.on_trial = on_trial
+        self.per_query: dict[str, dict[str, np.ndarray]] = {}  # config key -> metric -> per-query scores
+        self.means: dict[str, dict[str, float]] = {}
+
+    def run(self, config: dict) -> dict[str, np.ndarray]:
+        key = config_key(config)
+        if key not in self.per_query:
+            profile = Profile(self.tenant, 0, dict(config))
+            ranking = {}
+            for qid in self.qids:
+                answer = self.searcher.search(self.tenant, self.queries[qid], self.depth, snapshot=self.snapshot,
+                                              use_cache=False, profile=profile)
+                ranking[qid] = doc_ranking([h.payload["doc_ids"] for h in answer.hits])
+            means, per_query = evaluate({q: self.qrels[q] for q in self.qids}, ranking, ks=self.ks)
+            by_id = {r.query_id: r.metrics for r in per_query}
+            self.per_query[key] = {m: np.array([by_id[q][m] for q in self.qids]) for m in means}
+            self.means[key] = means
+            if self.on_trial:
+                self.on_trial(len(self.per_query))
+        return self.per_query[key]
 
     def __call__(self, config: dict) -> np.ndarray:
-        key = config_key(config)
-        if key not in self.scores:
-            self.scores[key] = self.run(config)
-        return self.scores[key]
+        """Per-query scores of the metric being tuned: what the search and the cross-validation read."""
+        return self.run(config)[self.metric]
+
+    def metrics(self, config: dict) -> dict[str, float]:
+        self.run(config)
+        return self.means[config_key(config)]
 
 
 @dataclass
@@ -160,12 +192,7 @@ class ProfileTuner:
         live = self.manifest.live(tenant)
         if live is None:
             raise LookupError(f"tenant {tenant} has no live snapshot to tune on")
-        qids = sorted(queries)
-        pipeline = self.searcher.pipeline
-        # Trials read one snapshot through a store that remembers; no answer cache, no profile of the tenant's.
-        trial = SnapshotSearcher(self.searcher.resolver, pipeline.with_store(MemoStore(pipeline.store)),
-                                 ResultCache(0, 0))
-        progress = {"queries": len(qids), "folds": request.folds, "folds_done": 0, "configurations": 0}
+        progress = {"queries": len(queries), "folds": request.folds, "folds_done": 0, "configurations": 0}
         last = [0.0]
 
         def report(force: bool = False) -> None:
@@ -173,19 +200,12 @@ class ProfileTuner:
                 self.profiles.tuning_progress(tuning_id, progress)
                 last[0] = time.monotonic()
 
-        def score(config: dict) -> np.ndarray:
-            run = {}
-            for qid in qids:
-                answer = trial.search(tenant, queries[qid], self.depth, snapshot=live.hash, use_cache=False,
-                                      profile=Profile(tenant, 0, config))
-                run[qid] = doc_ranking([h.payload["doc_ids"] for h in answer.hits])
-            _, per_query = evaluate({q: qrels[q] for q in qids}, run, ks=self.ks)
-            by_id = {r.query_id: r.metrics[request.metric] for r in per_query}
-            progress["configurations"] += 1
+        def tried(n: int) -> None:
+            progress["configurations"] = n
             report()
-            return np.array([by_id[q] for q in qids])
 
-        trials = Trials(score)
+        trials = TrialRunner(self.searcher, tenant, live.hash, queries, qrels, self.ks, request.metric, tried)
+        pipeline = self.searcher.pipeline
         space = search_space(pipeline.defaults, list(pipeline.rerankers), list(pipeline.rewriters))
         current_profile = self.profiles.live(tenant)
         default_cfg = space.start(vars(pipeline.defaults))
@@ -195,7 +215,7 @@ class ProfileTuner:
             progress["folds_done"] = n
             report(force=True)
 
-        cv = cross_validate(trials, len(qids), current_cfg, space, folds=request.folds, seed=request.seed,
+        cv = cross_validate(trials, len(trials.qids), current_cfg, space, folds=request.folds, seed=request.seed,
                             on_fold=fold_done)
         current, default = trials(current_cfg), trials(default_cfg)
         test = paired_bootstrap(cv.heldout, current, level=request.level, seed=request.seed)
@@ -213,7 +233,7 @@ class ProfileTuner:
                       f"for the live profile v{current_profile.version}, gain {test.mean:+.4f} with a "
                       f"{test.level:.0%} interval [{test.low:+.4f}, {test.high:+.4f}] that does not clear zero")
         scores = {
-            "metric": request.metric, "queries": len(qids), "folds": request.folds, "seed": request.seed,
+            "metric": request.metric, "queries": len(trials.qids), "folds": request.folds, "seed": request.seed,
             "tuned_cv": float(cv.heldout.mean()),            # held-out: each fold scored by what the others chose
             "tuned_in_sample": float(trials(final).mean()),   # the adopted parameters on every query (optimistic)
             "live": float(current.mean()), "live_version": current_profile.version,
@@ -229,8 +249,8 @@ class ProfileTuner:
         seconds = round(time.perf_counter() - started, 1)
         result = {"decision": "adopted" if adopt else "unchanged" if not changed else "rejected", "reason": reason,
                   "params": final, "scores": scores, "snapshot": live.hash, "seconds": seconds,
-                  "configurations": len(trials.scores),
+                  "configurations": len(trials.per_query),
                   "profile": profile.version if profile else current_profile.version}
         self.profiles.finish_tuning(tuning_id, result, profile.version if profile else None)
-        log.info("tuned %s on %d queries in %.1f s: %s", tenant, len(qids), seconds, reason)
+        log.info("tuned %s on %d queries in %.1f s: %s", tenant, len(trials.qids), seconds, reason)
         return result
