@@ -217,9 +217,7 @@ ADMONITIONS = {"note": "Note", "warning": "Warning", "important": "Important", "
 DROPPED = {"index", "toctree", "sectionauthor", "moduleauthor", "tabularcolumns", "highlight", "contents",
            "testsetup", "testcleanup", "literalinclude", "image", "figure", "audit-event-table", "program",
            "code-block", "sourcecode", "code", "doctest", "testcode", "testoutput", "productionlist", "raw",
-           "default-role", "role", "cssclass", "csv-table"}
-CODE_DIRECTIVES = {"code-block", "sourcecode", "code", "doctest", "testcode", "testoutput", "productionlist",
-                   "literalinclude"}
+           "default-role", "role", "cssclass", "csv-table"}  # code, index entries, navigation, authors
 
 
 class PageParser:
@@ -486,11 +484,6 @@ class PageParser:
             self.signature(name, args, content, out, cls)
             return
         if name in DROPPED:
-            if name not in CODE_DIRECTIVES and name not in ("index", "toctree", "sectionauthor",
-                                                             "moduleauthor", "tabularcolumns", "highlight",
-                                                             "testsetup", "testcleanup", "program",
-                                                             "audit-event-table", "contents", "image", "figure"):
-                self.unknown.add(name)
             return
         if name in ADMONITIONS:
             self.prefixed(ADMONITIONS[name], [arg_text] + [""] + content if arg_text else content, out, cls)
