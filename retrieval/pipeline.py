@@ -6,22 +6,21 @@ from (snapshot hash, recipe, query). The same pipeline serves `/retrieve` and th
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-from cachetools import LRUCache
 
 from encoders.dense import Embedder
 from encoders.lexical import TOKENIZER_VERSION, query_vector
+from retrieval.cache import BoundedCache
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate, Query, QueryRewriter, Reranker, RewrittenQuery
 from store.base import VectorStore
 
 FUSIONS = ("dbsf", "rrf")
 FIRST_STAGES = ("hybrid", "dense", "bm25")
-QUERY_VECTOR_CACHE = 4096
+QUERY_VECTOR_CACHE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,8 @@ class PipelineResult:
 
 class RetrievalPipeline:
     def __init__(self, store: VectorStore, embedder: Embedder, rerankers: dict[str, Reranker | None],
-                 rewriters: dict[str, QueryRewriter | None], defaults: StageConfig, prune_config: PruneConfig) -> None:
+                 rewriters: dict[str, QueryRewriter | None], defaults: StageConfig, prune_config: PruneConfig,
+                 vector_cache_bytes: int = QUERY_VECTOR_CACHE_BYTES) -> None:
         for what, choice, known in (("rerank", defaults.rerank, rerankers), ("rewrite", defaults.rewrite, rewriters)):
             if choice not in known:
                 raise ValueError(f"default {what}={choice!r} is not one of {sorted(known)}")
@@ -70,11 +70,8 @@ class RetrievalPipeline:
         self.defaults = defaults
         self.prune_config = prune_config
         # Query vectors repeat (chat retries, eval reruns, the same question from many users): embedding is
-        # most of a query's time on a CPU, so they are kept by (model, text).
-        self._vectors: LRUCache = LRUCache(QUERY_VECTOR_CACHE)
-        self._lock = threading.Lock()
-        self.vector_hits = 0
-        self.vector_misses = 0
+        # most of a query's time on a CPU, so they are kept by (model, text), within a memory bound.
+        self.vectors = BoundedCache(vector_cache_bytes)
 
     def stages(self, **overrides) -> StageConfig:
         """The defaults with a request's overrides; unknown stage names are rejected with the known ones."""
@@ -87,19 +84,15 @@ class RetrievalPipeline:
 
     def query_vector(self, texts: tuple[str, ...]) -> np.ndarray:
         key = (self.embedder.model_id, texts)
-        with self._lock:
-            hit = self._vectors.get(key)
-            if hit is not None:
-                self.vector_hits += 1
-                return hit
-            self.vector_misses += 1
+        hit = self.vectors.get(key)
+        if hit is not None:
+            return hit
         # Several texts (multi-query, HyDE): the mean of their unit vectors, renormalised.
         vecs = np.asarray(self.embedder.embed(list(texts)), dtype=np.float32)
         vec = vecs.mean(axis=0)
         norm = float(np.linalg.norm(vec))
         vec = vec / norm if norm > 0 else vec
-        with self._lock:
-            self._vectors[key] = vec
+        self.vectors.put(key, vec)
         return vec
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
