@@ -83,6 +83,9 @@ class OnnxEmbedder:
                 out = ensure_exported(self.folder, self.models_dir, self.quantization)
                 options = ort.SessionOptions()
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                # Memory patterns pre-plan one buffer per batch shape and keep them: measured on 256 SciFact
+                # abstracts at batch 16, peak RSS 699 MiB with them, 464 without, same CPU time.
+                options.enable_mem_pattern = False
                 if self.threads:
                     options.intra_op_num_threads = self.threads
                 tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))

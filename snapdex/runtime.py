@@ -53,7 +53,7 @@ class Runtime:
         self.benchmarks = BenchmarkStore(self.db)
         if self.embedder is None:
             s = self.settings
-            self.embedder = open_embedder(s.embedder_backend, s.embedding_model_path, s.models_dir,
+            self.embedder = open_embedder(s.embedder_backend, s.embedding_model_path, s.models_path,
                                           batch_size=s.embedding_batch_size)
         self.memory = MemoryLedger()
         self.models_loaded = False
@@ -78,7 +78,7 @@ class Runtime:
     def ingestor(self) -> Ingestor:
         s = self.settings
         cfg = IngestConfig(self.chunker_config, s.near_duplicate_threshold, s.minhash_permutations,
-                           s.embedding_batch_size * 4, self.window_config, s.max_document_chars)
+                           max(256, s.embedding_batch_size * 4), self.window_config, s.max_document_chars)
         return Ingestor(self.catalog, self.jobs, self.embedding, cfg)
 
     @cached_property
