@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import embedded_texts, machine  # noqa: E402
-from bench.peer_bench import (PASSES, PEER, Server, Worker, _cpu, git_head, ingest_and_wait, percentiles,  # noqa: E402
+from bench.peer_bench import (PASSES, PEER, Phases, Server, Worker, _cpu, git_head, ingest_and_wait, percentiles,  # noqa: E402
                               raw_embedder, score, scifact, stage_medians, take_turns, write_corpus)
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -143,15 +143,7 @@ def main() -> int:
                     "git": git_head(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
                     "corpus": {"dataset": "BEIR SciFact", "documents": len(docs), "split": "test", "queries": len(queries)},
                     "backends": {}}
-    phases: dict[str, float] = {}
-
-    def phase(name: str, fn):
-        t0 = time.perf_counter()
-        print(f"== {name}", file=sys.stderr, flush=True)
-        value = fn()
-        phases[name] = round(time.perf_counter() - t0, 1)
-        print(f"== {name}: {phases[name]} s", file=sys.stderr, flush=True)
-        return value
+    phases = phase = Phases()
 
     peer = None if args.no_peer else phase("peer build", lambda: Worker("peer", args))
     models = work / "models"

