@@ -64,8 +64,9 @@ def run_100k(args: argparse.Namespace, backend: str, env: dict, queries: dict[st
 
 
 def table(result: dict) -> str:
+    big_n = f"{result.get('synthetic_chunks', 0) // 1000}k"
     lines = ["| backend | nDCG@10 | recall@10 | recall@100 | cold ingest s | vs torch | overhead % | "
-             "SciFact p50/p95 ms (first, default) | 100k p50/p95 ms (first, default) | peak RSS MiB (100k) |",
+             f"SciFact p50/p95 ms (first, default) | {big_n} p50/p95 ms (first, default) | peak RSS MiB ({big_n}) |",
              "| " + " | ".join(["---"] * 10) + " |"]
     torch_s = result["backends"].get("torch", {}).get("cold", {}).get("seconds")
     for backend, b in result["backends"].items():
@@ -142,7 +143,7 @@ def main() -> int:
     result: dict = {"machine": machine(), "cpu": _cpu(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "git": git_head(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
                     "corpus": {"dataset": "BEIR SciFact", "documents": len(docs), "split": "test", "queries": len(queries)},
-                    "backends": {}}
+                    "synthetic_chunks": args.synthetic, "backends": {}}
     phases = phase = Phases()
 
     peer = None if args.no_peer else phase("peer build", lambda: Worker("peer", args))
