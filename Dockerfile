@@ -29,6 +29,9 @@ COPY eval ./eval
 COPY api ./api
 COPY workers ./workers
 RUN pip install --no-cache-dir .
+# The ONNX models (SNAPDEX_EMBEDDER_BACKEND, default onnx-int8) exported once, at build time, into the image.
+ENV SNAPDEX_MODELS_DIR=/opt/snapdex/models
+RUN snapdex model export --backend all
 
 RUN useradd --create-home --uid 10001 snapdex && mkdir -p /data && chown snapdex /data
 USER snapdex

@@ -32,7 +32,9 @@ log = logging.getLogger("snapdex")
 
 
 def _after_start(rt: Runtime) -> None:
-    rt.warm_up()
+    # Serving needs the model and the live collections; the parser loads with the first file or Markdown to
+    # parse (JSON plain text never needs it), so a process that only serves never holds it.
+    rt.warm_up(ingest=False)
     # A service whose config differs from a live snapshot's keeps serving that snapshot and builds a new one;
     # the switch happens only when the new one is promoted.
     for tenant, parts in rt.config_drift().items():

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from snapdex.logs import request_id_var
+from snapdex.memory import peak_rss_bytes, rss_bytes
 from snapdex.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -153,19 +154,38 @@ class OpsCollector:
 
         cache = CounterMetricFamily("snapdex_cache_lookups", "cache lookups in this process",
                                     labels=["cache", "outcome"])
+        held = GaugeMetricFamily("snapdex_cache_bytes", "memory a cache of this process holds (entries measured "
+                                 "when stored) and its bound", labels=["cache", "kind"])
         searcher = self.rt.__dict__.get("searcher")  # only once built: scraping must not build the pipeline
-        if searcher is not None:
-            cache.add_metric(["answers", "hit"], searcher.cache.hits)
-            cache.add_metric(["answers", "miss"], searcher.cache.misses)
-            cache.add_metric(["query_vectors", "hit"], searcher.pipeline.vector_hits)
-            cache.add_metric(["query_vectors", "miss"], searcher.pipeline.vector_misses)
+        caches = {"answers": searcher.cache, "query_vectors": searcher.pipeline.vectors} if searcher else {}
+        for name, c in caches.items():
+            cache.add_metric([name, "hit"], c.hits)
+            cache.add_metric([name, "miss"], c.misses)
+            held.add_metric([name, "used"], c.bytes)
+            held.add_metric([name, "limit"], c.max_bytes)
         yield cache
+        yield held
+        yield self._memory(caches)
 
         depth = self._queue_depth()
         if depth is not None:
             queue = GaugeMetricFamily("snapdex_queue_messages", "messages waiting in the broker's task queue")
             queue.add_metric([], depth)
             yield queue
+
+    def _memory(self, caches: dict) -> GaugeMetricFamily:
+        memory = GaugeMetricFamily(
+            "snapdex_memory_rss_bytes",
+            "resident memory of this process (/proc/self): component=process is now, process_peak the high-water "
+            "mark; embedder, vector_store, cross_encoder, parser: how much RSS grew while each loaded at start-up; "
+            "answers_cache, query_vectors_cache: bytes their entries hold", labels=["component"])
+        memory.add_metric(["process"], rss_bytes())
+        memory.add_metric(["process_peak"], peak_rss_bytes())
+        for component, grown in self.rt.memory.snapshot().items():
+            memory.add_metric([component], grown)
+        for name, c in caches.items():
+            memory.add_metric([f"{name}_cache"], c.bytes)
+        return memory
 
     def _queue_depth(self) -> int | None:
         url = self.rt.settings.broker_url

@@ -8,11 +8,21 @@ import platform
 from pathlib import Path
 
 
-def embedded_texts(data: Path, tenant: str = "default") -> tuple[list[str], int, int]:
+def bench_embedder(backend: str | None = None, data: Path | None = None, batch_size: int | None = None):
+    """The embedder a service on `data` runs with this backend (default: the service's default backend), unloaded."""
+    from encoders.embedding import open_embedder
+    from snapdex.settings import Settings
+
+    settings = Settings(**({"data_dir": data} if data else {}))
+    return open_embedder(backend or settings.embedder_backend, settings.embedding_model_path, settings.models_path,
+                         batch_size=batch_size or settings.embedding_batch_size)
+
+
+def embedded_texts(data: Path, tenant: str = "default", backend: str | None = None) -> tuple[list[str], int, int]:
     """What a cold build sent to the model, read back from the catalog and the embedding cache (the texts the
     benches time the raw model on): every chunk, and every sentence window that was embedded alone (all of them
     with standalone windows; with late windows, those past the model's input, which the cache holds by text)."""
-    from encoders.dense import SentenceTransformerEmbedder, SqliteEmbeddingCache
+    from encoders.dense import SqliteEmbeddingCache
     from ingest.catalog import Catalog
     from ingest.db import Database
     from ingest.windows import WindowConfig, window_texts
@@ -28,7 +38,7 @@ def embedded_texts(data: Path, tenant: str = "default") -> tuple[list[str], int,
                            WindowConfig(settings.window_size, min(settings.window_stride, settings.window_size))) \
         if settings.windows_enabled else {}
     alone = SqliteEmbeddingCache(settings.data_dir / "embeddings.sqlite3").get_many(
-        SentenceTransformerEmbedder().model_id, list(windows))
+        bench_embedder(backend, data).model_id, list(windows))
     return [rows[h].text for h in hashes] + [windows[h] for h in alone], len(hashes), len(alone)
 
 

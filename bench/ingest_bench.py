@@ -59,16 +59,16 @@ def main() -> int:
         cold_wall, cold = run_cli_ingest(svc.url, corpus)
         warm_wall, warm = run_cli_ingest(svc.url, corpus)
 
-    from encoders.dense import SentenceTransformerEmbedder
+    from bench.common import bench_embedder
     from snapdex.settings import Settings
 
     settings = Settings(data_dir=data)
     # What the pipeline sent to the model: every chunk, and the sentence windows embedded alone.
     texts, n_chunks, n_windows = embedded_texts(data)
-    embedder = SentenceTransformerEmbedder(batch_size=settings.embedding_batch_size)
+    embedder = bench_embedder(None, data)
     embedder.embed(texts[:8])  # load the model outside the timing, as the service does once per process
     started = time.perf_counter()
-    step = settings.embedding_batch_size * 4
+    step = max(256, settings.embedding_batch_size * 4)  # the pipeline's call size
     for i in range(0, len(texts), step):
         embedder.embed(texts[i : i + step])
     raw = time.perf_counter() - started

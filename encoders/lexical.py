@@ -16,13 +16,13 @@ from functools import lru_cache
 from typing import Iterable, Mapping
 
 import Stemmer
-from spacy.lang.en.stop_words import STOP_WORDS
 
+from encoders.stopwords import spacy_english_stop_words
 from store.types import SparseVector
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STEMMER = Stemmer.Stemmer("english")
-_STOP = frozenset(STOP_WORDS)
+_STOP = spacy_english_stop_words()
 # Part of every snapshot hash, so it names what changes the terms: the stemmer's release (PyStemmer 2.2 and 3.1
 # stem 75 of SciFact's 35,734 words differently) and the stop list's content. lex3: the query side carries each
 # term's frequency in the query, as BM25 sums over query tokens (lex2 weighted each query term once).

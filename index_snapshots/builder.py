@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from encoders.dense import CachedEmbedding
+from encoders.embedding import EmbeddingService
 from encoders.lexical import TOKENIZER_VERSION, BM25Params, average_length, document_vector
 from ingest.catalog import Catalog, ChunkRow, DocumentRow
 from ingest.chunking import Chunker, ChunkerConfig
@@ -106,7 +106,7 @@ def _merge_metadata(docs: list[DocumentRow]) -> dict[str, list]:
 
 
 class SnapshotBuilder:
-    def __init__(self, catalog: Catalog, manifest: Manifest, store: VectorStore, embedding: CachedEmbedding,
+    def __init__(self, catalog: Catalog, manifest: Manifest, store: VectorStore, embedding: EmbeddingService,
                  config: IndexConfig, lock_dir: Path, batch_size: int = 256) -> None:
         self.catalog = catalog
         self.manifest = manifest

@@ -1,5 +1,9 @@
 """An ingest job: parse -> chunk -> dedup (exact and near) -> embed, document by document.
 
+Embedding overlaps the rest: every `embed_batch_size` new chunks go to one embedding thread, which embeds them
+while this thread parses, chunks and deduplicates the next documents (the model releases the GIL, so both cores
+work). At most one batch waits behind the one being embedded, so parsing never runs far ahead of the model.
+
 Every step is idempotent, so a job whose worker died can run again from the top: documents already done
 are skipped (their outcome was committed with their catalog change), and chunks already embedded come out
 of the embedding cache.
@@ -8,9 +12,11 @@ of the embedding cache.
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from encoders.dense import CachedEmbedding
+from encoders.embedding import EmbeddingService
 from ingest import parsing
 from ingest.catalog import Catalog, ChunkRow, DocumentRow
 from ingest.chunking import Chunker, ChunkerConfig
@@ -33,7 +39,7 @@ class IngestConfig:
 
 
 class Ingestor:
-    def __init__(self, catalog: Catalog, jobs: JobStore, embedding: CachedEmbedding, config: IngestConfig) -> None:
+    def __init__(self, catalog: Catalog, jobs: JobStore, embedding: EmbeddingService, config: IngestConfig) -> None:
         self.catalog = catalog
         self.jobs = jobs
         self.embedding = embedding
@@ -41,15 +47,32 @@ class Ingestor:
         self.chunker = Chunker(config.chunker)
 
     def run(self, job_id: str) -> None:
-        """Parse and record every pending document, then embed the job's new chunks."""
+        """Parse and record every pending document; its new chunks are embedded meanwhile, batch by batch."""
         tenant = self.jobs.tenant_of(job_id)
         if tenant is None:
             raise KeyError(f"job {job_id} does not exist")
         self.jobs.start(job_id)
+        self.jobs.set_phase(job_id, "parsing", chunks_total=0, chunks_done=0, chunks_embedded=0, chunks_reused=0)
         near = self._near_index(tenant)
-        for item in self.jobs.pending(job_id):
-            self._process(job_id, tenant, item, near)
-        self.embed_job(job_id, tenant)
+        with ThreadPoolExecutor(1, thread_name_prefix="embed") as pool:
+            feed = _EmbedFeed(self, job_id, tenant, pool)
+            # Documents an earlier attempt of this job recorded: their chunks may not all have been embedded.
+            for h, title in self.jobs.chunk_titles(job_id).items():
+                feed.add([h], title)
+            for item in self.jobs.pending(job_id):
+                new = self._process(job_id, tenant, item, near)
+                if new is not None:
+                    feed.add(*new)
+            feed.close()
+
+    def embed_batch(self, job_id: str, tenant: str, titles: dict[str, str | None]) -> None:
+        """Embed chunks (hash -> title of their first document) and count them on the job."""
+        rows = self.catalog.chunks(tenant, list(titles))
+        # Window vectors too: the snapshot build reads them from the cache, so builds stay short and the cost
+        # lands where progress is reported.
+        embedded = embed_chunks(self.embedding, {h: (rows[h].text, t) for h, t in titles.items()},
+                                self.config.windows, batch_size=self.config.embed_batch_size).embedded
+        self.jobs.add_embedded(job_id, len(titles), embedded)
 
     def _near_index(self, tenant: str) -> NearDuplicateIndex:
         index = NearDuplicateIndex(self.config.near_duplicate_threshold, self.config.minhash_permutations)
@@ -62,7 +85,10 @@ class Ingestor:
             raise parsing.ParseError(f"document has {chars} characters; at most {self.config.max_document_chars} "
                                      "(SNAPDEX_MAX_DOCUMENT_CHARS): split it into smaller documents")
 
-    def _process(self, job_id: str, tenant: str, item: StagedDocument, near: NearDuplicateIndex) -> None:
+    def _process(self, job_id: str, tenant: str, item: StagedDocument, near: NearDuplicateIndex
+                 ) -> tuple[list[str], str | None] | None:
+        """Parse, dedup and record one document. Returns the chunks it points at and its title when they are to
+        be embedded (or found in the cache): a new or changed document's."""
         old = self.catalog.get_document(tenant, item.doc_id)
         raw = bytes_hash(item.payload)
         if old and old.status != "deleted" and old.raw_hash == raw and old.metadata == item.metadata:
@@ -107,7 +133,7 @@ class Ingestor:
                 self.catalog.put_document(conn, doc)
                 outcome = "unchanged" if old.metadata == item.metadata else "updated"
                 self.jobs.mark_document(conn, job_id, item.seq, outcome, chunks=len(doc.chunk_hashes))
-                return
+                return (doc.chunk_hashes, doc.title) if outcome == "updated" else None
             twin = self.catalog.find_by_content(tenant, chash, exclude=item.doc_id, conn=conn)
             if twin is not None:
                 # Exact duplicate: the same chunks, now listing this document as one more source.
@@ -131,18 +157,42 @@ class Ingestor:
             outcome = "updated" if old and old.status != "deleted" else "new"
             self.jobs.mark_document(conn, job_id, item.seq, outcome, chunks=len(chunks))
         near.add(item.doc_id, sig)
+        return doc.chunk_hashes, doc.title
 
-    def embed_job(self, job_id: str, tenant: str) -> None:
-        titles = self.jobs.chunk_titles(job_id)
-        hashes = list(titles)
-        self.jobs.set_phase(job_id, "embedding", chunks_total=len(hashes), chunks_done=0,
-                            chunks_embedded=0, chunks_reused=0)
-        step = self.config.embed_batch_size
-        for i in range(0, len(hashes), step):
-            part = hashes[i : i + step]
-            rows = self.catalog.chunks(tenant, part)
-            # Window vectors too: the snapshot build reads them from the cache, so builds stay short and the cost
-            # lands where progress is reported.
-            embedded = embed_chunks(self.embedding, {h: (rows[h].text, titles[h]) for h in part},
-                                    self.config.windows, batch_size=step).embedded
-            self.jobs.add_embedded(job_id, len(part), embedded)
+
+class _EmbedFeed:
+    """New chunks of a job, handed to the embedding thread `embed_batch_size` at a time (the first title wins for a
+    chunk two documents share, as the catalog's order gives it). One batch is embedded and at most one more
+    waits; handing over a third waits for the first, so a failure in the embedding thread stops the parsing too."""
+
+    DEPTH = 1  # batches waiting behind the one being embedded
+
+    def __init__(self, ingestor: Ingestor, job_id: str, tenant: str, pool: ThreadPoolExecutor) -> None:
+        self.ingestor, self.job_id, self.tenant, self.pool = ingestor, job_id, tenant, pool
+        self.seen: set[str] = set()
+        self.buffer: dict[str, str | None] = {}
+        self.futures: deque[Future] = deque()
+        self.total = 0
+
+    def add(self, hashes: list[str], title: str | None) -> None:
+        for h in hashes:
+            if h not in self.seen:
+                self.seen.add(h)
+                self.buffer[h] = title
+        if len(self.buffer) >= self.ingestor.config.embed_batch_size:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        batch, self.buffer = self.buffer, {}
+        self.total += len(batch)
+        self.ingestor.jobs.set_phase(self.job_id, "embedding", chunks_total=self.total)
+        self.futures.append(self.pool.submit(self.ingestor.embed_batch, self.job_id, self.tenant, batch))
+        while len(self.futures) > 1 + self.DEPTH:
+            self.futures.popleft().result()
+
+    def close(self) -> None:
+        """Hand over the rest and wait for every batch; an embedding error is raised here."""
+        if self.buffer:
+            self._hand_over()
+        while self.futures:
+            self.futures.popleft().result()

@@ -18,7 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
-from encoders.dense import CachedEmbedding, SpanEmbedder
+from encoders.embedding import EmbeddingService, Part, Passage
 from ingest.normalize import content_hash
 
 MIN_SENTENCE_CHARS = 24  # punkt cuts after "et al." or "Fig."; shorter pieces are joined to the next one
@@ -162,53 +162,28 @@ class EmbeddedChunks:
     embedded: int                    # chunks that went through the model now (the rest came from the cache)
 
 
-def embed_chunks(embedding: CachedEmbedding, chunks: Mapping[str, tuple[str, str | None]],
+def chunk_passage(chunk_hash: str, text: str, title: str | None, config: WindowConfig | None) -> Passage:
+    """What to embed for one chunk: its text, and its windows as spans of it (planned only if the cache lacks
+    them); late windows are cached together under a key of their own, standalone ones each by its text."""
+    if config is None:
+        return Passage(chunk_hash, text)
+
+    def parts() -> list[Part]:
+        return [Part(w.start, w.end, w.text, content_hash(w.text)) for w in chunk_windows(text, title, config)]
+
+    return Passage(chunk_hash, text, parts, _late_key(config, chunk_hash, title) if config.method == "late" else None)
+
+
+def embed_chunks(embedding: EmbeddingService, chunks: Mapping[str, tuple[str, str | None]],
                  config: WindowConfig | None, batch_size: int = 256) -> EmbeddedChunks:
     """Chunk vectors and their window vectors (chunk hash -> (text, title)), from the cache where they are.
     Ingest calls this to fill the cache, and the snapshot build to read it back."""
-    if config is None:
-        vectors, n = embedding.vectors({h: text for h, (text, _) in chunks.items()}, batch_size)
-        return EmbeddedChunks(vectors, {}, n)
-    if config.method == "standalone":
-        plans = {h: chunk_windows(text, title, config) for h, (text, title) in chunks.items()}
-        vectors, n = embedding.vectors({h: text for h, (text, _) in chunks.items()}, batch_size)
-        found, _ = embedding.vectors({content_hash(w.text): w.text for p in plans.values() for w in p}, batch_size)
-        return EmbeddedChunks(vectors, {h: np.stack([found[content_hash(w.text)] for w in p])
-                                        for h, p in plans.items() if p}, n)
-    return _embed_late(embedding, chunks, config, batch_size)
+    got = embedding.passages([chunk_passage(h, text, title, config) for h, (text, title) in chunks.items()],
+                             batch_size)
+    return EmbeddedChunks(got.vectors, got.parts, got.embedded)
 
 
 def _late_key(config: WindowConfig, chunk_hash: str, title: str | None) -> str:
     # The windows of one chunk text depend on the title too (its title line is left out, and windows past the
     # model's input are embedded titled), so one chunk under two titles has two entries.
     return "late-" + content_hash(f"{config.fingerprint()}\0{chunk_hash}\0{_squash(title or '')}")
-
-
-def _embed_late(embedding: CachedEmbedding, chunks: Mapping[str, tuple[str, str | None]], config: WindowConfig,
-                batch_size: int) -> EmbeddedChunks:
-    model_id = embedding.embedder.model_id
-    if not hasattr(embedding.embedder, "embed_spans"):
-        raise ValueError(f"embedder {model_id} cannot pool spans: set SNAPDEX_WINDOW_METHOD=standalone")
-    embedder: SpanEmbedder = embedding.embedder  # type: ignore[assignment]  (checked just above)
-    keys = {h: _late_key(config, h, title) for h, (_, title) in chunks.items()}
-    cached = embedding.cache.get_many(model_id, [*chunks, *keys.values()])
-    vectors = {h: cached[h] for h in chunks if h in cached}
-    windows = {h: cached[keys[h]].reshape(-1, embedder.dim) for h in chunks if keys[h] in cached}
-    todo = [h for h in chunks if h not in vectors or keys[h] not in cached]
-    plans = {h: chunk_windows(*chunks[h], config) for h in todo}  # sentence splitting only where it is needed
-    for i in range(0, len(todo), batch_size):
-        part = todo[i : i + batch_size]
-        chunk_vecs, pooled = embedder.embed_spans([chunks[h][0] for h in part],
-                                                  [[(w.start, w.end) for w in plans[h]] for h in part])
-        # Windows the chunk's pass did not reach are embedded alone (and cached by their text, as standalone).
-        alone = {content_hash(w.text): w.text for h, vecs in zip(part, pooled)
-                 for w, v in zip(plans[h], vecs) if v is None}
-        alone_vecs, _ = embedding.vectors(alone, batch_size) if alone else ({}, 0)
-        fresh_windows = {}
-        for h, vec, vecs in zip(part, chunk_vecs, pooled):
-            vectors[h] = vec
-            rows = [v if v is not None else alone_vecs[content_hash(w.text)] for w, v in zip(plans[h], vecs)]
-            windows[h] = np.stack(rows) if rows else np.zeros((0, embedder.dim), dtype=np.float32)
-            fresh_windows[keys[h]] = windows[h]
-        embedding.cache.put_many(model_id, {**{h: vectors[h] for h in part}, **fresh_windows})
-    return EmbeddedChunks(vectors, {h: m for h, m in windows.items() if len(m)}, len(todo))

@@ -7,15 +7,14 @@ from (snapshot hash, recipe, query). The same pipeline serves `/retrieve` and th
 from __future__ import annotations
 
 import copy
-import threading
 import time
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-from cachetools import LRUCache
 
 from encoders.dense import Embedder, input_windows
 from encoders.lexical import TOKENIZER_VERSION, query_vector
+from retrieval.cache import BoundedCache
 from retrieval.late_interaction import LateInteractionWeights
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate, Query, QueryRewriter, Reranker, RewrittenQuery
@@ -27,7 +26,7 @@ FUSIONS = ("dbsf", "rrf")
 # match (summed), where "mean" scores them by the one mean vector.
 LONG_QUERY_COMBINES = ("mean", "max-sim")
 FIRST_STAGES = ("hybrid", "dense", "bm25")
-QUERY_VECTOR_CACHE = 4096
+QUERY_VECTOR_CACHE_BYTES = 8 * 1024 * 1024
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -95,7 +94,7 @@ class PipelineResult:
 class RetrievalPipeline:
     def __init__(self, store: VectorStore, embedder: Embedder, rerankers: dict[str, Reranker | None],
                  rewriters: dict[str, QueryRewriter | None], defaults: StageConfig, prune_config: PruneConfig,
-                 long_query_combine: str = "mean") -> None:
+                 long_query_combine: str = "mean", vector_cache_bytes: int = QUERY_VECTOR_CACHE_BYTES) -> None:
         for what, choice, known in (("rerank", defaults.rerank, rerankers), ("rewrite", defaults.rewrite, rewriters)):
             if choice not in known:
                 raise ValueError(f"default {what}={choice!r} is not one of {sorted(known)}")
@@ -109,11 +108,8 @@ class RetrievalPipeline:
         self.defaults = defaults
         self.prune_config = prune_config
         # Query vectors repeat (chat retries, eval reruns, the same question from many users): embedding is
-        # most of a query's time on a CPU, so they are kept by (model, text).
-        self._vectors: LRUCache = LRUCache(QUERY_VECTOR_CACHE)
-        self._lock = threading.Lock()
-        self.vector_hits = 0
-        self.vector_misses = 0
+        # most of a query's time on a CPU, so they are kept by (model, text), within a memory bound.
+        self.vectors = BoundedCache(vector_cache_bytes)
 
     def stages(self, **overrides) -> StageConfig:
         """The defaults with these overrides (a profile's, a request's); unknown stage names are rejected with the
@@ -136,12 +132,9 @@ class RetrievalPipeline:
         past the model's input is embedded in windows that each fit, combined by their token-weighted mean (the
         model's own pooling averages its tokens), never cut off."""
         key = (self.embedder.model_id, texts)
-        with self._lock:
-            hit = self._vectors.get(key)
-            if hit is not None:
-                self.vector_hits += 1
-                return hit
-            self.vector_misses += 1
+        hit = self.vectors.get(key)
+        if hit is not None:
+            return hit
         counts = self.embedder.count_tokens(list(texts))
         windows = [input_windows(self.embedder, t, n) for t, n in zip(texts, counts)]
         vecs = np.asarray(self.embedder.embed([w for ws in windows for w in ws]), dtype=np.float32)
@@ -155,8 +148,7 @@ class RetrievalPipeline:
             per_text.append(_unit((part * weights[:, None]).sum(axis=0)))
             rows = part if rows is None or len(part) > len(rows) else rows
         out = QueryEmbedding(_unit(np.mean(per_text, axis=0)), rows, max(counts))
-        with self._lock:
-            self._vectors[key] = out
+        self.vectors.put(key, out)
         return out
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,

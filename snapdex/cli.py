@@ -15,6 +15,23 @@ from typing import Iterator
 FILE_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf"}
 
 
+def _keep_torch_out(settings) -> None:
+    """In a process whose model runs on ONNX Runtime (and with no cross-encoder, the one other torch user), mark
+    torch absent: spaCy's thinc, which unstructured loads to parse files and Markdown, imports torch whenever it is
+    installed (~190 MB of RSS and 2 s), and nothing here would use it. The ONNX export, which needs torch, runs in a
+    child process of its own."""
+    if settings.embedder_backend != "torch" and settings.cross_encoder_path is None and "torch" not in sys.modules:
+        # A finder that refuses torch, rather than sys.modules["torch"] = None: scipy looks torch up in sys.modules.
+        sys.meta_path.insert(0, _NoTorch())
+
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r} (this process serves with ONNX Runtime)", name=name)
+        return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.data_dir:
         os.environ["SNAPDEX_DATA_DIR"] = str(args.data_dir)
@@ -23,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
     from snapdex.settings import get_settings
 
     s = get_settings()
+    _keep_torch_out(s)
     mode = (
         f"embedded: {'qdrant-edge-py' if s.store_backend == 'edge' else 'qdrant ' + str(s.qdrant_url)}, "
         f"Celery worker {'in this process' if s.embedded_worker else 'in separate processes'} ({s.broker_url})"
@@ -100,6 +118,7 @@ def _worker(args: argparse.Namespace) -> int:
     from snapdex.logs import configure as configure_logging
 
     s = get_settings()
+    _keep_torch_out(s)
     configure_logging(s.log_format, args.log_level)
     rt = Runtime(s)
     set_runtime(rt)
@@ -107,6 +126,25 @@ def _worker(args: argparse.Namespace) -> int:
     app = configure(s)
     app.Worker(pool=args.pool, concurrency=args.concurrency or s.worker_concurrency, loglevel=args.log_level.upper(),
                hostname=args.hostname).start()
+    return 0
+
+
+def _model_export(args: argparse.Namespace) -> int:
+    """Export the ONNX models now (at set-up, or into an image), rather than on the service's first start."""
+    if args.data_dir:
+        os.environ["SNAPDEX_DATA_DIR"] = str(args.data_dir)
+    from encoders.dense import packaged_model_path
+    from encoders.onnx_backend import ONNX_BACKENDS, ensure_exported
+    from snapdex.settings import get_settings
+
+    s = get_settings()
+    folder = s.embedding_model_path or packaged_model_path()
+    backends = sorted(ONNX_BACKENDS) if args.backend == "all" else [args.backend]
+    for backend in backends:
+        out = ensure_exported(folder, s.models_path, ONNX_BACKENDS[backend])
+        meta = json.loads((out / "export.json").read_text())
+        print(f"{backend}: {out} ({meta['bytes'] / 2**20:.1f} MiB; cosine to torch on sample texts "
+              f">= {meta['min_cosine_to_torch']})")
     return 0
 
 
@@ -292,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--batch-size", type=int, default=1000, help="documents per request")
     i.add_argument("--quiet", action="store_true")
     i.set_defaults(func=_ingest)
+
+    mo = sub.add_parser("model", help="the embedding model: export it for the ONNX backends ahead of the first start")
+    mosub = mo.add_subparsers(dest="model_command", required=True)
+    me = mosub.add_parser("export", help="export (and quantise) the model into the models folder, if not there yet")
+    me.add_argument("--backend", default="all", choices=["all", "onnx", "onnx-int8"])
+    me.add_argument("--data-dir", type=Path, help="the service's data folder (default: SNAPDEX_DATA_DIR)")
+    me.set_defaults(func=_model_export)
 
     ev = sub.add_parser("eval", help="labelled queries: import a BEIR split as a query set, or compare variants")
     esub = ev.add_subparsers(dest="eval_command", required=True)

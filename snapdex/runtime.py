@@ -7,7 +7,8 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
-from encoders.dense import CachedEmbedding, RedisEmbeddingCache, SentenceTransformerEmbedder, SqliteEmbeddingCache
+from encoders.dense import RedisEmbeddingCache, SqliteEmbeddingCache
+from encoders.embedding import EmbeddingService, open_embedder
 from encoders.lexical import BM25Params
 from eval.benchmarks import BenchmarkStore
 from eval.profiles import ProfileStore
@@ -32,6 +33,7 @@ from ingest.chunking import ChunkerConfig
 from ingest.db import Database
 from ingest.jobs import JobStore
 from ingest.pipeline import IngestConfig, Ingestor
+from snapdex.memory import MemoryLedger
 from snapdex.settings import Settings
 from store import open_store
 
@@ -53,8 +55,10 @@ class Runtime:
         self.benchmarks = BenchmarkStore(self.db)
         self.profiles = ProfileStore(self.db)
         if self.embedder is None:
-            self.embedder = SentenceTransformerEmbedder(self.settings.embedding_model_path,
-                                                        batch_size=self.settings.embedding_batch_size)
+            s = self.settings
+            self.embedder = open_embedder(s.embedder_backend, s.embedding_model_path, s.models_path,
+                                          batch_size=s.embedding_batch_size)
+        self.memory = MemoryLedger()
         self.models_loaded = False
 
     @cached_property
@@ -64,10 +68,10 @@ class Runtime:
                           shards=s.qdrant_shards, replicas=s.qdrant_replicas, timeout=s.qdrant_timeout_s)
 
     @cached_property
-    def embedding(self) -> CachedEmbedding:
+    def embedding(self) -> EmbeddingService:
         s = self.settings
         cache = RedisEmbeddingCache(s.redis_url) if s.redis_url else SqliteEmbeddingCache(s.data_dir / "embeddings.sqlite3")
-        return CachedEmbedding(self.embedder, cache)
+        return EmbeddingService(self.embedder, cache)
 
     @cached_property
     def chunker_config(self) -> ChunkerConfig:
@@ -77,7 +81,7 @@ class Runtime:
     def ingestor(self) -> Ingestor:
         s = self.settings
         cfg = IngestConfig(self.chunker_config, s.near_duplicate_threshold, s.minhash_permutations,
-                           s.embedding_batch_size * 4, self.window_config, s.max_document_chars)
+                           max(256, s.embedding_batch_size * 4), self.window_config, s.max_document_chars)
         return Ingestor(self.catalog, self.jobs, self.embedding, cfg)
 
     @cached_property
@@ -127,13 +131,14 @@ class Runtime:
                              late_dense=s.late_weight_dense, late_bm25=s.late_weight_bm25,
                              late_windows=s.late_weight_windows, max_per_document=s.max_chunks_per_document)
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
-                                 PruneConfig(s.prune_near_duplicate),
-                                 long_query_combine=s.long_query_combine)
+                                 PruneConfig(s.prune_near_duplicate), long_query_combine=s.long_query_combine,
+                                 vector_cache_bytes=s.query_vector_cache_bytes)
 
     @cached_property
     def searcher(self) -> SnapshotSearcher:
+        s = self.settings
         return SnapshotSearcher(self.resolver, self.pipeline,
-                                ResultCache(self.settings.result_cache_size, self.settings.result_cache_ttl_s),
+                                ResultCache(s.result_cache_size, s.result_cache_ttl_s, s.result_cache_bytes),
                                 self.profiles)
 
     @cached_property
@@ -151,14 +156,26 @@ class Runtime:
                 drift[tenant] = parts
         return drift
 
-    def warm_up(self) -> None:
-        """Load the parser and the embedding model once, before the first job needs them."""
+    def warm_up(self, ingest: bool = True) -> None:
+        """Load what this process serves once, one after another, measuring each load's RSS (`self.memory`):
+        the embedding model (exported to ONNX first, in a child process, if the data folder lacks it), the
+        collections of live snapshots, a configured cross-encoder, and, in a process that ingests, the parser
+        for files and Markdown (unstructured with spaCy; JSON plain text never needs it)."""
         try:
-            parsing.warm_up()
-            self.embedder.embed(["warm up"])
+            with self.memory.measure("embedder"):
+                self.embedder.embed(["warm up"])
+            with self.memory.measure("vector_store"):
+                for tenant in self.manifest.tenants():
+                    live = self.manifest.live(tenant)
+                    if live is not None and self.store.has_collection(live.collection):
+                        self.store.count(live.collection)  # opens it (qdrant-edge loads a shard on first use)
             cross = self.pipeline.rerankers.get("cross-encoder")
             if cross is not None:
-                cross.load()  # once, at start-up, not on the first request
+                with self.memory.measure("cross_encoder"):
+                    cross.load()  # once, at start-up, not on the first request
+            if ingest:
+                with self.memory.measure("parser"):
+                    parsing.warm_up()
         except Exception:  # a failure here shows on /ready and again, with its cause, on the first job
             log.exception("warm-up failed")
         self.models_loaded = True

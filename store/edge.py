@@ -122,11 +122,15 @@ class EdgeStore:
     ) -> None:
         directory = self._dir(name)
         check_positive("dense_dim", dense_dim)
+        # Dense vectors stay in memory: every first stage scans them. Window multivectors (about 4 per chunk) and
+        # payloads are memory-mapped from disk: a query reads only its candidates' pages. Measured on 30k synthetic
+        # points with 4 windows each: all in memory +520 MB of RSS once loaded; windows and payloads on disk +265 MB.
         vectors = {DENSE: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine)}
         if windows:
             vectors[WINDOWS] = qe.EdgeVectorParams(
                 size=dense_dim,
                 distance=qe.Distance.Cosine,
+                on_disk=True,
                 multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
                 # m=0: no graph. Windows only rescore a few candidates by id; a graph would cost build time.
                 hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
@@ -134,6 +138,7 @@ class EdgeStore:
         config = qe.EdgeConfig(
             vectors=vectors,
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            on_disk_payload=True,
         )
         with self._lock:
             if self._closed:

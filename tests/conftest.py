@@ -12,6 +12,10 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
+# Every service and runtime the tests start shares one folder of exported ONNX models (keyed by the weights'
+# fingerprint and the export config, as in production): the export runs once per checkout, not once per test.
+os.environ.setdefault("SNAPDEX_MODELS_DIR", str(REPO / ".test-models"))
+
 
 @pytest.fixture
 def documents_dir() -> Path:

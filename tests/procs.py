@@ -53,7 +53,7 @@ def keys_env(*tenants: str) -> str:
 
 
 def snapdex_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDEX_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDEX_") or k == "SNAPDEX_MODELS_DIR"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
                SNAPDEX_DATA_DIR=str(data_dir), **extra)
     return env

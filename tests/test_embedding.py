@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from encoders.dense import CachedEmbedding, HashEmbedder, RedisEmbeddingCache, SentenceTransformerEmbedder, SqliteEmbeddingCache
+from encoders.dense import HashEmbedder, RedisEmbeddingCache, SentenceTransformerEmbedder, SqliteEmbeddingCache
+from encoders.embedding import EmbeddingService
 from ingest.normalize import content_hash
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
 from tests.procs import redis_server
@@ -22,15 +23,15 @@ def cache(request, tmp_path):
 
 def test_cache_returns_what_was_put_and_never_reembeds(cache):
     embedder = HashEmbedder(dim=16)
-    emb = CachedEmbedding(embedder, cache)
-    vectors, n = emb.vectors({"h1": "alpha beta", "h2": "gamma delta"})
+    emb = EmbeddingService(embedder, cache)
+    vectors, n = emb.texts({"h1": "alpha beta", "h2": "gamma delta"})
     assert n == 2 and embedder.texts_embedded == 2
-    again, n = emb.vectors({"h1": "alpha beta", "h2": "gamma delta", "h3": "epsilon"})
+    again, n = emb.texts({"h1": "alpha beta", "h2": "gamma delta", "h3": "epsilon"})
     assert n == 1 and embedder.texts_embedded == 3
     assert np.array_equal(again["h1"], vectors["h1"]) and again["h1"].dtype == np.float32
     # Another model id never shares vectors.
-    other = CachedEmbedding(HashEmbedder(dim=8), cache)
-    _, n = other.vectors({"h1": "alpha beta"})
+    other = EmbeddingService(HashEmbedder(dim=8), cache)
+    _, n = other.texts({"h1": "alpha beta"})
     assert n == 1
 
 
@@ -58,7 +59,7 @@ CHUNK = ("Vitamin D and bones\n\nVitamin D deficiency is common in winter. Bone 
 
 def test_late_windows_are_pooled_from_one_pass_and_cached(cache):
     embedder = HashEmbedder(dim=32)
-    emb = CachedEmbedding(embedder, cache)
+    emb = EmbeddingService(embedder, cache)
     config = WindowConfig()
     got = embed_chunks(emb, {"c1": (CHUNK, "Vitamin D and bones"), "c2": ("Too short.", None)}, config)
     assert got.embedded == 2 and embedder.texts_embedded == 2  # one pass per chunk, none per window
@@ -80,7 +81,7 @@ def test_late_windows_are_pooled_from_one_pass_and_cached(cache):
 
 def test_late_windows_past_the_model_input_are_embedded_alone(cache):
     embedder = HashEmbedder(dim=32, max_chars=120)  # the last windows end past the fake's "input length"
-    emb = CachedEmbedding(embedder, cache)
+    emb = EmbeddingService(embedder, cache)
     got = embed_chunks(emb, {"c1": (CHUNK, "Vitamin D and bones")}, WindowConfig())
     plan = chunk_windows(CHUNK, "Vitamin D and bones", WindowConfig())
     assert [w.end <= 120 for w in plan] == [True, False, False]

@@ -62,6 +62,17 @@ def test_metrics_request_ids_and_json_logs_over_http(tmp_path):
         assert value(found, "snapdex_jobs", tenant="obs", status="succeeded") == 1
         assert value(found, "snapdex_live_snapshot_info", tenant="obs", snapshot=snap[:12]) == 1
         assert value(found, "snapdex_gate_verdicts", tenant="obs", outcome="passed") == 1
+        # Memory, measured (/proc/self): the process, the embedder's load, what the caches hold within bounds.
+        assert value(found, "snapdex_memory_rss_bytes", component="process") > 50e6
+        assert value(found, "snapdex_memory_rss_bytes", component="process_peak") >= \
+            value(found, "snapdex_memory_rss_bytes", component="process")
+        assert value(found, "snapdex_memory_rss_bytes", component="embedder") > 1e6
+        assert 0 < value(found, "snapdex_cache_bytes", cache="answers", kind="used") <= \
+            value(found, "snapdex_cache_bytes", cache="answers", kind="limit")
+        assert value(found, "snapdex_memory_rss_bytes", component="query_vectors_cache") > 0
+        # The default backend (ONNX int8) serves without torch: its libraries are not even mapped.
+        maps = open(f"/proc/{svc.proc.pid}/maps").read()
+        assert "onnxruntime" in maps and "libtorch" not in maps
 
     log = svc.log.read_text()
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]

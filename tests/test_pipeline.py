@@ -114,3 +114,77 @@ def test_tenants_are_separate_collections(rt):
     acme, globex = rt.manifest.live("acme"), rt.manifest.live("globex")
     assert acme.collection != globex.collection
     assert all(r.payload["tenant"] == "acme" for r in rt.store.scroll(acme.collection, limit=100)[0])
+
+
+class _Watching:
+    """Wraps the fake embedder: at each model call, how many documents of the job had been recorded."""
+
+    def __init__(self, rt, job_id, fail_on_call: int | None = None):
+        self.rt, self.job_id, self.fail_on_call = rt, job_id, fail_on_call
+        self.inner = rt.embedder
+        self.seen: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed_spans(self, texts, spans):
+        self.seen.append(self.rt.jobs.get(self.job_id).docs_done)
+        if self.fail_on_call is not None and len(self.seen) == self.fail_on_call:
+            raise ConnectionError("embedding cache went away")
+        import time
+
+        time.sleep(0.3)  # a model call takes time: the parser goes on meanwhile
+        return self.inner.embed_spans(texts, spans)
+
+
+def _many_docs(n: int) -> list[NewDocument]:
+    return [text_doc(f"d{i}", " ".join(f"Document {i} sentence {j} mentions term{i}x{j} and more."
+                                        for j in range(12))) for i in range(n)]
+
+
+def test_ingest_parses_the_next_documents_while_a_batch_is_embedded(tmp_path):
+    from dataclasses import replace
+
+    from index_snapshots.service import run_ingest_job
+
+    rt = make_runtime(tmp_path)
+    try:
+        rt.ingestor.config = replace(rt.ingestor.config, embed_batch_size=8)
+        job_id = rt.jobs.create("default", _many_docs(40))
+        watch = _Watching(rt, job_id)
+        rt.embedding.backend = watch
+        assert run_ingest_job(rt.ingestor, rt.jobs, job_id)
+        view = rt.jobs.get(job_id)
+        assert view.status == "running" and view.docs_done == 40 and view.chunks_done == view.chunks_total > 8
+        # The first batch went to the model long before the last document was parsed, and documents kept being
+        # parsed while batches were embedded (each call saw more of them recorded than the one before).
+        assert watch.seen[0] < 40 and len(watch.seen) >= 3
+        assert any(b > a for a, b in zip(watch.seen, watch.seen[1:-1]))
+        assert view.chunks_embedded == view.chunks_total and view.chunks_reused == 0
+    finally:
+        rt.close()
+
+
+def test_an_embedding_failure_stops_the_job_and_a_rerun_embeds_each_chunk_once(tmp_path):
+    from dataclasses import replace
+
+    from index_snapshots.service import run_ingest_job
+
+    rt = make_runtime(tmp_path)
+    try:
+        rt.ingestor.config = replace(rt.ingestor.config, embed_batch_size=8)
+        job_id = rt.jobs.create("default", _many_docs(30))
+        rt.embedding.backend = _Watching(rt, job_id, fail_on_call=2)
+        with pytest.raises(ConnectionError):
+            rt.ingestor.run(job_id)
+        assert rt.jobs.get(job_id).docs_done < 30  # the parser stopped with the embedder
+        before = rt.embedder.texts_embedded
+        rt.embedding.backend = rt.embedder
+        assert run_ingest_job(rt.ingestor, rt.jobs, job_id)
+        view = rt.jobs.get(job_id)
+        assert view.docs_done == 30 and view.chunks_done == view.chunks_total
+        # What the first attempt embedded came from the cache: every chunk went through the model once in all.
+        hashes = {h for i in range(30) for h in rt.catalog.get_document("default", f"d{i}").chunk_hashes}
+        assert rt.embedder.texts_embedded == len(hashes) and before < len(hashes)
+    finally:
+        rt.close()

@@ -225,6 +225,18 @@ def test_html_detection():
     assert detect_format(b"Text that mentions <html> later on.") == "txt"
 
 
+def test_plain_json_text_keeps_its_paragraphs_and_invents_no_headings():
+    one_line = parse_text("Aspirin lowers the risk of heart attack")
+    assert one_line.text == "Aspirin lowers the risk of heart attack"  # unstructured made it "# Aspirin ..."
+    assert (one_line.format, one_line.structured, one_line.title, one_line.elements) == ("txt", False, None, 0)
+    doc = parse_text("Vitamin D and bones\r\n\r\nVitamin D deficiency is common\nin winter.   Bone density fell.\n"
+                     "\n \n- one\n- two\n\n1. first\n2) second\n\n\n\nLast   words.")
+    assert doc.text == ("Vitamin D and bones\n\nVitamin D deficiency is common in winter. Bone density fell.\n\n"
+                        "- one\n- two\n\n1. first\n2) second\n\nLast words.")
+    # Markdown sent as JSON still goes through unstructured, for its heading-aware chunking.
+    assert parse_text("# Notes\n\nSome text.").structured
+
+
 def test_parse_text():
     md = parse_text("# Notes\n\nSome text about parsing.\n\n- one\n- two")
     assert (md.format, md.structured, md.title) == ("md", True, "Notes")
