@@ -30,6 +30,8 @@ from store.memo import MemoStore
 log = logging.getLogger(__name__)
 
 LATE = ("late_dense", "late_bm25", "late_windows")
+LATE_LONG = ("late_long_dense", "late_long_bm25", "late_long_windows")
+LONG_SHARE = 0.1  # the weights of long queries are searched when at least this share of the queries is long
 MIN_QUERIES = 20  # fewer than this, and 5 folds of 4 queries say nothing a bootstrap could trust
 
 
@@ -51,8 +53,10 @@ class TuningRequest:
                    int(d.get("seed", 0)), float(d.get("level", 0.95)))
 
 
-def search_space(defaults: StageConfig, rerankers: Sequence[str], rewriters: Sequence[str]) -> SearchSpace:
-    """The knobs a tenant's queries may move, each with the service's default first (preferred on a tie)."""
+def search_space(defaults: StageConfig, rerankers: Sequence[str], rewriters: Sequence[str],
+                 long_queries: bool = False) -> SearchSpace:
+    """The knobs a tenant's queries may move, each with the service's default first (preferred on a tie). The
+    weights of long queries join when the queries have enough long ones to tell them apart."""
 
     def around(value, *others):
         return tuple(dict.fromkeys([value, *others]))
@@ -69,12 +73,20 @@ def search_space(defaults: StageConfig, rerankers: Sequence[str], rewriters: Seq
         "rewrite": around(defaults.rewrite, *[r for r in ("none", "prf") if r in rewriters]),
         "max_per_document": around(defaults.max_per_document, None, 1, 2),
     }
+    if long_queries and defaults.late_long_tokens:
+        values.update({
+            "late_long_dense": around(defaults.late_long_dense, 0.0, 0.5, 1.0, 1.5),
+            "late_long_bm25": around(defaults.late_long_bm25, 0.5, 1.0, 1.5),
+            "late_long_windows": around(defaults.late_long_windows, 0.0, 0.5, 1.0, 1.5),
+        })
 
-    def valid(c: dict) -> bool:
-        return c["rerank"] != "late-interaction" or any(c[w] for w in LATE)
+    def valid(c: dict) -> bool:  # the pipeline refuses late-interaction weights that are all 0
+        if c["rerank"] != "late-interaction":
+            return True
+        return any(c[w] for w in LATE) and (LATE_LONG[0] not in c or any(c[w] for w in LATE_LONG))
 
     def relevant(c: dict, name: str) -> bool:
-        return name not in LATE or c["rerank"] == "late-interaction"
+        return name not in LATE + LATE_LONG or c["rerank"] == "late-interaction"
 
     return SearchSpace(values, valid, relevant)
 
@@ -115,6 +127,14 @@ class TrialRunner:
             if self.on_trial:
                 self.on_trial(len(self.per_query))
         return self.per_query[key]
+
+    def long_share(self) -> float:
+        """The share of the queries past the long-query threshold of the service's defaults."""
+        threshold = self.searcher.pipeline.defaults.late_long_tokens
+        if not threshold or not self.qids:
+            return 0.0
+        tokens = self.searcher.pipeline.embedder.count_tokens([self.queries[q] for q in self.qids])
+        return sum(t > threshold for t in tokens) / len(tokens)
 
     def __call__(self, config: dict) -> np.ndarray:
         """Per-query scores of the metric being tuned: what the search and the cross-validation read."""
@@ -206,7 +226,8 @@ class ProfileTuner:
 
         trials = TrialRunner(self.searcher, tenant, live.hash, queries, qrels, self.ks, request.metric, tried)
         pipeline = self.searcher.pipeline
-        space = search_space(pipeline.defaults, list(pipeline.rerankers), list(pipeline.rewriters))
+        space = search_space(pipeline.defaults, list(pipeline.rerankers), list(pipeline.rewriters),
+                             long_queries=trials.long_share() >= LONG_SHARE)
         current_profile = self.profiles.live(tenant)
         default_cfg = space.start(vars(pipeline.defaults))
         current_cfg = space.start({**vars(pipeline.defaults), **current_profile.params})

@@ -50,14 +50,34 @@ class StageConfig:
     late_dense: float = 0.0
     late_bm25: float = 1.0
     late_windows: float = 1.0
+    # Queries longer than this many word pieces (0: none) are scored with the late_long_* weights instead: a
+    # paragraph-long query matches a whole chunk better than a two-sentence window (see bench/tune.py).
+    late_long_tokens: int = 0
+    late_long_dense: float = 0.0
+    late_long_bm25: float = 1.0
+    late_long_windows: float = 1.0
     max_per_document: int | None = None  # cap of chunks per document in the answer
 
     @property
     def late_weights(self) -> LateInteractionWeights:
         return LateInteractionWeights(self.late_dense, self.late_bm25, self.late_windows)
 
+    @property
+    def late_long_weights(self) -> LateInteractionWeights:
+        return LateInteractionWeights(self.late_long_dense, self.late_long_bm25, self.late_long_windows)
+
+    def is_long(self, tokens: int) -> bool:
+        return 0 < self.late_long_tokens < tokens
+
+    def weights_for(self, tokens: int) -> LateInteractionWeights:
+        """The late-interaction weights of a query of this many word pieces."""
+        return self.late_long_weights if self.is_long(tokens) else self.late_weights
+
     def __post_init__(self) -> None:
         self.late_weights  # range checks, with the weights' own messages
+        self.late_long_weights
+        if not 0 <= self.late_long_tokens <= 100_000:
+            raise ValueError(f"late_long_tokens={self.late_long_tokens} is out of range [0, 100000]")
         if self.max_per_document is not None and not 1 <= self.max_per_document <= 100:
             raise ValueError(f"max_per_document={self.max_per_document} is out of range [1, 100]")
         if not 1 <= self.candidates <= 1000:
@@ -184,7 +204,7 @@ class RetrievalPipeline:
         lap("first_stage")
         query = Query(text=text, vector=vector, sparse=sparse, collection=collection, store=self.store,
                       filters=filters, windows=windows, tokens=embedded.tokens if embedded else 0,
-                      late_weights=stages.late_weights,
+                      late_weights=stages.weights_for(embedded.tokens if embedded else 0),
                       window_query=embedded.rows if embedded is not None and embedded.rows is not None
                       and self.long_query_combine == "max-sim" else None)
         if reranker is not None:
@@ -208,6 +228,10 @@ class RetrievalPipeline:
             # What was done to a query past the model's input, for this answer.
             recipe["first_stage"]["query_windows"] = {"tokens": embedded.tokens, "windows": embedded.windows,
                                                       "combine": self.long_query_combine}
+        if recipe["rerank"] and "weights" in recipe["rerank"] and embedded is not None:
+            # Which weights scored this query: those of long queries past late_long_tokens, or the others.
+            recipe["rerank"]["query_tokens"] = embedded.tokens
+            recipe["rerank"]["weights_used"] = "long" if stages.is_long(embedded.tokens) else "short"
         return PipelineResult(kept, recipe, timings, dropped)
 
     def _first_stage(self, collection, vector, sparse, depth, stages: StageConfig, filters):
@@ -256,7 +280,11 @@ class RetrievalPipeline:
                 "candidates_per_leg": stages.candidates,
             },
             "rerank": {**reranker.recipe(), "depth": stages.rerank_depth,
-                       **({"weights": stages.late_weights.as_dict()} if reranker.name == "late-interaction" else {})}
+                       **({"weights": stages.late_weights.as_dict(),
+                           "long_queries": {"over_tokens": stages.late_long_tokens,
+                                            "weights": stages.late_long_weights.as_dict()}
+                           if stages.late_long_tokens else None}
+                          if reranker.name == "late-interaction" else {})}
             if reranker else None,
             "prune": prune_config.recipe(),
             "stages": asdict(stages),

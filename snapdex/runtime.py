@@ -129,7 +129,9 @@ class Runtime:
         stages = StageConfig(candidates=s.retrieval_candidates, fusion=s.retrieval_fusion, rrf_k=s.retrieval_rrf_k,
                              rerank=s.rerank, rerank_depth=s.rerank_depth, rewrite=s.rewrite,
                              late_dense=s.late_weight_dense, late_bm25=s.late_weight_bm25,
-                             late_windows=s.late_weight_windows, max_per_document=s.max_chunks_per_document)
+                             late_windows=s.late_weight_windows, late_long_tokens=s.late_long_tokens,
+                             late_long_dense=s.late_long_weight_dense, late_long_bm25=s.late_long_weight_bm25,
+                             late_long_windows=s.late_long_weight_windows, max_per_document=s.max_chunks_per_document)
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
                                  PruneConfig(s.prune_near_duplicate), long_query_combine=s.long_query_combine,
                                  vector_cache_bytes=s.query_vector_cache_bytes)

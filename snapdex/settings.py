@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     late_weight_dense: float = Field(default=0.0, ge=0.0, le=10.0)
     late_weight_bm25: float = Field(default=1.0, ge=0.0, le=10.0)
     late_weight_windows: float = Field(default=1.0, ge=0.0, le=10.0)
+    # Queries longer than this many word pieces (0: none) use the SNAPDEX_LATE_LONG_WEIGHT_* weights instead: a
+    # paragraph matches whole chunks better than sentence windows (bench/tune.py, on paragraph-long queries).
+    late_long_tokens: int = Field(default=0, ge=0, le=100_000)
+    late_long_weight_dense: float = Field(default=0.0, ge=0.0, le=10.0)
+    late_long_weight_bm25: float = Field(default=1.0, ge=0.0, le=10.0)
+    late_long_weight_windows: float = Field(default=1.0, ge=0.0, le=10.0)
     # A sentence-transformers CrossEncoder folder; no such weights ship in any package this machine can reach.
     cross_encoder_path: Path | None = None
     cross_encoder_batch_size: int = Field(default=32, ge=1, le=1024)

@@ -90,3 +90,26 @@ def test_a_long_query_is_embedded_in_windows_and_the_recipe_says_so(tmp_path, co
         assert "query_windows" not in short.recipe["first_stage"]
     finally:
         rt.close()
+
+
+def test_long_queries_get_their_own_late_interaction_weights(tmp_path):
+    rt = make_runtime(tmp_path, chunk_size=256, late_long_tokens=20, late_long_weight_dense=1.0,
+                      late_long_weight_windows=0.5)
+    try:
+        ingest(rt, [text_doc(k, v) for k, v in TEXTS.items()])
+        short = rt.searcher.search("default", "lava in iceland", 2)
+        assert short.recipe["rerank"]["weights_used"] == "short" and short.recipe["rerank"]["query_tokens"] == 5
+        assert short.recipe["rerank"]["long_queries"] == {"over_tokens": 20,
+                                                          "weights": {"dense": 1.0, "bm25": 1.0, "windows": 0.5}}
+        question = ("I read that lava erupted from a volcano in Iceland and that ash clouds disrupted flights over "
+                    "Europe for days; what happened there and why did the ash travel so far?")
+        long = rt.searcher.search("default", question, 2)
+        assert long.recipe["rerank"]["weights_used"] == "long" and long.recipe["rerank"]["query_tokens"] > 20
+        assert long.hits[0].payload["doc_ids"] == ["volcano"]
+        # The long weights are what ranked it: the same query with them as the only weights ranks the same.
+        same = rt.searcher.search("default", question, 2, late_long_tokens=0, late_dense=1.0, late_windows=0.5)
+        assert [h.score for h in same.hits] == pytest.approx([h.score for h in long.hits])
+        with pytest.raises(ValueError, match="all 0"):
+            rt.pipeline.stages(late_long_dense=0.0, late_long_bm25=0.0, late_long_windows=0.0)
+    finally:
+        rt.close()
