@@ -13,13 +13,13 @@ def embedded_texts(data: Path, tenant: str = "default") -> tuple[list[str], int,
     benches time the raw model on): every chunk, and every sentence window that was embedded alone (all of them
     with standalone windows; with late windows, those past the model's input, which the cache holds by text)."""
     from encoders.dense import SentenceTransformerEmbedder, SqliteEmbeddingCache
+    from db import open_catalog
     from ingest.catalog import Catalog
-    from ingest.db import Database
     from ingest.windows import WindowConfig, window_texts
     from snapdex.settings import Settings
 
     settings = Settings(data_dir=data)
-    catalog = Catalog(Database(settings.catalog_path))
+    catalog = Catalog(open_catalog(settings.catalog_url))
     docs = list(catalog.documents(tenant, status="indexed"))
     hashes = sorted({h for d in docs for h in d.chunk_hashes})
     rows = catalog.chunks(tenant, hashes)

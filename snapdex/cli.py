@@ -42,17 +42,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _key_store(settings):
-    from api.keys import KeyStore
-    from ingest.db import Database
+    from db import open_catalog
+    from snapdex.keys import KeyStore
 
-    # The catalog alone: keys can be managed beside a running service (SQLite in WAL mode, many processes).
-    return KeyStore(Database(settings.catalog_path), settings.api_keys)
+    # The catalog alone: keys can be managed beside a running service (SQLite in WAL mode, or PostgreSQL).
+    return KeyStore(open_catalog(settings.catalog_url), settings.api_keys)
 
 
 def _keys(args: argparse.Namespace) -> int:
     if args.data_dir:
         os.environ["SNAPDEX_DATA_DIR"] = str(args.data_dir)
-    from api.keys import digest
+    from snapdex.keys import digest
     from snapdex.settings import get_settings
 
     if args.keys_command == "hash":

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from api.keys import digest
+from snapdex.keys import digest
 from tests.procs import auth, key_for, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from api.keys import digest
+from snapdex.keys import digest
 from tests.benchmark_runs import peer_run
 from tests.procs import REPO, auth, key_for, keys_env, snapdex_env, snapdex_serve, wait_until
 
