@@ -133,6 +133,23 @@ class Database:
         with self.reader.connect() as conn:
             yield conn
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction: every statement sees the database as it was when the first one ran (a
+        consistent backup across tables), writers go on meanwhile."""
+        if self.postgresql:
+            with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+                with conn.begin():
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    yield conn
+            return
+        with self.reader.connect() as conn:
+            conn.exec_driver_sql("BEGIN")  # deferred: WAL keeps this reader's snapshot, no write lock is taken
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+
     def first(self, stmt: Executable, conn: Connection | None = None) -> RowMapping | None:
         if conn is not None:
             return conn.execute(stmt).mappings().first()

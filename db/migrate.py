@@ -75,26 +75,44 @@ def current(db: Database) -> str | None:
 
 def upgrade(db: Database, target: str = "head") -> tuple[str | None, str | None]:
     """Bring the catalog to `target`; returns (revision before, revision after)."""
-    try:
-        with _migration_lock(db) as conn:
-            before = MigrationContext.configure(conn).get_current_revision()
-            if before is None:
-                _adopt_pre_migration_catalog(conn, db)
-            elif before not in {r.id for r in history()}:
-                raise SchemaError(
-                    f"the catalog at {db.display_url} is at revision {before}, which this release does not know "
-                    f"(its newest is {head()}): it was upgraded by a newer snapdex; run that release, or restore "
-                    "a backup made before the upgrade")
-            try:
-                command.upgrade(config(conn), target)
-            except CommandError as e:
-                raise SchemaError(f"cannot upgrade the catalog at {db.display_url} to {target!r}: {e}") from e
-            after = MigrationContext.configure(conn).get_current_revision()
-    except (OperationalError, DBAPIError) as e:
-        raise CatalogUnavailable(f"cannot reach the catalog at {db.display_url}: {_reason(e)}") from e
+
+    def run(conn: Connection, before: str | None) -> None:
+        if before is None:
+            _adopt_pre_migration_catalog(conn, db)
+        elif before not in {r.id for r in history()}:
+            raise SchemaError(
+                f"the catalog at {db.display_url} is at revision {before}, which this release does not know "
+                f"(its newest is {head()}): it was upgraded by a newer snapdex; run that release, or restore "
+                "a backup made before the upgrade")
+        command.upgrade(config(conn), target)
+
+    before, after = _locked(db, run, f"upgrade the catalog at {db.display_url} to {target!r}")
     if before != after:
         log.info("catalog %s upgraded from %s to %s", db.display_url, before or "nothing", after)
     return before, after
+
+
+def downgrade(db: Database, target: str) -> tuple[str | None, str | None]:
+    """Take the catalog back to `target` (a revision, or "base"), before running an older release. Columns and
+    tables added since are dropped, with what they held."""
+    before, after = _locked(db, lambda conn, _: command.downgrade(config(conn), target),
+                            f"downgrade the catalog at {db.display_url} to {target!r}")
+    log.info("catalog %s downgraded from %s to %s", db.display_url, before, after or "nothing")
+    return before, after
+
+
+def _locked(db: Database, run, what: str) -> tuple[str | None, str | None]:
+    """`run(conn, revision before)` under the migration lock, in one transaction; (before, after)."""
+    try:
+        with _migration_lock(db) as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+            try:
+                run(conn, before)
+            except CommandError as e:
+                raise SchemaError(f"cannot {what}: {e}") from e
+            return before, MigrationContext.configure(conn).get_current_revision()
+    except (OperationalError, DBAPIError) as e:
+        raise CatalogUnavailable(f"cannot reach the catalog at {db.display_url}: {_reason(e)}") from e
 
 
 @contextmanager

@@ -6,7 +6,6 @@ It is the source of truth a snapshot is built from; Qdrant collections are deriv
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
@@ -17,14 +16,7 @@ from db.engine import Database
 from db.tables import chunks as chunks_table
 from db.tables import documents
 from encoders.lexical import term_counts
-
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def check_tenant(tenant: str) -> str:
-    if not TENANT_RE.match(tenant):
-        raise ValueError(f"tenant {tenant!r} is invalid: use 1-63 characters of a-z, 0-9, '_' or '-'")
-    return tenant
+from ingest.tenants import TENANT_RE, check_tenant  # noqa: F401  (named here by the API)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 
 from db.engine import Database
 from db.tables import api_keys
-from ingest.catalog import check_tenant
+from ingest.tenants import check_tenant
 
 OPERATOR = "*"  # SNAPDEX_API_KEYS's value for an operator key; no tenant name can be "*"
 PREFIX = "sdx"

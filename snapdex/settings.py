@@ -9,12 +9,14 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from snapdex.keys import check_configured
+from db.engine import check_url
 from eval.gate import GatePolicy
+from snapdex.keys import check_configured
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SNAPDEX_", env_file=".env", extra="ignore")
+    # Errors never echo a value back: URLs and keys carry secrets.
+    model_config = SettingsConfigDict(env_prefix="SNAPDEX_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Path("data")
     default_tenant: str = "default"
