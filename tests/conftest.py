@@ -85,3 +85,21 @@ def catalog_db(catalog_url):
     db = open_catalog(catalog_url)
     yield db
     db.dispose()
+
+
+def _catalog_env(request) -> dict[str, str]:
+    if request.param == "sqlite":
+        return {}  # the embedded default: catalog.sqlite3 in the data folder
+    return {"SNAPDEX_DATABASE_URL": request.getfixturevalue("postgres").create_database()}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_catalog_env(request) -> dict[str, str]:
+    """Environment for a module's `snapdex serve`: its catalog on SQLite, then on PostgreSQL."""
+    return _catalog_env(request)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_env(request) -> dict[str, str]:
+    """Environment for a test's own `snapdex serve` (and its CLI calls): SQLite, then PostgreSQL."""
+    return _catalog_env(request)
