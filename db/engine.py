@@ -83,6 +83,7 @@ class Database:
     def __init__(self, url: str | URL | Path, pool_size: int = 5) -> None:
         self.url = check_url(f"sqlite:///{url}" if isinstance(url, Path) else url)
         self.dialect = self.url.get_backend_name()
+        self._statements: dict[tuple[str, str], Any] = {}
         if self.sqlite:
             Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             # Connections are cheap here and each waits its turn for the write lock: allow many.
@@ -150,23 +151,26 @@ class Database:
             finally:
                 conn.exec_driver_sql("ROLLBACK")
 
-    def first(self, stmt: Executable, conn: Connection | None = None) -> RowMapping | None:
-        if conn is not None:
-            return conn.execute(stmt).mappings().first()
-        with self.read() as c:
-            return c.execute(stmt).mappings().first()
+    # Reads of one statement. `params` fill a prebuilt statement's bindparams: the hot paths (a document per ingest
+    # step, the live pointer per request) build their statements once, since building one costs more than running it.
 
-    def all(self, stmt: Executable, conn: Connection | None = None) -> list[RowMapping]:
+    def first(self, stmt: Executable, conn: Connection | None = None, **params: Any) -> RowMapping | None:
         if conn is not None:
-            return list(conn.execute(stmt).mappings())
+            return conn.execute(stmt, params).mappings().first()
         with self.read() as c:
-            return list(c.execute(stmt).mappings())
+            return c.execute(stmt, params).mappings().first()
 
-    def scalar(self, stmt: Executable, conn: Connection | None = None) -> Any:
+    def all(self, stmt: Executable, conn: Connection | None = None, **params: Any) -> list[RowMapping]:
         if conn is not None:
-            return conn.execute(stmt).scalar()
+            return list(conn.execute(stmt, params).mappings())
         with self.read() as c:
-            return c.execute(stmt).scalar()
+            return list(c.execute(stmt, params).mappings())
+
+    def scalar(self, stmt: Executable, conn: Connection | None = None, **params: Any) -> Any:
+        if conn is not None:
+            return conn.execute(stmt, params).scalar()
+        with self.read() as c:
+            return c.execute(stmt, params).scalar()
 
     def lock(self, conn: Connection, *key: str) -> None:
         """Serialise the transaction `conn` is in with every other one that takes the same key, until it ends.
@@ -194,18 +198,28 @@ class Database:
         """INSERT, skipping rows whose primary key (or a unique key) exists; returns how many went in."""
         if not rows:
             return 0
-        stmt = self.insert(table).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+        stmt = self._statements.get((table.name, "ignore"))
+        if stmt is None:
+            stmt = self.insert(table).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+            self._statements[(table.name, "ignore")] = stmt
         return conn.execute(stmt, rows).rowcount
 
     def replace(self, conn: Connection, table: Table, row: Mapping[str, Any]) -> None:
         """What SQLite's INSERT OR REPLACE did: the row as given, every column it leaves out back at its default."""
-        keys = [c.name for c in table.primary_key.columns]
-        full = {c.name: _default(c) for c in table.columns if c.name not in keys}
-        full.update(row)
-        stmt = self.insert(table).values(**full)
-        stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                          set_={k: stmt.excluded[k] for k in full if k not in keys})
-        conn.execute(stmt)
+        key = (table.name, "replace")
+        cached = self._statements.get(key)
+        if cached is None:
+            # Built once per table and reused: building the statement cost more than running it (ingest writes
+            # one document per transaction).
+            keys = [c.name for c in table.primary_key.columns]
+            ins = self.insert(table)
+            stmt = ins.on_conflict_do_update(index_elements=keys,
+                                             set_={c.name: ins.excluded[c.name] for c in table.columns
+                                                   if c.name not in keys})
+            defaults = {c.name: _default(c) for c in table.columns if c.name not in keys}
+            cached = self._statements[key] = (stmt, defaults)
+        stmt, defaults = cached
+        conn.execute(stmt, {**defaults, **row})
 
     def ping(self) -> None:
         with self.read() as c:

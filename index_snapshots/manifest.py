@@ -10,12 +10,18 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from db.engine import Database
 from db.tables import live as live_table
 from db.tables import snapshots
 from db.tables import switches as switches_table
+
+
+# The live snapshot, one statement built once: /retrieve reads it on every request.
+_LIVE = select(snapshots).select_from(live_table.join(
+    snapshots, (snapshots.c.tenant == live_table.c.tenant) & (snapshots.c.hash == live_table.c.hash))
+).where(live_table.c.tenant == bindparam("t"))
 
 
 @dataclass
@@ -55,10 +61,7 @@ class Manifest:
         return [self._row(r) for r in rows]
 
     def live(self, tenant: str) -> SnapshotRow | None:
-        # One statement: /retrieve reads it once per request.
-        r = self.db.first(select(snapshots).select_from(live_table.join(
-            snapshots, (snapshots.c.tenant == live_table.c.tenant) & (snapshots.c.hash == live_table.c.hash)))
-            .where(live_table.c.tenant == tenant))
+        r = self.db.first(_LIVE, t=tenant)
         return self._row(r) if r else None
 
     def begin(self, tenant: str, snap_hash: str, collection: str, parent: str | None, config: dict) -> None:

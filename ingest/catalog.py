@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from db.engine import Database
 from db.tables import chunks as chunks_table
@@ -57,22 +57,31 @@ class ChunkRow:
         return cls(chunk_hash, text, term_counts(text))
 
 
+# The statements of the ingest path, built once (bindparams named apart from the columns an UPDATE sets).
+_d, _c = documents.c, chunks_table.c
+_DOCUMENT = select(documents).where(_d.tenant == bindparam("t"), _d.doc_id == bindparam("d"))
+_TWIN = (select(documents).where(_d.tenant == bindparam("t"), _d.content_hash == bindparam("h"),
+                                 _d.status == "indexed", _d.doc_id != bindparam("d"))
+         .order_by(_d.doc_id).limit(1))
+_SET_CHUNKS = (update(documents).where(_d.tenant == bindparam("t"), _d.doc_id == bindparam("d"))
+               .values(chunk_hashes=bindparam("hashes"), chunker=bindparam("fp")))
+_CHUNKS = select(_c.chunk_hash, _c.text, _c.terms).where(_c.tenant == bindparam("t"),
+                                                         _c.chunk_hash.in_(bindparam("hashes", expanding=True)))
+
+
 class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def get_document(self, tenant: str, doc_id: str, conn: Connection | None = None) -> DocumentRow | None:
-        r = self.db.first(select(documents).where(documents.c.tenant == tenant, documents.c.doc_id == doc_id), conn)
+        r = self.db.first(_DOCUMENT, conn, t=tenant, d=doc_id)
         return DocumentRow.from_row(r) if r else None
 
     def find_by_content(self, tenant: str, content_hash: str, exclude: str, conn: Connection) -> DocumentRow | None:
         # Two documents of one content ingested at once (PostgreSQL runs ingest transactions side by side): the
         # second waits for the first to commit, then finds it, as it would have on SQLite.
         self.db.lock(conn, "content", tenant, content_hash)
-        d = documents.c
-        r = self.db.first(select(documents).where(d.tenant == tenant, d.content_hash == content_hash,
-                                                  d.status == "indexed", d.doc_id != exclude)
-                          .order_by(d.doc_id).limit(1), conn)
+        r = self.db.first(_TWIN, conn, t=tenant, h=content_hash, d=exclude)
         return DocumentRow.from_row(r) if r else None
 
     def put_document(self, conn: Connection, doc: DocumentRow) -> None:
@@ -91,8 +100,7 @@ class Catalog:
 
     def set_chunks(self, conn: Connection, tenant: str, doc_id: str, chunk_hashes: list[str],
                    chunker: str) -> None:
-        conn.execute(update(documents).where(documents.c.tenant == tenant, documents.c.doc_id == doc_id)
-                     .values(chunk_hashes=json.dumps(chunk_hashes), chunker=chunker))
+        conn.execute(_SET_CHUNKS, {"t": tenant, "d": doc_id, "hashes": json.dumps(chunk_hashes), "fp": chunker})
 
     def mark_deleted(self, tenant: str, doc_id: str) -> bool:
         d = documents.c
@@ -118,11 +126,8 @@ class Catalog:
 
     def chunks(self, tenant: str, hashes: Sequence[str]) -> dict[str, ChunkRow]:
         out: dict[str, ChunkRow] = {}
-        c = chunks_table.c
         with self.db.read() as conn:
             for i in range(0, len(hashes), 500):
-                part = list(hashes[i : i + 500])
-                for r in conn.execute(select(c.chunk_hash, c.text, c.terms)
-                                      .where(c.tenant == tenant, c.chunk_hash.in_(part))):
+                for r in conn.execute(_CHUNKS, {"t": tenant, "hashes": list(hashes[i : i + 500])}):
                     out[r.chunk_hash] = ChunkRow(r.chunk_hash, r.text, json.loads(r.terms))
         return out

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from db.engine import Database
 from db.locks import Renewer, holder_gone, holder_id
@@ -77,6 +77,18 @@ class JobView:
     @property
     def settled(self) -> bool:
         return self.status in SETTLED
+
+
+_j = job_documents.c
+# Built once: one of these runs per document or per batch of chunks.
+_MARK = (update(job_documents).where(_j.job_id == bindparam("job"), _j.seq == bindparam("s"))
+         .values(done=True, outcome=bindparam("o"), reason=bindparam("r"), chunks=bindparam("n")))
+_ADD_EMBEDDED = (update(jobs).where(jobs.c.id == bindparam("job")).values(
+    chunks_done=jobs.c.chunks_done + bindparam("done"), chunks_embedded=jobs.c.chunks_embedded + bindparam("emb"),
+    chunks_reused=jobs.c.chunks_reused + bindparam("reused")))
+_PENDING = (select(_j.seq, _j.doc_id, _j.filename, _j.payload, _j.metadata)
+            .where(_j.job_id == bindparam("job"), _j.done == False, _j.seq > bindparam("after"))  # noqa: E712
+            .order_by(_j.seq).limit(64))
 
 
 def _phase_in(phases) -> object:
@@ -192,9 +204,7 @@ class JobStore:
 
     def add_embedded(self, job_id: str, done: int, embedded: int) -> None:
         with self.db.tx() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-                chunks_done=jobs.c.chunks_done + done, chunks_embedded=jobs.c.chunks_embedded + embedded,
-                chunks_reused=jobs.c.chunks_reused + (done - embedded)))
+            conn.execute(_ADD_EMBEDDED, {"job": job_id, "done": done, "emb": embedded, "reused": done - embedded})
 
     def finish(self, job_id: str, status: JobStatus, error: str | None = None, snapshot: str | None = None) -> None:
         status = JobStatus(status)
@@ -213,11 +223,8 @@ class JobStore:
     def pending(self, job_id: str) -> Iterator[StagedDocument]:
         # Read in pages: a job may hold thousands of documents and megabytes of files.
         last = -1
-        d = job_documents.c
         while True:
-            rows = self.db.all(select(d.seq, d.doc_id, d.filename, d.payload, d.metadata)
-                               .where(d.job_id == job_id, d.done == False, d.seq > last)  # noqa: E712
-                               .order_by(d.seq).limit(64))
+            rows = self.db.all(_PENDING, job=job_id, after=last)
             if not rows:
                 return
             for r in rows:
@@ -229,9 +236,7 @@ class JobStore:
                       reason: str | None = None, chunks: int = 0) -> None:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome {outcome!r} is not one of {OUTCOMES}")
-        d = job_documents.c
-        conn.execute(update(job_documents).where(d.job_id == job_id, d.seq == seq)
-                     .values(done=True, outcome=outcome, reason=reason, chunks=chunks))
+        conn.execute(_MARK, {"job": job_id, "s": seq, "o": outcome, "r": reason, "n": chunks})
 
     # --- what waits for what -----------------------------------------------------------------------
 

@@ -193,11 +193,14 @@ class PostgresServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+TEST_DURABILITY = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
 @contextmanager
-def postgres_server(max_connections: int = 300) -> Iterator[PostgresServer]:
-    """Started from Debian's postgresql package, as the `postgres` user when run as root (initdb refuses root), with
-    durability off (fsync, synchronous commit): this cluster lives as long as the tests. Skips where the package is
-    absent."""
+def postgres_server(max_connections: int = 300, settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
+    """Started from Debian's postgresql package, as the `postgres` user when run as root (initdb refuses root). By
+    default durability is off (fsync, synchronous commit): this cluster lives as long as the tests; `settings`
+    overrides it (the benchmarks keep fsync). Skips where the package is absent."""
     import tempfile
 
     bindir = postgres_bin()
@@ -216,8 +219,9 @@ def postgres_server(max_connections: int = 300) -> Iterator[PostgresServer]:
     port = free_port()
     subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "snapdex", "--auth=trust",
                     "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"], check=True, capture_output=True)
-    options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections={max_connections} "
-               "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections={max_connections}"
+    for name, value in {**TEST_DURABILITY, **(settings or {})}.items():
+        options += f" -c {name}={value}"
     server = PostgresServer(port, folder, as_user)
     try:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
