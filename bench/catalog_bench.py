@@ -21,7 +21,6 @@ Usage: .venv/bin/python bench/catalog_bench.py [--limit N] [--queries N]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import embedded_texts, machine, write_result  # noqa: E402
+from bench.common import corpus_head, embedded_texts, machine, raw_embed_seconds, write_result  # noqa: E402
 from bench.ingest_bench import run_cli_ingest  # noqa: E402
 from tests.procs import postgres_server, snapdex_serve, wait_until  # noqa: E402
 
@@ -46,21 +45,6 @@ def pct(ms: list[float]) -> dict[str, float]:
     a = np.array(ms)
     return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
             "p99": round(float(np.percentile(a, 99)), 2), "n": len(ms)}
-
-
-def raw_embed_seconds(data: Path) -> tuple[float, int]:
-    from encoders.dense import SentenceTransformerEmbedder
-    from snapdex.settings import Settings
-
-    settings = Settings(data_dir=data)
-    texts, _, _ = embedded_texts(data)
-    embedder = SentenceTransformerEmbedder(batch_size=settings.embedding_batch_size)
-    embedder.embed(texts[:8])  # loaded before the clock starts, as the service loads it at start-up
-    started = time.perf_counter()
-    step = settings.embedding_batch_size * 4
-    for i in range(0, len(texts), step):
-        embedder.embed(texts[i : i + step])
-    return time.perf_counter() - started, len(texts)
 
 
 def turns(services: dict, queries: list[str]) -> dict[str, list[float]]:
@@ -86,12 +70,7 @@ def main() -> int:
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="snapdex-catalogbench-"))
-    corpus = args.corpus
-    if args.limit:
-        corpus = work / "corpus.jsonl"
-        with args.corpus.open() as src, corpus.open("w") as dst:
-            for line, _ in zip(src, range(args.limit)):
-                dst.write(line)
+    corpus = corpus_head(args.corpus, args.limit, work)
     from eval.beir import BeirDataset
 
     dataset = BeirDataset(SCIFACT)
@@ -105,7 +84,10 @@ def main() -> int:
         cold_wall, cold = run_cli_ingest(svc.url, corpus)
     print(f"cold ingest (fills the embedding cache): {cold_wall:.1f} s", file=sys.stderr)
     # 2. The raw embedder on what that ingest embedded.
-    raw, n_texts = raw_embed_seconds(seed)
+    from snapdex.settings import Settings
+
+    texts, _, _ = embedded_texts(seed)
+    raw, n_texts = raw_embed_seconds(texts, Settings(data_dir=seed).embedding_batch_size), len(texts)
     print(f"raw embedder on the same {n_texts} texts: {raw:.1f} s", file=sys.stderr)
 
     from ingest.jobs import OUTCOMES

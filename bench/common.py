@@ -32,6 +32,33 @@ def embedded_texts(data: Path, tenant: str = "default") -> tuple[list[str], int,
     return [rows[h].text for h in hashes] + [windows[h] for h in alone], len(hashes), len(alone)
 
 
+def corpus_head(corpus: Path, limit: int, work: Path) -> Path:
+    """The corpus, or a copy of its first `limit` documents (0: all of it)."""
+    if not limit:
+        return corpus
+    head = work / "corpus.jsonl"
+    with corpus.open() as src, head.open("w") as dst:
+        for line, _ in zip(src, range(limit)):
+            dst.write(line)
+    return head
+
+
+def raw_embed_seconds(texts: list[str], batch_size: int) -> float:
+    """The raw embedder on `texts`, batched as the pipeline batches them, timed once the model is loaded (as the
+    service loads it at start-up)."""
+    import time
+
+    from encoders.dense import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder(batch_size=batch_size)
+    embedder.embed(texts[:8])
+    started = time.perf_counter()
+    step = batch_size * 4
+    for i in range(0, len(texts), step):
+        embedder.embed(texts[i : i + step])
+    return time.perf_counter() - started
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from sqlalchemy import Boolean, Connection, Table, create_engine, event, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Engine, RowMapping, make_url
+from sqlalchemy.engine import URL, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.sql import ColumnElement, Executable
 
@@ -194,7 +194,8 @@ class Database:
         dialects."""
         return (postgresql.insert if self.postgresql else sqlite.insert)(table)
 
-    def insert_ignore(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> int:
+    def insert_ignore(self, conn: Connection, table: Table,
+                      rows: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> int:
         """INSERT, skipping rows whose primary key (or a unique key) exists; returns how many went in."""
         if not rows:
             return 0

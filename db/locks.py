@@ -164,7 +164,8 @@ class Locks:
             index_elements=["name"],
             set_={"holder": stmt.excluded.holder, "acquired_at": stmt.excluded.acquired_at,
                   "expires_at": stmt.excluded.expires_at},
-            where=leases.c.expires_at < now).execution_options(preserve_rowcount=True)  # INSERTs count rows only if asked
+            where=leases.c.expires_at < now,
+        ).execution_options(preserve_rowcount=True)  # an INSERT's rowcount is kept only when asked
         with self.db.tx() as c:
             if c.execute(stmt).rowcount == 1:
                 return True

@@ -47,8 +47,8 @@ VERSION = 1
 TENANT_TABLES: tuple[Table, ...] = (documents, chunks, jobs, snapshots, live, switches, query_sets, eval_runs,
                                     gate_verdicts, api_keys)
 # Children of a tenant's rows: (table, its column, the parent table whose id it holds).
-CHILDREN: tuple[tuple[Table, str, Table], ...] = ((job_documents, "job_id", jobs), (query_set_items, "set_id", query_sets),
-                                                  (eval_results, "run_id", eval_runs))
+CHILDREN: tuple[tuple[Table, str, Table], ...] = (
+    (job_documents, "job_id", jobs), (query_set_items, "set_id", query_sets), (eval_results, "run_id", eval_runs))
 ORDER: tuple[Table, ...] = (documents, chunks, jobs, job_documents, snapshots, live, switches, query_sets,
                             query_set_items, eval_runs, eval_results, gate_verdicts, api_keys, benchmarks)
 RESET_ON_IMPORT = {"jobs": {"claimed_by": None, "claim_expires_at": None}}  # claims of the old database's workers

@@ -196,8 +196,8 @@ class EvalStore:
             conn.execute(eval_results.delete().where(eval_results.c.run_id == run_id))
             if per_query:
                 conn.execute(eval_results.insert(), [
-                    {"run_id": run_id, "qid": r.query_id, "metrics": json.dumps(r.metrics), "ranks": json.dumps(r.ranks),
-                     "retrieved": json.dumps(r.retrieved[:RETRIEVED_KEPT]), "position": i}
+                    {"run_id": run_id, "qid": r.query_id, "metrics": json.dumps(r.metrics),
+                     "ranks": json.dumps(r.ranks), "retrieved": json.dumps(r.retrieved[:RETRIEVED_KEPT]), "position": i}
                     for i, r in enumerate(per_query)])
             conn.execute(update(eval_runs).where(eval_runs.c.id == run_id).values(
                 status="done", finished_at=time.time(), seconds=seconds, queries=len(per_query),

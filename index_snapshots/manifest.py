@@ -138,7 +138,8 @@ class Manifest:
         if previous == snap_hash:
             return previous
         now = time.time()
-        self.db.replace(conn, live_table, {"tenant": tenant, "hash": snap_hash, "previous": previous, "switched_at": now})
+        self.db.replace(conn, live_table,
+                        {"tenant": tenant, "hash": snap_hash, "previous": previous, "switched_at": now})
         conn.execute(switches_table.insert().values(tenant=tenant, at=now, from_hash=previous, to_hash=snap_hash,
                                                     action=action))
         conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status="live"))

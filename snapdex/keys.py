@@ -105,6 +105,7 @@ class KeyStore:
             return self.configured[sha]
         if sha not in self._found:
             k = api_keys.c
-            row = self.db.first(select(k.id, k.tenant, k.name, k.created_at).where(k.sha256 == sha, k.revoked_at.is_(None)))
+            row = self.db.first(select(k.id, k.tenant, k.name, k.created_at)
+                                .where(k.sha256 == sha, k.revoked_at.is_(None)))
             self._found[sha] = ApiKey(row["id"], row["tenant"], row["name"], row["created_at"]) if row else None
         return self._found[sha]

@@ -18,8 +18,8 @@ except ImportError:  # pragma: no cover
 
 # A dependency that is down for now (vector store, Redis, the catalog's server), or a job another worker is still
 # ingesting (a message delivered twice): the task retries with backoff.
-TRANSIENT = (StoreUnavailable, RedisConnectionError, ConnectionError, TimeoutError, OperationalError, CatalogUnavailable,
-             JobBusy)
+TRANSIENT = (StoreUnavailable, RedisConnectionError, ConnectionError, TimeoutError, OperationalError,
+             CatalogUnavailable, JobBusy)
 # Redelivered if the worker dies (tasks are idempotent); retried with backoff while a dependency is down.
 TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT, retry_backoff=2,
                     retry_backoff_max=120, retry_jitter=True, max_retries=8)

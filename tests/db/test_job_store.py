@@ -20,7 +20,8 @@ def store(catalog_db):
 
 
 def docs(n: int = 3) -> list[NewDocument]:
-    return [NewDocument(f"d{i}", f"text {i}".encode(), {"i": i}, filename="f.txt" if i == 0 else None) for i in range(n)]
+    return [NewDocument(f"d{i}", f"text {i}".encode(), {"i": i}, filename="f.txt" if i == 0 else None)
+            for i in range(n)]
 
 
 def test_a_job_is_staged_worked_and_settled(store, catalog_db):
@@ -30,12 +31,14 @@ def test_a_job_is_staged_worked_and_settled(store, catalog_db):
     assert store.tenant_of(job) == "acme" and store.unsettled() == [job] and store.ingesting("acme")
     staged = list(store.pending(job))
     assert [(s.seq, s.doc_id, s.payload, s.metadata, s.is_file) for s in staged] == [
-        (0, "d0", b"text 0", {"i": 0}, True), (1, "d1", b"text 1", {"i": 1}, False), (2, "d2", b"text 2", {"i": 2}, False)]
+        (0, "d0", b"text 0", {"i": 0}, True), (1, "d1", b"text 1", {"i": 1}, False),
+        (2, "d2", b"text 2", {"i": 2}, False)]
 
     store.start(job)
     catalog = Catalog(catalog_db)
     with catalog_db.tx() as conn:
-        catalog.put_document(conn, DocumentRow("acme", "d0", "indexed", "c", "r", None, "T0", chunk_hashes=["h1", "h2"]))
+        catalog.put_document(conn, DocumentRow("acme", "d0", "indexed", "c", "r", None, "T0",
+                                               chunk_hashes=["h1", "h2"]))
         store.mark_document(conn, job, 0, "new", chunks=2)
         store.mark_document(conn, job, 1, "failed", reason="no text could be extracted")
     assert [s.seq for s in store.pending(job)] == [2]  # a redelivery skips what was done

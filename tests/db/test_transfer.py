@@ -83,7 +83,8 @@ def test_an_import_over_a_tenant_that_has_rows_needs_replace(legacy, catalog_db)
     JobStore(catalog_db).create("beta", [NewDocument("extra", b"x")])
     assert len(JobStore(catalog_db).unsettled()) == 2
     import_(catalog_db, io.StringIO(buf.getvalue()), replace=True)
-    assert JobStore(catalog_db).unsettled() == json.loads(EXPECTED.read_text())["expected"]["tenants"]["beta"]["unsettled"]
+    expected = json.loads(EXPECTED.read_text())["expected"]["tenants"]["beta"]["unsettled"]
+    assert JobStore(catalog_db).unsettled() == expected
 
 
 @pytest.mark.parametrize("text, says", [
@@ -118,7 +119,8 @@ def test_a_restored_tenant_serves_again_once_its_live_snapshot_is_rebuilt(tmp_pa
     try:
         buf.seek(0)
         import_(new.db, buf)
-        assert new.manifest.live("acme").hash == live and not new.store.has_collection(new.manifest.live("acme").collection)
+        restored = new.manifest.live("acme")
+        assert restored.hash == live and not new.store.has_collection(restored.collection)
         result = new.snapshots.rebuild("acme")
         assert result.hash == live and result.built
         snap = new.manifest.live("acme")
