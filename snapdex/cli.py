@@ -32,12 +32,17 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["SNAPDEX_DATA_DIR"] = str(args.data_dir)
     import uvicorn
 
+    from db import check_url
+
     s = _settings()
     mode = (
         f"embedded: {'qdrant-edge-py' if s.store_backend == 'edge' else 'qdrant ' + str(s.qdrant_url)}, "
         f"Celery worker {'in this process' if s.embedded_worker else 'in separate processes'} ({s.broker_url})"
     )
-    print(f"snapdex listening on http://{args.host}:{args.port}  (data in {s.data_dir.resolve()}; {mode})", flush=True)
+    catalog = "" if s.database_url is None else \
+        f"; catalog {check_url(s.database_url).render_as_string(hide_password=True)}"
+    print(f"snapdex listening on http://{args.host}:{args.port}  (data in {s.data_dir.resolve()}{catalog}; {mode})",
+          flush=True)
     keys = _key_store(s)
     if keys.required():
         print(f"API keys required on every route but /health ({len(keys.list())} keys)", flush=True)
@@ -52,11 +57,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _key_store(settings):
-    from db import open_catalog
+    from db import CatalogUnavailable, SchemaError, open_catalog
     from snapdex.keys import KeyStore
 
-    # The catalog alone: keys can be managed beside a running service (SQLite in WAL mode, or PostgreSQL).
-    return KeyStore(open_catalog(settings.catalog_url), settings.api_keys)
+    # The catalog alone: keys can be managed beside a running service (SQLite in WAL mode, or PostgreSQL). Opening
+    # it upgrades it; a catalog that cannot be reached or read stops here with the reason.
+    try:
+        return KeyStore(open_catalog(settings.catalog_url), settings.api_keys)
+    except (CatalogUnavailable, SchemaError) as e:
+        raise SystemExit(str(e)) from e
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -170,9 +179,14 @@ def _worker(args: argparse.Namespace) -> int:
 
     from snapdex.logs import configure as configure_logging
 
+    from db import CatalogUnavailable, SchemaError
+
     s = _settings()
     configure_logging(s.log_format, args.log_level)
-    rt = Runtime(s)
+    try:
+        rt = Runtime(s)
+    except (CatalogUnavailable, SchemaError) as e:
+        raise SystemExit(str(e)) from e
     set_runtime(rt)
     rt.warm_up()  # once per worker process, before it takes its first task
     app = configure(s)
