@@ -3,9 +3,9 @@
 Two engines over one database. Writes go through `tx()`: one transaction, taken up front on SQLite (BEGIN
 IMMEDIATE, so two writers queue instead of failing half way with "database is locked") and READ COMMITTED on
 PostgreSQL, where a store that reads before it writes serialises itself with `lock()` (a transaction-scoped
-advisory lock). Reads go through `read()`/`first()`/`all()`/`scalar()` on connections in autocommit: one statement,
-one round trip, no BEGIN/ROLLBACK around it. That matters on `/retrieve`'s path, which reads the live pointer once
-per request.
+advisory lock). Reads go through `read()`/`first()`/`all()`/`scalar()` on connections in autocommit: each statement
+on its own, no BEGIN/ROLLBACK around it. That matters on `/retrieve`'s path, which reads the live pointer once per
+request.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -101,9 +102,11 @@ class Database:
                       connect_args={"connect_timeout": 10, "application_name": "snapdex"})
             self.engine = create_engine(self.url, **kw)
             self.reader = create_engine(self.url, isolation_level="AUTOCOMMIT", **kw)
-        # A forked child (Celery's prefork pool) must not share its parent's sockets: it opens its own.
+        # A forked child (Celery's prefork pool) must not share its parent's sockets: it opens its own. (A weak
+        # reference: the fork hook must not keep every Database ever opened alive.)
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork)
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (db := ref()) is not None and db._after_fork())
 
     def __repr__(self) -> str:
         return f"Database({self.display_url})"

@@ -104,14 +104,6 @@ class Locks:
         with (self._advisory(name, timeout) if self.db.postgresql else self._lease(name, timeout)):
             yield
 
-    def held(self, name: str) -> bool:
-        """Whether anyone holds `name` right now (for monitoring and recovery; it may change at once)."""
-        try:
-            with self.hold(name, timeout=0):
-                return False
-        except LockTimeout:
-            return True
-
     # --- PostgreSQL: a session advisory lock ------------------------------------------------------
 
     @contextmanager

@@ -170,8 +170,8 @@ def postgres_bin() -> Path | None:
 class PostgresServer:
     """A throwaway PostgreSQL cluster: initdb + pg_ctl in a temporary folder, on a free port of 127.0.0.1."""
 
-    def __init__(self, port: int, folder: Path, as_user: list[str]) -> None:
-        self.port, self.folder, self._as = port, folder, as_user
+    def __init__(self, port: int, folder: Path) -> None:
+        self.port, self.folder = port, folder
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://snapdex@127.0.0.1:{self.port}/{database}"
@@ -222,7 +222,7 @@ def postgres_server(max_connections: int = 300, settings: dict[str, str] | None 
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections={max_connections}"
     for name, value in {**TEST_DURABILITY, **(settings or {})}.items():
         options += f" -c {name}={value}"
-    server = PostgresServer(port, folder, as_user)
+    server = PostgresServer(port, folder)
     try:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
                         "-o", options, "start"], check=True, capture_output=True)

@@ -62,10 +62,10 @@ def test_a_held_lock_times_out_with_a_reason_and_other_names_are_free(catalog_db
         with pytest.raises(LockTimeout, match="build:t is held by"):
             with locks.hold("build:t", timeout=0.3):
                 pass
-        assert locks.held("build:t")
         with locks.hold("build:other", timeout=0):
             pass
-    assert not locks.held("build:t")
+    with locks.hold("build:t", timeout=0):  # free again
+        pass
     with pytest.raises(ValueError, match="positive"):
         Locks(catalog_db, lease_s=0)
 
