@@ -6,8 +6,8 @@ INTEGER, REAL, BLOB) while PostgreSQL gets its own: DOUBLE PRECISION for epoch s
 Times are epoch seconds (float) throughout, as the API reports them. JSON values are stored as TEXT in both
 databases, serialised by the store that owns the column (metadata with sorted keys, so equal dicts compare equal).
 
-A change here needs a migration in `db/migrations/versions/` (`snapdex db revision -m "..."` drafts one by
-comparing this MetaData with an upgraded database; review it before committing).
+A change here needs a migration in `db/migrations/versions/` (a new file whose down_revision is the newest): until
+the two agree, tests/db/test_migrations.py fails on both databases and prints what differs.
 """
 
 from __future__ import annotations
