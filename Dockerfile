@@ -20,6 +20,7 @@ RUN if [ -n "$TORCH_INDEX_URL" ]; then pip install --no-cache-dir "torch==2.13.0
 
 COPY pyproject.toml README.md ./
 COPY snapdex ./snapdex
+COPY db ./db
 COPY encoders ./encoders
 COPY store ./store
 COPY ingest ./ingest

@@ -15,7 +15,7 @@ import html
 import json
 from dataclasses import dataclass
 
-from api.keys import ApiKey, KeyStore
+from snapdex.keys import ApiKey, KeyStore
 
 OPEN_PATHS = {"/health"}  # liveness probes carry no key
 LOGIN_PATH = "/dashboard/login"

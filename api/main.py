@@ -19,11 +19,11 @@ from prometheus_client import CollectorRegistry
 
 from api.metrics import HttpMetrics, RequestMetricsMiddleware, registry_for
 from api.auth import AuthMiddleware
-from api.keys import KeyStore
 from api.ratelimit import RateLimits
 from api.schemas import errors
 from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
                         snapshots, tuning)
+from snapdex.keys import KeyStore
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
 from workers.celery_app import EmbeddedWorker, configure

@@ -15,6 +15,7 @@ import uuid
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from ingest.phases import JobStatus
 from snapdex.logs import request_id_var
 from snapdex.memory import peak_rss_bytes, rss_bytes
 from snapdex.runtime import Runtime
@@ -145,8 +146,8 @@ class OpsCollector:
         failed = CounterMetricFamily("snapdex_document_failures", "documents that failed to ingest",
                                      labels=["tenant"])
         for tenant, s in self.rt.jobs.stats().items():
-            for status in ("queued", "running", "succeeded", "failed"):
-                jobs.add_metric([tenant, status], s["jobs"].get(status, 0))
+            for status in JobStatus:
+                jobs.add_metric([tenant, status.value], s["jobs"].get(status, 0))
             embedded.add_metric([tenant], s["embedded"])
             reused.add_metric([tenant], s["reused"])
             failed.add_metric([tenant], s["failed_documents"])

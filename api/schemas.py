@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from eval.benchmarks import parse_date
+from ingest.phases import JobPhase, JobStatus
 
 Scalar = str | int | float | bool
 
@@ -114,8 +115,8 @@ class JobCounts(BaseModel):
 class JobResponse(BaseModel):
     job_id: str
     tenant: str
-    status: Literal["queued", "running", "succeeded", "failed"]
-    phase: str | None
+    status: JobStatus
+    phase: JobPhase | None
     progress: JobProgress
     counts: JobCounts
     failures: list[DocumentFailure]

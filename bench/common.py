@@ -22,14 +22,14 @@ def embedded_texts(data: Path, tenant: str = "default", backend: str | None = No
     """What a cold build sent to the model, read back from the catalog and the embedding cache (the texts the
     benches time the raw model on): every chunk, and every sentence window that was embedded alone (all of them
     with standalone windows; with late windows, those past the model's input, which the cache holds by text)."""
+    from db import open_catalog
     from encoders.dense import SqliteEmbeddingCache
     from ingest.catalog import Catalog
-    from ingest.db import Database
     from ingest.windows import WindowConfig, window_texts
     from snapdex.settings import Settings
 
     settings = Settings(data_dir=data)
-    catalog = Catalog(Database(settings.catalog_path))
+    catalog = Catalog(open_catalog(settings.catalog_url))
     docs = list(catalog.documents(tenant, status="indexed"))
     hashes = sorted({h for d in docs for h in d.chunk_hashes})
     rows = catalog.chunks(tenant, hashes)
@@ -40,6 +40,31 @@ def embedded_texts(data: Path, tenant: str = "default", backend: str | None = No
     alone = SqliteEmbeddingCache(settings.data_dir / "embeddings.sqlite3").get_many(
         bench_embedder(backend, data).model_id, list(windows))
     return [rows[h].text for h in hashes] + [windows[h] for h in alone], len(hashes), len(alone)
+
+
+def corpus_head(corpus: Path, limit: int, work: Path) -> Path:
+    """The corpus, or a copy of its first `limit` documents (0: all of it)."""
+    if not limit:
+        return corpus
+    head = work / "corpus.jsonl"
+    with corpus.open() as src, head.open("w") as dst:
+        for line, _ in zip(src, range(limit)):
+            dst.write(line)
+    return head
+
+
+def raw_embed_seconds(texts: list[str], data: Path, backend: str | None = None) -> float:
+    """The raw embedder of the service on `data` (its backend unless named) on `texts`, batched as the pipeline
+    batches them, timed once the model is loaded (as the service loads it at start-up)."""
+    import time
+
+    embedder = bench_embedder(backend, data)
+    embedder.embed(texts[:8])
+    started = time.perf_counter()
+    step = max(256, embedder.batch_size * 4)  # the pipeline's call size
+    for i in range(0, len(texts), step):
+        embedder.embed(texts[i : i + step])
+    return time.perf_counter() - started
 
 
 def machine() -> str:

@@ -186,16 +186,22 @@ def seed(data_dir: Path, tenant: str, n_snapshots: int, n_queries: int, seed_val
 
     # Spread the builds over the past weeks (seeded just now, they would all say "just now").
     now = time.time()
+    from sqlalchemy import case, update
+
+    from db.tables import eval_runs, gate_verdicts, snapshots, switches
+
     with rt.db.tx() as conn:
         for i, snap in enumerate(hashes):
             at = now - (n_snapshots - i) * 9 * 3600
-            conn.execute("UPDATE snapshots SET created_at = ?, built_at = ? + build_seconds WHERE tenant = ? AND hash = ?",
-                         (at, at, tenant, snap))
-            conn.execute("UPDATE eval_runs SET created_at = ? + 120, finished_at = ? + 150 WHERE tenant = ? AND"
-                         " snapshot = ?", (at, at, tenant, snap))
-            conn.execute("UPDATE gate_verdicts SET decided_at = ? + 160, override_at = CASE WHEN override_at IS NULL"
-                         " THEN NULL ELSE ? + 7200 END WHERE tenant = ? AND snapshot = ?", (at, at, tenant, snap))
-            conn.execute("UPDATE switches SET at = ? + 170 WHERE tenant = ? AND to_hash = ?", (at, tenant, snap))
+            conn.execute(update(snapshots).where(snapshots.c.tenant == tenant, snapshots.c.hash == snap)
+                         .values(created_at=at, built_at=at + snapshots.c.build_seconds))
+            conn.execute(update(eval_runs).where(eval_runs.c.tenant == tenant, eval_runs.c.snapshot == snap)
+                         .values(created_at=at + 120, finished_at=at + 150))
+            g = gate_verdicts.c
+            conn.execute(update(gate_verdicts).where(g.tenant == tenant, g.snapshot == snap).values(
+                decided_at=at + 160, override_at=case((g.override_at.is_(None), None), else_=at + 7200)))
+            conn.execute(update(switches).where(switches.c.tenant == tenant, switches.c.to_hash == snap)
+                         .values(at=at + 170))
     rt.close()
     live = live_hash
     if live is None:

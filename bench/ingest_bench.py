@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import embedded_texts, machine, write_result  # noqa: E402
+from bench.common import corpus_head, embedded_texts, machine, raw_embed_seconds, write_result  # noqa: E402
 
 from tests.procs import snapdex_serve, wait_until  # noqa: E402  (the same launcher the tests use)
 
@@ -46,12 +46,7 @@ def main() -> int:
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="snapdex-bench-"))
-    corpus = args.corpus
-    if args.limit:
-        corpus = work / "corpus.jsonl"
-        with args.corpus.open() as src, corpus.open("w") as dst:
-            for line, _ in zip(src, range(args.limit)):
-                dst.write(line)
+    corpus = corpus_head(args.corpus, args.limit, work)
     data = work / "data"
     with snapdex_serve(data, SNAPDEX_RATE_LIMIT_INGEST="") as svc:
         # The model loads once per process, at start-up: the raw embedder below is timed after its load too.
@@ -59,19 +54,11 @@ def main() -> int:
         cold_wall, cold = run_cli_ingest(svc.url, corpus)
         warm_wall, warm = run_cli_ingest(svc.url, corpus)
 
-    from bench.common import bench_embedder
     from snapdex.settings import Settings
 
-    settings = Settings(data_dir=data)
     # What the pipeline sent to the model: every chunk, and the sentence windows embedded alone.
     texts, n_chunks, n_windows = embedded_texts(data)
-    embedder = bench_embedder(None, data)
-    embedder.embed(texts[:8])  # load the model outside the timing, as the service does once per process
-    started = time.perf_counter()
-    step = max(256, settings.embedding_batch_size * 4)  # the pipeline's call size
-    for i in range(0, len(texts), step):
-        embedder.embed(texts[i : i + step])
-    raw = time.perf_counter() - started
+    raw = raw_embed_seconds(texts, data)
 
     from ingest.jobs import OUTCOMES
 

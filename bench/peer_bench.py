@@ -394,7 +394,7 @@ PROFILE_RULES = (
     ("chunking (SentenceSplitter)", ("ingest/chunking.py", "node_parser", "tiktoken")),
     ("parsing", ("ingest/parsing.py", "unstructured/")),
     ("dedup (MinHash)", ("ingest/dedup.py", "datasketch")),
-    ("catalog, jobs, embedding cache (sqlite)", ("ingest/catalog.py", "ingest/jobs.py", "ingest/db.py",
+    ("catalog, jobs, embedding cache (sqlite)", ("ingest/catalog.py", "ingest/jobs.py", "db/", "sqlalchemy/",
                                                  "encoders/dense.py")),
     ("vector store (qdrant-edge)", ("store/", "qdrant_edge")),
     ("BM25 vectors", ("encoders/lexical.py",)),

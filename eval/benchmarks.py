@@ -15,22 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ingest.db import Database
+from sqlalchemy import select
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS benchmarks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,                -- which benchmark, e.g. peers
-    created_at REAL NOT NULL,          -- imported at
-    run_date TEXT NOT NULL,            -- the run's date as the benchmark wrote it (ISO 8601)
-    run_at REAL NOT NULL,              -- the same instant in epoch seconds: orders runs, identifies a re-import
-    git_commit TEXT NOT NULL,
-    machine TEXT,
-    body TEXT NOT NULL,                -- the whole JSON the benchmark wrote
-    UNIQUE (name, run_at, git_commit)
-);
-CREATE INDEX IF NOT EXISTS benchmarks_by_date ON benchmarks (run_at DESC);
-"""
+from db.engine import Database
+from db.tables import benchmarks
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
@@ -110,7 +98,6 @@ class BenchmarkRun:
 class BenchmarkStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.executescript(SCHEMA)
 
     def put(self, name: str, body: dict) -> tuple[BenchmarkRun, bool]:
         """Store a run; returns (run, created). The same run (name, instant, commit) again returns the stored one
@@ -129,13 +116,13 @@ class BenchmarkStore:
             raise ValueError(f"the run holds a number JSON cannot carry (NaN or Infinity): {e}") from e
         if len(text) > MAX_BODY_BYTES:
             raise BenchmarkTooLarge(f"the run is {len(text):,} bytes of JSON; at most {MAX_BODY_BYTES:,}")
+        b = benchmarks.c
         with self.db.tx() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO benchmarks (name, created_at, run_date, run_at, git_commit, machine, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)", (name, time.time(), date, run_at, commit, machine, text))
-            created = cur.rowcount == 1
-            row = conn.execute("SELECT * FROM benchmarks WHERE name = ? AND run_at = ? AND git_commit = ?",
-                               (name, run_at, commit)).fetchone()
+            created = self.db.insert_ignore(conn, benchmarks, {
+                "name": name, "created_at": time.time(), "run_date": date, "run_at": run_at, "git_commit": commit,
+                "machine": machine, "body": text}) == 1
+            row = self.db.first(select(benchmarks).where(b.name == name, b.run_at == run_at, b.git_commit == commit),
+                                conn)
         return self._run(row), created
 
     def _run(self, r) -> BenchmarkRun:
@@ -143,13 +130,13 @@ class BenchmarkStore:
                             r["machine"], json.loads(r["body"]))
 
     def get(self, run_id: int) -> BenchmarkRun | None:
-        r = self.db.conn().execute("SELECT * FROM benchmarks WHERE id = ?", (run_id,)).fetchone()
+        r = self.db.first(select(benchmarks).where(benchmarks.c.id == run_id))
         return self._run(r) if r else None
 
     def list(self, name: str | None = None, limit: int = 100) -> list[BenchmarkRun]:
         """Newest run first (by when it ran, not when it was imported)."""
-        sql, args = "SELECT * FROM benchmarks", []
+        stmt = select(benchmarks)
         if name is not None:
-            sql, args = sql + " WHERE name = ?", [name]
-        rows = self.db.conn().execute(sql + " ORDER BY run_at DESC, id DESC LIMIT ?", (*args, int(limit)))
-        return [self._run(r) for r in rows]
+            stmt = stmt.where(benchmarks.c.name == name)
+        stmt = stmt.order_by(benchmarks.c.run_at.desc(), benchmarks.c.id.desc()).limit(int(limit))
+        return [self._run(r) for r in self.db.all(stmt)]

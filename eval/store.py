@@ -16,69 +16,11 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from eval.metrics import QueryResult
-from ingest.db import Database
+from sqlalchemy import func, select, update
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS query_sets (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    checksum TEXT NOT NULL,
-    description TEXT,
-    queries INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    retired_at REAL,                   -- no longer run after builds; its history stays
-    UNIQUE (tenant, name, version)
-);
-CREATE TABLE IF NOT EXISTS query_set_items (
-    set_id INTEGER NOT NULL REFERENCES query_sets(id),
-    position INTEGER NOT NULL,
-    qid TEXT NOT NULL,
-    text TEXT NOT NULL,
-    relevant TEXT NOT NULL,            -- JSON {doc_id: grade}
-    PRIMARY KEY (set_id, qid)
-);
-CREATE TABLE IF NOT EXISTS eval_runs (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    snapshot TEXT NOT NULL,
-    set_id INTEGER NOT NULL REFERENCES query_sets(id),
-    recipe_key TEXT NOT NULL,
-    recipe TEXT NOT NULL,
-    trigger TEXT NOT NULL,             -- build | upload | manual | baseline | profile
-    status TEXT NOT NULL,              -- running | done | failed
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    seconds REAL,
-    queries INTEGER,
-    metrics TEXT,
-    latency_ms TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS eval_runs_by_snapshot ON eval_runs (tenant, snapshot, set_id);
-CREATE TABLE IF NOT EXISTS eval_results (
-    run_id TEXT NOT NULL REFERENCES eval_runs(id),
-    qid TEXT NOT NULL,
-    metrics TEXT NOT NULL,
-    ranks TEXT NOT NULL,               -- JSON {relevant doc id: 1-based rank or null}
-    retrieved TEXT NOT NULL,           -- JSON [doc id, ...], the top RETRIEVED_KEPT
-    PRIMARY KEY (run_id, qid)
-);
-CREATE TABLE IF NOT EXISTS gate_verdicts (
-    tenant TEXT NOT NULL,
-    snapshot TEXT NOT NULL,
-    decided_at REAL NOT NULL,
-    passed INTEGER NOT NULL,
-    baseline TEXT,                     -- the live snapshot it was compared with
-    reasons TEXT NOT NULL,
-    checks TEXT NOT NULL,
-    runs TEXT NOT NULL,
-    override_at REAL,                  -- an operator promoted it although it failed
-    PRIMARY KEY (tenant, snapshot)
-);
-"""
+from db.engine import Database
+from db.tables import eval_results, eval_runs, gate_verdicts, query_set_items, query_sets
+from eval.metrics import QueryResult
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 RETRIEVED_KEPT = 20  # enough for "what came first instead" at every cutoff up to 20
@@ -160,7 +102,6 @@ def recipe_key(recipe: dict) -> str:
 class EvalStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.executescript(SCHEMA)
 
     # --- query sets -------------------------------------------------------------------------
 
@@ -175,20 +116,21 @@ class EvalStore:
         if dupes:
             raise ValueError(f"query ids repeat in query set {name!r}: {dupes[:10]}")
         digest = checksum(queries)
+        q = query_sets.c
         with self.db.tx() as conn:
-            latest = conn.execute("SELECT * FROM query_sets WHERE tenant = ? AND name = ? ORDER BY version DESC"
-                                  " LIMIT 1", (tenant, name)).fetchone()
+            self.db.lock(conn, "query_set", tenant, name)  # the next version number is read, then written
+            latest = self.db.first(select(query_sets).where(q.tenant == tenant, q.name == name)
+                                   .order_by(q.version.desc()).limit(1), conn)
             if latest is not None and latest["checksum"] == digest and latest["retired_at"] is None:
                 return self._set(latest), False
             version = latest["version"] + 1 if latest else 1
-            cur = conn.execute(
-                "INSERT INTO query_sets (tenant, name, version, checksum, description, queries, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)", (tenant, name, version, digest, description, len(queries), time.time()))
-            set_id = cur.lastrowid
-            conn.executemany(
-                "INSERT INTO query_set_items (set_id, position, qid, text, relevant) VALUES (?, ?, ?, ?, ?)",
-                [(set_id, i, q.id, q.text, json.dumps(q.relevant)) for i, q in enumerate(queries)])
-            row = conn.execute("SELECT * FROM query_sets WHERE id = ?", (set_id,)).fetchone()
+            set_id = conn.execute(query_sets.insert().values(
+                tenant=tenant, name=name, version=version, checksum=digest, description=description,
+                queries=len(queries), created_at=time.time())).inserted_primary_key[0]
+            conn.execute(query_set_items.insert(), [
+                {"set_id": set_id, "position": i, "qid": x.id, "text": x.text, "relevant": json.dumps(x.relevant)}
+                for i, x in enumerate(queries)])
+            row = self.db.first(select(query_sets).where(q.id == set_id), conn)
         return self._set(row), True
 
     def _set(self, r) -> QuerySetRef:
@@ -196,42 +138,45 @@ class EvalStore:
                            r["queries"], r["created_at"], r["retired_at"])
 
     def query_set(self, tenant: str, name: str, version: int | None = None) -> QuerySetRef | None:
-        sql = "SELECT * FROM query_sets WHERE tenant = ? AND name = ?"
-        args: tuple = (tenant, name)
+        q = query_sets.c
+        stmt = select(query_sets).where(q.tenant == tenant, q.name == name)
         if version is not None:
-            sql, args = sql + " AND version = ?", (*args, version)
-        r = self.db.conn().execute(sql + " ORDER BY version DESC LIMIT 1", args).fetchone()
+            stmt = stmt.where(q.version == version)
+        r = self.db.first(stmt.order_by(q.version.desc()).limit(1))
         return self._set(r) if r else None
 
     def query_set_by_id(self, set_id: int) -> QuerySetRef | None:
-        r = self.db.conn().execute("SELECT * FROM query_sets WHERE id = ?", (set_id,)).fetchone()
+        r = self.db.first(select(query_sets).where(query_sets.c.id == set_id))
         return self._set(r) if r else None
 
     def query_sets(self, tenant: str) -> list[QuerySetRef]:
         """Every version of every set, by name then version."""
-        rows = self.db.conn().execute("SELECT * FROM query_sets WHERE tenant = ? ORDER BY name, version", (tenant,))
-        return [self._set(r) for r in rows]
+        q = query_sets.c
+        return [self._set(r) for r in self.db.all(select(query_sets).where(q.tenant == tenant)
+                                                   .order_by(q.name, q.version))]
 
     def active_sets(self, tenant: str) -> list[QuerySetRef]:
         """The newest version of each set that is not retired: what runs after every build."""
-        rows = self.db.conn().execute(
-            "SELECT q.* FROM query_sets q JOIN (SELECT name, MAX(version) AS v FROM query_sets WHERE tenant = ?"
-            " GROUP BY name) m ON q.name = m.name AND q.version = m.v WHERE q.tenant = ? AND q.retired_at IS NULL"
-            " ORDER BY q.name", (tenant, tenant))
-        return [self._set(r) for r in rows]
+        q = query_sets.c
+        newest = (select(q.name, func.max(q.version).label("v")).where(q.tenant == tenant)
+                  .group_by(q.name).subquery())
+        stmt = (select(query_sets).join(newest, (q.name == newest.c.name) & (q.version == newest.c.v))
+                .where(q.tenant == tenant, q.retired_at.is_(None)).order_by(q.name))
+        return [self._set(r) for r in self.db.all(stmt)]
 
     def retire(self, tenant: str, name: str) -> QuerySetRef:
         latest = self.query_set(tenant, name)
         if latest is None:
             raise KeyError(f"tenant {tenant} has no query set {name!r}")
+        q = query_sets.c
         with self.db.tx() as conn:
-            conn.execute("UPDATE query_sets SET retired_at = COALESCE(retired_at, ?) WHERE tenant = ? AND name = ?",
-                         (time.time(), tenant, name))
+            conn.execute(update(query_sets).where(q.tenant == tenant, q.name == name)
+                         .values(retired_at=func.coalesce(q.retired_at, time.time())))
         return self.query_set(tenant, name)
 
     def queries(self, set_id: int) -> list[LabelledQuery]:
-        rows = self.db.conn().execute("SELECT qid, text, relevant FROM query_set_items WHERE set_id = ?"
-                                      " ORDER BY position", (set_id,))
+        i = query_set_items.c
+        rows = self.db.all(select(i.qid, i.text, i.relevant).where(i.set_id == set_id).order_by(i.position))
         return [LabelledQuery(r["qid"], r["text"], json.loads(r["relevant"])) for r in rows]
 
     # --- runs -------------------------------------------------------------------------------------
@@ -239,32 +184,33 @@ class EvalStore:
     def start_run(self, tenant: str, snapshot: str, set_id: int, recipe: dict, trigger: str) -> str:
         run_id = uuid.uuid4().hex
         with self.db.tx() as conn:
-            conn.execute(
-                "INSERT INTO eval_runs (id, tenant, snapshot, set_id, recipe_key, recipe, trigger, status, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-                (run_id, tenant, snapshot, set_id, recipe_key(recipe), json.dumps(recipe, sort_keys=True, default=str),
-                 trigger, time.time()))
+            conn.execute(eval_runs.insert().values(
+                id=run_id, tenant=tenant, snapshot=snapshot, set_id=set_id, recipe_key=recipe_key(recipe),
+                recipe=json.dumps(recipe, sort_keys=True, default=str), trigger=trigger, status="running",
+                created_at=time.time()))
         return run_id
 
     def finish_run(self, run_id: str, metrics: dict[str, float], latency_ms: dict[str, float],
                    per_query: list[QueryResult], seconds: float) -> None:
         with self.db.tx() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO eval_results (run_id, qid, metrics, ranks, retrieved) VALUES (?, ?, ?, ?, ?)",
-                [(run_id, r.query_id, json.dumps(r.metrics), json.dumps(r.ranks), json.dumps(r.retrieved[:RETRIEVED_KEPT]))
-                 for r in per_query])
-            conn.execute(
-                "UPDATE eval_runs SET status = 'done', finished_at = ?, seconds = ?, queries = ?, metrics = ?,"
-                " latency_ms = ? WHERE id = ?",
-                (time.time(), seconds, len(per_query), json.dumps(metrics), json.dumps(latency_ms), run_id))
+            conn.execute(eval_results.delete().where(eval_results.c.run_id == run_id))
+            if per_query:
+                conn.execute(eval_results.insert(), [
+                    {"run_id": run_id, "qid": r.query_id, "metrics": json.dumps(r.metrics),
+                     "ranks": json.dumps(r.ranks), "retrieved": json.dumps(r.retrieved[:RETRIEVED_KEPT]), "position": i}
+                    for i, r in enumerate(per_query)])
+            conn.execute(update(eval_runs).where(eval_runs.c.id == run_id).values(
+                status="done", finished_at=time.time(), seconds=seconds, queries=len(per_query),
+                metrics=json.dumps(metrics), latency_ms=json.dumps(latency_ms)))
 
     def fail_run(self, run_id: str, error: str) -> None:
         with self.db.tx() as conn:
-            conn.execute("UPDATE eval_runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                         (time.time(), error, run_id))
+            conn.execute(update(eval_runs).where(eval_runs.c.id == run_id)
+                         .values(status="failed", finished_at=time.time(), error=error))
 
-    _RUN_SQL = ("SELECT r.*, q.name AS set_name, q.version AS set_version FROM eval_runs r"
-                " JOIN query_sets q ON q.id = r.set_id")
+    def _runs(self):
+        return (select(eval_runs, query_sets.c.name.label("set_name"), query_sets.c.version.label("set_version"))
+                .join(query_sets, query_sets.c.id == eval_runs.c.set_id))
 
     def _run(self, r) -> RunRow:
         return RunRow(r["id"], r["tenant"], r["snapshot"], r["set_id"], r["set_name"], r["set_version"],
@@ -273,47 +219,45 @@ class EvalStore:
                       json.loads(r["latency_ms"] or "{}"), r["error"])
 
     def run(self, tenant: str, run_id: str) -> RunRow | None:
-        r = self.db.conn().execute(self._RUN_SQL + " WHERE r.tenant = ? AND r.id = ?", (tenant, run_id)).fetchone()
+        r = self.db.first(self._runs().where(eval_runs.c.tenant == tenant, eval_runs.c.id == run_id))
         return self._run(r) if r else None
 
     def runs(self, tenant: str, snapshot: str | None = None, set_name: str | None = None,
              status: str | None = None, limit: int | None = None) -> list[RunRow]:
         """Newest first."""
-        sql, args = self._RUN_SQL + " WHERE r.tenant = ?", [tenant]
-        for column, value in (("r.snapshot", snapshot), ("q.name", set_name), ("r.status", status)):
+        stmt = self._runs().where(eval_runs.c.tenant == tenant)
+        for column, value in ((eval_runs.c.snapshot, snapshot), (query_sets.c.name, set_name),
+                              (eval_runs.c.status, status)):
             if value is not None:
-                sql += f" AND {column} = ?"
-                args.append(value)
-        sql += " ORDER BY r.created_at DESC"
+                stmt = stmt.where(column == value)
+        stmt = stmt.order_by(eval_runs.c.created_at.desc())
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [self._run(r) for r in self.db.conn().execute(sql, args)]
+            stmt = stmt.limit(int(limit))
+        return [self._run(r) for r in self.db.all(stmt)]
 
     def finished_run(self, tenant: str, snapshot: str, set_id: int, recipe: dict | None = None) -> RunRow | None:
         """The newest finished run of this set version on this snapshot (under this recipe, when given)."""
-        sql = self._RUN_SQL + " WHERE r.tenant = ? AND r.snapshot = ? AND r.set_id = ? AND r.status = 'done'"
-        args: list = [tenant, snapshot, set_id]
+        r = eval_runs.c
+        stmt = self._runs().where(r.tenant == tenant, r.snapshot == snapshot, r.set_id == set_id, r.status == "done")
         if recipe is not None:
-            sql += " AND r.recipe_key = ?"
-            args.append(recipe_key(recipe))
-        r = self.db.conn().execute(sql + " ORDER BY r.created_at DESC LIMIT 1", args).fetchone()
-        return self._run(r) if r else None
+            stmt = stmt.where(r.recipe_key == recipe_key(recipe))
+        row = self.db.first(stmt.order_by(r.created_at.desc()).limit(1))
+        return self._run(row) if row else None
 
     def results(self, run_id: str) -> list[QueryResult]:
-        rows = self.db.conn().execute("SELECT * FROM eval_results WHERE run_id = ? ORDER BY rowid", (run_id,))
+        e = eval_results.c
+        rows = self.db.all(select(eval_results).where(e.run_id == run_id).order_by(e.position, e.qid))
         return [QueryResult(r["qid"], json.loads(r["metrics"]), json.loads(r["ranks"]), json.loads(r["retrieved"]))
                 for r in rows]
 
     # --- gate verdicts ----------------------------------------------------------------------------
 
     def put_verdict(self, tenant: str, snapshot: str, verdict: Verdict) -> Verdict:
-        now = time.time()
         with self.db.tx() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO gate_verdicts (tenant, snapshot, decided_at, passed, baseline, reasons, checks,"
-                " runs, override_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                (tenant, snapshot, now, int(verdict.passed), verdict.baseline, json.dumps(verdict.reasons),
-                 json.dumps(verdict.checks), json.dumps(verdict.runs)))
+            self.db.replace(conn, gate_verdicts, {
+                "tenant": tenant, "snapshot": snapshot, "decided_at": time.time(), "passed": bool(verdict.passed),
+                "baseline": verdict.baseline, "reasons": json.dumps(verdict.reasons),
+                "checks": json.dumps(verdict.checks), "runs": json.dumps(verdict.runs), "override_at": None})
         return self.verdict(tenant, snapshot)
 
     def _verdict(self, r) -> Verdict:
@@ -321,15 +265,16 @@ class EvalStore:
                        r["baseline"], r["decided_at"], r["override_at"])
 
     def verdict(self, tenant: str, snapshot: str) -> Verdict | None:
-        r = self.db.conn().execute("SELECT * FROM gate_verdicts WHERE tenant = ? AND snapshot = ?",
-                                   (tenant, snapshot)).fetchone()
+        g = gate_verdicts.c
+        r = self.db.first(select(gate_verdicts).where(g.tenant == tenant, g.snapshot == snapshot))
         return self._verdict(r) if r else None
 
     def verdicts(self, tenant: str) -> dict[str, Verdict]:
-        rows = self.db.conn().execute("SELECT * FROM gate_verdicts WHERE tenant = ?", (tenant,))
+        rows = self.db.all(select(gate_verdicts).where(gate_verdicts.c.tenant == tenant))
         return {r["snapshot"]: self._verdict(r) for r in rows}
 
     def record_override(self, tenant: str, snapshot: str) -> None:
+        g = gate_verdicts.c
         with self.db.tx() as conn:
-            conn.execute("UPDATE gate_verdicts SET override_at = ? WHERE tenant = ? AND snapshot = ?",
-                         (time.time(), tenant, snapshot))
+            conn.execute(update(gate_verdicts).where(g.tenant == tenant, g.snapshot == snapshot)
+                         .values(override_at=time.time()))

@@ -7,17 +7,13 @@ embedded under this model reach the model.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import time
 import uuid
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -107,28 +103,16 @@ def _merge_metadata(docs: list[DocumentRow]) -> dict[str, list]:
 
 class SnapshotBuilder:
     def __init__(self, catalog: Catalog, manifest: Manifest, store: VectorStore, embedding: EmbeddingService,
-                 config: IndexConfig, lock_dir: Path, batch_size: int = 256) -> None:
+                 config: IndexConfig, batch_size: int = 256) -> None:
         self.catalog = catalog
         self.manifest = manifest
         self.store = store
         self.embedding = embedding
         self.config = config
-        self.lock_dir = lock_dir
         self.batch_size = batch_size
 
-    @contextmanager
-    def tenant_lock(self, tenant: str) -> Iterator[None]:
-        # One build per tenant at a time, across processes sharing the data folder.
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_dir / f"build-{tenant}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
     def build(self, tenant: str) -> BuildResult:
-        """The caller holds `tenant_lock(tenant)`: SnapshotService takes it around the build, the gate and the
+        """The caller holds the tenant's build lock: SnapshotService takes it around the build, the gate and the
         promotion, so that one verdict at a time decides what is live."""
         started = time.perf_counter()
         docs = self._rechunk(tenant, list(self.catalog.documents(tenant, status="indexed")))

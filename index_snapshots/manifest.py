@@ -10,41 +10,18 @@ import json
 import time
 from dataclasses import dataclass
 
-from ingest.db import Database
+from sqlalchemy import Connection, bindparam, select, update
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS snapshots (
-    tenant TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    collection TEXT NOT NULL,
-    status TEXT NOT NULL,              -- building | candidate | live | retired | failed | deleted
-    parent TEXT,
-    created_at REAL NOT NULL,
-    built_at REAL,
-    documents INTEGER NOT NULL DEFAULT 0,
-    chunks INTEGER NOT NULL DEFAULT 0,
-    embedded INTEGER NOT NULL DEFAULT 0,
-    reused INTEGER NOT NULL DEFAULT 0,
-    build_seconds REAL,
-    config TEXT NOT NULL,
-    reason TEXT,
-    last_read_at REAL,                 -- last pinned read: retention spares a snapshot somebody is reading
-    PRIMARY KEY (tenant, hash)
-);
-CREATE TABLE IF NOT EXISTS live (
-    tenant TEXT PRIMARY KEY,
-    hash TEXT NOT NULL,
-    previous TEXT,
-    switched_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS switches (
-    tenant TEXT NOT NULL,
-    at REAL NOT NULL,
-    from_hash TEXT,
-    to_hash TEXT NOT NULL,
-    action TEXT NOT NULL               -- promote | rollback | manual | override
-);
-"""
+from db.engine import Database
+from db.tables import live as live_table
+from db.tables import snapshots
+from db.tables import switches as switches_table
+
+
+# The live snapshot, one statement built once: /retrieve reads it on every request.
+_LIVE = select(snapshots).select_from(live_table.join(
+    snapshots, (snapshots.c.tenant == live_table.c.tenant) & (snapshots.c.hash == live_table.c.hash))
+).where(live_table.c.tenant == bindparam("t"))
 
 
 @dataclass
@@ -69,125 +46,125 @@ class SnapshotRow:
 class Manifest:
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.executescript(SCHEMA)
 
     def _row(self, r) -> SnapshotRow:
         d = dict(r)
         d["config"] = json.loads(d["config"])
         return SnapshotRow(**d)
 
-    def get(self, tenant: str, snap_hash: str) -> SnapshotRow | None:
-        r = self.db.conn().execute("SELECT * FROM snapshots WHERE tenant = ? AND hash = ?", (tenant, snap_hash)).fetchone()
+    def get(self, tenant: str, snap_hash: str, conn: Connection | None = None) -> SnapshotRow | None:
+        r = self.db.first(select(snapshots).where(snapshots.c.tenant == tenant, snapshots.c.hash == snap_hash), conn)
         return self._row(r) if r else None
 
     def list(self, tenant: str) -> list[SnapshotRow]:
-        rows = self.db.conn().execute("SELECT * FROM snapshots WHERE tenant = ? ORDER BY created_at", (tenant,))
+        rows = self.db.all(select(snapshots).where(snapshots.c.tenant == tenant).order_by(snapshots.c.created_at))
         return [self._row(r) for r in rows]
 
     def live(self, tenant: str) -> SnapshotRow | None:
-        r = self.db.conn().execute(
-            "SELECT s.* FROM live l JOIN snapshots s ON s.tenant = l.tenant AND s.hash = l.hash WHERE l.tenant = ?",
-            (tenant,),
-        ).fetchone()
+        r = self.db.first(_LIVE, t=tenant)
         return self._row(r) if r else None
 
     def begin(self, tenant: str, snap_hash: str, collection: str, parent: str | None, config: dict) -> None:
         with self.db.tx() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO snapshots (tenant, hash, collection, status, parent, created_at, config)"
-                " VALUES (?, ?, ?, 'building', ?, ?, ?)",
-                (tenant, snap_hash, collection, parent, time.time(), json.dumps(config, sort_keys=True)),
-            )
+            self.db.replace(conn, snapshots, {
+                "tenant": tenant, "hash": snap_hash, "collection": collection, "status": "building",
+                "parent": parent, "created_at": time.time(), "config": json.dumps(config, sort_keys=True)})
 
     def finish(self, tenant: str, snap_hash: str, *, documents: int, chunks: int, embedded: int, reused: int,
                seconds: float) -> None:
         with self.db.tx() as conn:
-            conn.execute(
-                "UPDATE snapshots SET status = 'candidate', built_at = ?, documents = ?, chunks = ?, embedded = ?,"
-                " reused = ?, build_seconds = ? WHERE tenant = ? AND hash = ?",
-                (time.time(), documents, chunks, embedded, reused, seconds, tenant, snap_hash),
-            )
+            self.db.lock(conn, "live", tenant)
+            # Built again while it was live (its collection had gone, after a restore): it stays live.
+            status = "live" if self._live_hash(conn, tenant) == snap_hash else "candidate"
+            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(
+                status=status, built_at=time.time(), documents=documents, chunks=chunks, embedded=embedded,
+                reused=reused, build_seconds=seconds))
 
     def fail(self, tenant: str, snap_hash: str, reason: str) -> None:
         with self.db.tx() as conn:
-            conn.execute(
-                "UPDATE snapshots SET status = 'failed', reason = ? WHERE tenant = ? AND hash = ?",
-                (reason, tenant, snap_hash),
-            )
+            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status="failed", reason=reason))
 
     def hold(self, tenant: str, snap_hash: str, reason: str) -> None:
         """A built snapshot the gate did not let through: it stays a readable candidate, with the reason."""
         with self.db.tx() as conn:
-            conn.execute("UPDATE snapshots SET reason = ? WHERE tenant = ? AND hash = ? AND status = 'candidate'",
-                         (reason, tenant, snap_hash))
+            conn.execute(self._where(update(snapshots), tenant, snap_hash)
+                         .where(snapshots.c.status == "candidate").values(reason=reason))
 
     def rolled_back_from(self, tenant: str, snap_hash: str) -> bool:
         """Whether the last time this snapshot stopped being live was an operator's rollback."""
-        r = self.db.conn().execute("SELECT action FROM switches WHERE tenant = ? AND from_hash = ? ORDER BY at DESC"
-                                   " LIMIT 1", (tenant, snap_hash)).fetchone()
-        return r is not None and r["action"] == "rollback"
+        s = switches_table.c
+        action = self.db.scalar(select(s.action).where(s.tenant == tenant, s.from_hash == snap_hash)
+                                .order_by(s.at.desc()).limit(1))
+        return action == "rollback"
 
     def switches(self, tenant: str) -> list[dict]:
-        rows = self.db.conn().execute("SELECT at, from_hash, to_hash, action FROM switches WHERE tenant = ?"
-                                      " ORDER BY at", (tenant,))
-        return [dict(r) for r in rows]
+        s = switches_table.c
+        return [dict(r) for r in self.db.all(select(s.at, s.from_hash, s.to_hash, s.action)
+                                             .where(s.tenant == tenant).order_by(s.at))]
 
     def promote(self, tenant: str, snap_hash: str, action: str = "promote") -> str | None:
         """Make snap_hash live in one transaction; returns the hash it replaced."""
         with self.db.tx() as conn:
+            self.db.lock(conn, "live", tenant)
             return self._switch(conn, tenant, snap_hash, action)
 
     def rollback(self, tenant: str) -> tuple[str, str]:
         """Back to the snapshot that was live before this one; returns (from, to)."""
         with self.db.tx() as conn:
-            cur = conn.execute("SELECT hash, previous FROM live WHERE tenant = ?", (tenant,)).fetchone()
+            self.db.lock(conn, "live", tenant)
+            cur = self.db.first(select(live_table.c.hash, live_table.c.previous)
+                                .where(live_table.c.tenant == tenant), conn)
             if cur is None or not cur["previous"]:
                 raise LookupError(f"tenant {tenant} has no previous live snapshot to roll back to")
             self._switch(conn, tenant, cur["previous"], "rollback")
             return cur["hash"], cur["previous"]
 
-    def _switch(self, conn, tenant: str, snap_hash: str, action: str) -> str | None:
-        s = conn.execute("SELECT status FROM snapshots WHERE tenant = ? AND hash = ?", (tenant, snap_hash)).fetchone()
-        if s is None:
+    @staticmethod
+    def _where(stmt, tenant: str, snap_hash: str):
+        return stmt.where(snapshots.c.tenant == tenant, snapshots.c.hash == snap_hash)
+
+    def _live_hash(self, conn: Connection, tenant: str) -> str | None:
+        return self.db.scalar(select(live_table.c.hash).where(live_table.c.tenant == tenant), conn)
+
+    def _switch(self, conn: Connection, tenant: str, snap_hash: str, action: str) -> str | None:
+        """Under the tenant's "live" lock (PostgreSQL; SQLite's write lock on its own): one switch at a time, so
+        exactly one snapshot is live whatever promotes and rolls back at once."""
+        status = self.db.scalar(self._where(select(snapshots.c.status), tenant, snap_hash), conn)
+        if status is None:
             raise KeyError(f"snapshot {snap_hash} of tenant {tenant} does not exist")
-        if s["status"] not in ("candidate", "live", "retired"):
-            raise ValueError(f"snapshot {snap_hash} is {s['status']}; only a built snapshot can be made live")
-        cur = conn.execute("SELECT hash FROM live WHERE tenant = ?", (tenant,)).fetchone()
-        previous = cur["hash"] if cur else None
+        if status not in ("candidate", "live", "retired"):
+            raise ValueError(f"snapshot {snap_hash} is {status}; only a built snapshot can be made live")
+        previous = self._live_hash(conn, tenant)
         if previous == snap_hash:
             return previous
         now = time.time()
-        conn.execute("INSERT OR REPLACE INTO live (tenant, hash, previous, switched_at) VALUES (?, ?, ?, ?)",
-                     (tenant, snap_hash, previous, now))
-        conn.execute("INSERT INTO switches (tenant, at, from_hash, to_hash, action) VALUES (?, ?, ?, ?, ?)",
-                     (tenant, now, previous, snap_hash, action))
-        conn.execute("UPDATE snapshots SET status = 'live' WHERE tenant = ? AND hash = ?", (tenant, snap_hash))
+        self.db.replace(conn, live_table,
+                        {"tenant": tenant, "hash": snap_hash, "previous": previous, "switched_at": now})
+        conn.execute(switches_table.insert().values(tenant=tenant, at=now, from_hash=previous, to_hash=snap_hash,
+                                                    action=action))
+        conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status="live"))
         if previous:
-            conn.execute("UPDATE snapshots SET status = 'retired' WHERE tenant = ? AND hash = ?", (tenant, previous))
+            conn.execute(self._where(update(snapshots), tenant, previous).values(status="retired"))
         return previous
 
     def previous(self, tenant: str) -> str | None:
-        r = self.db.conn().execute("SELECT previous FROM live WHERE tenant = ?", (tenant,)).fetchone()
-        return r["previous"] if r else None
+        return self.db.scalar(select(live_table.c.previous).where(live_table.c.tenant == tenant))
 
     def touch_read(self, tenant: str, snap_hash: str) -> None:
         with self.db.tx() as conn:
-            conn.execute("UPDATE snapshots SET last_read_at = ? WHERE tenant = ? AND hash = ?",
-                         (time.time(), tenant, snap_hash))
+            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(last_read_at=time.time()))
 
     def mark_deleted(self, tenant: str, snap_hash: str, reason: str) -> None:
         with self.db.tx() as conn:
-            conn.execute("UPDATE snapshots SET status = 'deleted', reason = ? WHERE tenant = ? AND hash = ?",
-                         (reason, tenant, snap_hash))
+            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status="deleted", reason=reason))
 
     def tenants(self) -> list[str]:
         """Tenants with a live snapshot."""
-        return [r[0] for r in self.db.conn().execute("SELECT tenant FROM live ORDER BY tenant")]
+        return sorted(r["tenant"] for r in self.db.all(select(live_table.c.tenant)))
 
     def all_tenants(self) -> list[str]:
         """Tenants with any snapshot, live or not (every build held, say)."""
-        return [r[0] for r in self.db.conn().execute("SELECT DISTINCT tenant FROM snapshots ORDER BY tenant")]
+        return sorted(r["tenant"] for r in self.db.all(select(snapshots.c.tenant).distinct()))
 
     def unfinished(self) -> list[SnapshotRow]:
-        rows = self.db.conn().execute("SELECT * FROM snapshots WHERE status = 'building'")
-        return [self._row(r) for r in rows]
+        return [self._row(r) for r in self.db.all(select(snapshots).where(snapshots.c.status == "building"))]

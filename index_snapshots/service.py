@@ -6,39 +6,58 @@ import logging
 import time
 from dataclasses import dataclass
 
+from db.locks import Locks, LockTimeout
 from eval.store import Verdict
 from index_snapshots.builder import BuildResult, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest, SnapshotRow
-from ingest.jobs import JobStore
+from ingest.jobs import JobStore, JobView
+from ingest.phases import BUILD_PHASES, JobPhase, JobStatus
 from ingest.pipeline import Ingestor
 from store.base import VectorStore
 
 log = logging.getLogger(__name__)
 
 
-def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
-                   transient: tuple[type[BaseException], ...] = ()) -> str | None:
-    """Ingest a job's documents. Returns the tenant whose snapshot now needs a build, or None when the job
-    was settled already (a redelivered message) or failed."""
-    view = jobs.get(job_id)
+def build_lock(tenant: str) -> str:
+    """The lock one build of a tenant holds across every process sharing the catalog."""
+    return f"build:{tenant}"
+
+
+def _left_to_do(view: JobView | None, job_id: str) -> str | None:
+    """What a job's message still has to do: ingest, only trigger the build (a redelivered message of a job whose
+    documents are all in), or nothing (None: settled)."""
     if view is None:
         raise KeyError(f"job {job_id} does not exist")
-    if view.status in ("succeeded", "failed"):
+    if view.settled:
         return None
-    if view.phase in ("awaiting_build", "building", "evaluating"):
-        # A redelivered message of a job whose documents are all in: only the build trigger is left to do.
-        return view.tenant
-    try:
-        ingestor.run(job_id)
-        jobs.set_phase(job_id, "awaiting_build")
-        return view.tenant
-    except transient:
-        raise
-    except Exception as e:
-        log.exception("job %s failed", job_id)
-        jobs.finish(job_id, "failed", error=f"{type(e).__name__}: {e}")
-        return None
+    return "build" if view.phase in BUILD_PHASES else "ingest"
+
+
+def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
+                   transient: tuple[type[BaseException], ...] = (), lease_s: float = 30.0) -> str | None:
+    """Ingest a job's documents under the job's claim (JobBusy while another live worker ingests it). Returns the
+    tenant whose snapshot now needs a build, or None when the job was settled already (a redelivered message)
+    or failed."""
+    view = jobs.get(job_id)
+    todo = _left_to_do(view, job_id)
+    if todo != "ingest":
+        return view.tenant if todo else None
+    with jobs.claimed(job_id, lease_s):
+        view = jobs.get(job_id)  # again, under the claim: another worker may have finished it meanwhile
+        todo = _left_to_do(view, job_id)
+        if todo != "ingest":
+            return view.tenant if todo else None
+        try:
+            ingestor.run(job_id)
+            jobs.set_phase(job_id, JobPhase.AWAITING_BUILD)
+            return view.tenant
+        except transient:
+            raise
+        except Exception as e:
+            log.exception("job %s failed", job_id)
+            jobs.finish(job_id, JobStatus.FAILED, error=f"{type(e).__name__}: {e}")
+            return None
 
 
 @dataclass
@@ -48,6 +67,7 @@ class SnapshotService:
     jobs: JobStore
     store: VectorStore
     evaluator: SnapshotEvaluator
+    locks: Locks
     keep_extra: int = 3  # besides the live and the previous live snapshot
     pin_grace_s: float = 300.0
 
@@ -59,35 +79,51 @@ class SnapshotService:
         return self.rebuild(tenant, transient)
 
     def rebuild(self, tenant: str, transient: tuple[type[BaseException], ...] = ()) -> BuildResult:
-        # Build, gate and promotion run under the tenant's lock: one verdict at a time decides what is live.
-        with self.builder.tenant_lock(tenant):
+        # Build, gate, promotion and retention run under the tenant's lock, held across hosts: one verdict at a
+        # time decides what is live, and nothing deletes a snapshot another build is judging.
+        with self.locks.hold(build_lock(tenant)):
             return self._rebuild(tenant, transient)
+
+    def abandon_interrupted(self) -> list[str]:
+        """After a crash: builds left 'building' whose tenant lock nobody holds died with their process; they are
+        marked failed and their half-built collections dropped. A build another live process runs is left alone."""
+        failed = []
+        for snap in self.manifest.unfinished():
+            try:
+                with self.locks.hold(build_lock(snap.tenant), timeout=0):
+                    if (now := self.manifest.get(snap.tenant, snap.hash)) is None or now.status != "building":
+                        continue
+                    self.store.delete_collection(snap.collection)
+                    self.manifest.fail(snap.tenant, snap.hash, "interrupted: the service stopped during the build")
+                    failed.append(snap.hash)
+            except LockTimeout:
+                log.info("snapshot %s of %s is being built by another process", snap.hash[:12], snap.tenant)
+        return failed
 
     def _rebuild(self, tenant: str, transient: tuple[type[BaseException], ...]) -> BuildResult:
         waiting = self.jobs.awaiting_build(tenant)
         for job_id in waiting:
-            self.jobs.set_phase(job_id, "building")
+            self.jobs.set_phase(job_id, JobPhase.BUILDING)
         try:
             result = self.builder.build(tenant)
         except transient:
             # The task retries the build: its jobs wait for it again instead of failing.
             for job_id in waiting:
-                self.jobs.set_phase(job_id, "awaiting_build")
+                self.jobs.set_phase(job_id, JobPhase.AWAITING_BUILD)
             raise
         except Exception as e:
             for job_id in waiting:
-                self.jobs.finish(job_id, "failed", error=f"snapshot build failed: {type(e).__name__}: {e}")
+                self.jobs.finish(job_id, JobStatus.FAILED, error=f"snapshot build failed: {type(e).__name__}: {e}")
             raise
         try:
             self._settle(tenant, result, waiting, transient)
         except transient:
             for job_id in waiting:
-                self.jobs.set_phase(job_id, "awaiting_build")
+                self.jobs.set_phase(job_id, JobPhase.AWAITING_BUILD)
             raise
         for job_id in waiting:
-            self.jobs.set_phase(job_id, "done", snapshot=result.hash)
-            self.jobs.finish(job_id, "succeeded")
-        self.retain(tenant)
+            self.jobs.finish(job_id, JobStatus.SUCCEEDED, snapshot=result.hash)
+        self._retain(tenant)
         return result
 
     def _settle(self, tenant: str, result: BuildResult, waiting: list[str],
@@ -104,7 +140,7 @@ class SnapshotService:
             if not earlier.passed or self.manifest.rolled_back_from(tenant, result.hash):
                 return earlier
         for job_id in waiting:
-            self.jobs.set_phase(job_id, "evaluating", snapshot=result.hash)
+            self.jobs.set_phase(job_id, JobPhase.EVALUATING, snapshot=result.hash)
         try:
             verdict = self.evaluator.gate(tenant, result.hash)
         except transient:
@@ -135,7 +171,12 @@ class SnapshotService:
 
     def retain(self, tenant: str, now: float | None = None) -> list[str]:
         """Delete snapshots beyond the live one, the previous live one and the newest `keep_extra` others;
-        never one that is building or that a pinned request read within the grace period."""
+        never one that is building or that a pinned request read within the grace period. Under the tenant's
+        build lock (every build ends with it)."""
+        with self.locks.hold(build_lock(tenant)):
+            return self._retain(tenant, now)
+
+    def _retain(self, tenant: str, now: float | None = None) -> list[str]:
         now = now or time.time()
         live = self.manifest.live(tenant)
         protected = {live.hash if live else None, self.manifest.previous(tenant)}

@@ -6,54 +6,17 @@ It is the source of truth a snapshot is built from; Qdrant collections are deriv
 from __future__ import annotations
 
 import json
-import re
-import sqlite3
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
+from sqlalchemy import Connection, bindparam, select, update
+
+from db.engine import Database
+from db.tables import chunks as chunks_table
+from db.tables import documents
 from encoders.lexical import term_counts
-from ingest.db import Database
-
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    tenant TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    status TEXT NOT NULL,               -- indexed | near_duplicate | deleted
-    content_hash TEXT,
-    raw_hash TEXT,
-    source TEXT,
-    title TEXT,
-    metadata TEXT NOT NULL DEFAULT '{}',
-    chunk_hashes TEXT NOT NULL DEFAULT '[]',
-    duplicate_of TEXT,
-    minhash BLOB,
-    text TEXT,                          -- the extracted text: a new chunker re-chunks it without the original file
-    structured INTEGER NOT NULL DEFAULT 0,  -- the text carries headings to split on
-    chunker TEXT,                       -- fingerprint of the chunker config that made chunk_hashes
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (tenant, doc_id)
-);
--- doc_id in the index too: the exact-duplicate lookup orders by it, and without it SQLite walked the primary
--- key over every document of the tenant instead (one full scan per ingested document: 29 % of SciFact's ingest).
-DROP INDEX IF EXISTS documents_content;
-CREATE INDEX IF NOT EXISTS documents_by_content ON documents (tenant, content_hash, doc_id);
-CREATE TABLE IF NOT EXISTS chunks (
-    tenant TEXT NOT NULL,
-    chunk_hash TEXT NOT NULL,
-    text TEXT NOT NULL,
-    terms TEXT NOT NULL,                -- JSON {stemmed term: count}: BM25 weights are computed per snapshot
-    PRIMARY KEY (tenant, chunk_hash)
-);
-"""
-
-
-def check_tenant(tenant: str) -> str:
-    if not TENANT_RE.match(tenant):
-        raise ValueError(f"tenant {tenant!r} is invalid: use 1-63 characters of a-z, 0-9, '_' or '-'")
-    return tenant
+from ingest.tenants import TENANT_RE, check_tenant  # noqa: F401  (named here by the API)
 
 
 @dataclass
@@ -74,7 +37,7 @@ class DocumentRow:
     chunker: str | None = None
 
     @classmethod
-    def from_row(cls, r: sqlite3.Row) -> "DocumentRow":
+    def from_row(cls, r: Mapping) -> "DocumentRow":
         return cls(
             tenant=r["tenant"], doc_id=r["doc_id"], status=r["status"], content_hash=r["content_hash"],
             raw_hash=r["raw_hash"], source=r["source"], title=r["title"], metadata=json.loads(r["metadata"]),
@@ -94,81 +57,78 @@ class ChunkRow:
         return cls(chunk_hash, text, term_counts(text))
 
 
+# The statements of the ingest path, built once (bindparams named apart from the columns an UPDATE sets).
+_d, _c = documents.c, chunks_table.c
+_DOCUMENT = select(documents).where(_d.tenant == bindparam("t"), _d.doc_id == bindparam("d"))
+_TWIN = (select(documents).where(_d.tenant == bindparam("t"), _d.content_hash == bindparam("h"),
+                                 _d.status == "indexed", _d.doc_id != bindparam("d"))
+         .order_by(_d.doc_id).limit(1))
+_SET_CHUNKS = (update(documents).where(_d.tenant == bindparam("t"), _d.doc_id == bindparam("d"))
+               .values(chunk_hashes=bindparam("hashes"), chunker=bindparam("fp")))
+_CHUNKS = select(_c.chunk_hash, _c.text, _c.terms).where(_c.tenant == bindparam("t"),
+                                                         _c.chunk_hash.in_(bindparam("hashes", expanding=True)))
+
+
 class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.executescript(SCHEMA)
 
-    def get_document(self, tenant: str, doc_id: str, conn: sqlite3.Connection | None = None) -> DocumentRow | None:
-        r = (conn or self.db.conn()).execute(
-            "SELECT * FROM documents WHERE tenant = ? AND doc_id = ?", (tenant, doc_id)
-        ).fetchone()
+    def get_document(self, tenant: str, doc_id: str, conn: Connection | None = None) -> DocumentRow | None:
+        r = self.db.first(_DOCUMENT, conn, t=tenant, d=doc_id)
         return DocumentRow.from_row(r) if r else None
 
-    def find_by_content(self, tenant: str, content_hash: str, exclude: str, conn: sqlite3.Connection) -> DocumentRow | None:
-        r = conn.execute(
-            "SELECT * FROM documents WHERE tenant = ? AND content_hash = ? AND status = 'indexed' AND doc_id != ?"
-            " ORDER BY doc_id LIMIT 1",
-            (tenant, content_hash, exclude),
-        ).fetchone()
+    def find_by_content(self, tenant: str, content_hash: str, exclude: str, conn: Connection) -> DocumentRow | None:
+        # Not serialised on PostgreSQL (a lock per document cost a round trip on the ingest path): two documents of
+        # one content in two jobs ingesting at the same instant may both come out "new" instead of one "duplicate".
+        # The catalog ends the same either way (the same chunks, each listing both documents as its sources), as
+        # with near-duplicates, which each job checks against the catalog as it was when the job started.
+        r = self.db.first(_TWIN, conn, t=tenant, h=content_hash, d=exclude)
         return DocumentRow.from_row(r) if r else None
 
-    def put_document(self, conn: sqlite3.Connection, doc: DocumentRow) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO documents (tenant, doc_id, status, content_hash, raw_hash, source, title,"
-            " metadata, chunk_hashes, duplicate_of, minhash, text, structured, chunker, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                doc.tenant, doc.doc_id, doc.status, doc.content_hash, doc.raw_hash, doc.source, doc.title,
-                json.dumps(doc.metadata, sort_keys=True), json.dumps(doc.chunk_hashes), doc.duplicate_of,
-                doc.minhash, doc.text, int(doc.structured), doc.chunker, time.time(),
-            ),
-        )
+    def put_document(self, conn: Connection, doc: DocumentRow) -> None:
+        self.db.replace(conn, documents, {
+            "tenant": doc.tenant, "doc_id": doc.doc_id, "status": doc.status, "content_hash": doc.content_hash,
+            "raw_hash": doc.raw_hash, "source": doc.source, "title": doc.title,
+            "metadata": json.dumps(doc.metadata, sort_keys=True), "chunk_hashes": json.dumps(doc.chunk_hashes),
+            "duplicate_of": doc.duplicate_of, "minhash": doc.minhash, "text": doc.text,
+            "structured": bool(doc.structured), "chunker": doc.chunker, "updated_at": time.time(),
+        })
 
-    def put_chunks(self, conn: sqlite3.Connection, tenant: str, chunks: Sequence[ChunkRow]) -> None:
-        conn.executemany(
-            "INSERT OR IGNORE INTO chunks (tenant, chunk_hash, text, terms) VALUES (?, ?, ?, ?)",
-            [(tenant, c.chunk_hash, c.text, json.dumps(c.terms, sort_keys=True)) for c in chunks],
-        )
+    def put_chunks(self, conn: Connection, tenant: str, chunks: Sequence[ChunkRow]) -> None:
+        self.db.insert_ignore(conn, chunks_table, [
+            {"tenant": tenant, "chunk_hash": c.chunk_hash, "text": c.text, "terms": json.dumps(c.terms, sort_keys=True)}
+            for c in chunks])
 
-    def set_chunks(self, conn: sqlite3.Connection, tenant: str, doc_id: str, chunk_hashes: list[str],
+    def set_chunks(self, conn: Connection, tenant: str, doc_id: str, chunk_hashes: list[str],
                    chunker: str) -> None:
-        conn.execute(
-            "UPDATE documents SET chunk_hashes = ?, chunker = ? WHERE tenant = ? AND doc_id = ?",
-            (json.dumps(chunk_hashes), chunker, tenant, doc_id),
-        )
+        conn.execute(_SET_CHUNKS, {"t": tenant, "d": doc_id, "hashes": json.dumps(chunk_hashes), "fp": chunker})
 
     def mark_deleted(self, tenant: str, doc_id: str) -> bool:
+        d = documents.c
         with self.db.tx() as conn:
-            cur = conn.execute(
-                "UPDATE documents SET status = 'deleted', chunk_hashes = '[]', updated_at = ?"
-                " WHERE tenant = ? AND doc_id = ? AND status != 'deleted'",
-                (time.time(), tenant, doc_id),
-            )
-            return cur.rowcount > 0
+            return conn.execute(update(documents).where(d.tenant == tenant, d.doc_id == doc_id, d.status != "deleted")
+                                .values(status="deleted", chunk_hashes="[]", updated_at=time.time())).rowcount > 0
 
     def documents(self, tenant: str, status: str | None = "indexed") -> Iterator[DocumentRow]:
-        sql = "SELECT * FROM documents WHERE tenant = ?" + (" AND status = ?" if status else "") + " ORDER BY doc_id"
-        args = (tenant, status) if status else (tenant,)
-        for r in self.db.conn().execute(sql, args):
-            yield DocumentRow.from_row(r)
+        """By doc_id in code point order, whichever database's collation (the order decides which document a
+        shared chunk names first)."""
+        stmt = select(documents).where(documents.c.tenant == tenant)
+        if status:
+            stmt = stmt.where(documents.c.status == status)
+        rows = [DocumentRow.from_row(r) for r in self.db.all(stmt)]
+        rows.sort(key=lambda d: d.doc_id)
+        return iter(rows)
 
     def minhashes(self, tenant: str) -> Iterator[tuple[str, bytes]]:
-        for r in self.db.conn().execute(
-            "SELECT doc_id, minhash FROM documents WHERE tenant = ? AND status = 'indexed' AND minhash IS NOT NULL",
-            (tenant,),
-        ):
-            yield r["doc_id"], r["minhash"]
+        d = documents.c
+        rows = self.db.all(select(d.doc_id, d.minhash).where(d.tenant == tenant, d.status == "indexed",
+                                                             d.minhash.is_not(None)))
+        return iter([(r["doc_id"], r["minhash"]) for r in rows])
 
     def chunks(self, tenant: str, hashes: Sequence[str]) -> dict[str, ChunkRow]:
         out: dict[str, ChunkRow] = {}
-        conn = self.db.conn()
-        for i in range(0, len(hashes), 500):
-            part = list(hashes[i : i + 500])
-            marks = ",".join("?" * len(part))
-            for r in conn.execute(
-                f"SELECT chunk_hash, text, terms FROM chunks WHERE tenant = ? AND chunk_hash IN ({marks})",
-                [tenant, *part],
-            ):
-                out[r["chunk_hash"]] = ChunkRow(r["chunk_hash"], r["text"], json.loads(r["terms"]))
+        with self.db.read() as conn:
+            for i in range(0, len(hashes), 500):
+                for r in conn.execute(_CHUNKS, {"t": tenant, "hashes": list(hashes[i : i + 500])}):
+                    out[r.chunk_hash] = ChunkRow(r.chunk_hash, r.text, json.loads(r.terms))
         return out

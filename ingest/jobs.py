@@ -2,56 +2,34 @@
 
 The API stages the documents here and enqueues only the job id; a worker reads them back. Per-document
 outcomes are written in the same transaction as the catalog change they describe, so a redelivered task
-skips exactly the documents that were done.
+skips exactly the documents that were done. The worker ingesting a job holds a claim on it (a lease it renews,
+taken with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL), so a message delivered twice is ingested once.
+Phases move only as `ingest/phases.py` allows.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-from ingest.db import Database
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    status TEXT NOT NULL,               -- queued | running | succeeded | failed
-    phase TEXT,                         -- parsing | embedding | awaiting_build | building | evaluating | done
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    docs_total INTEGER NOT NULL,
-    chunks_total INTEGER NOT NULL DEFAULT 0,
-    chunks_done INTEGER NOT NULL DEFAULT 0,
-    chunks_embedded INTEGER NOT NULL DEFAULT 0,
-    chunks_reused INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    snapshot TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, created_at);
-CREATE TABLE IF NOT EXISTS job_documents (
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    doc_id TEXT NOT NULL,
-    filename TEXT,                      -- set for uploaded files, NULL for JSON text
-    payload BLOB,                       -- the staged bytes or UTF-8 text; cleared once the job settles
-    metadata TEXT NOT NULL DEFAULT '{}',
-    done INTEGER NOT NULL DEFAULT 0,
-    outcome TEXT,                       -- new | updated | unchanged | duplicate | near_duplicate | failed
-    reason TEXT,
-    chunks INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (job_id, seq)
-);
-"""
+from db.engine import Database
+from db.locks import Renewer, holder_gone, holder_id
+from db.tables import documents, job_documents, jobs
+from ingest.phases import BUILD_PHASES, SETTLED, InvalidTransition, JobPhase, JobStatus, check, sources_of
 
 OUTCOMES = ("new", "updated", "unchanged", "duplicate", "near_duplicate", "failed")
+PROGRESS_FIELDS = {"chunks_total", "chunks_done", "chunks_embedded", "chunks_reused", "snapshot"}
+
+
+class JobBusy(RuntimeError):
+    """Another live worker is ingesting this job now: try again later (its claim runs out if it died)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +57,8 @@ class NewDocument:
 class JobView:
     id: str
     tenant: str
-    status: str
-    phase: str | None
+    status: JobStatus
+    phase: JobPhase | None
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -96,86 +74,157 @@ class JobView:
     counts: dict[str, int]
     failures: list[dict]
 
+    @property
+    def settled(self) -> bool:
+        return self.status in SETTLED
+
+
+_j = job_documents.c
+# Built once: one of these runs per document or per batch of chunks.
+_MARK = (update(job_documents).where(_j.job_id == bindparam("job"), _j.seq == bindparam("s"))
+         .values(done=True, outcome=bindparam("o"), reason=bindparam("r"), chunks=bindparam("n")))
+_ADD_EMBEDDED = (update(jobs).where(jobs.c.id == bindparam("job")).values(
+    chunks_done=jobs.c.chunks_done + bindparam("done"), chunks_embedded=jobs.c.chunks_embedded + bindparam("emb"),
+    chunks_reused=jobs.c.chunks_reused + bindparam("reused")))
+_PENDING = (select(_j.seq, _j.doc_id, _j.filename, _j.payload, _j.metadata)
+            .where(_j.job_id == bindparam("job"), _j.done == False, _j.seq > bindparam("after"))  # noqa: E712
+            .order_by(_j.seq).limit(64))
+
+
+def _phase_in(phases) -> object:
+    """SQL: the job's phase is one of `phases` (None meaning a queued job with no phase yet)."""
+    named = [str(p) for p in phases if p is not None]
+    cond = jobs.c.phase.in_(named)
+    return or_(cond, jobs.c.phase.is_(None)) if None in phases else cond
+
 
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.executescript(SCHEMA)
 
     def create(self, tenant: str, documents: Sequence[NewDocument]) -> str:
         if not documents:
             raise ValueError("a job needs at least one document")
         job_id = uuid.uuid4().hex
         with self.db.tx() as conn:
-            conn.execute(
-                "INSERT INTO jobs (id, tenant, status, created_at, docs_total) VALUES (?, ?, 'queued', ?, ?)",
-                (job_id, tenant, time.time(), len(documents)),
-            )
-            conn.executemany(
-                "INSERT INTO job_documents (job_id, seq, doc_id, filename, payload, metadata) VALUES (?,?,?,?,?,?)",
-                [
-                    (job_id, i, d.doc_id, d.filename, d.payload, json.dumps(d.metadata, sort_keys=True))
-                    for i, d in enumerate(documents)
-                ],
-            )
+            conn.execute(jobs.insert().values(id=job_id, tenant=tenant, status=JobStatus.QUEUED,
+                                              created_at=time.time(), docs_total=len(documents)))
+            conn.execute(job_documents.insert(), [
+                {"job_id": job_id, "seq": i, "doc_id": d.doc_id, "filename": d.filename, "payload": d.payload,
+                 "metadata": json.dumps(d.metadata, sort_keys=True)}
+                for i, d in enumerate(documents)
+            ])
         return job_id
 
     def discard(self, job_id: str) -> None:
         """Forget a job that was never queued (the broker refused it): the caller was told to send it again, and a
         job left 'queued' would hold back every later build of its tenant (builds wait for queued jobs)."""
         with self.db.tx() as conn:
-            conn.execute("DELETE FROM job_documents WHERE job_id = ?", (job_id,))
-            conn.execute("DELETE FROM jobs WHERE id = ? AND status = 'queued'", (job_id,))
+            conn.execute(job_documents.delete().where(job_documents.c.job_id == job_id))
+            conn.execute(jobs.delete().where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED))
 
     def tenant_of(self, job_id: str) -> str | None:
-        r = self.db.conn().execute("SELECT tenant FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return r["tenant"] if r else None
+        return self.db.scalar(select(jobs.c.tenant).where(jobs.c.id == job_id))
+
+    # --- claims: one worker ingests a job at a time ------------------------------------------------
+
+    def claim(self, job_id: str, holder: str, lease_s: float) -> bool:
+        """Take the job for `holder` for `lease_s` seconds; False while another live holder has it. KeyError when
+        there is no such job."""
+        with self.db.tx() as conn:
+            row = conn.execute(
+                select(jobs.c.claimed_by, jobs.c.claim_expires_at, self.db.now().label("now"))
+                .where(jobs.c.id == job_id).with_for_update(skip_locked=True)  # PostgreSQL: a claimer in the middle
+            ).first()                                                          # of taking it is skipped, not awaited
+            if row is None:
+                if self.tenant_of(job_id) is None:
+                    raise KeyError(f"job {job_id} does not exist")
+                return False  # being claimed this instant by someone else
+            if (row.claimed_by not in (None, holder) and row.claim_expires_at is not None
+                    and row.claim_expires_at > row.now and not holder_gone(row.claimed_by)):
+                return False
+            conn.execute(update(jobs).where(jobs.c.id == job_id)
+                         .values(claimed_by=holder, claim_expires_at=self.db.now() + lease_s))
+        return True
+
+    def renew_claim(self, job_id: str, holder: str, lease_s: float) -> bool:
+        with self.db.tx() as conn:
+            return conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.claimed_by == holder)
+                                .values(claim_expires_at=self.db.now() + lease_s)).rowcount == 1
+
+    def release_claim(self, job_id: str, holder: str) -> None:
+        with self.db.tx() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.claimed_by == holder)
+                         .values(claimed_by=None, claim_expires_at=None))
+
+    @contextmanager
+    def claimed(self, job_id: str, lease_s: float = 30.0) -> Iterator[str]:
+        """Hold the job's claim for the block, renewed in the background; JobBusy if a live worker holds it."""
+        holder = holder_id()
+        if not self.claim(job_id, holder, lease_s):
+            raise JobBusy(f"job {job_id} is being ingested by another worker")
+        renewer = Renewer(lease_s / 3, lambda: self.renew_claim(job_id, holder, lease_s), f"job {job_id}")
+        try:
+            yield holder
+        finally:
+            renewer.stop()
+            self.release_claim(job_id, holder)
+
+    # --- phases --------------------------------------------------------------------------------------
+
+    def _move(self, conn: Connection, job_id: str, phase: JobPhase, values: dict,
+              statuses: Sequence[JobStatus] | None = None) -> None:
+        """Set the phase (and `values`) if the job's current phase may go there; InvalidTransition otherwise."""
+        cond = [jobs.c.id == job_id, _phase_in(sources_of(phase))]
+        if statuses is not None:
+            cond.append(jobs.c.status.in_([str(s) for s in statuses]))
+        if conn.execute(update(jobs).where(*cond).values(phase=phase, **values)).rowcount == 1:
+            return
+        row = conn.execute(select(jobs.c.phase, jobs.c.status).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise KeyError(f"job {job_id} does not exist")
+        check(row.phase, phase)  # raises with the allowed steps
+        raise InvalidTransition(f"job {job_id} is {row.status}: it cannot go to {phase}")
 
     def start(self, job_id: str) -> None:
         with self.db.tx() as conn:
-            conn.execute(
-                "UPDATE jobs SET status = 'running', phase = 'parsing', attempts = attempts + 1,"
-                " started_at = COALESCE(started_at, ?) WHERE id = ?",
-                (time.time(), job_id),
-            )
+            self._move(conn, job_id, JobPhase.PARSING,
+                       {"status": JobStatus.RUNNING, "attempts": jobs.c.attempts + 1,
+                        "started_at": func.coalesce(jobs.c.started_at, time.time())},
+                       statuses=(JobStatus.QUEUED, JobStatus.RUNNING))
 
-    def set_phase(self, job_id: str, phase: str, **fields: int | str | None) -> None:
-        allowed = {"chunks_total", "chunks_done", "chunks_embedded", "chunks_reused", "snapshot"}
-        bad = set(fields) - allowed
+    def set_phase(self, job_id: str, phase: JobPhase, **fields: int | str | None) -> None:
+        bad = set(fields) - PROGRESS_FIELDS
         if bad:
-            raise ValueError(f"unknown job fields {sorted(bad)}; allowed: {sorted(allowed)}")
-        sets = ", ".join(["phase = ?"] + [f"{k} = ?" for k in fields])
+            raise ValueError(f"unknown job fields {sorted(bad)}; allowed: {sorted(PROGRESS_FIELDS)}")
+        if phase == JobPhase.DONE:
+            raise InvalidTransition("a job is done when it settles: use finish()")
         with self.db.tx() as conn:
-            conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (phase, *fields.values(), job_id))
+            self._move(conn, job_id, JobPhase(phase), fields, statuses=(JobStatus.RUNNING,))
 
     def add_embedded(self, job_id: str, done: int, embedded: int) -> None:
         with self.db.tx() as conn:
-            conn.execute(
-                "UPDATE jobs SET chunks_done = chunks_done + ?, chunks_embedded = chunks_embedded + ?,"
-                " chunks_reused = chunks_reused + ? WHERE id = ?",
-                (done, embedded, done - embedded, job_id),
-            )
+            conn.execute(_ADD_EMBEDDED, {"job": job_id, "done": done, "emb": embedded, "reused": done - embedded})
 
-    def finish(self, job_id: str, status: str, error: str | None = None) -> None:
-        if status not in ("succeeded", "failed"):
+    def finish(self, job_id: str, status: JobStatus, error: str | None = None, snapshot: str | None = None) -> None:
+        status = JobStatus(status)
+        if status not in SETTLED:
             raise ValueError(f"finish status {status!r} must be 'succeeded' or 'failed'")
+        values: dict = {"status": status, "finished_at": time.time(), "error": error}
+        if snapshot is not None:
+            values["snapshot"] = snapshot
         with self.db.tx() as conn:
-            conn.execute(
-                "UPDATE jobs SET status = ?, phase = 'done', finished_at = ?, error = ? WHERE id = ?",
-                (status, time.time(), error, job_id),
-            )
+            self._move(conn, job_id, JobPhase.DONE, values, statuses=(JobStatus.QUEUED, JobStatus.RUNNING))
             # The staged bytes are no longer needed; outcomes and reasons stay.
-            conn.execute("UPDATE job_documents SET payload = NULL WHERE job_id = ?", (job_id,))
+            conn.execute(update(job_documents).where(job_documents.c.job_id == job_id).values(payload=None))
+
+    # --- documents of a job ------------------------------------------------------------------------
 
     def pending(self, job_id: str) -> Iterator[StagedDocument]:
         # Read in pages: a job may hold thousands of documents and megabytes of files.
         last = -1
         while True:
-            rows = self.db.conn().execute(
-                "SELECT seq, doc_id, filename, payload, metadata FROM job_documents"
-                " WHERE job_id = ? AND done = 0 AND seq > ? ORDER BY seq LIMIT 64",
-                (job_id, last),
-            ).fetchall()
+            rows = self.db.all(_PENDING, job=job_id, after=last)
             if not rows:
                 return
             for r in rows:
@@ -183,80 +232,82 @@ class JobStore:
                 yield StagedDocument(r["seq"], r["doc_id"], r["filename"], bytes(r["payload"] or b""),
                                      json.loads(r["metadata"]))
 
-    def mark_document(self, conn: sqlite3.Connection, job_id: str, seq: int, outcome: str,
+    def mark_document(self, conn: Connection, job_id: str, seq: int, outcome: str,
                       reason: str | None = None, chunks: int = 0) -> None:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome {outcome!r} is not one of {OUTCOMES}")
-        conn.execute(
-            "UPDATE job_documents SET done = 1, outcome = ?, reason = ?, chunks = ? WHERE job_id = ? AND seq = ?",
-            (outcome, reason, chunks, job_id, seq),
-        )
+        conn.execute(_MARK, {"job": job_id, "s": seq, "o": outcome, "r": reason, "n": chunks})
+
+    # --- what waits for what -----------------------------------------------------------------------
 
     def ingesting(self, tenant: str) -> bool:
         """Whether a job of the tenant is still queued or ingesting (a build now would soon be stale).
         Jobs waiting for or inside a build are not: a job that finishes ingesting during someone else's build
         must get a build of its own (it waits for the tenant's build lock)."""
-        r = self.db.conn().execute(
-            "SELECT 1 FROM jobs WHERE tenant = ? AND (status = 'queued' OR (status = 'running'"
-            " AND COALESCE(phase, '') NOT IN ('awaiting_build', 'building', 'evaluating'))) LIMIT 1",
-            (tenant,),
-        ).fetchone()
-        return r is not None
-
-    def stats(self) -> dict[str, dict]:
-        """Per tenant: jobs by status, chunks embedded and reused, documents that failed (for monitoring)."""
-        conn = self.db.conn()
-        out: dict[str, dict] = defaultdict(lambda: {"jobs": {}, "embedded": 0, "reused": 0, "failed_documents": 0})
-        for r in conn.execute("SELECT tenant, status, COUNT(*) AS n, SUM(chunks_embedded) AS embedded,"
-                              " SUM(chunks_reused) AS reused FROM jobs GROUP BY tenant, status"):
-            t = out[r["tenant"]]
-            t["jobs"][r["status"]] = r["n"]
-            t["embedded"] += r["embedded"] or 0
-            t["reused"] += r["reused"] or 0
-        for r in conn.execute("SELECT j.tenant, COUNT(*) AS n FROM job_documents d JOIN jobs j ON j.id = d.job_id"
-                              " WHERE d.outcome = 'failed' GROUP BY j.tenant"):
-            out[r["tenant"]]["failed_documents"] = r["n"]
-        return dict(out)
+        running_ingest = and_(jobs.c.status == JobStatus.RUNNING,
+                              or_(jobs.c.phase.is_(None), jobs.c.phase.not_in([str(p) for p in BUILD_PHASES])))
+        return self.db.scalar(select(jobs.c.id).where(
+            jobs.c.tenant == tenant, or_(jobs.c.status == JobStatus.QUEUED, running_ingest)).limit(1)) is not None
 
     def awaiting_build(self, tenant: str) -> list[str]:
         """Jobs whose documents are in and whose build has not settled them. Called under the tenant's build
         lock, so a job still marked building or evaluating lost its build to a crash: it is taken up again."""
-        rows = self.db.conn().execute(
-            "SELECT id FROM jobs WHERE tenant = ? AND status = 'running'"
-            " AND phase IN ('awaiting_build', 'building', 'evaluating')", (tenant,)
-        )
+        rows = self.db.all(select(jobs.c.id).where(jobs.c.tenant == tenant, jobs.c.status == JobStatus.RUNNING,
+                                                   _phase_in(BUILD_PHASES)).order_by(jobs.c.created_at))
         return [r["id"] for r in rows]
 
-    def unsettled(self) -> list[str]:
-        """Jobs queued or running: after a crash of an embedded service these are enqueued again."""
-        rows = self.db.conn().execute(
-            "SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at"
-        )
+    def unsettled(self, unclaimed: bool = False) -> list[str]:
+        """Jobs queued or running: after a crash of an embedded service these are enqueued again. `unclaimed`:
+        only those no live worker is ingesting now (another process sharing the catalog may be)."""
+        stmt = select(jobs.c.id, jobs.c.claimed_by, jobs.c.claim_expires_at, self.db.now().label("now")).where(
+            jobs.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])).order_by(jobs.c.created_at)
+        rows = self.db.all(stmt)
+        if unclaimed:
+            rows = [r for r in rows if r["claimed_by"] is None or (r["claim_expires_at"] or 0) <= r["now"]
+                    or holder_gone(r["claimed_by"])]
         return [r["id"] for r in rows]
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, dict]:
+        """Per tenant: jobs by status, chunks embedded and reused, documents that failed (for monitoring)."""
+        out: dict[str, dict] = defaultdict(lambda: {"jobs": {}, "embedded": 0, "reused": 0, "failed_documents": 0})
+        with self.db.read() as conn:
+            for r in conn.execute(select(jobs.c.tenant, jobs.c.status, func.count().label("n"),
+                                         func.sum(jobs.c.chunks_embedded).label("embedded"),
+                                         func.sum(jobs.c.chunks_reused).label("reused"))
+                                  .group_by(jobs.c.tenant, jobs.c.status)).mappings():
+                t = out[r["tenant"]]
+                t["jobs"][r["status"]] = r["n"]
+                t["embedded"] += r["embedded"] or 0
+                t["reused"] += r["reused"] or 0
+            for r in conn.execute(select(jobs.c.tenant, func.count().label("n"))
+                                  .select_from(job_documents.join(jobs, jobs.c.id == job_documents.c.job_id))
+                                  .where(job_documents.c.outcome == "failed").group_by(jobs.c.tenant)).mappings():
+                out[r["tenant"]]["failed_documents"] = r["n"]
+        return dict(out)
 
     def get(self, job_id: str, max_failures: int = 100) -> JobView | None:
-        conn = self.db.conn()
-        r = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if r is None:
-            return None
-        counts = {o: 0 for o in OUTCOMES}
-        done = 0
-        for row in conn.execute(
-            "SELECT outcome, COUNT(*) AS n FROM job_documents WHERE job_id = ? AND done = 1 GROUP BY outcome",
-            (job_id,),
-        ):
-            counts[row["outcome"]] = row["n"]
-            done += row["n"]
-        failures = [
-            {"doc_id": f["doc_id"], "filename": f["filename"], "reason": f["reason"]}
-            for f in conn.execute(
-                "SELECT doc_id, filename, reason FROM job_documents WHERE job_id = ? AND outcome = 'failed'"
-                " ORDER BY seq LIMIT ?",
-                (job_id, max_failures),
-            )
-        ]
+        d = job_documents.c
+        with self.db.read() as conn:
+            r = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+            if r is None:
+                return None
+            counts = {o: 0 for o in OUTCOMES}
+            done = 0
+            for row in conn.execute(select(d.outcome, func.count().label("n"))
+                                    .where(d.job_id == job_id, d.done == True).group_by(d.outcome)):  # noqa: E712
+                counts[row.outcome] = row.n
+                done += row.n
+            failures = [
+                {"doc_id": f.doc_id, "filename": f.filename, "reason": f.reason}
+                for f in conn.execute(select(d.doc_id, d.filename, d.reason)
+                                      .where(d.job_id == job_id, d.outcome == "failed")
+                                      .order_by(d.seq).limit(max_failures))
+            ]
         return JobView(
-            id=r["id"], tenant=r["tenant"], status=r["status"], phase=r["phase"], created_at=r["created_at"],
+            id=r["id"], tenant=r["tenant"], status=JobStatus(r["status"]),
+            phase=JobPhase(r["phase"]) if r["phase"] else None, created_at=r["created_at"],
             started_at=r["started_at"], finished_at=r["finished_at"], docs_total=r["docs_total"], docs_done=done,
             chunks_total=r["chunks_total"], chunks_done=r["chunks_done"], chunks_embedded=r["chunks_embedded"],
             chunks_reused=r["chunks_reused"], attempts=r["attempts"], snapshot=r["snapshot"], error=r["error"],
@@ -266,15 +317,17 @@ class JobStore:
     def chunk_titles(self, job_id: str) -> dict[str, str | None]:
         """Every distinct chunk the job's documents point at (the ones to embed or find in the cache), with the
         title of the first of them: sentence windows are prefixed with it."""
-        r = self.db.conn().execute("SELECT tenant FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if r is None:
+        tenant = self.tenant_of(job_id)
+        if tenant is None:
             return {}
+        j = job_documents.c
+        stmt = (select(documents.c.chunk_hashes, documents.c.title)
+                .select_from(job_documents.join(documents, and_(documents.c.tenant == tenant,
+                                                                documents.c.doc_id == j.doc_id)))
+                .where(j.job_id == job_id, j.outcome.in_(["new", "updated"])).order_by(j.seq))
         seen: dict[str, str | None] = {}
-        for row in self.db.conn().execute(
-            "SELECT d.chunk_hashes, d.title FROM job_documents j JOIN documents d ON d.tenant = ? AND d.doc_id = j.doc_id"
-            " WHERE j.job_id = ? AND j.outcome IN ('new', 'updated') ORDER BY j.seq",
-            (r["tenant"], job_id),
-        ):
-            for h in json.loads(row["chunk_hashes"]):
-                seen.setdefault(h, row["title"])
+        with self.db.read() as conn:
+            for row in conn.execute(stmt):
+                for h in json.loads(row.chunk_hashes):
+                    seen.setdefault(h, row.title)
         return seen

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests use (redis-server for the queue, tesseract for OCR, chromium for the dashboard
+# Debian packages the tests use (redis-server for the queue, postgresql for the catalog on PostgreSQL (the tests
+# start their own server with initdb + pg_ctl), tesseract for OCR, chromium for the dashboard
 # test, docker-compose to validate the production compose file). Installs only what is missing; needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."

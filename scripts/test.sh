@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2: install everything, then run the whole test suite.
-# The tests use Debian's redis-server, tesseract and docker-compose (scripts/apt-packages.txt): installed here
+# The tests use Debian's redis-server, postgresql, tesseract and docker-compose (scripts/apt-packages.txt): installed here
 # when missing and run as root; elsewhere the tests that need them skip and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."

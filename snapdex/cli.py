@@ -32,20 +32,35 @@ class _NoTorch:
         return None
 
 
+def _settings():
+    """The settings, or an exit naming what is wrong with them (a bad SNAPDEX_DATABASE_URL, say)."""
+    from pydantic import ValidationError
+
+    from snapdex.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as e:
+        raise SystemExit(f"bad settings: {e}") from e
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.data_dir:
         os.environ["SNAPDEX_DATA_DIR"] = str(args.data_dir)
     import uvicorn
 
-    from snapdex.settings import get_settings
+    from db import check_url
 
-    s = get_settings()
+    s = _settings()
     _keep_torch_out(s)
     mode = (
         f"embedded: {'qdrant-edge-py' if s.store_backend == 'edge' else 'qdrant ' + str(s.qdrant_url)}, "
         f"Celery worker {'in this process' if s.embedded_worker else 'in separate processes'} ({s.broker_url})"
     )
-    print(f"snapdex listening on http://{args.host}:{args.port}  (data in {s.data_dir.resolve()}; {mode})", flush=True)
+    catalog = "" if s.database_url is None else \
+        f"; catalog {check_url(s.database_url).render_as_string(hide_password=True)}"
+    print(f"snapdex listening on http://{args.host}:{args.port}  (data in {s.data_dir.resolve()}{catalog}; {mode})",
+          flush=True)
     keys = _key_store(s)
     if keys.required():
         print(f"API keys required on every route but /health ({len(keys.list())} keys)", flush=True)
@@ -60,18 +75,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _key_store(settings):
-    from api.keys import KeyStore
-    from ingest.db import Database
+    from db import CatalogUnavailable, SchemaError, open_catalog
+    from snapdex.keys import KeyStore
 
-    # The catalog alone: keys can be managed beside a running service (SQLite in WAL mode, many processes).
-    return KeyStore(Database(settings.catalog_path), settings.api_keys)
+    # The catalog alone: keys can be managed beside a running service (SQLite in WAL mode, or PostgreSQL). Opening
+    # it upgrades it; a catalog that cannot be reached or read stops here with the reason.
+    try:
+        return KeyStore(open_catalog(settings.catalog_url), settings.api_keys)
+    except (CatalogUnavailable, SchemaError) as e:
+        raise SystemExit(str(e)) from e
 
 
 def _keys(args: argparse.Namespace) -> int:
     if args.data_dir:
         os.environ["SNAPDEX_DATA_DIR"] = str(args.data_dir)
-    from api.keys import digest
-    from snapdex.settings import get_settings
+    from snapdex.keys import digest
 
     if args.keys_command == "hash":
         key = sys.stdin.readline().strip()
@@ -79,7 +97,7 @@ def _keys(args: argparse.Namespace) -> int:
             raise SystemExit("give the key on standard input")
         print(digest(key))
         return 0
-    store = _key_store(get_settings())
+    store = _key_store(_settings())
     if args.keys_command == "create":
         if (args.tenant is None) == (not args.operator):
             raise SystemExit("give exactly one of --tenant NAME or --operator")
@@ -103,6 +121,69 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db(args: argparse.Namespace) -> int:
+    if args.data_dir:
+        os.environ["SNAPDEX_DATA_DIR"] = str(args.data_dir)
+    if args.database_url:
+        os.environ["SNAPDEX_DATABASE_URL"] = args.database_url
+    from db import CatalogUnavailable, Database, SchemaError, migrate, open_catalog, transfer
+
+    settings = _settings()
+    try:
+        if args.db_command == "history":
+            at = migrate.current(Database(settings.catalog_url)) if args.mark else None
+            for r in migrate.history():
+                print(f"{r.id}{' (current)' if r.id == at else ''}{' (head)' if r.id == migrate.head() else ''}  "
+                      f"{r.title}")
+            return 0
+        if args.db_command == "current":
+            db = Database(settings.catalog_url)
+            at, head = migrate.current(db), migrate.head()
+            state = "head" if at == head else "empty or written before migrations" if at is None else f"head is {head}"
+            print(f"catalog {db.display_url}: revision {at or '-'} ({state})")
+            return 0 if at == head else 1
+        if args.db_command == "upgrade":
+            db = Database(settings.catalog_url)
+            before, after = migrate.upgrade(db, args.revision)
+            print(f"catalog {db.display_url}: " + (f"at {after} already" if before == after
+                                                   else f"upgraded from {before or 'nothing'} to {after}"))
+            return 0
+        if args.db_command == "downgrade":
+            db = Database(settings.catalog_url)
+            before, after = migrate.downgrade(db, args.revision)
+            print(f"catalog {db.display_url}: downgraded from {before} to {after or 'nothing'}; run the release that "
+                  "matches this revision")
+            return 0
+        if args.db_command == "export":
+            db = Database(settings.catalog_url)
+            if (at := migrate.current(db)) != migrate.head():
+                raise SystemExit(f"the catalog at {db.display_url} is at revision {at or '-'}, this release writes "
+                                 f"{migrate.head()}: run `snapdex db upgrade` first (or export with its own release)")
+            out = sys.stdout if args.out in (None, Path("-")) else args.out.open("w", encoding="utf-8")
+            try:
+                counts = transfer.export(db, out, args.tenant or None)
+            finally:
+                if out is not sys.stdout:
+                    out.close()
+            what = f"tenants {', '.join(args.tenant)}" if args.tenant else "the whole catalog"
+            print(f"exported {what}: {sum(counts.values())} rows ({_counts(counts)})", file=sys.stderr)
+            return 0
+        if args.db_command == "import":
+            db = open_catalog(settings.catalog_url)
+            with (sys.stdin if str(args.file) == "-" else args.file.open(encoding="utf-8")) as source:
+                counts = transfer.import_(db, source, replace=args.replace)
+            print(f"imported into {db.display_url}: {sum(counts.values())} rows ({_counts(counts)}); vectors are not "
+                  "in the catalog: `POST /snapshots` rebuilds a restored tenant's live snapshot", file=sys.stderr)
+            return 0
+    except (CatalogUnavailable, SchemaError, transfer.ImportRefused, OSError) as e:
+        raise SystemExit(str(e)) from e
+    raise SystemExit(f"unknown db command {args.db_command!r}")
+
+
+def _counts(counts) -> str:
+    return ", ".join(f"{table} {n}" for table, n in sorted(counts.items()) if n) or "nothing"
+
+
 def _client(args: argparse.Namespace):
     import httpx
 
@@ -112,15 +193,19 @@ def _client(args: argparse.Namespace):
 
 def _worker(args: argparse.Namespace) -> int:
     from snapdex.runtime import Runtime, set_runtime
-    from snapdex.settings import get_settings
     from workers.celery_app import configure
 
     from snapdex.logs import configure as configure_logging
 
-    s = get_settings()
+    from db import CatalogUnavailable, SchemaError
+
+    s = _settings()
     _keep_torch_out(s)
     configure_logging(s.log_format, args.log_level)
-    rt = Runtime(s)
+    try:
+        rt = Runtime(s)
+    except (CatalogUnavailable, SchemaError) as e:
+        raise SystemExit(str(e)) from e
     set_runtime(rt)
     rt.warm_up()  # once per worker process, before it takes its first task
     app = configure(s)
@@ -308,6 +393,26 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--hostname", default=None)
     w.add_argument("--log-level", default="info")
     w.set_defaults(func=_worker)
+
+    d = sub.add_parser("db", help="the catalog database: migrations (also run at every start), backup and restore")
+    d.add_argument("--data-dir", type=Path, help="the service's data folder (default: SNAPDEX_DATA_DIR)")
+    d.add_argument("--database-url", help="the catalog (default: SNAPDEX_DATABASE_URL, else SQLite in the data folder)")
+    dsub = d.add_subparsers(dest="db_command", required=True)
+    du = dsub.add_parser("upgrade", help="bring the catalog to this release's schema (under a lock)")
+    du.add_argument("--revision", default="head", help="a revision id (default: head)")
+    dd = dsub.add_parser("downgrade", help="take the catalog back to an older revision, for an older release")
+    dd.add_argument("revision", help="a revision id, or base")
+    dsub.add_parser("current", help="the catalog's revision; exit status 1 when it is not at this release's head")
+    dh = dsub.add_parser("history", help="every revision, oldest first")
+    dh.add_argument("--mark", action="store_true", help="mark the catalog's current revision")
+    de = dsub.add_parser("export", help="back up the catalog, or some tenants of it, as JSON lines")
+    de.add_argument("--tenant", action="append", help="only this tenant (repeatable); default: everything, with "
+                                                      "the service-wide rows (operator keys, benchmark runs)")
+    de.add_argument("--out", type=Path, help="a file (default: standard output)")
+    di = dsub.add_parser("import", help="restore an export into the catalog, in one transaction")
+    di.add_argument("file", type=Path, help="a file written by `snapdex db export` (- for standard input)")
+    di.add_argument("--replace", action="store_true", help="delete the rows the file's tenants have first")
+    d.set_defaults(func=_db)
 
     k = sub.add_parser("keys", help="API keys: each maps to one tenant (or the operator); only SHA-256s are kept")
     k.add_argument("--data-dir", type=Path, help="the service's data folder (default: SNAPDEX_DATA_DIR)")

@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
+from db import open_catalog
+from db.locks import Locks
 from encoders.dense import RedisEmbeddingCache, SqliteEmbeddingCache
 from encoders.embedding import EmbeddingService, open_embedder
 from encoders.lexical import BM25Params
@@ -30,7 +32,6 @@ from retrieval.rewrite import LLMRewriter, NormalizeRewriter
 from ingest import parsing
 from ingest.catalog import Catalog
 from ingest.chunking import ChunkerConfig
-from ingest.db import Database
 from ingest.jobs import JobStore
 from ingest.pipeline import IngestConfig, Ingestor
 from snapdex.memory import MemoryLedger
@@ -47,7 +48,10 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(self.settings.catalog_path)
+        # Upgraded to this release's schema before anything reads it (under the migration lock: processes
+        # starting together queue, and the second finds it done).
+        self.db = open_catalog(self.settings.catalog_url, pool_size=self.settings.database_pool_size)
+        self.locks = Locks(self.db, lease_s=self.settings.lock_lease_s)
         self.catalog = Catalog(self.db)
         self.jobs = JobStore(self.db)
         self.manifest = Manifest(self.db)
@@ -91,12 +95,11 @@ class Runtime:
 
     @cached_property
     def builder(self) -> SnapshotBuilder:
-        return SnapshotBuilder(self.catalog, self.manifest, self.store, self.embedding, self.index_config,
-                               self.settings.data_dir / "locks")
+        return SnapshotBuilder(self.catalog, self.manifest, self.store, self.embedding, self.index_config)
 
     @cached_property
     def snapshots(self) -> SnapshotService:
-        return SnapshotService(self.builder, self.manifest, self.jobs, self.store, self.evaluator,
+        return SnapshotService(self.builder, self.manifest, self.jobs, self.store, self.evaluator, self.locks,
                                keep_extra=self.settings.retention_keep, pin_grace_s=self.settings.pin_grace_s)
 
     @cached_property
@@ -184,7 +187,7 @@ class Runtime:
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {"models": "ok" if self.models_loaded else "loading"}
-        probes = [("catalog", lambda: self.db.conn().execute("SELECT 1")),
+        probes = [("catalog", self.db.ping),
                   ("vector_store", lambda: self.store.list_collections())]
         s = self.settings
         for name, url in (("redis", s.redis_url), ("broker", s.broker_url)):
@@ -200,15 +203,16 @@ class Runtime:
 
     def recover(self) -> list[str]:
         """After a crash: builds that were running are marked failed (their half-built collections go), and
-        the ingest jobs still queued or running are returned to be enqueued again."""
-        for snap in self.manifest.unfinished():
-            self.store.delete_collection(snap.collection)
-            self.manifest.fail(snap.tenant, snap.hash, "interrupted: the service stopped during the build")
-        return self.jobs.unsettled()
+        the ingest jobs still queued or running are returned to be enqueued again. Another process sharing the
+        catalog may be building or ingesting right now: a build whose tenant lock is held, and a job a live worker
+        has claimed, are left to it."""
+        self.snapshots.abandon_interrupted()
+        return self.jobs.unsettled(unclaimed=True)
 
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+        self.db.dispose()
 
 
 def _redis_ping(url: str) -> None:

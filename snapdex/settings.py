@@ -9,15 +9,25 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.keys import check_configured
+from db.engine import check_url
 from eval.gate import GatePolicy
+from snapdex.keys import check_configured
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SNAPDEX_", env_file=".env", extra="ignore")
+    # Errors never echo a value back: URLs and keys carry secrets.
+    model_config = SettingsConfigDict(env_prefix="SNAPDEX_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Path("data")
     default_tenant: str = "default"
+
+    # The catalog (documents, jobs, manifest, query sets, runs, keys): SQLite at <data_dir>/catalog.sqlite3 when
+    # unset; postgresql+psycopg://user:password@host:5432/dbname when several hosts share the service.
+    database_url: str | None = None
+    database_pool_size: int = Field(default=5, ge=1, le=100, description="connections kept per engine and process")
+    # The per-tenant build lock on SQLite and the claim on a job being ingested are leases with this expiry, renewed
+    # by their holder: a holder that dies frees them this long after (PostgreSQL's build lock frees at once).
+    lock_lease_s: float = Field(default=30.0, ge=1.0, le=3600.0)
 
     # Vector store: "edge" is qdrant-edge-py in-process on disk; "qdrant" is a Qdrant server via qdrant-client.
     store_backend: Literal["edge", "qdrant"] = "edge"
@@ -161,6 +171,14 @@ class Settings(BaseSettings):
             raise ValueError(f"chunk_overlap={v} must be smaller than chunk_size={size}")
         return v
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        check_url(v.strip())  # says what is wrong and which dialects work
+        return v.strip()
+
     @field_validator("eval_ks")
     @classmethod
     def _ks_in_range(cls, ks: list[int]) -> list[int]:
@@ -185,8 +203,8 @@ class Settings(BaseSettings):
         return GatePolicy(dict(self.gate_floors), dict(self.gate_max_drop))
 
     @property
-    def catalog_path(self) -> Path:
-        return self.data_dir / "catalog.sqlite3"
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'catalog.sqlite3').absolute()}"
 
     @property
     def qdrant_path(self) -> Path:

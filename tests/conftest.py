@@ -55,3 +55,55 @@ def qdrant_server():
 
     with QdrantContainer(image=QDRANT_IMAGE) as container:
         yield container
+
+
+# --- the catalog database: every store's tests run on SQLite and on a real PostgreSQL ----------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the whole run (Debian's postgresql, started here); each test takes a database."""
+    from tests.procs import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request, tmp_path) -> str:
+    """An empty catalog of each supported dialect: a SQLite file, or a fresh database on the test server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create_database()
+    yield url
+    server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def catalog_db(catalog_url):
+    """The catalog at `catalog_url`, upgraded to head as every process opens it."""
+    from db import open_catalog
+
+    db = open_catalog(catalog_url)
+    yield db
+    db.dispose()
+
+
+def _catalog_env(request) -> dict[str, str]:
+    if request.param == "sqlite":
+        return {}  # the embedded default: catalog.sqlite3 in the data folder
+    return {"SNAPDEX_DATABASE_URL": request.getfixturevalue("postgres").create_database()}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_catalog_env(request) -> dict[str, str]:
+    """Environment for a module's `snapdex serve`: its catalog on SQLite, then on PostgreSQL."""
+    return _catalog_env(request)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_env(request) -> dict[str, str]:
+    """Environment for a test's own `snapdex serve` (and its CLI calls): SQLite, then PostgreSQL."""
+    return _catalog_env(request)

@@ -47,7 +47,7 @@ def auth(tenant: str | None) -> dict[str, str]:
 
 def keys_env(*tenants: str) -> str:
     """SNAPDEX_API_KEYS for these tenants and the operator, as an operator would set it: hashes only."""
-    from api.keys import OPERATOR, digest
+    from snapdex.keys import OPERATOR, digest
 
     return json.dumps({digest(key_for(t)): t or OPERATOR for t in (*tenants, None)})
 
@@ -158,3 +158,76 @@ def snapdex_worker(data_dir: Path, name: str, **env: str) -> Iterator[subprocess
         yield proc
     finally:
         _stop(proc)
+
+
+def postgres_bin() -> Path | None:
+    """The newest PostgreSQL server binaries from Debian's packages (postgresql-NN), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name)
+                   if p.parent.parent.name.isdigit() else 0)
+    return found[-1].parent if found else None
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster: initdb + pg_ctl in a temporary folder, on a free port of 127.0.0.1."""
+
+    def __init__(self, port: int, folder: Path) -> None:
+        self.port, self.folder = port, folder
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://snapdex@127.0.0.1:{self.port}/{database}"
+
+    def _admin(self):
+        import psycopg
+
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="snapdex", dbname="postgres", autocommit=True)
+
+    def create_database(self, name: str | None = None) -> str:
+        """A new empty database; returns its URL."""
+        name = name or f"t_{os.urandom(6).hex()}"
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+TEST_DURABILITY = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+@contextmanager
+def postgres_server(max_connections: int = 300, settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
+    """Started from Debian's postgresql package, as the `postgres` user when run as root (initdb refuses root). By
+    default durability is off (fsync, synchronous commit): this cluster lives as long as the tests; `settings`
+    overrides it (the benchmarks keep fsync). Skips where the package is absent."""
+    import tempfile
+
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (Debian package postgresql; .ci/run installs it)")
+    # Not under pytest's tmp_path: that folder is private to root, and the server runs as postgres.
+    folder = Path(tempfile.mkdtemp(prefix="snapdex-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        os.chown(folder, pw.pw_uid, pw.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, log = folder / "data", folder / "server.log"
+    port = free_port()
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "snapdex", "--auth=trust",
+                    "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"], check=True, capture_output=True)
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections={max_connections}"
+    for name, value in {**TEST_DURABILITY, **(settings or {})}.items():
+        options += f" -c {name}={value}"
+    server = PostgresServer(port, folder)
+    try:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
+                        "-o", options, "start"], check=True, capture_output=True)
+        yield server
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

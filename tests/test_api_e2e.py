@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from api.keys import digest
+from snapdex.keys import digest
 from tests.procs import auth, key_for, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
@@ -25,9 +25,11 @@ TENANTS = ("files", "hostile", "snap", "nobody", "contract", "beir", "folder")
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, module_catalog_env):
     # No rate limit here: the switch-under-load test bursts cached answers from 8 threads (limits: their own test).
-    with snapdex_serve(tmp_path_factory.mktemp("api") / "data", tenants=TENANTS, SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
+    # Every test of this module runs twice: catalog on SQLite, then on PostgreSQL.
+    with snapdex_serve(tmp_path_factory.mktemp("api") / "data", tenants=TENANTS, SNAPDEX_RATE_LIMIT_RETRIEVE="",
+                       **module_catalog_env) as svc:
         yield svc
 
 

@@ -16,8 +16,19 @@ def test_compose_file_is_valid_and_complete():
     out = subprocess.run([tool, "-f", str(REPO / "docker-compose.yml"), "config"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     config = yaml.safe_load(out.stdout)
-    assert {"qdrant", "redis", "api", "worker"} <= set(config["services"])
-    env = config["services"]["worker"]["environment"]
+    services = config["services"]
+    assert {"postgres", "qdrant", "redis", "api", "worker"} <= set(services)
+    env = services["worker"]["environment"]
     assert env["SNAPDEX_STORE_BACKEND"] == "qdrant" and env["SNAPDEX_BROKER_URL"].startswith("redis://")
-    assert "--appendonly" in config["services"]["redis"]["command"]
-    assert config["services"]["api"]["volumes"] and config["services"]["worker"]["volumes"]
+    assert "--appendonly" in services["redis"]["command"]
+    # The catalog is PostgreSQL, with its own volume and a health check the API and the workers wait for.
+    assert services["api"]["environment"]["SNAPDEX_DATABASE_URL"] == env["SNAPDEX_DATABASE_URL"]
+    assert env["SNAPDEX_DATABASE_URL"].startswith("postgresql+psycopg://snapdex:") and "@postgres:5432/" in env["SNAPDEX_DATABASE_URL"]
+    assert services["postgres"]["volumes"] and "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    for name in ("api", "worker"):
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        # Nothing shared through a volume: API replicas and workers may run on other hosts.
+        assert not services[name].get("volumes")
+    from db import check_url
+
+    check_url(env["SNAPDEX_DATABASE_URL"])

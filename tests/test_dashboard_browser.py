@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eval.profiles import ProfileStore
-from ingest.db import Database
+from db.engine import Database
 from tests.benchmark_runs import peer_run
 from tests.procs import REPO, auth, key_for, snapdex_serve, wait_until
 

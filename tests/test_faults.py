@@ -100,7 +100,7 @@ def test_service_killed_mid_build_keeps_live_and_builds_again_on_restart(tmp_pat
 
     # Straight after the crash, before anything recovers: v1 is still live; the build is unfinished.
     from index_snapshots.manifest import Manifest
-    from ingest.db import Database
+    from db import Database
 
     manifest = Manifest(Database(data / "catalog.sqlite3"))
     assert manifest.live("default").hash == v1

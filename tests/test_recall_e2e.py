@@ -41,8 +41,8 @@ def runs(svc, **params) -> list[dict]:
     return r.json()["runs"]
 
 
-def test_query_sets_gate_rollback_drilldown_and_metrics_over_http(tmp_path):
-    with snapdex_serve(tmp_path / "data", tenants=("acme",), **GATE) as svc:
+def test_query_sets_gate_rollback_drilldown_and_metrics_over_http(tmp_path, catalog_env):
+    with snapdex_serve(tmp_path / "data", tenants=("acme",), **GATE, **catalog_env) as svc:
         a = ingest(svc, documents())["snapshot"]
 
         # Upload a labelled set: 201 and version 1; the same content again is kept, not a new version.

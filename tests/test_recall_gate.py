@@ -173,6 +173,7 @@ def test_a_job_whose_build_died_mid_evaluation_is_settled_by_the_next_build(rt):
 
     job_id = rt.jobs.create(TENANT, corpus())
     run_ingest_job(rt.ingestor, rt.jobs, job_id)
+    rt.jobs.set_phase(job_id, "building")
     rt.jobs.set_phase(job_id, "evaluating")  # the worker died here; the build lock died with it
     assert run_ingest_job(rt.ingestor, rt.jobs, job_id) == TENANT  # redelivered: only the build is left
     result = rt.snapshots.build_pending(TENANT)

@@ -7,15 +7,16 @@ without one fails here), and the owner's data is checked unchanged afterwards.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 
 import pytest
 
-from api.keys import digest
+from db.engine import Database
 from eval.profiles import ProfileStore
-from ingest.db import Database
+from snapdex.keys import digest
 from tests.benchmark_runs import peer_run
 from tests.procs import REPO, auth, key_for, keys_env, snapdex_env, snapdex_serve, wait_until
 
@@ -27,14 +28,29 @@ QUERIES = [{"id": "q1", "text": "when does the ledger close", "relevant": ["ledg
            {"id": "q2", "text": "which gateway for the VPN", "relevant": ["vpn"]}]
 
 
-def keys_cli(data_dir, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def keys_cli(data_dir, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "snapdex", "keys", "--data-dir", str(data_dir), *args], cwd=REPO,
-                          env=snapdex_env(data_dir), input=stdin, capture_output=True, text=True, timeout=120)
+                          env=snapdex_env(data_dir, **env), input=stdin, capture_output=True, text=True, timeout=120)
 
 
-def test_keyless_serves_one_tenant_then_keys_made_by_the_cli_are_required(tmp_path):
+def stored_catalog(data, catalog_env) -> bytes:
+    """Everything the catalog holds: the SQLite file and its write-ahead log, or every row of PostgreSQL's."""
+    if not catalog_env:
+        return b"".join(p.read_bytes() for p in data.glob("catalog.sqlite3*"))
+    from db import Database
+    from db.tables import metadata
+
+    db = Database(catalog_env["SNAPDEX_DATABASE_URL"])
+    try:
+        return repr([db.all(t.select()) for t in metadata.sorted_tables]).encode()
+    finally:
+        db.dispose()
+
+
+def test_keyless_serves_one_tenant_then_keys_made_by_the_cli_are_required(tmp_path, catalog_env):
     data = tmp_path / "data"
-    with snapdex_serve(data, log_level="info") as svc:
+    keys_cli = functools.partial(globals()["keys_cli"], **catalog_env)  # the CLI reaches the service's catalog
+    with snapdex_serve(data, log_level="info", **catalog_env) as svc:
         c = svc.client
         wait_until(lambda: "KEYLESS" in svc.log.read_text(), 30, "the start-up line")
         assert "every request is tenant 'default'" in svc.log.read_text()
@@ -46,8 +62,8 @@ def test_keyless_serves_one_tenant_then_keys_made_by_the_cli_are_required(tmp_pa
         assert made.returncode == 0, made.stderr
         key = made.stdout.strip()
         assert key.startswith("sdx_") and "shown once" in made.stderr
-        # The key is kept only as its SHA-256: not in the catalog file, nor in its write-ahead log.
-        stored = b"".join(p.read_bytes() for p in data.glob("catalog.sqlite3*"))
+        # The key is kept only as its SHA-256: not in the catalog (its file and write-ahead log on SQLite).
+        stored = stored_catalog(data, catalog_env)
         assert key.encode() not in stored and digest(key).encode() in stored
 
         r = wait_until(lambda: (x := c.get("/snapshots")).status_code == 401 and x, 15, "keys to be required")

@@ -189,7 +189,7 @@ def test_killed_mid_build_marks_failed_and_live_is_untouched(rt, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", CRASHING_BUILD, str(data)], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     from index_snapshots.manifest import Manifest
-    from ingest.db import Database
+    from db import Database
 
     manifest = Manifest(Database(data / "catalog.sqlite3"))
     wait_until(lambda: any(s.status == "building" for s in manifest.list("default")), 60, "the build to start")

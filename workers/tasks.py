@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import OperationalError
+
+from db import CatalogUnavailable
 from index_snapshots.service import run_ingest_job
+from ingest.jobs import JobBusy
 from snapdex.runtime import get_runtime
 from store.base import StoreUnavailable
 from workers.celery_app import app
@@ -12,8 +16,10 @@ try:
 except ImportError:  # pragma: no cover
     RedisConnectionError = ConnectionError  # type: ignore[misc,assignment]
 
-# A dependency that is down for now (vector store, Redis): the task retries with backoff.
-TRANSIENT = (StoreUnavailable, RedisConnectionError, ConnectionError, TimeoutError)
+# A dependency that is down for now (vector store, Redis, the catalog's server), or a job another worker is still
+# ingesting (a message delivered twice): the task retries with backoff.
+TRANSIENT = (StoreUnavailable, RedisConnectionError, ConnectionError, TimeoutError, OperationalError,
+             CatalogUnavailable, JobBusy)
 # Redelivered if the worker dies (tasks are idempotent); retried with backoff while a dependency is down.
 TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT, retry_backoff=2,
                     retry_backoff_max=120, retry_jitter=True, max_retries=8)
@@ -22,7 +28,7 @@ TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True, autor
 @app.task(name="snapdex.ingest_job", **TASK_OPTIONS)
 def ingest_job(self, job_id: str) -> None:
     rt = get_runtime()
-    tenant = run_ingest_job(rt.ingestor, rt.jobs, job_id, transient=TRANSIENT)
+    tenant = run_ingest_job(rt.ingestor, rt.jobs, job_id, transient=TRANSIENT, lease_s=rt.settings.lock_lease_s)
     if tenant is not None:
         # Debounced: jobs arriving close together share one build (build_pending skips while any ingests).
         build_snapshot.apply_async(args=(tenant,), countdown=rt.settings.build_debounce_s)

@@ -6,16 +6,16 @@ import pytest
 
 from eval import benchmarks as benchmarks_module
 from eval.benchmarks import BenchmarkStore, BenchmarkTooLarge
-from ingest.db import Database
+from db import open_catalog
 from tests.benchmark_runs import peer_run
 
 
 @pytest.fixture
-def store(tmp_path):
-    return BenchmarkStore(Database(tmp_path / "catalog.sqlite3"))
+def store(catalog_db):
+    return BenchmarkStore(catalog_db)
 
 
-def test_a_run_is_kept_whole_and_once(store, tmp_path):
+def test_a_run_is_kept_whole_and_once(store, catalog_url):
     run = peer_run()
     stored, created = store.put("peers", run)
     assert created and stored.body == run and stored.commit == run["git"]["commit"]
@@ -23,8 +23,8 @@ def test_a_run_is_kept_whole_and_once(store, tmp_path):
     assert not created and again.id == stored.id and again.body == run
     other, created = store.put("peers-quick", run)  # another benchmark's run is its own point
     assert created and other.id != stored.id
-    # The table survives a reopen (and a second store on the same file creates nothing twice).
-    reopened = BenchmarkStore(Database(tmp_path / "catalog.sqlite3"))
+    # The table survives a reopen (and a second process opening the catalog upgrades nothing twice).
+    reopened = BenchmarkStore(open_catalog(catalog_url))
     assert [r.id for r in reopened.list()] == [other.id, stored.id]  # same instant: the later import first
     assert reopened.get(stored.id).body == run and reopened.get(10_000) is None
 

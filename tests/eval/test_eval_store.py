@@ -6,12 +6,11 @@ import pytest
 
 from eval.metrics import evaluate
 from eval.store import EvalStore, LabelledQuery, Verdict
-from ingest.db import Database
 
 
 @pytest.fixture
-def store(tmp_path):
-    return EvalStore(Database(tmp_path / "catalog.sqlite3"))
+def store(catalog_db):
+    return EvalStore(catalog_db)
 
 
 QUERIES = [LabelledQuery("q1", "refund time", {"kb-1": 1}), LabelledQuery("q2", "vpn abroad", {"kb-2": 2, "kb-3": 1})]

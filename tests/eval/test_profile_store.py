@@ -1,16 +1,16 @@
-"""The store of retrieval profiles and tuning runs: versions, the live pointer, rollback, runs' lifecycle."""
+"""The store of retrieval profiles and tuning runs, on SQLite and PostgreSQL: versions, the live pointer, rollback,
+runs' lifecycle."""
 
 from __future__ import annotations
 
 import pytest
 
 from eval.profiles import ProfileStore
-from ingest.db import Database
 
 
 @pytest.fixture
-def store(tmp_path):
-    return ProfileStore(Database(tmp_path / "catalog.sqlite3"))
+def store(catalog_db):
+    return ProfileStore(catalog_db)
 
 
 def test_versions_live_pointer_and_rollback(store):

@@ -6,15 +6,17 @@ import time
 
 import pytest
 
-from api import keys as keys_module
+from sqlalchemy import select
+
 from api.auth import Principal, presented_key
-from api.keys import KeyStore, check_configured, digest
-from ingest.db import Database
+from db.tables import api_keys
+from snapdex import keys as keys_module
+from snapdex.keys import KeyStore, check_configured, digest
 
 
 @pytest.fixture
-def store(tmp_path):
-    return KeyStore(Database(tmp_path / "catalog.sqlite3"))
+def store(catalog_db):
+    return KeyStore(catalog_db)
 
 
 def test_a_new_key_is_found_by_its_tenant_and_only_its_hash_is_stored(store):
@@ -24,9 +26,9 @@ def test_a_new_key_is_found_by_its_tenant_and_only_its_hash_is_stored(store):
     assert store.required()
     assert store.find(key) == made.__class__(made.id, "acme", "ci", made.created_at)
     assert store.find(key + "x") is None and store.find("") is None
-    rows = store.db.conn().execute("SELECT * FROM api_keys").fetchall()
+    rows = store.db.all(select(api_keys))
     assert [r["sha256"] for r in rows] == [digest(key)]
-    assert key not in repr([tuple(r) for r in rows])
+    assert key not in repr([dict(r) for r in rows])
 
 
 def test_operator_keys_have_no_tenant_and_bad_tenants_are_refused(store):
@@ -49,9 +51,9 @@ def test_revoked_keys_stop_working_but_keys_stay_required(store, monkeypatch):
     assert [k.id for k in store.list()] == [] and [k.id for k in store.list(include_revoked=True)] == [made.id]
 
 
-def test_keys_from_the_settings_are_hashes_with_a_tenant_or_the_operator(tmp_path):
+def test_keys_from_the_settings_are_hashes_with_a_tenant_or_the_operator(catalog_db):
     a, op = digest("key-a"), digest("key-op")
-    store = KeyStore(Database(tmp_path / "c.sqlite3"), {a: "acme", op: "*"})
+    store = KeyStore(catalog_db, {a: "acme", op: "*"})
     assert store.required()
     assert store.find("key-a").tenant == "acme" and store.find("key-a").source == "settings"
     assert store.find("key-op").operator

@@ -15,20 +15,12 @@ import time
 from dataclasses import dataclass
 
 from cachetools import TTLCache
+from sqlalchemy import func, select, update
 
-from ingest.catalog import check_tenant
-from ingest.db import Database
+from db.engine import Database
+from db.tables import api_keys
+from ingest.tenants import check_tenant
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,               -- public: shown in listings, logs and rate-limit messages
-    sha256 TEXT NOT NULL UNIQUE,       -- of the whole key; the key itself is never stored
-    tenant TEXT,                       -- NULL: an operator key
-    name TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-"""
 OPERATOR = "*"  # SNAPDEX_API_KEYS's value for an operator key; no tenant name can be "*"
 PREFIX = "sdx"
 CACHE_S = 5.0
@@ -67,7 +59,6 @@ def check_configured(keys: dict[str, str]) -> dict[str, ApiKey]:
 class KeyStore:
     def __init__(self, db: Database, configured: dict[str, str] | None = None) -> None:
         self.db = db
-        db.executescript(SCHEMA)
         self.configured = check_configured(configured or {})
         self._found: TTLCache = TTLCache(maxsize=10_000, ttl=CACHE_S)
         self._required: TTLCache = TTLCache(maxsize=1, ttl=CACHE_S)
@@ -80,21 +71,22 @@ class KeyStore:
         key = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         now = time.time()
         with self.db.tx() as c:
-            c.execute("INSERT INTO api_keys (id, sha256, tenant, name, created_at) VALUES (?, ?, ?, ?, ?)",
-                      (key_id, digest(key), tenant, name, now))
+            c.execute(api_keys.insert().values(id=key_id, sha256=digest(key), tenant=tenant, name=name, created_at=now))
         self._required.clear()
         return key, ApiKey(key_id, tenant, name, now)
 
     def revoke(self, key_id: str) -> ApiKey | None:
         with self.db.tx() as c:
-            c.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id))
+            c.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                      .values(revoked_at=time.time()))
         return next((k for k in self.list(include_revoked=True) if k.id == key_id), None)
 
     def list(self, include_revoked: bool = False) -> list[ApiKey]:
-        rows = self.db.conn().execute(
-            "SELECT id, tenant, name, created_at, revoked_at FROM api_keys"
-            + ("" if include_revoked else " WHERE revoked_at IS NULL") + " ORDER BY created_at").fetchall()
-        stored = [ApiKey(r["id"], r["tenant"], r["name"], r["created_at"], r["revoked_at"]) for r in rows]
+        k = api_keys.c
+        stmt = select(k.id, k.tenant, k.name, k.created_at, k.revoked_at).order_by(k.created_at)
+        if not include_revoked:
+            stmt = stmt.where(k.revoked_at.is_(None))
+        stored = [ApiKey(r["id"], r["tenant"], r["name"], r["created_at"], r["revoked_at"]) for r in self.db.all(stmt)]
         return [*self.configured.values(), *stored]
 
     def required(self) -> bool:
@@ -103,8 +95,7 @@ class KeyStore:
         if self.configured:
             return True
         if "n" not in self._required:
-            self._required["n"] = self.db.conn().execute(
-                "SELECT COUNT(*) FROM api_keys").fetchone()[0]
+            self._required["n"] = self.db.scalar(select(func.count()).select_from(api_keys))
         return self._required["n"] > 0
 
     def find(self, key: str) -> ApiKey | None:
@@ -113,7 +104,8 @@ class KeyStore:
         if sha in self.configured:
             return self.configured[sha]
         if sha not in self._found:
-            row = self.db.conn().execute("SELECT id, tenant, name, created_at FROM api_keys "
-                                         "WHERE sha256 = ? AND revoked_at IS NULL", (sha,)).fetchone()
+            k = api_keys.c
+            row = self.db.first(select(k.id, k.tenant, k.name, k.created_at)
+                                .where(k.sha256 == sha, k.revoked_at.is_(None)))
             self._found[sha] = ApiKey(row["id"], row["tenant"], row["name"], row["created_at"]) if row else None
         return self._found[sha]

@@ -1,0 +1,313 @@
+"""Every table of the catalog, in one MetaData: what the stores read and write, what Alembic compares the
+migrations against (`tests/db/test_migrations.py` fails when the two drift apart).
+
+Types are chosen so that SQLite keeps the exact column types the releases before migrations wrote (TEXT,
+INTEGER, REAL, BLOB) while PostgreSQL gets its own: DOUBLE PRECISION for epoch seconds, BYTEA, BOOLEAN flags.
+Times are epoch seconds (float) throughout, as the API reports them. JSON values are stored as TEXT in both
+databases, serialised by the store that owns the column (metadata with sorted keys, so equal dicts compare equal).
+
+A change here needs a migration in `db/migrations/versions/` (a new file whose down_revision is the newest): until
+the two agree, tests/db/test_migrations.py fails on both databases and prints what differs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import sqlite
+
+metadata = MetaData()
+
+# Epoch seconds: REAL in SQLite (as before migrations), DOUBLE PRECISION in PostgreSQL (REAL there is 4 bytes:
+# a timestamp would lose its minutes).
+Epoch = Double().with_variant(sqlite.REAL(), "sqlite")
+# A flag: 0/1 INTEGER in SQLite (as before migrations), BOOLEAN in PostgreSQL.
+Flag = Boolean().with_variant(Integer(), "sqlite")
+
+# --- the catalog: documents and their chunks (ingest/catalog.py) ------------------------------------------------
+
+documents = Table(
+    "documents", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("doc_id", Text, nullable=False),
+    Column("status", Text, nullable=False),  # indexed | near_duplicate | deleted
+    Column("content_hash", Text),
+    Column("raw_hash", Text),
+    Column("source", Text),
+    Column("title", Text),
+    Column("metadata", Text, nullable=False, server_default="{}"),  # JSON object
+    Column("chunk_hashes", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("duplicate_of", Text),
+    Column("minhash", LargeBinary),
+    Column("text", Text),  # the extracted text: a new chunker re-chunks it without the original file
+    Column("structured", Flag, nullable=False, server_default="0"),  # the text carries headings to split on
+    Column("chunker", Text),  # fingerprint of the chunker config that made chunk_hashes
+    Column("updated_at", Epoch, nullable=False),
+    PrimaryKeyConstraint("tenant", "doc_id"),
+    # doc_id in the index too: the exact-duplicate lookup orders by it (without it SQLite walked the primary key
+    # over every document of the tenant: one full scan per ingested document, 29 % of SciFact's ingest).
+    Index("documents_by_content", "tenant", "content_hash", "doc_id"),
+)
+
+chunks = Table(
+    "chunks", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("chunk_hash", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("terms", Text, nullable=False),  # JSON {stemmed term: count}: BM25 weights are computed per snapshot
+    PrimaryKeyConstraint("tenant", "chunk_hash"),
+)
+
+# --- ingest jobs (ingest/jobs.py; phases in ingest/phases.py) ---------------------------------------------------
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("status", Text, nullable=False),  # JobStatus
+    Column("phase", Text),  # JobPhase
+    Column("created_at", Epoch, nullable=False),
+    Column("started_at", Epoch),
+    Column("finished_at", Epoch),
+    Column("docs_total", Integer, nullable=False),
+    Column("chunks_total", Integer, nullable=False, server_default="0"),
+    Column("chunks_done", Integer, nullable=False, server_default="0"),
+    Column("chunks_embedded", Integer, nullable=False, server_default="0"),
+    Column("chunks_reused", Integer, nullable=False, server_default="0"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("snapshot", Text),
+    Column("error", Text),
+    # 0002: who is ingesting the job now, until when (a lease its holder renews; a dead holder's claim runs out).
+    Column("claimed_by", Text),
+    Column("claim_expires_at", Epoch),
+    Index("jobs_tenant", "tenant", "created_at"),
+    Index("jobs_by_status", "status", "created_at"),  # 0002: unsettled jobs, on every start
+)
+
+job_documents = Table(
+    "job_documents", metadata,
+    Column("job_id", Text, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("doc_id", Text, nullable=False),
+    Column("filename", Text),  # set for uploaded files, NULL for JSON text
+    Column("payload", LargeBinary),  # the staged bytes or UTF-8 text; cleared once the job settles
+    Column("metadata", Text, nullable=False, server_default="{}"),
+    Column("done", Flag, nullable=False, server_default="0"),
+    Column("outcome", Text),  # new | updated | unchanged | duplicate | near_duplicate | failed
+    Column("reason", Text),
+    Column("chunks", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("job_id", "seq"),
+)
+
+# --- the snapshot manifest (index_snapshots/manifest.py) --------------------------------------------------------
+
+snapshots = Table(
+    "snapshots", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("collection", Text, nullable=False),
+    Column("status", Text, nullable=False),  # building | candidate | live | retired | failed | deleted
+    Column("parent", Text),
+    Column("created_at", Epoch, nullable=False),
+    Column("built_at", Epoch),
+    Column("documents", Integer, nullable=False, server_default="0"),
+    Column("chunks", Integer, nullable=False, server_default="0"),
+    Column("embedded", Integer, nullable=False, server_default="0"),
+    Column("reused", Integer, nullable=False, server_default="0"),
+    Column("build_seconds", Epoch),
+    Column("config", Text, nullable=False),  # JSON: the canonical index config
+    Column("reason", Text),
+    Column("last_read_at", Epoch),  # last pinned read: retention spares a snapshot somebody is reading
+    PrimaryKeyConstraint("tenant", "hash"),
+)
+
+live = Table(
+    "live", metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("hash", Text, nullable=False),
+    Column("previous", Text),
+    Column("switched_at", Epoch, nullable=False),
+)
+
+switches = Table(
+    "switches", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("at", Epoch, nullable=False),
+    Column("from_hash", Text),
+    Column("to_hash", Text, nullable=False),
+    Column("action", Text, nullable=False),  # promote | rollback | manual | override
+)
+
+# --- evaluation (eval/store.py) ----------------------------------------------------------------------------------
+
+query_sets = Table(
+    "query_sets", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("checksum", Text, nullable=False),
+    Column("description", Text),
+    Column("queries", Integer, nullable=False),
+    Column("created_at", Epoch, nullable=False),
+    Column("retired_at", Epoch),  # no longer run after builds; its history stays
+    UniqueConstraint("tenant", "name", "version"),
+    sqlite_autoincrement=True,
+)
+
+query_set_items = Table(
+    "query_set_items", metadata,
+    Column("set_id", Integer, ForeignKey("query_sets.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("qid", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("relevant", Text, nullable=False),  # JSON {doc_id: grade}
+    PrimaryKeyConstraint("set_id", "qid"),
+)
+
+eval_runs = Table(
+    "eval_runs", metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("snapshot", Text, nullable=False),
+    Column("set_id", Integer, ForeignKey("query_sets.id"), nullable=False),
+    Column("recipe_key", Text, nullable=False),
+    Column("recipe", Text, nullable=False),  # JSON
+    Column("trigger", Text, nullable=False),  # build | upload | manual | baseline | profile
+    Column("status", Text, nullable=False),  # running | done | failed
+    Column("created_at", Epoch, nullable=False),
+    Column("finished_at", Epoch),
+    Column("seconds", Epoch),
+    Column("queries", Integer),
+    Column("metrics", Text),  # JSON
+    Column("latency_ms", Text),  # JSON
+    Column("error", Text),
+    Index("eval_runs_by_snapshot", "tenant", "snapshot", "set_id"),
+)
+
+eval_results = Table(
+    "eval_results", metadata,
+    Column("run_id", Text, ForeignKey("eval_runs.id"), nullable=False),
+    Column("qid", Text, nullable=False),
+    Column("metrics", Text, nullable=False),  # JSON
+    Column("ranks", Text, nullable=False),  # JSON {relevant doc id: 1-based rank or null}
+    Column("retrieved", Text, nullable=False),  # JSON [doc id, ...], the top RETRIEVED_KEPT
+    # 0002: the order the run scored its queries in (SQLite's rowid kept it before; PostgreSQL has none).
+    Column("position", Integer),
+    PrimaryKeyConstraint("run_id", "qid"),
+)
+
+gate_verdicts = Table(
+    "gate_verdicts", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("snapshot", Text, nullable=False),
+    Column("decided_at", Epoch, nullable=False),
+    Column("passed", Flag, nullable=False),
+    Column("baseline", Text),  # the live snapshot it was compared with
+    Column("reasons", Text, nullable=False),  # JSON
+    Column("checks", Text, nullable=False),  # JSON
+    Column("runs", Text, nullable=False),  # JSON
+    Column("override_at", Epoch),  # an operator promoted it although it failed
+    PrimaryKeyConstraint("tenant", "snapshot"),
+)
+
+benchmarks = Table(
+    "benchmarks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),  # which benchmark, e.g. peers
+    Column("created_at", Epoch, nullable=False),  # imported at
+    Column("run_date", Text, nullable=False),  # the run's date as the benchmark wrote it (ISO 8601)
+    Column("run_at", Epoch, nullable=False),  # the same instant in epoch seconds: orders runs, identifies a re-import
+    Column("git_commit", Text, nullable=False),
+    Column("machine", Text),
+    Column("body", Text, nullable=False),  # the whole JSON the benchmark wrote
+    UniqueConstraint("name", "run_at", "git_commit"),
+    sqlite_autoincrement=True,
+)
+Index("benchmarks_by_date", benchmarks.c.run_at.desc())
+
+# --- retrieval profiles and tuning runs (eval/profiles.py), 0003 ---------------------------------------------------
+
+retrieval_profiles = Table(
+    "retrieval_profiles", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("params", Text, nullable=False),  # JSON {stage parameter: value}
+    Column("status", Text, nullable=False),  # live | retired | rejected
+    Column("scores", Text, nullable=False),  # JSON: cross-validated scores of it, of the live profile, of the default
+    Column("reason", Text),  # why it was adopted, or not
+    Column("tuning_id", Text),
+    Column("created_at", Epoch, nullable=False),
+    PrimaryKeyConstraint("tenant", "version"),
+)
+
+profile_live = Table(
+    "profile_live", metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("version", Integer, nullable=False),  # 0: the global default
+    Column("previous", Integer),
+    Column("switched_at", Epoch, nullable=False),
+)
+
+profile_switches = Table(
+    "profile_switches", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("at", Epoch, nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer, nullable=False),
+    Column("action", Text, nullable=False),  # adopt | rollback | manual
+    Index("profile_switches_by_tenant", "tenant", "at"),
+)
+
+tuning_runs = Table(
+    "tuning_runs", metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("trigger", Text, nullable=False),  # request | build
+    Column("status", Text, nullable=False),  # queued | running | done | failed
+    Column("request", Text, nullable=False),  # JSON: query sets, folds, metric, seed, level
+    Column("progress", Text, nullable=False, server_default="{}"),  # JSON
+    Column("result", Text),  # JSON: the chosen parameters, the scores, the test and the decision
+    Column("profile_version", Integer),  # the version it recorded, if any
+    Column("error", Text),
+    Column("created_at", Epoch, nullable=False),
+    Column("started_at", Epoch),
+    Column("finished_at", Epoch),
+    Index("tuning_runs_by_tenant", "tenant", "created_at"),
+)
+
+# --- API keys (snapdex/keys.py) ----------------------------------------------------------------------------------
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Text, primary_key=True),  # public: shown in listings, logs and rate-limit messages
+    Column("sha256", Text, nullable=False, unique=True),  # of the whole key; the key itself is never stored
+    Column("tenant", Text),  # NULL: an operator key
+    Column("name", Text, nullable=False, server_default=""),
+    Column("created_at", Epoch, nullable=False),
+    Column("revoked_at", Epoch),
+)
+
+# --- coordination (db/locks.py) ----------------------------------------------------------------------------------
+
+# 0002: leases with an expiry, renewed by their holder: the per-tenant build lock on SQLite. PostgreSQL takes a
+# session advisory lock instead, which the server drops the moment the holder's connection dies.
+leases = Table(
+    "leases", metadata,
+    Column("name", Text, primary_key=True),
+    Column("holder", Text, nullable=False),  # host:pid:token
+    Column("acquired_at", Epoch, nullable=False),
+    Column("expires_at", Epoch, nullable=False),
+)

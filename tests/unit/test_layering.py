@@ -1,0 +1,28 @@
+"""Imports point one way: the settings and the command line import nothing of the API, and the catalog's package
+(db/) imports nothing of the project above it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.procs import REPO
+
+PROJECT = ("api", "workers", "index_snapshots", "eval", "ingest", "retrieval", "encoders", "store", "snapdex", "db")
+
+
+def loaded_after(module: str) -> set[str]:
+    code = (f"import sys, {module}; "
+            "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return set(out.stdout.split()) & set(PROJECT)
+
+
+def test_settings_and_cli_import_nothing_of_the_api():
+    assert "api" not in loaded_after("snapdex.settings")
+    assert "api" not in loaded_after("snapdex.cli")
+
+
+def test_the_catalog_package_sits_at_the_bottom():
+    for module in ("db", "db.tables", "db.locks", "db.migrate", "db.transfer"):
+        assert loaded_after(module) == {"db"}, module
