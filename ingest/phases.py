@@ -1,6 +1,7 @@
 """The life of an ingest job: its status, its phase, and which phase may follow which.
 
     queued ─> parsing ─> embedding ─> awaiting_build ─> building ─> evaluating ─> done
+                     └─────────────────┘ (nothing new to embed)
               (status running from parsing on; a job is settled, succeeded or failed, once its phase is done)
 
 The job store refuses any other step (`InvalidTransition`), so a stray write cannot send a settled job back to
@@ -37,8 +38,10 @@ BUILD_PHASES = frozenset({JobPhase.AWAITING_BUILD, JobPhase.BUILDING, JobPhase.E
 # Phase -> the phases it may go to. None is a queued job that has not started.
 TRANSITIONS: dict[JobPhase | None, frozenset[JobPhase]] = {
     None: frozenset({JobPhase.PARSING, JobPhase.DONE}),
-    # A job whose worker died starts again from parsing (documents done are skipped).
-    JobPhase.PARSING: frozenset({JobPhase.PARSING, JobPhase.EMBEDDING, JobPhase.DONE}),
+    # A job whose worker died starts again from parsing (documents done are skipped). Embedding overlaps parsing
+    # and starts with the first batch of new chunks: a job with none (every document unchanged, duplicate or
+    # failed) goes from parsing straight to its build.
+    JobPhase.PARSING: frozenset({JobPhase.PARSING, JobPhase.EMBEDDING, JobPhase.AWAITING_BUILD, JobPhase.DONE}),
     JobPhase.EMBEDDING: frozenset({JobPhase.PARSING, JobPhase.EMBEDDING, JobPhase.AWAITING_BUILD, JobPhase.DONE}),
     JobPhase.AWAITING_BUILD: frozenset({JobPhase.BUILDING, JobPhase.DONE}),
     # Back to awaiting_build when the build meets a transient error and is retried; building again when a build
