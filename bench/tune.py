@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine  # noqa: E402
+from bench.common import machine, write_result  # noqa: E402
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 HELDOUT = (REPO / "bench" / "data" / "pydocs-passages", REPO / "bench" / "data" / "pydocs-docstrings")
@@ -159,9 +159,7 @@ def main() -> int:
         out["keys"] = {name: config_key(cfg) for name, cfg in candidates.items()}
         out["table"] = table
         out["seconds"] = round(time.perf_counter() - started, 1)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2, default=str) + "\n")
-        print(f"wrote {args.out}")
+        write_result(args.out, out, echo=False)
     finally:
         rt.close()
     return 0

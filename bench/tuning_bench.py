@@ -10,7 +10,6 @@ come from the embedding cache when `snapdex eval run` indexed SciFact there befo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine  # noqa: E402
+from bench.common import machine, write_result  # noqa: E402
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 
@@ -77,12 +76,9 @@ def main() -> int:
         # The bench tenant goes back to the profile it had: a later run starts from the same place.
         if rt.profiles.live(args.tenant).version != before.version:
             rt.profiles.activate(args.tenant, before.version, action="manual")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({
-            "dataset": dataset.name, "train": args.train, "test": args.test, "snapshot": snap,
-            "machine": machine(), "tuning_seconds": round(seconds, 1), "tuning": result, "test_split": rows,
-        }, indent=2, default=str) + "\n")
-        print(f"wrote {args.out}")
+        write_result(args.out, {"dataset": dataset.name, "train": args.train, "test": args.test, "snapshot": snap,
+                                "machine": machine(), "tuning_seconds": round(seconds, 1), "tuning": result,
+                                "test_split": rows}, echo=False)
     finally:
         rt.close()
     return 0

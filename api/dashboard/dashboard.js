@@ -62,6 +62,35 @@
     if (Array.isArray(d)) return d.map(function (e) { return (e.loc || []).slice(1).join(".") + ": " + e.msg; }).join("; ");
     return "HTTP " + status;
   }
+  // A JSON call with the page's own credentials: the body, or an Error carrying the server's detail.
+  function getJSON(url, init) {
+    init = init || {};
+    init.headers = Object.assign({Accept: "application/json"}, init.headers || {});
+    return fetch(url, init).then(function (r) {
+      return r.json().catch(function () { return null; }).then(function (body) {
+        if (!r.ok) throw new Error(errorDetail(body, r.status));
+        return body;
+      });
+    });
+  }
+
+  // A card filled from one call: loading, then empty, loaded or an error line, told by data-state.
+  function loadCard(name, url, what, fill) {
+    var card = $(name + "-card");
+    getJSON(url, {headers: {"X-Tenant": tenant}})
+      .then(function (body) {
+        $(name + "-loading").hidden = true;
+        card.dataset.state = fill(body) ? "loaded" : "empty";
+        $(name + "-empty").hidden = card.dataset.state !== "empty";
+      })
+      .catch(function (e) {
+        $(name + "-loading").hidden = true;
+        $(name + "-error").hidden = false;
+        $(name + "-error").textContent = what + " could not be loaded: " + e.message;
+        card.dataset.state = "error";
+      });
+  }
+
   function banner(message, kind) {
     var b = $("banner");
     b.className = "banner " + (kind || "error");
@@ -331,13 +360,8 @@
     }
     button.disabled = true;
     button.textContent = "Promoting…";
-    fetch("/snapshots/" + encodeURIComponent(hash) + "/promote", {method: "POST", headers: {"X-Tenant": tenant}})
-      .then(function (r) {
-        return r.json().catch(function () { return null; }).then(function (body) {
-          if (!r.ok) throw new Error(errorDetail(body, r.status));
-          location.reload();
-        });
-      })
+    getJSON("/snapshots/" + encodeURIComponent(hash) + "/promote", {method: "POST", headers: {"X-Tenant": tenant}})
+      .then(function () { location.reload(); })
       .catch(function (e) {
         banner("Promote of " + short(hash) + " failed: " + e.message);
         button.disabled = false;
@@ -449,13 +473,7 @@
     dd.dataset.state = "loading";
     dd.innerHTML = '<p class="muted">Comparing…</p>';
     $("compare").disabled = true;
-    fetch("/eval/compare?" + params.toString(), {headers: {"X-Tenant": tenant}})
-      .then(function (r) {
-        return r.json().catch(function () { return null; }).then(function (body) {
-          if (!r.ok) throw new Error(errorDetail(body, r.status));
-          return body;
-        });
-      })
+    getJSON("/eval/compare?" + params.toString(), {headers: {"X-Tenant": tenant}})
       .then(function (body) {
         if (token !== compareToken) return;
         renderDrill(body);
@@ -503,45 +521,23 @@
   }
 
   function loadProfiles() {
-    var card = $("profile-card");
-    fetch("/profiles", {headers: {Accept: "application/json", "X-Tenant": tenant}})
-      .then(function (r) {
-        return r.json().catch(function () { return null; }).then(function (body) {
-          if (!r.ok) throw new Error(errorDetail(body, r.status));
-          return body;
-        });
-      })
-      .then(function (body) {
-        $("profile-loading").hidden = true;
-        $("profile-rollback").hidden = body.previous === null;
-        $("profile-info").textContent = "live: " + (body.live === 0 ? "the global default (v0)" : "v" + body.live) +
-          (body.previous === null ? "" : " · a rollback returns to v" + body.previous);
-        if (!body.profiles.length) {
-          $("profile-empty").hidden = false;
-          card.dataset.state = "empty";
-          return;
-        }
-        $("profile-rows").innerHTML = body.profiles.map(function (p) { return profileRow(p, body.default); }).join("");
-        $("profile-table").hidden = false;
-        card.dataset.state = "loaded";
-      })
-      .catch(function (e) {
-        $("profile-loading").hidden = true;
-        $("profile-error").hidden = false;
-        $("profile-error").textContent = "Profiles could not be loaded: " + e.message;
-        card.dataset.state = "error";
-      });
+    loadCard("profile", "/profiles", "Profiles", function (body) {
+      $("profile-rollback").hidden = body.previous === null;
+      $("profile-info").textContent = "live: " + (body.live === 0 ? "the global default (v0)" : "v" + body.live) +
+        (body.previous === null ? "" : " · a rollback returns to v" + body.previous);
+      if (!body.profiles.length) return false;
+      $("profile-rows").innerHTML = body.profiles.map(function (p) { return profileRow(p, body.default); }).join("");
+      $("profile-table").hidden = false;
+      return true;
+    });
   }
 
   function rollbackProfile(button) {
     button.disabled = true;
-    fetch("/profiles/rollback", {method: "POST", headers: {Accept: "application/json", "X-Tenant": tenant}})
-      .then(function (r) {
-        return r.json().catch(function () { return null; }).then(function (body) {
-          if (!r.ok) throw new Error(errorDetail(body, r.status));
-          banner("Profile rolled back: v" + body.live + " is live again.", "ok");
-          loadProfiles();
-        });
+    getJSON("/profiles/rollback", {method: "POST", headers: {"X-Tenant": tenant}})
+      .then(function (body) {
+        banner("Profile rolled back: v" + body.live + " is live again.", "ok");
+        loadProfiles();
       })
       .catch(function (e) { banner("Rollback failed: " + e.message); })
       .then(function () { button.disabled = false; });
@@ -592,33 +588,15 @@
   }
 
   function loadBenchmarks() {
-    var card = $("bench-card");
-    fetch("/benchmarks", {headers: {Accept: "application/json"}})
-      .then(function (r) {
-        return r.json().catch(function () { return null; }).then(function (body) {
-          if (!r.ok) throw new Error(errorDetail(body, r.status));
-          return body.benchmarks;
-        });
-      })
-      .then(function (runs) {
-        $("bench-loading").hidden = true;
-        if (!runs.length) {
-          $("bench-empty").hidden = false;
-          card.dataset.state = "empty";
-          return;
-        }
-        $("bench-rows").innerHTML = runs.map(benchRow).join("");
-        $("bench-table").hidden = false;
-        $("bench-info").textContent = runs.length + " run" + (runs.length === 1 ? "" : "s") + ", newest first · " +
-          "the service as a whole, not one tenant";
-        card.dataset.state = "loaded";
-      })
-      .catch(function (e) {
-        $("bench-loading").hidden = true;
-        $("bench-error").hidden = false;
-        $("bench-error").textContent = "Benchmark runs could not be loaded: " + e.message;
-        card.dataset.state = "error";
-      });
+    loadCard("bench", "/benchmarks", "Benchmark runs", function (body) {
+      var runs = body.benchmarks;
+      if (!runs.length) return false;
+      $("bench-rows").innerHTML = runs.map(benchRow).join("");
+      $("bench-table").hidden = false;
+      $("bench-info").textContent = runs.length + " run" + (runs.length === 1 ? "" : "s") + ", newest first · " +
+        "the service as a whole, not one tenant";
+      return true;
+    });
   }
 
   // --- wiring --------------------------------------------------------------------------------------------------
