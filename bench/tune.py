@@ -39,7 +39,9 @@ from bench.common import machine, write_result  # noqa: E402
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 HELDOUT = (REPO / "bench" / "data" / "pydocs-passages", REPO / "bench" / "data" / "pydocs-docstrings")
 THRESHOLDS = (256, 128, 64)  # word pieces; higher first: a rule that touches fewer queries is the smaller change
-LONG_WEIGHTS = [(d, 1.0, w) for d in (0.25, 0.5, 1.0, 1.5) for w in (1.0, 0.5)]
+# Windows 0 leaves a z-score fusion of the two first-stage legs: late interaction without its windows, which is
+# what a paragraph that matches whole chunks may want.
+LONG_WEIGHTS = [(d, 1.0, w) for d in (0.25, 0.5, 1.0, 1.5) for w in (1.0, 0.5, 0.0)]
 MAX_LOSS = 0.002  # no set may lose more than this against A's choice
 TIE = 0.001
 
@@ -76,6 +78,8 @@ def main() -> int:
     ap.add_argument("--configs", nargs="*", default=None,
                     help="JSON stage overrides to score beside today's defaults, instead of A and B")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "tune-defaults.json")
+    ap.add_argument("--reuse-search", type=Path, default=None,
+                    help="take A from this earlier result (same snapshot and embedding model only) and run B and C")
     args = ap.parse_args()
 
     from eval.beir import BeirDataset
@@ -114,17 +118,27 @@ def main() -> int:
         train = runner(datasets[0], "train")
         out: dict = {"machine": machine(), "embedding": rt.embedder.model_id, "defaults": today,
                      "snapshots": snapshots}
-        if args.configs is None:
+        if args.configs is None and args.reuse_search is not None:
+            # A is deterministic given the snapshot and the model: an earlier run on the same ones is reused as is.
+            earlier = json.loads(args.reuse_search.read_text())
+            if (earlier["snapshots"].get(datasets[0].name) != snapshots[datasets[0].name]
+                    or earlier["embedding"] != rt.embedder.model_id):
+                raise SystemExit(f"{args.reuse_search}: its search ran on another snapshot or model; run A again")
+            out["search"] = {**earlier["search"], "reused_from": str(args.reuse_search)}
+            chosen = {**today, **{k: v for k, v in earlier["search"]["chosen"].items() if not k.startswith("late_long")}}
+            print(f"A. reused from {args.reuse_search}: chosen {chosen}", flush=True)
+        elif args.configs is None:
             t0 = time.perf_counter()
             chosen = {**today, **coordinate_search(space.start(today), space, lambda c: float(train({**today, **c}).mean()))}
             cv = cross_validate(lambda c: train({**today, **c}), len(train.qids), space.start(today), space,
                                 folds=args.folds)
             out["search"] = {"seconds": round(time.perf_counter() - t0, 1), "configurations": len(train.per_query),
                              "chosen": chosen, "cv_ndcg@10": float(cv.heldout.mean()), "folds_chosen": cv.chosen}
-            print(f"A. search on {datasets[0].name} train: {len(train.per_query)} configurations, "
-                  f"{out['search']['seconds']} s; chosen {chosen}; {args.folds}-fold held-out nDCG@10 "
-                  f"{cv.heldout.mean():.4f} (today's defaults in sample: {train.metrics(today)['ndcg@10']:.4f})",
-                  flush=True)
+        if args.configs is None:
+            a = out["search"]
+            print(f"A. search on {datasets[0].name} train: {a['configurations']} configurations, {a['seconds']} s; "
+                  f"chosen {chosen}; {args.folds}-fold held-out nDCG@10 {a['cv_ndcg@10']:.4f} (today's defaults in "
+                  f"sample: {train.metrics(today)['ndcg@10']:.4f})", flush=True)
 
             base = {**chosen, "late_long_tokens": 0}
             dev = {"scifact train": train}
