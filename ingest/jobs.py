@@ -294,14 +294,17 @@ class JobStore:
 
     def stats(self) -> dict[str, dict]:
         """Per tenant: jobs by status, chunks embedded and reused, documents that failed (for monitoring)."""
-        out: dict[str, dict] = defaultdict(lambda: {"jobs": {}, "embedded": 0, "reused": 0, "failed_documents": 0})
+        out: dict[str, dict] = defaultdict(lambda: {"jobs": {}, "embedded": 0, "reused": 0, "failed_documents": 0,
+                                                    "oldest": {}})
         with self.db.read() as conn:
             for r in conn.execute(select(jobs.c.tenant, jobs.c.status, func.count().label("n"),
                                          func.sum(jobs.c.chunks_embedded).label("embedded"),
-                                         func.sum(jobs.c.chunks_reused).label("reused"))
+                                         func.sum(jobs.c.chunks_reused).label("reused"),
+                                         func.min(jobs.c.created_at).label("oldest"))
                                   .group_by(jobs.c.tenant, jobs.c.status)).mappings():
                 t = out[r["tenant"]]
                 t["jobs"][r["status"]] = r["n"]
+                t["oldest"][r["status"]] = r["oldest"]  # created_at of the oldest job in this status
                 t["embedded"] += r["embedded"] or 0
                 t["reused"] += r["reused"] or 0
             for r in conn.execute(select(jobs.c.tenant, func.count().label("n"))
