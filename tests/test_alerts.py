@@ -50,3 +50,11 @@ def test_the_rules_read_metrics_the_service_exports():
     for name in used:
         base = re.sub(r"_(total|bucket|count|sum)$", "", name)
         assert f'"{base}"' in exported, f"{name} is not exported by api/metrics.py"
+
+
+def test_the_monitoring_profiles_prometheus_config_is_valid():
+    config = REPO / "deploy" / "prometheus" / "prometheus.yml"
+    # --syntax-only: the operator key file it names exists only inside the container (a compose secret).
+    out = subprocess.run([promtool(), "check", "config", "--syntax-only", str(config)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
