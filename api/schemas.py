@@ -741,9 +741,8 @@ class WebhookResponse(BaseModel):
     created_at: float
 
     @classmethod
-    def from_hook(cls, h) -> "WebhookResponse":
-        return cls(id=h.id, tenant=h.tenant, url=h.url, events=h.events, description=h.description,
-                   created_at=h.created_at)
+    def from_hook(cls, h, **extra) -> "WebhookResponse":
+        return cls(**vars(h), **extra)  # notify.store.Webhook: the same fields
 
 
 class WebhookCreatedResponse(WebhookResponse):

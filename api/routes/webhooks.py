@@ -32,7 +32,7 @@ async def create_webhook(req: WebhookRequest, rt: RuntimeDep, settings: Settings
         hook, secret = await run_in_threadpool(_create, rt, tenant, req, settings.webhook_allow_private)
     except ValueError as e:  # an unknown event type, a URL that is not allowed
         raise HTTPException(status_code=422, detail=str(e)) from e
-    return WebhookCreatedResponse(**WebhookResponse.from_hook(hook).model_dump(), secret=secret)
+    return WebhookCreatedResponse.from_hook(hook, secret=secret)
 
 
 @router.get("/webhooks", response_model=WebhookListResponse, summary="The tenant's webhooks (secrets never shown)")
