@@ -40,6 +40,8 @@ class Deliverer:
         started = time.perf_counter()
         code, error = None, None
         try:
+            if out.secret is None:
+                raise ValueError(out.problem)
             check_webhook_url(out.url, self.allow_private)  # again: DNS may point elsewhere now
             headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, EVENT_HEADER: out.event_type,
                        SIGNATURE_HEADER: sign(out.secret, out.body)}

@@ -58,11 +58,12 @@ class Outgoing:
     delivery_id: str
     tenant: str
     url: str
-    secret: str
+    secret: str | None  # None: it cannot be opened (the server key changed); the attempt records why
     event_type: str
     body: bytes
     status: str
     attempts: int
+    problem: str | None = None
 
 
 def check_events(names: list[str]) -> list[str]:
@@ -204,8 +205,12 @@ class WebhookStore:
                           .where(d.id == delivery_id))
         if r is None:
             return None
-        return Outgoing(r["id"], r["tenant"], r["url"], self.box.open(r["secret"]), r["type"], r["body"].encode(),
-                        r["status"], r["attempts"])
+        try:
+            secret, problem = self.box.open(r["secret"]), None
+        except ValueError as e:
+            secret, problem = None, str(e)
+        return Outgoing(r["id"], r["tenant"], r["url"], secret, r["type"], r["body"].encode(), r["status"],
+                        r["attempts"], problem)
 
     def record(self, delivery_id: str, status_code: int | None, latency_ms: float, error: str | None,
                delivered: bool, retry_in: float | None) -> str:
@@ -215,6 +220,7 @@ class WebhookStore:
         status = "delivered" if delivered else "pending" if retry_in is not None else "dead"
         d = deliveries.c
         with self.db.tx() as conn:
+            self.db.lock(conn, "delivery", delivery_id)  # two attempts at once (a duplicated message): one at a time
             attempt = (self.db.scalar(select(d.attempts).where(d.id == delivery_id), conn) or 0) + 1
             conn.execute(delivery_attempts.insert().values(delivery_id=delivery_id, attempt=attempt, at=now,
                                                            status_code=status_code, latency_ms=latency_ms,
