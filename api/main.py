@@ -27,7 +27,7 @@ from api.routes import (benchmarks, dashboard, documents, evaluation, health, in
 from snapdex.keys import KeyStore
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
-from workers.celery_app import EmbeddedWorker, configure
+from workers.celery_app import WEBHOOK_QUEUE, EmbeddedWorker, configure
 
 log = logging.getLogger("snapdex")
 
@@ -91,6 +91,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # once the first request or job would no longer pay for the load.
         threading.Thread(target=_after_start, args=(rt,), name="warm-up", daemon=True).start()
         worker = EmbeddedWorker(settings.worker_concurrency) if settings.embedded_worker else None
+        # Deliveries on their own worker thread: an alert does not wait for the ingest job or build in hand.
+        hooks = EmbeddedWorker(1, [WEBHOOK_QUEUE], "webhooks") if settings.embedded_worker else None
         if worker:
             # The memory:// broker forgets on exit; the job table does not. Enqueue what a crash left behind.
             for job_id in rt.recover():
@@ -101,6 +103,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                           lease_s=2 * settings.webhook_timeout_s + 60).start()
         yield
         sweeper.stop()
+        if hooks:
+            await asyncio.to_thread(hooks.stop, min(settings.shutdown_grace_s, 2 * settings.webhook_timeout_s))
         # uvicorn has let the requests in flight finish; now the task in flight, within the grace.
         if worker and not await asyncio.to_thread(worker.stop, settings.shutdown_grace_s):
             log.warning("a task was still running %.0f s after the stop: its job resumes on the next start",
