@@ -7,14 +7,16 @@ import asyncio
 import logging
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api.enqueue import enqueue
+from api.enqueue import enqueue, run_here
 from notify.delivery import Sweeper
 from prometheus_client import CollectorRegistry
 
@@ -27,9 +29,10 @@ from api.routes import (benchmarks, dashboard, documents, evaluation, health, in
 from snapdex.keys import KeyStore
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
-from workers.celery_app import WEBHOOK_QUEUE, EmbeddedWorker, configure
+from workers.celery_app import EmbeddedWorker, configure
 
 log = logging.getLogger("snapdex")
+WEBHOOK_THREADS = 2  # embedded: deliveries at once (each bounded by SNAPDEX_WEBHOOK_TIMEOUT_S)
 
 
 def _after_start(rt: Runtime) -> None:
@@ -91,20 +94,24 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # once the first request or job would no longer pay for the load.
         threading.Thread(target=_after_start, args=(rt,), name="warm-up", daemon=True).start()
         worker = EmbeddedWorker(settings.worker_concurrency) if settings.embedded_worker else None
-        # Deliveries on their own worker thread: an alert does not wait for the ingest job or build in hand.
-        hooks = EmbeddedWorker(1, [WEBHOOK_QUEUE], "webhooks") if settings.embedded_worker else None
         if worker:
             # The memory:// broker forgets on exit; the job table does not. Enqueue what a crash left behind.
             for job_id in rt.recover():
                 log.warning("re-enqueueing job %s left unsettled by an earlier run", job_id)
                 enqueue("ingest_job", job_id)
-        # Webhook deliveries that are due go to the queue (a Celery task each); the catalog holds the schedule.
-        sweeper = Sweeper(rt.webhooks, lambda d: enqueue("deliver_webhook", d), settings.webhook_sweep_interval_s,
+        # Webhook deliveries that are due go to their queue (a Celery task each; the catalog holds the schedule),
+        # or, embedded, to threads of this process that run the same task.
+        if settings.embedded_worker:
+            delivering = ThreadPoolExecutor(WEBHOOK_THREADS, thread_name_prefix="webhook-delivery")
+            send = partial(delivering.submit, run_here, "deliver_webhook")
+        else:
+            delivering, send = None, partial(enqueue, "deliver_webhook")
+        sweeper = Sweeper(rt.webhooks, send, settings.webhook_sweep_interval_s,
                           lease_s=2 * settings.webhook_timeout_s + 60).start()
         yield
         sweeper.stop()
-        if hooks:
-            await asyncio.to_thread(hooks.stop, min(settings.shutdown_grace_s, 2 * settings.webhook_timeout_s))
+        if delivering:  # an attempt cut short is due again after its lease: at least once, still
+            delivering.shutdown(wait=False, cancel_futures=True)
         # uvicorn has let the requests in flight finish; now the task in flight, within the grace.
         if worker and not await asyncio.to_thread(worker.stop, settings.shutdown_grace_s):
             log.warning("a task was still running %.0f s after the stop: its job resumes on the next start",

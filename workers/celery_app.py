@@ -60,7 +60,7 @@ class EmbeddedWorker:
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         self.worker = app.Worker(
             pool="threads", concurrency=concurrency, without_heartbeat=True, without_mingle=True,
-            without_gossip=True, loglevel=level, quiet=True, queues=queues or [DEFAULT_QUEUE],
+            without_gossip=True, loglevel=level, quiet=True, queues=queues or [DEFAULT_QUEUE, WEBHOOK_QUEUE],
             hostname=f"{name}@%h",
         )
         self.thread = threading.Thread(target=self.worker.start, name=f"celery-{name}-worker", daemon=True)
