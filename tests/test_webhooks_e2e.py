@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.procs import REPO, auth, free_port, snapdex_serve, wait_until
+from tests.procs import REPO, auth, free_port, redis_server, snapdex_serve, snapdex_worker, wait_until
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.slow
@@ -244,6 +244,41 @@ def test_job_failed_and_config_drift(tmp_path):
                        if json.loads(b)["type"] == "job.failed")
     finally:
         rx.stop()
+
+
+def test_queued_deliveries_go_through_a_worker_of_the_webhooks_queue(tmp_path):
+    """The production shape: Redis as the broker, the sweep enqueuing each due delivery on snapdex-webhooks, and a
+    `snapdex worker` consuming that queue alone delivering it."""
+    from functools import partial
+
+    from api.enqueue import enqueue
+    from notify.delivery import Sweeper
+    from snapdex.runtime import Runtime
+    from snapdex.settings import Settings
+    from workers.celery_app import configure
+
+    data = tmp_path / "data"
+    rx = Receiver().start()
+    with redis_server(tmp_path / "redis") as redis_url:
+        env = dict(ENV, SNAPDEX_BROKER_URL=redis_url + "/0", SNAPDEX_EMBEDDED_WORKER="false")
+        settings = Settings(data_dir=data, broker_url=redis_url + "/0", embedded_worker=False)
+        rt = Runtime(settings)  # the test process plays the API: it never opens the vector store
+        configure(settings)
+        hook, secret = rt.webhooks.create("acme", rx.url, ["config.drift"])
+        event = rt.webhooks.emit("acme", "config.drift", {"live": None, "parts": ["chunker"]})
+        sweeper = Sweeper(rt.webhooks, partial(enqueue, "deliver_webhook"), 0.2, lease_s=60)
+        assert sweeper.sweep() == 1  # enqueued on snapdex-webhooks
+        try:
+            with snapdex_worker(data, "hooks", "--queues", "snapdex-webhooks", **env):
+                got = wait_until(lambda: rx.events().get(event), 180, "the delivery through the worker")
+            assert got["type"] == "config.drift" and got["tenant"] == "acme"
+            _, headers, body = rx.received[0]
+            assert readme_verifier()(secret, body, headers["X-Snapdex-Signature"])
+            (d,) = rt.webhooks.deliveries("acme", hook.id)
+            assert d.status == "delivered" and d.attempts == 1
+        finally:
+            rx.stop()
+            rt.close()
 
 
 def report(what: str, value) -> None:
