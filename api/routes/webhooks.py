@@ -16,7 +16,7 @@ from notify.store import check_events
 from notify.urls import check_webhook_url
 from snapdex.runtime import Runtime
 
-router = APIRouter(tags=["webhooks"], responses=errors(404, 422))
+router = APIRouter(tags=["webhooks"], responses=errors(400, 404, 422, 503))
 
 
 def _create(rt: Runtime, tenant: str, req: WebhookRequest, allow_private: bool):
