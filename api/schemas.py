@@ -733,12 +733,12 @@ class WebhookRequest(BaseModel):
 
 
 class WebhookResponse(BaseModel):
-    id: str
+    id: str = Field(description="wh_...: names it in /webhooks/{id}/...")
     tenant: str
-    url: str
-    events: list[str]
+    url: str = Field(description="where events are POSTed; checked again before every attempt")
+    events: list[str] = Field(description="the event types it receives")
     description: str
-    created_at: float
+    created_at: float = Field(description="epoch seconds")
 
     @classmethod
     def from_hook(cls, h, **extra) -> "WebhookResponse":
