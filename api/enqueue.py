@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import HTTPException
 
 from workers import tasks
+
+log = logging.getLogger(__name__)
 
 
 def enqueue(task: str, *args: object) -> None:
@@ -13,3 +17,12 @@ def enqueue(task: str, *args: object) -> None:
     except Exception as e:  # kombu raises OperationalError and friends when the broker is unreachable
         raise HTTPException(status_code=503, detail=f"queue unavailable: {type(e).__name__}",
                             headers={"Retry-After": "5"}) from e
+
+
+def run_here(task: str, *args: object) -> None:
+    """Run a task in this process, on the caller's thread: the same task code without the queue. The embedded
+    service delivers webhooks so, on threads of its own: Celery allows one worker per process (a second one
+    would share the first's event loop), and an alert must not wait behind the ingest job that worker runs."""
+    result = getattr(tasks, task).apply(args=args)
+    if result.failed():
+        log.error("task %s%r failed: %s", task, args, result.result)

@@ -7,14 +7,17 @@ import asyncio
 import logging
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api.enqueue import enqueue
+from api.enqueue import enqueue, run_here
+from notify.delivery import Sweeper
 from prometheus_client import CollectorRegistry
 
 from api.metrics import HttpMetrics, RequestMetricsMiddleware, registry_for
@@ -22,13 +25,14 @@ from api.auth import AuthMiddleware
 from api.ratelimit import RateLimits
 from api.schemas import errors
 from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
-                        snapshots, tuning)
+                        snapshots, tuning, webhooks)
 from snapdex.keys import KeyStore
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
 from workers.celery_app import EmbeddedWorker, configure
 
 log = logging.getLogger("snapdex")
+WEBHOOK_THREADS = 2  # embedded: deliveries at once (each bounded by SNAPDEX_WEBHOOK_TIMEOUT_S)
 
 
 def _after_start(rt: Runtime) -> None:
@@ -40,6 +44,12 @@ def _after_start(rt: Runtime) -> None:
     for tenant, parts in rt.config_drift().items():
         log.warning("CONFIG DRIFT for tenant %s: %s differ from the live snapshot's; serving the live snapshot, "
                     "rebuilding", tenant, ", ".join(parts))
+        live = rt.manifest.live(tenant)
+        try:  # once per (live snapshot, differing parts): a restart that finds the same drift says nothing new
+            rt.webhooks.emit(tenant, "config.drift", {"live": live.hash if live else None, "parts": parts},
+                             dedupe=f"{live.hash if live else ''}:{','.join(parts)}")
+        except Exception:
+            log.exception("could not record the config.drift event of %s", tenant)
         try:
             enqueue("build_snapshot", tenant, True)
         except Exception:
@@ -89,7 +99,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             for job_id in rt.recover():
                 log.warning("re-enqueueing job %s left unsettled by an earlier run", job_id)
                 enqueue("ingest_job", job_id)
+        # Webhook deliveries that are due go to their queue (a Celery task each; the catalog holds the schedule),
+        # or, embedded, to threads of this process that run the same task.
+        if settings.embedded_worker:
+            delivering = ThreadPoolExecutor(WEBHOOK_THREADS, thread_name_prefix="webhook-delivery")
+            send = partial(delivering.submit, run_here, "deliver_webhook")
+        else:
+            delivering, send = None, partial(enqueue, "deliver_webhook")
+        sweeper = Sweeper(rt.webhooks, send, settings.webhook_sweep_interval_s,
+                          lease_s=2 * settings.webhook_timeout_s + 60).start()
         yield
+        sweeper.stop()
+        if delivering:  # an attempt cut short is due again after its lease: at least once, still
+            delivering.shutdown(wait=False, cancel_futures=True)
         # uvicorn has let the requests in flight finish; now the task in flight, within the grace.
         if worker and not await asyncio.to_thread(worker.stop, settings.shutdown_grace_s):
             log.warning("a task was still running %.0f s after the stop: its job resumes on the next start",
@@ -107,7 +129,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
     app.state.rate_limits = RateLimits({"retrieve": settings.rate_limit_retrieve, "ingest": settings.rate_limit_ingest},
                                        settings.redis_url)
-    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, tuning, dashboard, metrics, benchmarks):
+    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, tuning, webhooks, dashboard, metrics,
+                   benchmarks):
         app.include_router(module.router, responses=errors(401, 403))
     app.include_router(health.router)  # /ready is keyed too: it declares its own 401
     return app

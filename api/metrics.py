@@ -145,13 +145,20 @@ class OpsCollector:
                                      labels=["tenant"])
         failed = CounterMetricFamily("snapdex_document_failures", "documents that failed to ingest",
                                      labels=["tenant"])
+        waiting = GaugeMetricFamily("snapdex_jobs_oldest_age_seconds", "age of the oldest job still queued or running "
+                                    "(0: none): a job stuck in the queue shows here", labels=["tenant", "status"])
+        now = time.time()
         for tenant, s in self.rt.jobs.stats().items():
             for status in JobStatus:
                 jobs.add_metric([tenant, status.value], s["jobs"].get(status, 0))
+            for status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                oldest = s["oldest"].get(status)
+                waiting.add_metric([tenant, status.value], now - oldest if oldest else 0.0)
             embedded.add_metric([tenant], s["embedded"])
             reused.add_metric([tenant], s["reused"])
             failed.add_metric([tenant], s["failed_documents"])
-        yield from (jobs, embedded, reused, failed)
+        yield from (jobs, embedded, reused, failed, waiting)
+        yield from self._alerting()
 
         cache = CounterMetricFamily("snapdex_cache_lookups", "cache lookups in this process",
                                     labels=["cache", "outcome"])
@@ -173,6 +180,26 @@ class OpsCollector:
             queue = GaugeMetricFamily("snapdex_queue_messages", "messages waiting in the broker's task queue")
             queue.add_metric([], depth)
             yield queue
+
+    def _alerting(self):
+        """What deploy/prometheus/alerts.yml needs besides the above: each dependency up or not (as /ready checks
+        it), the gate's floors (live recall is compared with them), webhook deliveries by status."""
+        up = GaugeMetricFamily("snapdex_dependency_up", "1 when the dependency answers (the checks of /ready)",
+                               labels=["dependency"])
+        for name, state in self.rt.readiness().items():
+            if name != "models":
+                up.add_metric([name], 1.0 if state == "ok" else 0.0)
+        yield up
+        floors = GaugeMetricFamily("snapdex_gate_floor", "lowest value of a gated metric a snapshot needs to go live "
+                                   "(SNAPDEX_GATE_FLOORS)", labels=["metric"])
+        for metric, floor in self.rt.settings.gate_floors.items():
+            floors.add_metric([metric], floor)
+        yield floors
+        deliveries = GaugeMetricFamily("snapdex_webhook_deliveries", "webhook deliveries by status (dead: retried "
+                                       "for ~24 h and given up)", labels=["tenant", "status"])
+        for (tenant, status), n in self.rt.webhooks.counts().items():
+            deliveries.add_metric([tenant, status], n)
+        yield deliveries
 
     def _memory(self, caches: dict) -> GaugeMetricFamily:
         memory = GaugeMetricFamily(

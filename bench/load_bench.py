@@ -8,8 +8,12 @@ also evaluated by the gate), then:
 - a few seconds in, another slice of SciFact is ingested over HTTP: parsing, chunking, embedding, the snapshot
   build, the gate's evaluation and the switch of the live snapshot all happen while the clients run.
 
+Webhooks too: a receiver on loopback subscribed to every event type, and a webhook.test event sent every
+--event-every seconds during the load: the delivery latency from an event's `created_at` to its arrival is reported
+(p50/p95), with the events seen.
+
 Reported: requests, errors (any non-200 or transport error), throughput, p50/p95/p99, which snapshots answered,
-and the ingest job's timeline. Usage:
+the ingest job's timeline and the webhook delivery latency. Usage:
 
     .venv/bin/python bench/load_bench.py [--seconds 60] [--clients 8] [--base-docs 300] [--new-docs 150]
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -32,7 +37,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import machine, write_result  # noqa: E402
 from eval.beir import BeirDataset  # noqa: E402
+from notify import EVENT_TYPES  # noqa: E402
 from tests.procs import auth, snapdex_serve, wait_until  # noqa: E402
+from tests.receiver import Receiver  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 H = auth("load")
@@ -87,6 +94,7 @@ def main() -> int:
     p.add_argument("--base-docs", type=int, default=300)
     p.add_argument("--new-docs", type=int, default=40)
     p.add_argument("--ingest-after", type=float, default=5, help="seconds into the load before the ingest starts")
+    p.add_argument("--event-every", type=float, default=0.5, help="seconds between webhook.test events under load")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "load.json")
     args = p.parse_args()
 
@@ -97,9 +105,13 @@ def main() -> int:
     queries = data.queries(set(qrels))
     texts = list(queries.values())
 
+    receiver = Receiver().start()
     with tempfile.TemporaryDirectory() as tmp, \
             snapdex_serve(Path(tmp) / "data", log_level="warning", tenants=("load",), SNAPDEX_RESULT_CACHE_SIZE="0",
-                          SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
+                          SNAPDEX_RATE_LIMIT_RETRIEVE="", SNAPDEX_WEBHOOK_ALLOW_PRIVATE="true") as svc:
+        hook = svc.client.post("/webhooks", json={"url": receiver.url, "events": list(EVENT_TYPES)}, headers=H)
+        hook.raise_for_status()
+        hook_id = hook.json()["id"]
         t0 = time.perf_counter()
         seeded = seed(svc, base, queries, qrels)
         seed_s = time.perf_counter() - t0
@@ -109,8 +121,16 @@ def main() -> int:
         log: list = []
         job_timeline: dict = {}
 
+        async def events() -> None:
+            async with httpx.AsyncClient(base_url=svc.url, headers=H, timeout=30) as c:
+                deadline = time.monotonic() + args.seconds
+                while time.monotonic() < deadline:
+                    (await c.post(f"/webhooks/{hook_id}/test")).raise_for_status()
+                    await asyncio.sleep(args.event_every)
+
         async def run() -> None:
             load = asyncio.create_task(clients(svc.url, texts, args.clients, args.seconds, log))
+            tests = asyncio.create_task(events())
             await asyncio.sleep(args.ingest_after)
             async with httpx.AsyncClient(base_url=svc.url, headers=H, timeout=120) as c:
                 r = await c.post("/ingest", json={"documents": new})
@@ -125,11 +145,20 @@ def main() -> int:
                         break
                     await asyncio.sleep(0.5)
             await load
+            await tests
 
+        sent = len([1 for d in svc.client.get(f"/webhooks/{hook_id}/deliveries?limit=500", headers=H).json()["deliveries"]])
+        wait_until(lambda: len(receiver.events()) >= sent, 60, "the last webhook deliveries")
         started = time.monotonic()
         asyncio.run(run())
         ended = max(t for t, *_ in log)
 
+    receiver.stop()
+    seen: dict[str, float] = {}
+    for at, _, body in receiver.received:  # the first arrival of each event id
+        event = json.loads(body)
+        seen.setdefault(event["id"], (at - event["created_at"]) * 1000)
+    types = Counter(json.loads(b)["type"] for _, _, b in receiver.received)
     ok = [ms for _, ms, code, _ in log if code == 200]
     errors = [(code, detail) for _, _, code, detail in log if code != 200]
     answered_by = Counter(detail[:12] for _, _, code, detail in log if code == 200)
@@ -145,6 +174,9 @@ def main() -> int:
         "latency_ms_while_ingest_and_rebuild_ran": pct(during),
         "answered_by_snapshot": dict(answered_by),
         "ingest": {k: (round(v - started, 1) if isinstance(v, float) else v) for k, v in job_timeline.items()},
+        # From the event's created_at (written with the change) to its arrival at the receiver: the sweep interval
+        # (SNAPDEX_WEBHOOK_SWEEP_INTERVAL_S), the queue and the POST.
+        "webhook_delivery_ms": pct(list(seen.values())) | {"events_seen": dict(types)},
     }
     write_result(args.out, result)
     return 1 if errors else 0

@@ -288,6 +288,66 @@ tuning_runs = Table(
     Index("tuning_runs_by_tenant", "tenant", "created_at"),
 )
 
+# --- webhooks: outgoing events (notify/), 0005 ---------------------------------------------------------------------
+
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", Text, primary_key=True),  # wh_...: public, in listings and delivery logs
+    Column("tenant", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON list of event types it receives
+    Column("description", Text, nullable=False, server_default=""),
+    # The signing secret, encrypted (Fernet) under a key derived from SNAPDEX_WEBHOOK_SECRET_KEY: the service must
+    # sign with it, so a hash would not do; a copy of the catalog alone does not reveal it (notify/secrets.py).
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_at", Epoch, nullable=False),
+    Index("webhooks_by_tenant", "tenant", "created_at"),
+)
+
+# The outbox: written in the same transaction as the state change it reports, delivered afterwards.
+events = Table(
+    "events", metadata,
+    Column("id", Text, primary_key=True),  # evt_...: the idempotency id a receiver dedupes on
+    Column("tenant", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("created_at", Epoch, nullable=False),
+    Column("body", Text, nullable=False),  # the exact JSON sent: a retry re-sends the same bytes
+    # What makes a repeated emit the same event (a redelivered task, a restart that finds the same config drift).
+    Column("dedupe_key", Text),
+    UniqueConstraint("tenant", "type", "dedupe_key"),
+    Index("events_by_tenant", "tenant", "created_at"),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Text, primary_key=True),  # dlv_...
+    Column("webhook_id", Text, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Text, ForeignKey("events.id"), nullable=False),
+    Column("status", Text, nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # When the next attempt is due; NULL once delivered or dead. The sweeper pushes it forward by a lease when it
+    # enqueues the attempt, so one attempt is in flight at a time.
+    Column("next_attempt_at", Epoch),
+    Column("created_at", Epoch, nullable=False),
+    Column("delivered_at", Epoch),
+    Column("status_code", Integer),  # of the last attempt
+    Column("latency_ms", Epoch),
+    Column("error", Text),
+    Index("deliveries_due", "status", "next_attempt_at"),
+    Index("deliveries_by_webhook", "webhook_id", "created_at"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts", metadata,
+    Column("delivery_id", Text, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Epoch, nullable=False),
+    Column("status_code", Integer),  # NULL: no answer (refused, timed out)
+    Column("latency_ms", Epoch, nullable=False),
+    Column("error", Text),
+    PrimaryKeyConstraint("delivery_id", "attempt"),
+)
+
 # --- API keys (snapdex/keys.py) ----------------------------------------------------------------------------------
 
 api_keys = Table(

@@ -9,7 +9,8 @@ children. Binary columns are base64. Vectors are not in the catalog: after a res
 Import runs in one transaction. Query sets and benchmark runs get new ids in the target database (another
 tenant may hold the old ones there); the rows that point at them follow. A tenant that already has rows in the
 target is refused unless `replace`, which deletes that tenant's rows first. Job claims and build leases are not
-carried over: they belong to processes of the old database.
+carried over: they belong to processes of the old database. Webhooks and their delivery log are not exported
+either: their signing secrets are sealed under the source service's key (notify/secrets.py); register them again.
 """
 
 from __future__ import annotations

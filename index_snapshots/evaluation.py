@@ -8,6 +8,8 @@ change, a finished run is reused instead of repeated until the retrieval recipe 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from eval.store import EvalStore, QuerySetRef, RunRow, Verdict, recipe_key
 from index_snapshots.manifest import Manifest
 from index_snapshots.querying import SnapshotSearcher
 from index_snapshots.resolve import READABLE
+from notify import emit
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,9 @@ class SnapshotEvaluator:
         """Score active query sets (or one) on one snapshot, or on every snapshot still readable: a set uploaded
         today gets a history over the snapshots that are kept, not a single point."""
         sets, snaps = self.targets(tenant, set_name, snapshot)
-        return [self.evaluate(tenant, snap, s, trigger) for snap in snaps for s in sets]
+        runs = [self.evaluate(tenant, snap, s, trigger) for snap in snaps for s in sets]
+        self.check_recall(tenant)  # a new query set, or a new profile, may show the live snapshot falling short
+        return runs
 
     def gate(self, tenant: str, snapshot: str) -> Verdict:
         """Score the candidate (and the live snapshot, where a run under this recipe is missing) on every active
@@ -101,6 +106,44 @@ class SnapshotEvaluator:
                                        base.metrics if base else None))
         j = judge(self.policy, outcomes)
         return self.store.put_verdict(tenant, snapshot, Verdict(j.passed, j.reasons, j.checks, runs, baseline))
+
+    def recall_check(self, tenant: str):
+        """The gate's own judgement applied to what is live now: the live snapshot's newest runs against the floors,
+        and against the previous live snapshot's runs of the same set versions. None when nothing is live or scored."""
+        live = self.manifest.live(tenant)
+        if live is None:
+            return None
+        previous = self.manifest.previous(tenant)
+        metrics = self.policy.metrics
+        outcomes = []
+        for query_set in self.store.active_sets(tenant):
+            run = self.store.finished_run(tenant, live.hash, query_set.id)
+            if run is None or any(m not in run.metrics for m in metrics):
+                continue
+            base = self.store.finished_run(tenant, previous, query_set.id) if previous else None
+            baseline = base.metrics if base is not None and all(m in base.metrics for m in metrics) else None
+            outcomes.append(SetOutcome(query_set.name, query_set.version, run.metrics, baseline))
+        return (live.hash, previous, judge(self.policy, outcomes)) if outcomes else None
+
+    def check_recall(self, tenant: str) -> str | None:
+        """Emit recall.dropped when a gated metric of the live snapshot is below its floor or fell more than its
+        tolerance against the previous live one (after an override or a rollback, or once a new query set scores
+        it). Once per (live snapshot, failing checks). Never raises: a check is no reason to fail a switch."""
+        try:
+            found = self.recall_check(tenant)
+            if found is None or found[2].passed:
+                return None
+            live, previous, j = found
+            failing = [c for c in j.checks if not c["passed"]]
+            key = hashlib.sha256(json.dumps([live, [(c["query_set"], c["version"], c["metric"]) for c in failing]])
+                                 .encode()).hexdigest()[:32]
+            db = self.manifest.db
+            with db.tx() as conn:
+                return emit(db, conn, tenant, "recall.dropped", {"snapshot": live, "previous": previous,
+                                                                  "reasons": j.reasons, "checks": failing}, dedupe=key)
+        except Exception:
+            log.exception("recall check of %s failed", tenant)
+            return None
 
     def verdict(self, tenant: str, snapshot: str) -> Verdict | None:
         return self.store.verdict(tenant, snapshot)

@@ -16,6 +16,10 @@ from db.engine import Database
 from db.tables import live as live_table
 from db.tables import snapshots
 from db.tables import switches as switches_table
+from notify import emit
+
+# The switch actions as webhooks name who promoted: the gate, or a person by hand (an override if the gate held it).
+PROMOTED_BY = {"promote": "gate", "manual": "manual", "override": "override"}
 
 
 # The live snapshot, one statement built once: /retrieve reads it on every request.
@@ -84,11 +88,16 @@ class Manifest:
         with self.db.tx() as conn:
             conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status="failed", reason=reason))
 
-    def hold(self, tenant: str, snap_hash: str, reason: str) -> None:
-        """A built snapshot the gate did not let through: it stays a readable candidate, with the reason."""
+    def hold(self, tenant: str, snap_hash: str, reason: str, verdict: dict | None = None) -> None:
+        """A built snapshot the gate did not let through: it stays a readable candidate, with the reason. The
+        snapshot.held event is written in the same transaction."""
         with self.db.tx() as conn:
-            conn.execute(self._where(update(snapshots), tenant, snap_hash)
-                         .where(snapshots.c.status == "candidate").values(reason=reason))
+            held = conn.execute(self._where(update(snapshots), tenant, snap_hash)
+                                .where(snapshots.c.status == "candidate").values(reason=reason)).rowcount
+            if held:
+                emit(self.db, conn, tenant, "snapshot.held", {"snapshot": snap_hash, "reason": reason,
+                                                              "live": self._live_hash(conn, tenant),
+                                                              "verdict": verdict or {}})
 
     def rolled_back_from(self, tenant: str, snap_hash: str) -> bool:
         """Whether the last time this snapshot stopped being live was an operator's rollback."""
@@ -102,13 +111,13 @@ class Manifest:
         return [dict(r) for r in self.db.all(select(s.at, s.from_hash, s.to_hash, s.action)
                                              .where(s.tenant == tenant).order_by(s.at))]
 
-    def promote(self, tenant: str, snap_hash: str, action: str = "promote") -> str | None:
-        """Make snap_hash live in one transaction; returns the hash it replaced."""
+    def promote(self, tenant: str, snap_hash: str, action: str = "promote", by: str | None = None) -> str | None:
+        """Make snap_hash live in one transaction; returns the hash it replaced. `by` names who did it by hand."""
         with self.db.tx() as conn:
             self.db.lock(conn, "live", tenant)
-            return self._switch(conn, tenant, snap_hash, action)
+            return self._switch(conn, tenant, snap_hash, action, by)
 
-    def rollback(self, tenant: str) -> tuple[str, str]:
+    def rollback(self, tenant: str, by: str | None = None) -> tuple[str, str]:
         """Back to the snapshot that was live before this one; returns (from, to)."""
         with self.db.tx() as conn:
             self.db.lock(conn, "live", tenant)
@@ -116,7 +125,7 @@ class Manifest:
                                 .where(live_table.c.tenant == tenant), conn)
             if cur is None or not cur["previous"]:
                 raise LookupError(f"tenant {tenant} has no previous live snapshot to roll back to")
-            self._switch(conn, tenant, cur["previous"], "rollback")
+            self._switch(conn, tenant, cur["previous"], "rollback", by)
             return cur["hash"], cur["previous"]
 
     @staticmethod
@@ -126,7 +135,7 @@ class Manifest:
     def _live_hash(self, conn: Connection, tenant: str) -> str | None:
         return self.db.scalar(select(live_table.c.hash).where(live_table.c.tenant == tenant), conn)
 
-    def _switch(self, conn: Connection, tenant: str, snap_hash: str, action: str) -> str | None:
+    def _switch(self, conn: Connection, tenant: str, snap_hash: str, action: str, by: str | None = None) -> str | None:
         """Under the tenant's "live" lock (PostgreSQL; SQLite's write lock on its own): one switch at a time, so
         exactly one snapshot is live whatever promotes and rolls back at once."""
         status = self.db.scalar(self._where(select(snapshots.c.status), tenant, snap_hash), conn)
@@ -145,6 +154,13 @@ class Manifest:
         conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status="live"))
         if previous:
             conn.execute(self._where(update(snapshots), tenant, previous).values(status="retired"))
+        # The event in the switch's own transaction: it exists exactly when the switch does.
+        if action == "rollback":
+            emit(self.db, conn, tenant, "snapshot.rolled_back", {"from": previous, "to": snap_hash, "by": by})
+        else:
+            emit(self.db, conn, tenant, "snapshot.promoted", {
+                "snapshot": snap_hash, "previous": previous, "action": action,
+                "by": "gate" if action == "promote" else by, "promoted_by": PROMOTED_BY.get(action, action)})
         return previous
 
     def previous(self, tenant: str) -> str | None:

@@ -153,21 +153,26 @@ class SnapshotService:
         if verdict.passed:
             self.manifest.promote(tenant, result.hash)
         else:
-            self.manifest.hold(tenant, result.hash, "held by the gate: " + "; ".join(verdict.reasons))
+            self.manifest.hold(tenant, result.hash, "held by the gate: " + "; ".join(verdict.reasons),
+                               {"passed": verdict.passed, "reasons": verdict.reasons, "checks": verdict.checks,
+                                "baseline": verdict.baseline})
             log.warning("snapshot %s of %s held: %s", result.hash[:12], tenant, "; ".join(verdict.reasons))
         return verdict
 
-    def promote(self, tenant: str, snap_hash: str) -> str | None:
-        """By hand. A snapshot the gate held goes live as a recorded override."""
+    def promote(self, tenant: str, snap_hash: str, by: str | None = None) -> str | None:
+        """By hand (`by`: who). A snapshot the gate held goes live as a recorded override."""
         verdict = self.evaluator.verdict(tenant, snap_hash)
         overriding = verdict is not None and not verdict.passed
-        previous = self.manifest.promote(tenant, snap_hash, action="override" if overriding else "manual")
+        previous = self.manifest.promote(tenant, snap_hash, action="override" if overriding else "manual", by=by)
         if overriding:
             self.evaluator.store.record_override(tenant, snap_hash)
+        self.evaluator.check_recall(tenant)
         return previous
 
-    def rollback(self, tenant: str) -> tuple[str, str]:
-        return self.manifest.rollback(tenant)
+    def rollback(self, tenant: str, by: str | None = None) -> tuple[str, str]:
+        switched = self.manifest.rollback(tenant, by=by)
+        self.evaluator.check_recall(tenant)
+        return switched
 
     def retain(self, tenant: str, now: float | None = None) -> list[str]:
         """Delete snapshots beyond the live one, the previous live one and the newest `keep_extra` others;

@@ -22,9 +22,11 @@ from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from db.engine import Database
 from db.locks import Renewer, holder_gone, holder_id
 from db.tables import documents, job_documents, jobs
+from notify import emit
 from ingest.phases import BUILD_PHASES, SETTLED, InvalidTransition, JobPhase, JobStatus, check, sources_of
 
 OUTCOMES = ("new", "updated", "unchanged", "duplicate", "near_duplicate", "failed")
+MAX_EVENT_DOCUMENTS = 1000  # failed documents listed in one job.documents_failed event
 PROGRESS_FIELDS = {"chunks_total", "chunks_done", "chunks_embedded", "chunks_reused", "snapshot"}
 
 
@@ -217,6 +219,27 @@ class JobStore:
             self._move(conn, job_id, JobPhase.DONE, values, statuses=(JobStatus.QUEUED, JobStatus.RUNNING))
             # The staged bytes are no longer needed; outcomes and reasons stay.
             conn.execute(update(job_documents).where(job_documents.c.job_id == job_id).values(payload=None))
+            self._settled_events(conn, job_id, status, error, snapshot)
+
+    def _settled_events(self, conn: Connection, job_id: str, status: JobStatus, error: str | None,
+                        snapshot: str | None) -> None:
+        """The webhooks' events of a settled job, in the transaction that settles it (the outbox): job.failed, and
+        one job.documents_failed listing every failed document with its reason, not one event per document."""
+        row = conn.execute(select(jobs.c.tenant, jobs.c.docs_total).where(jobs.c.id == job_id)).first()
+        if status == JobStatus.FAILED:
+            emit(self.db, conn, row.tenant, "job.failed", {"job_id": job_id, "error": error,
+                                                           "documents": row.docs_total}, dedupe=job_id)
+        d = job_documents.c
+        where = (d.job_id == job_id, d.outcome == "failed")
+        count = conn.execute(select(func.count()).where(*where)).scalar()
+        if count:
+            # The first MAX_EVENT_DOCUMENTS by position; GET /jobs/{id} lists them all.
+            listed = [{"doc_id": r.doc_id, "filename": r.filename, "reason": r.reason} for r in conn.execute(
+                select(d.doc_id, d.filename, d.reason).where(*where).order_by(d.seq).limit(MAX_EVENT_DOCUMENTS))]
+            emit(self.db, conn, row.tenant, "job.documents_failed", {
+                "job_id": job_id, "status": str(status), "snapshot": snapshot, "failed": count,
+                "documents_total": row.docs_total, "documents": listed, "truncated": count > len(listed)},
+                 dedupe=job_id)
 
     # --- documents of a job ------------------------------------------------------------------------
 
@@ -271,14 +294,17 @@ class JobStore:
 
     def stats(self) -> dict[str, dict]:
         """Per tenant: jobs by status, chunks embedded and reused, documents that failed (for monitoring)."""
-        out: dict[str, dict] = defaultdict(lambda: {"jobs": {}, "embedded": 0, "reused": 0, "failed_documents": 0})
+        out: dict[str, dict] = defaultdict(lambda: {"jobs": {}, "embedded": 0, "reused": 0, "failed_documents": 0,
+                                                    "oldest": {}})
         with self.db.read() as conn:
             for r in conn.execute(select(jobs.c.tenant, jobs.c.status, func.count().label("n"),
                                          func.sum(jobs.c.chunks_embedded).label("embedded"),
-                                         func.sum(jobs.c.chunks_reused).label("reused"))
+                                         func.sum(jobs.c.chunks_reused).label("reused"),
+                                         func.min(jobs.c.created_at).label("oldest"))
                                   .group_by(jobs.c.tenant, jobs.c.status)).mappings():
                 t = out[r["tenant"]]
                 t["jobs"][r["status"]] = r["n"]
+                t["oldest"][r["status"]] = r["oldest"]  # created_at of the oldest job in this status
                 t["embedded"] += r["embedded"] or 0
                 t["reused"] += r["reused"] or 0
             for r in conn.execute(select(jobs.c.tenant, func.count().label("n"))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests use (redis-server for the queue, postgresql for the catalog on PostgreSQL (the tests
 # start their own server with initdb + pg_ctl), tesseract for OCR, chromium for the dashboard
-# test, docker-compose to validate the production compose file). Installs only what is missing; needs root.
+# test, docker-compose to validate the production compose file, prometheus for promtool on the alert rules). Installs only what is missing; needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()

@@ -210,7 +210,7 @@ def _worker(args: argparse.Namespace) -> int:
     rt.warm_up()  # once per worker process, before it takes its first task
     app = configure(s)
     app.Worker(pool=args.pool, concurrency=args.concurrency or s.worker_concurrency, loglevel=args.log_level.upper(),
-               hostname=args.hostname).start()
+               hostname=args.hostname, queues=args.queues.split(",")).start()
     return 0
 
 
@@ -391,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--concurrency", type=int)
     w.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
     w.add_argument("--hostname", default=None)
+    w.add_argument("--queues", default="celery,snapdex-webhooks",
+                   help="comma-separated; webhook deliveries go to snapdex-webhooks: a worker with only that queue "
+                        "keeps alerts flowing while the others ingest")
     w.add_argument("--log-level", default="info")
     w.set_defaults(func=_worker)
 

@@ -34,6 +34,9 @@ from ingest.catalog import Catalog
 from ingest.chunking import ChunkerConfig
 from ingest.jobs import JobStore
 from ingest.pipeline import IngestConfig, Ingestor
+from notify.delivery import Deliverer
+from notify.secrets import SecretBox, key_material
+from notify.store import WebhookStore
 from snapdex.memory import MemoryLedger
 from snapdex.settings import Settings
 from store import open_store
@@ -70,6 +73,17 @@ class Runtime:
         s = self.settings
         return open_store(s.store_backend, path=s.qdrant_path, url=s.qdrant_url, api_key=s.qdrant_api_key,
                           shards=s.qdrant_shards, replicas=s.qdrant_replicas, timeout=s.qdrant_timeout_s)
+
+    @cached_property
+    def webhooks(self) -> WebhookStore:
+        s = self.settings
+        return WebhookStore(self.db, SecretBox(key_material(s.webhook_secret_key, s.data_dir)))
+
+    @cached_property
+    def deliverer(self) -> Deliverer:
+        s = self.settings
+        return Deliverer(self.webhooks, tuple(s.webhook_retry_schedule_s), s.webhook_timeout_s,
+                         s.webhook_allow_private)
 
     @cached_property
     def embedding(self) -> EmbeddingService:

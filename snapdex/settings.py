@@ -159,6 +159,20 @@ class Settings(BaseSettings):
     # Logs: one JSON object per line (request id on each), or plain text for a terminal.
     log_format: Literal["json", "text"] = "json"
 
+    # Webhooks (README, "Webhooks"). URLs resolving to loopback, link-local or private addresses are refused unless
+    # this is true (a service on an internal network, the tests).
+    webhook_allow_private: bool = False
+    # The server secret webhook signing secrets are encrypted under (at rest in the catalog). Unset: a random key in
+    # <data_dir>/webhook-secret.key, made once; hosts sharing one catalog must set the same value.
+    webhook_secret_key: str | None = None
+    # Seconds to wait before each retry of a failed delivery; after the last, the delivery is dead-lettered.
+    # The default doubles from 10 s and sums to ~24 h (13 retries); tests shrink it.
+    webhook_retry_schedule_s: list[float] = Field(
+        default=[10, 30, 60, 120, 300, 600, 1200, 2400, 3600, 7200, 14400, 21600, 36000], max_length=100)
+    webhook_timeout_s: float = Field(default=10.0, gt=0.0, le=60.0, description="per attempt, connect included")
+    # How often due deliveries are handed to the queue (each `snapdex serve` sweeps; claims keep them single).
+    webhook_sweep_interval_s: float = Field(default=1.0, gt=0.0, le=300.0)
+
     # Ingest limits.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_documents_per_request: int = Field(default=5000, ge=1)
@@ -180,6 +194,14 @@ class Settings(BaseSettings):
             return None
         check_url(v.strip())  # says what is wrong and which dialects work
         return v.strip()
+
+    @field_validator("webhook_retry_schedule_s")
+    @classmethod
+    def _delays_in_range(cls, delays: list[float]) -> list[float]:
+        bad = [d for d in delays if not 0.0 <= d <= 7 * 86400]
+        if bad:
+            raise ValueError(f"webhook_retry_schedule_s {bad} out of range: each delay must be in [0, 604800] seconds")
+        return delays
 
     @field_validator("eval_ks")
     @classmethod

@@ -147,12 +147,12 @@ def snapdex_serve(data_dir: Path, log_level: str = "warning", tenants: tuple[str
 
 
 @contextmanager
-def snapdex_worker(data_dir: Path, name: str, **env: str) -> Iterator[subprocess.Popen]:
+def snapdex_worker(data_dir: Path, name: str, *args: str, **env: str) -> Iterator[subprocess.Popen]:
     log = data_dir.parent / f"worker-{name}.log"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "snapdex", "worker", "--pool", "threads", "--concurrency", "1",
-                                 "--hostname", f"{name}@%h", "--log-level", "warning"],
+                                 "--hostname", f"{name}@%h", "--log-level", "warning", *args],
                                 cwd=REPO, env=snapdex_env(data_dir, **env), stdout=fh, stderr=subprocess.STDOUT)
     try:
         yield proc

@@ -32,3 +32,25 @@ def test_compose_file_is_valid_and_complete():
     from db import check_url
 
     check_url(env["SNAPDEX_DATABASE_URL"])
+
+
+def test_the_monitoring_profile_runs_prometheus_with_the_shipped_rules_and_alertmanager():
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose is not installed (Debian package docker-compose)")
+    out = subprocess.run([tool, "-f", str(REPO / "docker-compose.yml"), "--profile", "monitoring", "config"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    for name in ("prometheus", "alertmanager"):
+        assert services[name]["profiles"] == ["monitoring"]  # optional: `up` without the profile leaves them out
+    assert "profiles" not in services["api"] and "profiles" not in services["worker"]
+    # Debian's docker-compose 1.x prints short syntax (source:target:mode).
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in services["prometheus"]["volumes"] if v.startswith("/")}
+    assert mounts["/etc/prometheus/alerts.yml"].endswith("deploy/prometheus/alerts.yml")
+    assert mounts["/etc/prometheus/prometheus.yml"].endswith("deploy/prometheus/prometheus.yml")
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]  # beside the config, as mounted
+    scrape = config["scrape_configs"][0]
+    assert scrape["job_name"] == "snapdex" and scrape["static_configs"][0]["targets"] == ["api:8000"]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]

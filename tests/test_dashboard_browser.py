@@ -13,7 +13,7 @@ import pytest
 from eval.profiles import ProfileStore
 from db.engine import Database
 from tests.benchmark_runs import peer_run
-from tests.procs import REPO, auth, key_for, snapdex_serve, wait_until
+from tests.procs import REPO, auth, free_port, key_for, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def test_dashboard_in_chromium(tmp_path):
     if sync_playwright is None:
         pytest.skip("playwright is not installed (pip install -e '.[dev]'); it drives Debian's chromium")
 
-    with snapdex_serve(tmp_path / "data", tenants=("dash", "nobody")) as svc:
+    with snapdex_serve(tmp_path / "data", tenants=("dash", "nobody"), SNAPDEX_WEBHOOK_ALLOW_PRIVATE="true") as svc:
         # --- state: a build, a query set scored on it, a second build scored and gated ----------------------
         first = ingest(svc, DOCS)
         r = svc.client.post("/eval/query-sets", json={"name": "kb", "queries": QUERIES}, headers=TENANT)
@@ -121,6 +121,13 @@ def test_dashboard_in_chromium(tmp_path):
         page_html = svc.client.get("/dashboard", params={"tenant": "dash"}, headers=TENANT)
         assert page_html.status_code == 200 and 'id="overview"' in page_html.text
         assert "https://" not in page_html.text and "http://" not in page_html.text
+
+        # A webhook whose receiver is not there: its test event is tried, fails and waits for its next attempt.
+        hook = svc.client.post("/webhooks", json={"url": f"http://127.0.0.1:{free_port()}/hook", "events":
+                                                  ["snapshot.held"], "description": "on-call"}, headers=TENANT).json()
+        assert svc.client.post(f"/webhooks/{hook['id']}/test", headers=TENANT).status_code == 202
+        wait_until(lambda: svc.client.get(f"/webhooks/{hook['id']}/deliveries", headers=TENANT)
+                   .json()["deliveries"][0]["attempts"] >= 1, 30, "the first delivery attempt")
 
         # --- the page in chromium ----------------------------------------------------------------------------
         requests: list[str] = []
@@ -243,6 +250,18 @@ def test_dashboard_in_chromium(tmp_path):
                                        timeout=20_000)
                 assert svc.client.get("/profiles", headers=TENANT).json()["live"] == 0
 
+                # The tenant's webhook and its last delivery: tried, no answer, waiting for the next attempt.
+                page.wait_for_selector('[data-testid="webhooks"][data-state="loaded"]', timeout=20_000)
+                row = page.locator('[data-testid="webhook-row"]')
+                assert row.count() == 1 and row.get_attribute("data-id") == hook["id"]
+                page.wait_for_selector('[data-testid="webhook-row"][data-state="loaded"]', timeout=20_000)
+                assert "on-call" in row.inner_text() and "snapshot.held" in row.inner_text()
+                delivery = page.locator('[data-testid="webhook-delivery"]')
+                assert delivery.count() == 1 and delivery.get_attribute("data-status") == "pending"
+                text = delivery.inner_text()
+                assert "webhook.test" in text and "no answer" in text and "next try" in text and "ConnectError" in text
+                assert hook["secret"] not in page.content()
+
                 out = artifacts_dir() / "dashboard.png"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(out), full_page=True)
@@ -260,6 +279,8 @@ def test_dashboard_in_chromium(tmp_path):
                 # The benchmark history is the service's: every tenant's page shows it.
                 page.wait_for_selector('[data-testid="benchmarks"][data-state="loaded"]', timeout=20_000)
                 assert page.locator('[data-testid="benchmark-row"]').count() == 2
+                page.wait_for_selector('[data-testid="webhooks"][data-state="empty"]', timeout=20_000)
+                assert page.locator('[data-testid="webhooks-empty"]').is_visible()
             finally:
                 browser.close()
 
@@ -269,4 +290,5 @@ def test_dashboard_in_chromium(tmp_path):
     assert any(u.startswith(f"{svc.url}/eval/compare?") for u in requests), requests
     assert any(u == f"{svc.url}/benchmarks" for u in requests), requests
     assert any(u == f"{svc.url}/profiles" for u in requests), requests
+    assert any(u == f"{svc.url}/webhooks" for u in requests), requests
     assert not errors, errors

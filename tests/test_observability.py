@@ -70,6 +70,11 @@ def test_metrics_request_ids_and_json_logs_over_http(tmp_path):
         assert 0 < value(found, "snapdex_cache_bytes", cache="answers", kind="used") <= \
             value(found, "snapdex_cache_bytes", cache="answers", kind="limit")
         assert value(found, "snapdex_memory_rss_bytes", component="query_vectors_cache") > 0
+        # What the shipped alert rules read (deploy/prometheus/alerts.yml).
+        assert value(found, "snapdex_dependency_up", dependency="catalog") == 1
+        assert value(found, "snapdex_dependency_up", dependency="vector_store") == 1
+        assert value(found, "snapdex_gate_floor", metric="recall@10") == 0.8
+        assert value(found, "snapdex_jobs_oldest_age_seconds", tenant="obs", status="queued") == 0
         # The default backend (ONNX int8) serves without torch: its libraries are not even mapped.
         maps = open(f"/proc/{svc.proc.pid}/maps").read()
         assert "onnxruntime" in maps and "libtorch" not in maps

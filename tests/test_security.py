@@ -18,7 +18,7 @@ from db.engine import Database
 from eval.profiles import ProfileStore
 from snapdex.keys import digest
 from tests.benchmark_runs import peer_run
-from tests.procs import REPO, auth, key_for, keys_env, snapdex_env, snapdex_serve, wait_until
+from tests.procs import REPO, auth, free_port, key_for, keys_env, snapdex_env, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,8 @@ def operations(openapi: dict) -> set[tuple[str, str]]:
 
 def test_a_key_never_reaches_another_tenants_data(tmp_path):
     data = tmp_path / "data"
-    with snapdex_serve(data, tenants=("alpha", "beta"), SNAPDEX_GATE_FLOORS="{}") as svc:
+    with snapdex_serve(data, tenants=("alpha", "beta"), SNAPDEX_GATE_FLOORS="{}",
+                       SNAPDEX_WEBHOOK_ALLOW_PRIVATE="true") as svc:
         c, A, B = svc.client, auth("alpha"), auth("beta")
         job = c.post("/ingest", json={"documents": DOCS}, headers=A).json()["job_id"]
         snap = svc.wait_job(job, headers=A)["snapshot"]
@@ -109,12 +110,18 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         profiles = ProfileStore(Database(data / "catalog.sqlite3"))
         tuning_id = profiles.create_tuning("alpha", {"folds": 5}).id
         profiles.record("alpha", {"fusion": "rrf"}, {"tuned_cv": 0.9}, "alpha's own", tuning_id, adopt=True)
+        # A webhook of alpha's (nothing listens there: its deliveries only fail) and one delivery of it.
+        nowhere = f"http://127.0.0.1:{free_port()}/alpha-hook"
+        hook = c.post("/webhooks", json={"url": nowhere, "events": ["job.failed"]}, headers=A).json()
+        assert c.post(f"/webhooks/{hook['id']}/test", headers=A).status_code == 202
+        delivery = c.get(f"/webhooks/{hook['id']}/deliveries", headers=A).json()["deliveries"][0]["id"]
 
         # Without a key, or with one that is not valid, every operation but /health is 401 (docs included).
         spec = c.get("/openapi.json", headers=A).json()
         for method, path in sorted(operations(spec) | {("GET", "/docs"), ("GET", "/openapi.json")}):
             url = path.format(job_id=job, snap_hash=snap, doc_id="ledger", name="qa", run_id=run_id,
-                              benchmark_id=bench_id, tuning_id=tuning_id, version=1)
+                              benchmark_id=bench_id, tuning_id=tuning_id, version=1,
+                              webhook_id=hook["id"], delivery_id=delivery)
             for headers in ({"Authorization": ""}, {"Authorization": "Bearer sdx_wrong"},
                             {"Authorization": "", "X-API-Key": "nope"}):
                 r = c.request(method, url, headers=headers)
@@ -148,6 +155,14 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("GET", "/profiles"): ("/profiles", {}, {200}),
             ("POST", "/profiles/rollback"): ("/profiles/rollback", {}, {409}),
             ("POST", "/profiles/{version}/activate"): ("/profiles/1/activate", {}, {404}),
+            ("POST", "/webhooks"): ("/webhooks", {"json": {"url": "http://127.0.0.1:9/b", "events": ["job.failed"]}},
+                                    {201}),  # beta's own
+            ("GET", "/webhooks"): ("/webhooks", {}, {200}),
+            ("DELETE", "/webhooks/{webhook_id}"): (f"/webhooks/{hook['id']}", {}, {404}),
+            ("POST", "/webhooks/{webhook_id}/test"): (f"/webhooks/{hook['id']}/test", {}, {404}),
+            ("GET", "/webhooks/{webhook_id}/deliveries"): (f"/webhooks/{hook['id']}/deliveries", {}, {404}),
+            ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): (
+                f"/webhooks/{hook['id']}/deliveries/{delivery}/redeliver", {}, {404}),
             ("GET", "/dashboard"): ("/dashboard", {}, {200}),
             ("GET", "/dashboard/assets/{name}"): ("/dashboard/assets/dashboard.js", {}, {200}),  # code, no data
             ("POST", "/dashboard/login"): ("/dashboard/login", {"data": {"key": key_for("beta")}}, {303}),
@@ -160,7 +175,8 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("GET", "/health"): ("/health", {}, {200}),
         }
         assert set(cases) == operations(spec), operations(spec) ^ set(cases)
-        secrets = ("ledger", "gateway", snap, job, run_id, tuning_id, "alpha's own")
+        secrets = ("ledger", "gateway", snap, job, run_id, tuning_id, "alpha's own", hook["secret"], hook["id"], delivery,
+                   "alpha-hook")
         for (method, _), (url, kw, allowed) in cases.items():
             r = c.request(method, url, headers=B, follow_redirects=False, **kw)
             assert r.status_code in allowed, (method, url, r.status_code, r.text[:300])
@@ -190,6 +206,7 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         assert [s["name"] for s in c.get("/eval/query-sets", headers=A).json()["query_sets"]] == ["qa"]
         assert c.get(f"/jobs/{job}", headers=A).json()["status"] == "succeeded"
         assert c.get("/profiles", headers=A).json()["live"] == 1
+        assert [h["id"] for h in c.get("/webhooks", headers=A).json()["webhooks"]] == [hook["id"]]
 
 
 def test_settings_keys_are_checked_at_start_up(tmp_path):

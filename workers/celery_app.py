@@ -11,6 +11,10 @@ from snapdex.settings import Settings
 
 app = Celery("snapdex", include=["workers.tasks"])
 
+DEFAULT_QUEUE = "celery"  # ingest, builds, evaluations, tuning (snapdex_queue_messages counts it)
+# Webhook deliveries have their own queue: an alert must not wait behind a long ingest job or a build.
+WEBHOOK_QUEUE = "snapdex-webhooks"
+
 
 def configure(settings: Settings) -> Celery:
     redis_broker = settings.broker_url.startswith(("redis://", "rediss://"))
@@ -23,6 +27,8 @@ def configure(settings: Settings) -> Celery:
         result_backend=settings.result_backend,
         task_ignore_result=settings.result_backend is None,
         task_serializer="json",
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={"snapdex.deliver_webhook": {"queue": WEBHOOK_QUEUE}},
         accept_content=["json"],
         # Nothing lost on a crash: a message is acknowledged only after its task returns, and a worker that
         # dies mid-task gives the message back. Tasks are idempotent, so running one twice is safe.
@@ -49,14 +55,15 @@ def configure(settings: Settings) -> Celery:
 class EmbeddedWorker:
     """A worker inside the service's own process: the embedded engines allow one process per data folder."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, queues: list[str] | None = None, name: str = "embedded") -> None:
         # Celery sets the root logger's level to the worker's: keep the level the service was started with.
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         self.worker = app.Worker(
             pool="threads", concurrency=concurrency, without_heartbeat=True, without_mingle=True,
-            without_gossip=True, loglevel=level, quiet=True,
+            without_gossip=True, loglevel=level, quiet=True, queues=queues or [DEFAULT_QUEUE, WEBHOOK_QUEUE],
+            hostname=f"{name}@%h",
         )
-        self.thread = threading.Thread(target=self.worker.start, name="celery-embedded-worker", daemon=True)
+        self.thread = threading.Thread(target=self.worker.start, name=f"celery-{name}-worker", daemon=True)
         self.thread.start()
 
     def stop(self, grace_s: float) -> bool:

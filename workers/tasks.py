@@ -78,3 +78,10 @@ def evaluate(self, tenant: str, query_set: str | None = None, snapshot: str | No
     """After a query set upload, or on request: score kept snapshots. Finished runs are reused, so a
     redelivered message repeats nothing."""
     return [r.id for r in get_runtime().evaluator.evaluate_kept(tenant, query_set, snapshot, trigger)]
+
+
+@app.task(name="snapdex.deliver_webhook", **TASK_OPTIONS)
+def deliver_webhook(self, delivery_id: str) -> str | None:
+    """One attempt at one delivery (notify/delivery.py). Its retries are scheduled in the catalog, not here: the
+    sweeper enqueues the delivery again when its next attempt is due, for up to ~24 h."""
+    return get_runtime().deliverer.deliver(delivery_id)

@@ -599,6 +599,50 @@
     });
   }
 
+  // --- webhooks: each one and its last deliveries (GET /webhooks, then its delivery log) ------------------------
+
+  function deliveryItem(d) {
+    var answer = d.status_code === null ? (d.attempts ? "no answer" : "not tried yet") : "HTTP " + d.status_code;
+    var next = d.status === "pending" && d.next_attempt_at ? " · next try " + fmtTime(d.next_attempt_at) : "";
+    return '<li data-testid="webhook-delivery" data-status="' + esc(d.status) + '" data-id="' + esc(d.id) + '">' +
+      '<span class="badge delivery ' + esc(d.status) + '">' + esc(d.status) + "</span> " +
+      '<code>' + esc(d.event_type) + "</code> " +
+      '<span class="muted small">' + esc(answer) + (d.latency_ms === null ? "" : " · " + fixed(d.latency_ms, 0) + " ms") +
+      " · " + esc(d.attempts) + " attempt" + (d.attempts === 1 ? "" : "s") + " · " + esc(fmtTime(d.created_at)) +
+      esc(next) + "</span>" + (d.error ? '<div class="muted small error-line">' + esc(d.error) + "</div>" : "") +
+      "</li>";
+  }
+
+  function loadDeliveries(row) {
+    var cell = row.querySelector('[data-col="deliveries"]');
+    getJSON("/webhooks/" + encodeURIComponent(row.dataset.id) + "/deliveries?limit=5", {headers: {"X-Tenant": tenant}})
+      .then(function (body) {
+        cell.innerHTML = body.deliveries.length ? '<ul class="deliveries">' + body.deliveries.map(deliveryItem)
+          .join("") + "</ul>" : '<span class="muted">none yet</span>';
+        row.dataset.state = "loaded";
+      })
+      .catch(function (e) {
+        cell.innerHTML = '<span class="error">' + esc(e.message) + "</span>";
+        row.dataset.state = "error";
+      });
+  }
+
+  function loadWebhooks() {
+    loadCard("webhook", "/webhooks", "Webhooks", function (body) {
+      if (!body.webhooks.length) return false;
+      $("webhook-rows").innerHTML = body.webhooks.map(function (h) {
+        return '<tr data-testid="webhook-row" data-id="' + esc(h.id) + '" data-state="loading">' +
+          '<td data-col="url"><code>' + esc(h.url) + '</code><div class="muted small">' + esc(h.id) +
+          (h.description ? " · " + esc(h.description) : "") + "</div></td>" +
+          '<td data-col="events" class="small">' + h.events.map(esc).join("<br>") + "</td>" +
+          '<td data-col="deliveries"><span class="muted">loading…</span></td></tr>';
+      }).join("");
+      $("webhook-table").hidden = false;
+      document.querySelectorAll('[data-testid="webhook-row"]').forEach(loadDeliveries);
+      return true;
+    });
+  }
+
   // --- wiring --------------------------------------------------------------------------------------------------
 
   function main() {
@@ -627,6 +671,7 @@
     window.__tableDrawnAt = performance.now(); // for the bench: the page is usable before the chart is drawn
     loadBenchmarks();
     loadProfiles();
+    loadWebhooks();
     $("profile-rollback").addEventListener("click", function (e) { rollbackProfile(e.currentTarget); });
     $("compare-form").addEventListener("submit", function (e) { e.preventDefault(); compare(); });
     $("snapshot-rows").addEventListener("click", function (e) {

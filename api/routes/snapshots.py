@@ -3,12 +3,18 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep, TenantDep
+from api.auth import Principal
+from api.deps import PrincipalDep, RuntimeDep, TenantDep
 from api.enqueue import enqueue
 from api.schemas import RebuildResponse, SnapshotListResponse, SnapshotResponse, SwitchResponse, errors
 from snapdex.runtime import Runtime
 
 router = APIRouter(tags=["snapshots"], responses=errors(404, 409, 422, 503))
+
+
+def who(principal: Principal) -> str:
+    """Who switched by hand, as events and logs name them: the API key's public id (never the key)."""
+    return f"api key {principal.key_id}" if principal.key_id else "keyless caller"
 
 
 def _listing(rt: Runtime, tenant: str) -> SnapshotListResponse:
@@ -32,18 +38,18 @@ async def rebuild(tenant: TenantDep) -> RebuildResponse:
 
 
 @router.post("/snapshots/rollback", response_model=SwitchResponse, summary="Make the previous live snapshot live again")
-async def rollback(rt: RuntimeDep, tenant: TenantDep) -> SwitchResponse:
+async def rollback(rt: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> SwitchResponse:
     try:
-        left, live = await run_in_threadpool(rt.snapshots.rollback, tenant)
+        left, live = await run_in_threadpool(rt.snapshots.rollback, tenant, who(principal))
     except LookupError as e:
         raise HTTPException(status_code=409, detail=str(e)) from e
     return SwitchResponse(tenant=tenant, live=live, previous=left)
 
 
 @router.post("/snapshots/{snap_hash}/promote", response_model=SwitchResponse, summary="Make a built snapshot live")
-async def promote(snap_hash: str, rt: RuntimeDep, tenant: TenantDep) -> SwitchResponse:
+async def promote(snap_hash: str, rt: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> SwitchResponse:
     try:
-        previous = await run_in_threadpool(rt.snapshots.promote, tenant, snap_hash)
+        previous = await run_in_threadpool(rt.snapshots.promote, tenant, snap_hash, who(principal))
     except KeyError as e:
         raise HTTPException(status_code=404, detail=str(e.args[0])) from e
     except ValueError as e:

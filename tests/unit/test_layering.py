@@ -8,7 +8,8 @@ import sys
 
 from tests.procs import REPO
 
-PROJECT = ("api", "workers", "index_snapshots", "eval", "ingest", "retrieval", "encoders", "store", "snapdex", "db")
+PROJECT = ("api", "workers", "index_snapshots", "eval", "ingest", "retrieval", "encoders", "store", "snapdex", "db",
+           "notify")
 
 
 def loaded_after(module: str) -> set[str]:
@@ -26,3 +27,9 @@ def test_settings_and_cli_import_nothing_of_the_api():
 def test_the_catalog_package_sits_at_the_bottom():
     for module in ("db", "db.tables", "db.locks", "db.migrate", "db.transfer"):
         assert loaded_after(module) == {"db"}, module
+
+
+def test_the_webhooks_package_sits_just_above_the_catalog():
+    """ingest/ and index_snapshots/ write events in their own transactions, so notify/ reaches nothing above db/."""
+    for module in ("notify", "notify.store", "notify.delivery", "notify.secrets"):
+        assert loaded_after(module) == {"db", "notify"}, module
