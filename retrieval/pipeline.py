@@ -15,6 +15,7 @@ import numpy as np
 from encoders.dense import Embedder, input_windows
 from encoders.lexical import TOKENIZER_VERSION, query_vector
 from retrieval.cache import BoundedCache
+from retrieval.context import add_highlights
 from retrieval.late_interaction import LateInteractionWeights
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate, Query, QueryRewriter, Reranker, RewrittenQuery
@@ -223,6 +224,10 @@ class RetrievalPipeline:
         kept, dropped = prune(candidates, top_k, prune_config)
         self._leg_scores(query, kept)
         lap("prune")
+        if windows and vector is not None:
+            add_highlights(self.store, collection, kept, query.window_query if query.window_query is not None
+                           else vector)
+            lap("highlights")
         recipe = self._recipe(stages, rewriter, rewritten, reranker, vector is not None, prune_config)
         if embedded is not None and embedded.rows is not None:
             # What was done to a query past the model's input, for this answer.

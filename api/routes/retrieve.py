@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import asdict
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.ratelimit import RetrieveLimit
-from api.schemas import (ErrorResponse, HitScores, HitSource, RetrieveHit, RetrieveRequest, RetrieveResponse,
-                         check_query_chars, errors)
+from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource, RetrieveHit,
+                         RetrieveRequest, RetrieveResponse, check_query_chars, errors)
 from index_snapshots.querying import Answer
+from retrieval.context import Context
+from retrieval.types import Candidate
 from index_snapshots.resolve import SnapshotNotFound
 from snapdex.logs import request_id_var, text_digest
 from store.base import StoreUnavailable
@@ -29,16 +32,29 @@ def _record(request: Request, tenant: str, query: str, answer: Answer) -> None:
                                 "timings_ms": answer.timings_ms, "warnings": len(answer.warnings)})
 
 
+def _hit(h: Candidate) -> RetrieveHit:
+    # The hit's place is in its first document's stored text (another source's may differ in white space).
+    place = h.payload["sources"][0] if h.payload.get("sources") else {}
+    start = place.get("start")
+    return RetrieveHit(
+        chunk_id=h.payload["chunk_hash"], doc_id=h.payload["doc_ids"][0],
+        sources=[HitSource(**s) for s in h.payload["sources"]], text=h.payload["text"], score=h.score,
+        scores=HitScores(**{k: v for k, v in h.scores.items() if k in HitScores.model_fields}),
+        metadata=h.payload.get("metadata", {}), start=start, end=place.get("end"), pages=place.get("pages") or [],
+        headings=place.get("headings") or [],
+        highlights=[Highlight(start=a + (start or 0), end=b + (start or 0), score=sc) for a, b, sc in h.highlights])
+
+
+def _context(block: Context) -> ContextResponse:
+    return ContextResponse(tokenizer=block.tokenizer, tokens=block.tokens, passages=[
+        ContextPassage(**{**asdict(p), "highlights": [Highlight(start=a, end=b, score=s) for a, b, s in p.highlights]})
+        for p in block.passages])
+
+
 def _response(answer: Answer, request_id: str) -> RetrieveResponse:
-    hits = [
-        RetrieveHit(chunk_id=h.payload["chunk_hash"], doc_id=h.payload["doc_ids"][0],
-                    sources=[HitSource(**s) for s in h.payload["sources"]], text=h.payload["text"], score=h.score,
-                    scores=HitScores(**{k: v for k, v in h.scores.items() if k in HitScores.model_fields}),
-                    metadata=h.payload.get("metadata", {}))
-        for h in answer.hits
-    ]
-    return RetrieveResponse(hits=hits, snapshot=answer.snapshot, recipe=answer.recipe, timings_ms=answer.timings_ms,
-                            request_id=request_id, cached=answer.cached, warnings=answer.warnings)
+    return RetrieveResponse(hits=[_hit(h) for h in answer.hits], snapshot=answer.snapshot, recipe=answer.recipe,
+                            timings_ms=answer.timings_ms, request_id=request_id, cached=answer.cached,
+                            warnings=answer.warnings, context=_context(answer.context) if answer.context else None)
 
 
 @router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
@@ -47,8 +63,9 @@ async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, 
                    _: RetrieveLimit) -> RetrieveResponse:
     try:
         check_query_chars(req.query, settings.max_query_chars)
+        context = req.context.config() if req.context else None
         answer = await run_in_threadpool(rt.searcher.search, tenant, req.query, req.top_k, req.filters, req.snapshot,
-                                         **req.options.model_dump())
+                                         context=context, **req.options.model_dump())
     except SnapshotNotFound as e:
         raise HTTPException(status_code=404, detail=str(e)) from e
     except ValueError as e:  # bad filters, or a stage this service has not configured: the message names it
