@@ -198,6 +198,47 @@ class DeleteDocumentResponse(BaseModel):
     rebuild: Literal["queued"] = "queued"
 
 
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str | None
+    source: str | None
+    status: str = Field(description="indexed | near_duplicate")
+    metadata: dict[str, Any]
+    content_hash: str | None = Field(description="SHA-256 of the normalised text: equal for equal content")
+    chunks: int
+    snapshots: list[str] = Field(description="readable snapshots holding its chunks, the live one first")
+
+
+class DocumentListResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"documents": [{
+        "doc_id": "handbook", "title": "Employee handbook", "source": "handbook.docx", "status": "indexed",
+        "metadata": {"team": "hr"}, "content_hash": "9f2c" + "0" * 60, "chunks": 12, "snapshots": ["ab12" + "0" * 60]}],
+        "next_cursor": "aGFuZGJvb2s"}]})
+
+    documents: list[DocumentSummary]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")
+
+
+class DocumentResponse(DocumentSummary):
+    text: str | None = Field(description="the stored text: what chunk, hit and passage offsets index into")
+    pages: list[list[int]] = Field(default_factory=list, description="[offset, page] where each PDF page starts")
+
+
+class DocumentChunk(BaseModel):
+    index: int = Field(description="its place among the document's chunks")
+    chunk_id: str
+    text: str = Field(description="stored text[start:end]")
+    start: int | None
+    end: int | None
+    pages: list[int]
+    headings: list[str]
+
+
+class DocumentChunksResponse(BaseModel):
+    doc_id: str
+    chunks: list[DocumentChunk]
+
+
 class RetrieveOptions(BaseModel):
     """Per-request overrides of the ranking stages; anything left out uses the service's defaults."""
 
@@ -355,6 +396,22 @@ class RetrieveResponse(BaseModel):
     cached: bool = Field(default=False, description="served from the result cache (same snapshot, same request)")
     warnings: list[str] = Field(default_factory=list)
     context: ContextResponse | None = Field(default=None, description="when the request asked for it")
+
+
+MAX_BATCH = 64
+
+
+class RetrieveBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"requests": [
+        {"query": "how long is parental leave?", "top_k": 5},
+        {"query": "who approves expenses?", "top_k": 5, "context": {"max_tokens": 800}}]}]})
+
+    requests: list[RetrieveRequest] = Field(min_length=1, max_length=MAX_BATCH, description=(
+        f"up to {MAX_BATCH} retrieve requests, answered in order; their query vectors are made in one model batch"))
+
+
+class RetrieveBatchResponse(BaseModel):
+    answers: list[RetrieveResponse] = Field(description="one per request, each what POST /retrieve answers")
 
 
 # --- recall tracking -------------------------------------------------------------------------------------

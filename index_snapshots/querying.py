@@ -89,6 +89,12 @@ class SnapshotSearcher:
         answer = self._search(tenant, query, top_k, filters, snapshot, use_cache, profile, **stage_overrides)
         return self.with_context(tenant, answer, context) if context is not None else answer
 
+    def search_batch(self, tenant: str, requests: list[dict]) -> list[Answer]:
+        """Many searches (each a `search` keyword set) with their query vectors made in one model batch; each
+        answer is the one `search` gives alone."""
+        self.pipeline.embed_queries([r["query"] for r in requests])
+        return [self.search(tenant, **r) for r in requests]
+
     def with_context(self, tenant: str, answer: Answer, context: ContextConfig) -> Answer:
         """The answer with its context block, read from the snapshot that answered (a new Answer: a cached one is
         shared)."""

@@ -81,6 +81,14 @@ def unique_hashes(chunks: Sequence[Chunk]) -> list[str]:
     return [c.hash for c in unique_chunks(chunks)]
 
 
+def _matches(metadata: dict, wanted: dict) -> bool:
+    for k, v in wanted.items():
+        have = metadata.get(k)
+        if not (have == v or (isinstance(have, list) and v in have)):
+            return False
+    return True
+
+
 # The statements of the ingest path, built once (bindparams named apart from the columns an UPDATE sets).
 _d, _c = documents.c, chunks_table.c
 _DOCUMENT = select(documents).where(_d.tenant == bindparam("t"), _d.doc_id == bindparam("d"))
@@ -145,6 +153,27 @@ class Catalog:
         rows = [DocumentRow.from_row(r) for r in self.db.all(stmt)]
         rows.sort(key=lambda d: d.doc_id)
         return iter(rows)
+
+    def page(self, tenant: str, limit: int, after: str | None = None, metadata: dict | None = None
+             ) -> tuple[list[DocumentRow], str | None]:
+        """Up to `limit` of the tenant's documents (deleted ones aside) by doc_id after `after`, those whose metadata
+        has every given field equal to the value (or, for a list, holding it); and the doc_id to continue after, or
+        None at the end. Filtering is done here, page by page of the index order, so a cursor stays valid."""
+        d = documents.c
+        out: list[DocumentRow] = []
+        while True:
+            stmt = select(documents).where(d.tenant == tenant, d.status != "deleted")
+            if after is not None:
+                stmt = stmt.where(d.doc_id > after)
+            rows = [DocumentRow.from_row(r) for r in self.db.all(stmt.order_by(d.doc_id).limit(500))]
+            for row in rows:
+                if _matches(row.metadata, metadata or {}):
+                    out.append(row)
+                    if len(out) > limit:
+                        return out[:limit], out[limit - 1].doc_id
+            if len(rows) < 500:
+                return out, None
+            after = rows[-1].doc_id
 
     def minhashes(self, tenant: str) -> Iterator[tuple[str, bytes]]:
         d = documents.c

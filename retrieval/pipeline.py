@@ -172,6 +172,20 @@ class RetrievalPipeline:
         self.vectors.put(key, out)
         return out
 
+    def embed_queries(self, texts: list[str]) -> None:
+        """Put the query vectors of many texts in the cache with one model batch (what embed_query would make of
+        each: a text that fits the model's input is its unit vector); longer texts are left to embed_query."""
+        todo = [t for t in dict.fromkeys(texts) if self.vectors.get((self.embedder.model_id, (t,))) is None]
+        if not todo:
+            return
+        counts = self.embedder.count_tokens(todo)
+        fits = [(t, n) for t, n in zip(todo, counts) if len(input_windows(self.embedder, t, n)) == 1]
+        if not fits:
+            return
+        vecs = np.asarray(self.embedder.embed([t for t, _ in fits]), dtype=np.float32)
+        for (t, n), v in zip(fits, vecs):
+            self.vectors.put((self.embedder.model_id, (t,)), QueryEmbedding(_unit(np.mean([v], axis=0)), None, n))
+
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
             dense: bool = True, windows: bool = True) -> PipelineResult:
         """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict
 
 from fastapi import APIRouter, HTTPException, Request
@@ -9,8 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.ratelimit import RetrieveLimit
-from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource, RetrieveHit,
-                         RetrieveRequest, RetrieveResponse, check_query_chars, errors)
+from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
+                         RetrieveBatchRequest, RetrieveBatchResponse, RetrieveHit, RetrieveRequest, RetrieveResponse,
+                         check_query_chars, errors)
 from index_snapshots.querying import Answer
 from retrieval.context import Context
 from retrieval.types import Candidate
@@ -57,15 +59,18 @@ def _response(answer: Answer, request_id: str) -> RetrieveResponse:
                             warnings=answer.warnings, context=_context(answer.context) if answer.context else None)
 
 
-@router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
-             responses={404: {"model": ErrorResponse, "description": "no live snapshot, or the pinned one is not readable"}})
-async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep, request: Request,
-                   _: RetrieveLimit) -> RetrieveResponse:
+def _call(req: RetrieveRequest, settings) -> dict:
+    """A request as `SnapshotSearcher.search` keywords; bad input raises ValueError (a 422)."""
+    check_query_chars(req.query, settings.max_query_chars)
+    return {"query": req.query, "top_k": req.top_k, "filters": req.filters, "snapshot": req.snapshot,
+            "context": req.context.config() if req.context else None, **req.options.model_dump()}
+
+
+@contextmanager
+def _answering():
+    """The errors of a search, as HTTP answers."""
     try:
-        check_query_chars(req.query, settings.max_query_chars)
-        context = req.context.config() if req.context else None
-        answer = await run_in_threadpool(rt.searcher.search, tenant, req.query, req.top_k, req.filters, req.snapshot,
-                                         context=context, **req.options.model_dump())
+        yield
     except SnapshotNotFound as e:
         raise HTTPException(status_code=404, detail=str(e)) from e
     except ValueError as e:  # bad filters, or a stage this service has not configured: the message names it
@@ -73,5 +78,27 @@ async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, 
     except StoreUnavailable as e:
         raise HTTPException(status_code=503, detail="vector store unavailable",
                             headers={"Retry-After": str(max(int(e.retry_after), 1))}) from e
+
+
+@router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
+             responses={404: {"model": ErrorResponse, "description": "no live snapshot, or the pinned one is not readable"}})
+async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep, request: Request,
+                   _: RetrieveLimit) -> RetrieveResponse:
+    with _answering():
+        answer = await run_in_threadpool(rt.searcher.search, tenant, **_call(req, settings))
     _record(request, tenant, req.query, answer)
     return _response(answer, request_id_var.get() or uuid.uuid4().hex)
+
+
+@router.post("/retrieve/batch", response_model=RetrieveBatchResponse,
+             summary="Many /retrieve requests in one call, their query vectors embedded in one model batch",
+             responses={404: {"model": ErrorResponse, "description": "no live snapshot, or a pinned one is not readable"}})
+async def retrieve_batch(req: RetrieveBatchRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep,
+                         request: Request, _: RetrieveLimit) -> RetrieveBatchResponse:
+    with _answering():
+        calls = [_call(r, settings) for r in req.requests]
+        answers = await run_in_threadpool(rt.searcher.search_batch, tenant, calls)
+    request_id = request_id_var.get() or uuid.uuid4().hex
+    for r, answer in zip(req.requests, answers):
+        _record(request, tenant, r.query, answer)
+    return RetrieveBatchResponse(answers=[_response(a, request_id) for a in answers])
