@@ -211,8 +211,8 @@ class SnapshotBuilder:
             chunks = chunker.chunks(d.text, d.structured, d.page_starts)
             with self.catalog.db.tx() as conn:
                 self.catalog.put_chunks(conn, tenant, [ChunkRow.of(c.hash, c.text) for c in unique_chunks(chunks)])
-                self.catalog.set_chunks(conn, tenant, d.doc_id, chunks, fp)
-            d.chunk_hashes, d.chunker, d.chunk_spans = unique_hashes(chunks), fp, [c.layout() for c in chunks]
+                d.chunk_hashes, d.chunker, d.chunk_spans = unique_hashes(chunks), fp, [c.layout() for c in chunks]
+                self.catalog.set_chunks(conn, tenant, d.doc_id, d.chunk_hashes, fp, d.chunk_spans)
         log.warning("re-chunked %d documents of %s for chunker %s", len(stale), tenant, fp)
         return docs
 

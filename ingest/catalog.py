@@ -133,9 +133,11 @@ class Catalog:
             {"tenant": tenant, "chunk_hash": c.chunk_hash, "text": c.text, "terms": json.dumps(c.terms, sort_keys=True)}
             for c in chunks])
 
-    def set_chunks(self, conn: Connection, tenant: str, doc_id: str, chunks: Sequence[Chunk], chunker: str) -> None:
-        conn.execute(_SET_CHUNKS, {"t": tenant, "d": doc_id, "hashes": json.dumps(unique_hashes(chunks)),
-                                   "fp": chunker, "spans": json.dumps([c.layout() for c in chunks])})
+    def set_chunks(self, conn: Connection, tenant: str, doc_id: str, chunk_hashes: list[str], chunker: str,
+                   chunk_spans: list[list] | None = None) -> None:
+        """A re-chunked document's chunks (`chunk_spans`: Chunk.layout() entries, None if they have no offsets)."""
+        conn.execute(_SET_CHUNKS, {"t": tenant, "d": doc_id, "hashes": json.dumps(chunk_hashes), "fp": chunker,
+                                   "spans": None if chunk_spans is None else json.dumps(chunk_spans)})
 
     def mark_deleted(self, tenant: str, doc_id: str) -> bool:
         d = documents.c

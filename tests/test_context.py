@@ -123,3 +123,18 @@ def test_unknown_tokenizer_and_bad_expansion_are_refused(rt):
     with pytest.raises(ValueError, match="neighbors=9"):
         ContextConfig(100, 9)
     assert token_counter("o200k_base", rt.embedder).count(["hello world"]) == [2]
+
+
+def test_documents_chunked_before_offsets_are_rechunked_by_the_next_build(rt):
+    ingest(rt, [text_doc("old", "An old document about brass bells. " * 30)], tenant="legacy")
+    before = rt.manifest.live("legacy").hash
+    doc = rt.catalog.get_document("legacy", "old")
+    with rt.catalog.db.tx() as conn:  # as a release before offsets left it: another chunker, no spans
+        rt.catalog.set_chunks(conn, "legacy", "old", doc.chunk_hashes, "0123456789abcdef")
+    rt.snapshots.rebuild("legacy")
+    doc = rt.catalog.get_document("legacy", "old")
+    assert doc.chunk_spans and doc.chunker == rt.chunker_config.fingerprint()
+    _, records = _points(rt, "legacy")
+    assert all(doc.text[r.payload["sources"][0]["start"]:r.payload["sources"][0]["end"]] == r.payload["text"]
+               for r in records)
+    assert rt.manifest.live("legacy").hash == before  # same chunks, same snapshot: nothing else changed
