@@ -235,9 +235,9 @@ _WORD_END = re.compile(r"\S+")
 
 class _Builder:
     def __init__(self, store: VectorStore, collection: str, counter: TokenCounter, config: ContextConfig,
-                 point_id: Callable[[str], str]) -> None:
+                 point_id: Callable[[str], str], sentences: Callable[[str], list[tuple[int, int]]]) -> None:
         self.store, self.collection, self.counter, self.config = store, collection, counter, config
-        self.point_id = point_id
+        self.point_id, self.sentences = point_id, sentences
         self.runs: list[_Run] = []
         self.total = 0
         self._counts: dict[str, int] = {}
@@ -322,11 +322,9 @@ class _Builder:
     def _cut(self, text: str, budget: int) -> str:
         """The longest prefix of whole sentences within `budget` tokens (of whole words if not even the first
         sentence fits); never a word cut in two."""
-        from ingest.windows import sentence_spans
-
         if budget <= 0:
             return ""
-        for ends in ([b for _, b in sentence_spans(text)], [m.end() for m in _WORD_END.finditer(text)]):
+        for ends in ([b for _, b in self.sentences(text)], [m.end() for m in _WORD_END.finditer(text)]):
             lo, hi = 0, len(ends)  # the largest k with count(text[:ends[k-1]]) <= budget
             while lo < hi:
                 mid = (lo + hi + 1) // 2
@@ -399,9 +397,12 @@ class _Builder:
 
 
 def build_context(hits: list[Candidate], store: VectorStore, collection: str, counter: TokenCounter,
-                  config: ContextConfig, point_id: Callable[[str], str]) -> Context:
-    """The hits (best first) as passages within `config.max_tokens` counted by `counter`."""
-    builder = _Builder(store, collection, counter, config, point_id)
+                  config: ContextConfig, point_id: Callable[[str], str],
+                  sentences: Callable[[str], list[tuple[int, int]]]) -> Context:
+    """The hits (best first) as passages within `config.max_tokens` counted by `counter`. `point_id` names a chunk's
+    point, `sentences` gives the sentence spans of a text (where a passage the budget ends in is cut): the
+    snapshot builder's and the chunker's own."""
+    builder = _Builder(store, collection, counter, config, point_id, sentences)
     for rank, hit in enumerate(hits):
         if not builder.add_hit(rank, hit):
             break

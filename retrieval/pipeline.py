@@ -187,9 +187,10 @@ class RetrievalPipeline:
             self.vectors.put((self.embedder.model_id, (t,)), QueryEmbedding(_unit(np.mean([v], axis=0)), None, n))
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
-            dense: bool = True, windows: bool = True) -> PipelineResult:
+            dense: bool = True, windows: bool = True, highlights: bool = False) -> PipelineResult:
         """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model.
-        `windows=False`: the snapshot holds no sentence-window vectors."""
+        `windows=False`: the snapshot holds no sentence-window vectors. `highlights`: set each hit's best sentence
+        windows (one more read of the snapshot, for the hits' window vectors)."""
         prune_config = self.prune_for(stages)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -238,7 +239,7 @@ class RetrievalPipeline:
         kept, dropped = prune(candidates, top_k, prune_config)
         self._leg_scores(query, kept)
         lap("prune")
-        if windows and vector is not None:
+        if highlights and windows and vector is not None:
             add_highlights(self.store, collection, kept, query.window_query if query.window_query is not None
                            else vector)
             lap("highlights")

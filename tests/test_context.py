@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from index_snapshots.builder import point_id
 from ingest.jobs import NewDocument
+from ingest.windows import sentence_spans
 from retrieval.context import ContextConfig, build_context, token_counter
 from tests.helpers import ingest, make_runtime, text_doc
 
@@ -62,13 +65,17 @@ def test_hits_and_context_over_a_search(rt):
     ingest(rt, [text_doc("story", story, title="Story"), text_doc("manual", manual)], tenant="ctx")
     docs = {d.doc_id: d for d in rt.catalog.documents("ctx")}
     answer = rt.searcher.search("ctx", "miller number 40 ground flour", 6,
-                                context=ContextConfig(300, 1, 2))
+                                context=ContextConfig(300, 1, 2), highlights=True)
     for h in answer.hits:
         s = h.payload["sources"][0]
         assert docs[s["doc_id"]].text[s["start"]:s["end"]] == h.text
         for a, b, _ in h.highlights:
             assert 0 <= a < b <= len(h.text)
     assert any(h.highlights for h in answer.hits)
+    # The late-interaction stage's own window scores: the best highlight scores what ranked the hit.
+    for h in answer.hits:
+        if h.highlights and h.scores.get("windows") is not None:
+            assert max(s for _, _, s in h.highlights) == pytest.approx(h.scores["windows"], abs=1e-4)
     block = answer.context
     assert block.tokens == sum(p.tokens for p in block.passages) <= 300
     assert [p.citation for p in block.passages] == [f"[{i}]" for i in range(1, len(block.passages) + 1)]
@@ -86,35 +93,49 @@ def test_hits_and_context_over_a_search(rt):
     assert plain.context is None and [h.id for h in plain.hits] == [h.id for h in answer.hits]
 
 
-def test_budget_is_never_exceeded_and_expansion_stays_in_its_document(rt):
-    """Property test over random corpora and budgets (seeded: every run checks the same cases)."""
-    rng = random.Random(16)
-    words = "river stone cloud maple copper lantern violet harbor falcon meadow quartz ember".split()
-    docs = []
-    for d in range(6):
-        sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 14))).capitalize() + "."
-                     for _ in range(rng.randint(3, 60))]
-        text = " ".join(sentences) if d % 2 else "# Doc\n\n" + "\n\n## Part\n\n".join(
-            " ".join(sentences[i:i + 7]) for i in range(0, len(sentences), 7))
-        docs.append(text_doc(f"d{d}", text))
-    ingest(rt, docs, tenant="prop")
-    stored = {d.doc_id: d.text for d in rt.catalog.documents("prop")}
-    live = rt.manifest.live("prop")
-    for tokenizer in (None, "cl100k_base"):
-        counter = token_counter(tokenizer, rt.embedder)
-        for _ in range(25):
-            query = " ".join(rng.choice(words) for _ in range(3))
-            answer = rt.searcher.search("prop", query, rng.randint(1, 12))
-            config = ContextConfig(rng.choice([1, 5, 20, 60, 150, 400, 1200]), rng.choice([0, 1, 2, 3, "section"]),
-                                   rng.choice([None, 1, 2]), tokenizer)
-            block = build_context(answer.hits, rt.store, live.collection, counter, config, point_id)
-            assert block.tokens == sum(p.tokens for p in block.passages) <= config.max_tokens
-            for p in block.passages:
-                assert counter.count([p.text])[0] == p.tokens
-                assert stored[p.doc_id][p.start:p.end] == p.text  # one document's text, exactly: never crossed
-            spans = sorted((p.doc_id, p.start, p.end) for p in block.passages)
-            for a, b in zip(spans, spans[1:]):
-                assert a[0] != b[0] or a[2] <= b[1], "two passages of a document overlap"
+WORDS = "river stone cloud maple copper lantern violet harbor falcon meadow quartz ember".split()
+
+
+@pytest.fixture(scope="module")
+def corpora(rt):
+    """Three random corpora (seeded), each a tenant: prose and heading-structured documents of 1 to ~60 sentences."""
+    out = []
+    for seed in (16, 17, 18):
+        rng = random.Random(seed)
+        docs = []
+        for d in range(rng.randint(2, 7)):
+            sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 16))).capitalize() + "."
+                         for _ in range(rng.randint(1, 60))]
+            text = " ".join(sentences) if rng.random() < 0.5 else "# Doc\n\n" + "\n\n## Part\n\n".join(
+                " ".join(sentences[i:i + rng.randint(2, 9)]) for i in range(0, len(sentences), 7))
+            docs.append(text_doc(f"d{d}", text))
+        tenant = f"prop{seed}"
+        ingest(rt, docs, tenant=tenant)
+        out.append((tenant, {d.doc_id: d.text for d in rt.catalog.documents(tenant)}, rt.manifest.live(tenant)))
+    return out
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, 2), words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=4),
+       top_k=st.integers(1, 15), budget=st.integers(1, 1500), expand=st.sampled_from([0, 1, 2, 3, "section"]),
+       per_document=st.sampled_from([None, 1, 2]), tokenizer=st.sampled_from([None, "cl100k_base"]))
+def test_budget_is_never_exceeded_and_expansion_stays_in_its_document(rt, corpora, which, words, top_k, budget,
+                                                                      expand, per_document, tokenizer):
+    tenant, stored, live = corpora[which]
+    counter = token_counter(tokenizer, rt.embedder)
+    answer = rt.searcher.search(tenant, " ".join(words), top_k, highlights=True)
+    config = ContextConfig(budget, expand, per_document, tokenizer)
+    block = build_context(answer.hits, rt.store, live.collection, counter, config, point_id, sentence_spans)
+    assert block.tokens == sum(p.tokens for p in block.passages) <= budget
+    for p in block.passages:
+        assert counter.count([p.text])[0] == p.tokens
+        assert stored[p.doc_id][p.start:p.end] == p.text  # one document's text, exactly: never crossed
+        assert all(p.start <= a < b <= p.end for a, b, _ in p.highlights)
+    spans = sorted((p.doc_id, p.start, p.end) for p in block.passages)
+    for a, b in zip(spans, spans[1:]):
+        assert a[0] != b[0] or a[2] <= b[1], "two passages of a document overlap"
+    if per_document:
+        assert all(sum(p.doc_id == d for p in block.passages) <= per_document for d in stored)
 
 
 def test_unknown_tokenizer_and_bad_expansion_are_refused(rt):

@@ -63,7 +63,7 @@ def _call(req: RetrieveRequest, settings) -> dict:
     """A request as `SnapshotSearcher.search` keywords; bad input raises ValueError (a 422)."""
     check_query_chars(req.query, settings.max_query_chars)
     return {"query": req.query, "top_k": req.top_k, "filters": req.filters, "snapshot": req.snapshot,
-            "context": req.context.config() if req.context else None, **req.options.model_dump()}
+            "context": req.context.config() if req.context else None, "highlights": True, **req.options.model_dump()}
 
 
 @contextmanager
