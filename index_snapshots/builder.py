@@ -113,6 +113,11 @@ class _Layout:
             self.first.setdefault(c.hash, i)
         self.position = {h: i for i, h in enumerate(doc.chunk_hashes)}
 
+    def verbatim(self, chunk_hash: str, text: str) -> bool:
+        i = self.first.get(chunk_hash)
+        return i is not None and self.doc.text is not None and \
+            self.doc.text[self.spans[i].start:self.spans[i].end] == text
+
     def place(self, chunk_hash: str) -> dict:
         out: dict = {"position": self.position[chunk_hash]}
         i = self.first.get(chunk_hash)
@@ -218,6 +223,10 @@ class SnapshotBuilder:
 
     def _point(self, tenant, chunk_hash, row, vector, docs: list[DocumentRow], avgdl: float,
                windows: np.ndarray | None, layouts: dict[str, "_Layout"]) -> Point:
+        # The documents whose stored text holds the chunk verbatim come first (an exact duplicate may differ from
+        # its twin in white space): the first is the hit's document, and its offsets are exact.
+        title = docs[0].title  # the title its window vectors were made under (the first document by id)
+        docs = sorted(docs, key=lambda d: not layouts[d.doc_id].verbatim(chunk_hash, row.text))
         payload = {
             "tenant": tenant,
             "chunk_hash": chunk_hash,
@@ -230,6 +239,6 @@ class SnapshotBuilder:
         if self.config.windows is not None:
             # The character spans of the sentence windows in the chunk text, in the order of its window vectors:
             # the best-scoring windows of a hit are its highlights.
-            payload["windows"] = [[w.start, w.end] for w in chunk_windows(row.text, docs[0].title, self.config.windows)]
+            payload["windows"] = [[w.start, w.end] for w in chunk_windows(row.text, title, self.config.windows)]
         return Point(id=point_id(chunk_hash), dense=vector, windows=windows,
                      sparse=document_vector(row.terms, avgdl, self.config.bm25), payload=payload)

@@ -159,3 +159,17 @@ def test_documents_chunked_before_offsets_are_rechunked_by_the_next_build(rt):
     assert all(doc.text[r.payload["sources"][0]["start"]:r.payload["sources"][0]["end"]] == r.payload["text"]
                for r in records)
     assert rt.manifest.live("legacy").hash == before  # same chunks, same snapshot: nothing else changed
+
+
+def test_an_exact_duplicate_in_other_white_space_is_placed_in_its_own_text(rt):
+    text = " ".join(f"Sentence {i} is about the glass tower number {i}." for i in range(40))
+    copy = "  " + text.replace(". ", ".\n\n")  # the same normalised content: its chunks are the original's
+    ingest(rt, [text_doc("z-original", text), text_doc("a-copy", copy)], tenant="twins")
+    answer = rt.searcher.search("twins", "glass tower number 12", 3)
+    docs = {d.doc_id: d.text for d in rt.catalog.documents("twins")}
+    for h in answer.hits:
+        first = h.payload["sources"][0]
+        assert first["doc_id"] == h.payload["doc_ids"][0] == "z-original"  # the one holding it verbatim
+        assert docs["z-original"][first["start"]:first["end"]] == h.text
+        other = next(s for s in h.payload["sources"] if s["doc_id"] == "a-copy")
+        assert docs["a-copy"][other["start"]:other["end"]].split() == h.text.split()
