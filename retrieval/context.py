@@ -290,7 +290,7 @@ class _Builder:
             if piece.chunk_hash in run.hashes():
                 run.highlights += highlights
                 return True
-        joined = next((r for r in same_doc if r.touches(piece)), None)
+        joined = next((r for r in same_doc if r.placed and not r.cut and r.touches(piece)), None)
         if joined is not None:
             if not self._try(joined, joined.pieces + [piece]):
                 return False

@@ -17,6 +17,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any, Generic, Iterator, Sequence, TypeVar
 
 import httpx
@@ -78,6 +79,11 @@ def _body(model: type[BaseModel], value: BaseModel | dict) -> dict:
     return parsed.model_dump(mode="json", exclude_none=True)
 
 
+def _id(doc_id: str) -> str:
+    """A document id in a URL path: its "/" kept (the routes take them), everything else that is special escaped."""
+    return quote(doc_id, safe="/")
+
+
 class _Operations:
     """Every operation, once: each builds a _Call that the sync or async client runs."""
 
@@ -116,13 +122,13 @@ class _Operations:
         return self._run(_Call("GET", "/documents", DocumentListResponse, {"params": params}))
 
     def document(self, doc_id: str):
-        return self._run(_Call("GET", f"/documents/{doc_id}", DocumentResponse))
+        return self._run(_Call("GET", f"/documents/{_id(doc_id)}", DocumentResponse))
 
     def document_chunks(self, doc_id: str):
-        return self._run(_Call("GET", f"/documents/{doc_id}/chunks", DocumentChunksResponse))
+        return self._run(_Call("GET", f"/documents/{_id(doc_id)}/chunks", DocumentChunksResponse))
 
     def delete_document(self, doc_id: str):
-        return self._run(_Call("DELETE", f"/documents/{doc_id}", DeleteDocumentResponse))
+        return self._run(_Call("DELETE", f"/documents/{_id(doc_id)}", DeleteDocumentResponse))
 
     # --- snapshots
     def snapshots(self):

@@ -94,6 +94,10 @@ def test_sync_client_covers_the_api(svc, documents_dir, tmp_path):
         with pytest.raises(SnapdexError) as e:
             sx.document("missing")
         assert e.value.status == 404
+        # A batch spends one unit of the retrieve limit per query: two of three within a second pass 4/second.
+        three = {"requests": [{"query": "a"}, {"query": "b"}, {"query": "c"}]}
+        first, second = (svc.client.post("/retrieve/batch", json=three) for _ in range(2))
+        assert first.status_code == 404 and second.status_code == 429 and int(second.headers["Retry-After"]) >= 1
         with pytest.raises(Exception, match="max_tokens"):
             sx.retrieve("q", context={"max_tokens": 0})  # refused by the shared schema before it is sent
 

@@ -94,6 +94,7 @@ def test_documents_api_pages_filters_and_tenants(svc):
     assert all(d["snapshots"] and d["content_hash"] and d["chunks"] >= 1 for d in seen), (seen, live)
     ops = c.get("/documents", params={"filters": '{"team": "ops"}'}).json()["documents"]
     assert sorted(d["doc_id"] for d in ops) == ["manual", "notes/a b"]
+    assert c.get("/documents", params={"filters": '{"metadata.team": "ops"}'}).json()["documents"] == ops
     assert c.get("/documents", params={"filters": "[1"}).status_code == 422
     assert c.get("/documents", params={"cursor": "%%%"}).status_code == 422
     doc = c.get("/documents/notes/a b").json()

@@ -40,8 +40,8 @@ def _filters(filters: str | None) -> dict | None:
         raise HTTPException(status_code=422, detail=f"filters is not JSON: {e}") from e
     if not isinstance(parsed, dict) or not all(isinstance(v, (str, int, float, bool)) for v in parsed.values()):
         raise HTTPException(status_code=422, detail='filters must be a JSON object of metadata values, e.g. '
-                                                    '{"team": "hr"}')
-    return parsed
+                                                    '{"team": "hr"} (or {"metadata.team": "hr"}, as /retrieve takes it)')
+    return {k.removeprefix("metadata."): v for k, v in parsed.items()}
 
 
 def _summary(d: DocumentRow, snapshots: list[str]) -> dict:

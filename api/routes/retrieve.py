@@ -8,8 +8,8 @@ from dataclasses import asdict
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep, SettingsDep, TenantDep
-from api.ratelimit import RetrieveLimit
+from api.deps import PrincipalDep, RuntimeDep, SettingsDep, TenantDep
+from api.ratelimit import RetrieveLimit, spend
 from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveHit, RetrieveRequest, RetrieveResponse,
                          check_query_chars, errors)
@@ -94,7 +94,9 @@ async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, 
              summary="Many /retrieve requests in one call, their query vectors embedded in one model batch",
              responses={404: {"model": ErrorResponse, "description": "no live snapshot, or a pinned one is not readable"}})
 async def retrieve_batch(req: RetrieveBatchRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep,
-                         request: Request, _: RetrieveLimit) -> RetrieveBatchResponse:
+                         request: Request, principal: PrincipalDep) -> RetrieveBatchResponse:
+    # The retrieve rate limit counts each query of the batch (known once the body is read).
+    spend(request, "retrieve", principal.rate_key, len(req.requests))
     with _answering():
         calls = [_call(r, settings) for r in req.requests]
         answers = await run_in_threadpool(rt.searcher.search_batch, tenant, calls)
