@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Callable, Sequence
@@ -59,6 +60,15 @@ class ContextConfig:
 class TokenCounter:
     name: str
     count: Callable[[Sequence[str]], list[int]]
+    # No token crosses white space or punctuation (BERT's pre-tokenizer): two texts joined where one of them has
+    # such a character count as the sum of their counts (less the special tokens a count adds once).
+    splits_at_spaces: bool = False
+
+
+def _splits(a: str, b: str) -> bool:
+    """Whether a join of `a` and `b` falls at white space or punctuation (where BERT's pre-tokenizer splits)."""
+    return any(c.isspace() or (c.isascii() and not c.isalnum()) or unicodedata.category(c).startswith("P")
+               for c in (a[-1:], b[:1]) if c)
 
 
 _TIKTOKEN_LOCK = threading.Lock()
@@ -102,11 +112,13 @@ def available_tiktoken() -> list[str]:
 def token_counter(name: str | None, embedder) -> TokenCounter:
     """The embedder's word pieces (special tokens included) by default, or a tiktoken encoding."""
     if name in (None, "embedder"):
-        return TokenCounter(f"embedder:{embedder.model_id}", embedder.count_tokens)
+        splits = getattr(embedder, "splits_at_spaces", None)
+        return TokenCounter(f"embedder:{embedder.model_id}", embedder.count_tokens, bool(splits and splits()))
     if name not in TIKTOKEN_ENCODINGS:
         raise ValueError(f"tokenizer {name!r} is not one of {('embedder', *TIKTOKEN_ENCODINGS)}")
     enc = _tiktoken(name)
-    return TokenCounter(f"tiktoken:{name}", lambda texts: [len(x) for x in enc.encode_ordinary_batch(list(texts))])
+    # One text at a time: encode_ordinary_batch starts a thread pool per call, slower than the encoding itself here.
+    return TokenCounter(f"tiktoken:{name}", lambda texts: [len(enc.encode_ordinary(t)) for t in texts])
 
 
 # --------------------------------------------------------------------------- highlights
@@ -162,19 +174,26 @@ def place(payload: dict, doc_id: str) -> Piece | None:
     return None
 
 
-def join(pieces: list[Piece]) -> str | None:
-    """The stored text from the first piece's start to the last one's end, pieces sorted by start and each
-    overlapping or directly followed by the next; None if there is a gap the payload does not hold."""
-    text, end = pieces[0].text, pieces[0].end
+def join_parts(pieces: list[Piece]) -> list[str] | None:
+    """The stored text from the first piece's start to the last one's end, as the text each piece adds (pieces
+    sorted by start, each overlapping or directly followed by the next); None if there is a gap the payload does
+    not hold."""
+    parts, end = [pieces[0].text], pieces[0].end
     for a, b in zip(pieces, pieces[1:]):
         if b.start <= end:
-            text += b.text[end - b.start:] if b.end > end else ""
+            if b.end > end:
+                parts.append(b.text[end - b.start:])
         elif a.next == b.chunk_hash and len(a.after) == b.start - end:
-            text += a.after + b.text
+            parts.append(a.after + b.text)
         else:
             return None
         end = max(end, b.end)
-    return text
+    return parts
+
+
+def join(pieces: list[Piece]) -> str | None:
+    parts = join_parts(pieces)
+    return None if parts is None else "".join(parts)
 
 
 @dataclass(eq=False)  # compared by identity: two passages may hold the same values for a moment
@@ -235,9 +254,17 @@ _WORD_END = re.compile(r"\S+")
 
 class _Builder:
     def __init__(self, store: VectorStore, collection: str, counter: TokenCounter, config: ContextConfig,
-                 point_id: Callable[[str], str], sentences: Callable[[str], list[tuple[int, int]]]) -> None:
+                 point_id: Callable[[str], str], sentences: Callable[[str], list[tuple[int, int]]],
+                 exact: bool = False) -> None:
         self.store, self.collection, self.counter, self.config = store, collection, counter, config
         self.point_id, self.sentences = point_id, sentences
+        # Growing a passage chunk by chunk and recounting it whole each time costs O(n^2) tokenizer work (most of
+        # the context's time). Instead a joined passage is counted as the sum of what each chunk adds (each counted
+        # once), less the special tokens a count adds per call: exact for WordPiece and for tiktoken at the white
+        # space and sentence ends chunks meet at. The passages are counted whole once at the end; should that ever
+        # pass the budget, the context is built again counting every step whole (`exact`).
+        self.exact = exact
+        self.counted: set[str] = set()  # passage texts whose token count is exact as measured
         self.runs: list[_Run] = []
         self.total = 0
         self._counts: dict[str, int] = {}
@@ -260,13 +287,27 @@ class _Builder:
         payload = self._fetched.get(chunk_hash)
         return place(payload, doc_id) if payload else None
 
+    def measure(self, pieces: list[Piece]) -> tuple[str, int] | None:
+        """The joined text of `pieces` and its tokens (see `exact`); None if they do not join exactly."""
+        parts = join_parts(pieces)
+        if parts is None:
+            return None
+        text = "".join(parts)
+        if self.exact or len(parts) == 1:
+            self.counted.add(text)
+            return text, self.count(text)
+        tokens = sum(self.count(p) for p in parts) - self.count("") * (len(parts) - 1)
+        if self.counter.splits_at_spaces and all(_splits(a, b) for a, b in zip(parts, parts[1:])):
+            self.counted.add(text)  # the sum is the count: nothing to count again at the end
+        return text, tokens
+
     def _try(self, run: _Run, pieces: list[Piece]) -> bool:
         """Make `pieces` the run's chunks if their text is exact and fits the budget."""
         pieces = sorted(pieces, key=lambda p: (p.start, p.end))
-        text = join(pieces)
-        if text is None:
+        measured = self.measure(pieces)
+        if measured is None:
             return False
-        tokens = self.count(text)
+        text, tokens = measured
         if not self.fits(tokens - run.tokens):
             return False
         self.total += tokens - run.tokens
@@ -369,10 +410,10 @@ class _Builder:
                 before = keep.tokens + gone.tokens
                 merged = sorted({p.chunk_hash: p for p in keep.pieces + gone.pieces}.values(),
                                 key=lambda p: (p.start, p.end))
-                text = join(merged)
-                if text is None:
+                measured = self.measure(merged)
+                if measured is None:
                     continue
-                tokens = self.count(text)
+                text, tokens = measured
                 if self.total - before + tokens > self.config.max_tokens:
                     continue
                 self.total += tokens - before
@@ -382,8 +423,14 @@ class _Builder:
                 return self._merge_touching(keep)
         return run
 
-    def result(self) -> Context:
+    def result(self) -> Context | None:
+        """The passages, each counted whole; None if those counts pass the budget (then build it `exact`)."""
         runs = sorted(self.runs, key=lambda r: r.rank)
+        for r in runs:
+            if r.text not in self.counted:
+                r.tokens = self.count(r.text)
+        if sum(r.tokens for r in runs) > self.config.max_tokens:
+            return None
         passages = []
         for i, r in enumerate(runs, 1):
             placed = r.placed
@@ -402,8 +449,12 @@ def build_context(hits: list[Candidate], store: VectorStore, collection: str, co
     """The hits (best first) as passages within `config.max_tokens` counted by `counter`. `point_id` names a chunk's
     point, `sentences` gives the sentence spans of a text (where a passage the budget ends in is cut): the
     snapshot builder's and the chunker's own."""
-    builder = _Builder(store, collection, counter, config, point_id, sentences)
-    for rank, hit in enumerate(hits):
-        if not builder.add_hit(rank, hit):
-            break
-    return builder.result()
+    for exact in (False, True):
+        builder = _Builder(store, collection, counter, config, point_id, sentences, exact)
+        for rank, hit in enumerate(hits):
+            if not builder.add_hit(rank, hit):
+                break
+        block = builder.result()
+        if block is not None:
+            return block
+    raise RuntimeError("a context counted step by step passed its budget")  # unreachable: exact steps are exact
