@@ -177,8 +177,11 @@ class SnapshotBuilder:
                 got = embed_chunks(self.embedding, {h: (rows[h].text, sources[h][0].title) for h in part},
                                    self.config.windows)
                 embedded += got.embedded
+                # Each chunk's length in the model's word pieces: the context builder's default tokenizer reads it
+                # instead of counting every hit again at query time.
+                tokens = dict(zip(part, self.embedding.backend.count_tokens([rows[h].text for h in part])))
                 self.store.upsert(name, [self._point(tenant, h, rows[h], got.vectors[h], sources[h], avgdl,
-                                                     got.windows.get(h), layouts) for h in part])
+                                                     got.windows.get(h), layouts, tokens[h]) for h in part])
             # What this snapshot cost in model time: chunks its parent did not hold were embedded for it (at
             # ingest or just now); the rest were carried over.
             embedded = max(embedded, len(hashes) - len(self._parent_ids(live) & {point_id(h) for h in hashes}))
@@ -222,7 +225,7 @@ class SnapshotBuilder:
         return docs
 
     def _point(self, tenant, chunk_hash, row, vector, docs: list[DocumentRow], avgdl: float,
-               windows: np.ndarray | None, layouts: dict[str, "_Layout"]) -> Point:
+               windows: np.ndarray | None, layouts: dict[str, "_Layout"], tokens: int) -> Point:
         # The documents whose stored text holds the chunk verbatim come first (an exact duplicate may differ from
         # its twin in white space): the first is the hit's document, and its offsets are exact.
         title = docs[0].title  # the title its window vectors were made under (the first document by id)
@@ -235,6 +238,7 @@ class SnapshotBuilder:
             "sources": [{"doc_id": d.doc_id, "source": d.source, "title": d.title,
                          **layouts[d.doc_id].place(chunk_hash)} for d in docs],
             "metadata": _merge_metadata(docs),
+            "tokens": {self.config.model_id: tokens},
         }
         if self.config.windows is not None:
             # The character spans of the sentence windows in the chunk text, in the order of its window vectors:

@@ -317,6 +317,9 @@ class _Builder:
     def add_hit(self, rank: int, hit: Candidate) -> bool:
         """Place one hit; False once the budget is spent (the context is then complete)."""
         doc_id = hit.payload["doc_ids"][0]
+        known = (hit.payload.get("tokens") or {}).get(self.counter.name.removeprefix("embedder:"))
+        if known is not None and self.counter.name.startswith("embedder:"):
+            self._counts.setdefault(hit.text, known)  # counted at build by the same model's tokenizer
         title = next((s.get("title") for s in hit.payload.get("sources", []) if s.get("doc_id") == doc_id), None)
         piece = place(hit.payload, doc_id)
         highlights = [(a, b, s) for a, b, s in hit.highlights]
