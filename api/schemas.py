@@ -225,6 +225,10 @@ class DocumentResponse(DocumentSummary):
 
 
 class DocumentChunk(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "index": 3, "chunk_id": "5d1f" + "0" * 60, "text": "Employees get sixteen weeks of paid parental leave.",
+        "start": 5141, "end": 5192, "pages": [2], "headings": ["Employee handbook", "Parental leave"]}]})
+
     index: int = Field(description="its place among the document's chunks")
     chunk_id: str
     text: str = Field(description="stored text[start:end]")
@@ -328,6 +332,8 @@ class HitSource(BaseModel):
 
 class Highlight(BaseModel):
     """A best-matching sentence window: characters [start, end) of the document's stored text."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"start": 5141, "end": 5230, "score": 0.71}]})
 
     start: int
     end: int
