@@ -368,7 +368,11 @@ class _Builder:
         sentence fits); never a word cut in two."""
         if budget <= 0:
             return ""
-        for ends in ([b for _, b in self.sentences(text)], [m.end() for m in _WORD_END.finditer(text)]):
+        sentence_ends = [b for _, b in self.sentences(text)]
+        fast = self._cut_additive(text, sentence_ends, budget)
+        if fast is not None:
+            return fast
+        for ends in (sentence_ends, [m.end() for m in _WORD_END.finditer(text)]):
             lo, hi = 0, len(ends)  # the largest k with count(text[:ends[k-1]]) <= budget
             while lo < hi:
                 mid = (lo + hi + 1) // 2
@@ -379,6 +383,25 @@ class _Builder:
             if lo:
                 return text[:ends[lo - 1]]
         return ""
+
+    def _cut_additive(self, text: str, ends: list[int], budget: int) -> str | None:
+        """The same cut with each sentence counted once, where counts add up across the white space between
+        sentences (see TokenCounter.splits_at_spaces); None where they may not, or no sentence fits."""
+        if not self.counter.splits_at_spaces or not ends:
+            return None
+        base, total, at, best = self.count(""), self.count(""), 0, 0
+        for end in ends:
+            piece = text[at:end]
+            if at and not _splits(text[:at], piece):
+                return None
+            total += self.count(piece) - base
+            if total > budget:
+                break
+            best, at = end, end
+        if not best:
+            return None
+        cut = text[:best]
+        return cut if self.count(cut) <= budget else None
 
     def _expand(self, run: _Run, seed: Piece) -> None:
         """Grow the run from its ends: `neighbors` chunks each side of the seed, or while the heading path stays
