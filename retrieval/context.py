@@ -284,6 +284,7 @@ class _Builder:
         if chunk_hash not in self._fetched:
             for r in self.store.retrieve(self.collection, [self.point_id(chunk_hash)]):
                 self._fetched[r.payload.get("chunk_hash", chunk_hash)] = r.payload
+                self._known(r.payload)
         payload = self._fetched.get(chunk_hash)
         return place(payload, doc_id) if payload else None
 
@@ -296,10 +297,35 @@ class _Builder:
         if self.exact or len(parts) == 1:
             self.counted.add(text)
             return text, self.count(text)
-        tokens = sum(self.count(p) for p in parts) - self.count("") * (len(parts) - 1)
+        tokens = self._estimate(pieces)
         if self.counter.splits_at_spaces and all(_splits(a, b) for a, b in zip(parts, parts[1:])):
             self.counted.add(text)  # the sum is the count: nothing to count again at the end
         return text, tokens
+
+    def _estimate(self, pieces: list[Piece]) -> int:
+        """The tokens of the joined pieces as the sum of what each adds. Where the tokenizer splits at white space
+        and punctuation, what a chunk adds past an overlap is its count (read from the snapshot) less the overlap's,
+        and a chunk after white space adds its own count: short texts are counted, not the passage."""
+        base, splits = self.count(""), self.counter.splits_at_spaces
+        total, end = self.count(pieces[0].text), pieces[0].end
+        for a, b in zip(pieces, pieces[1:]):
+            if b.start <= end:
+                if b.end > end:
+                    head, tail = b.text[:end - b.start], b.text[end - b.start:]
+                    total += self.count(b.text) - self.count(head) if splits and _splits(head, tail) \
+                        else self.count(tail) - base
+            elif splits and not a.after.strip():
+                total += self.count(b.text) - base  # white space makes no word piece
+            else:
+                total += self.count(a.after + b.text) - base
+            end = max(end, b.end)
+        return total
+
+    def _known(self, payload: dict) -> None:
+        """Take the chunk's length in the model's word pieces from the snapshot (counted at build)."""
+        known = (payload.get("tokens") or {}).get(self.counter.name.removeprefix("embedder:"))
+        if known is not None and self.counter.name.startswith("embedder:"):
+            self._counts.setdefault(payload.get("text", ""), known)
 
     def _try(self, run: _Run, pieces: list[Piece]) -> bool:
         """Make `pieces` the run's chunks if their text is exact and fits the budget."""
@@ -317,9 +343,7 @@ class _Builder:
     def add_hit(self, rank: int, hit: Candidate) -> bool:
         """Place one hit; False once the budget is spent (the context is then complete)."""
         doc_id = hit.payload["doc_ids"][0]
-        known = (hit.payload.get("tokens") or {}).get(self.counter.name.removeprefix("embedder:"))
-        if known is not None and self.counter.name.startswith("embedder:"):
-            self._counts.setdefault(hit.text, known)  # counted at build by the same model's tokenizer
+        self._known(hit.payload)
         title = next((s.get("title") for s in hit.payload.get("sources", []) if s.get("doc_id") == doc_id), None)
         piece = place(hit.payload, doc_id)
         highlights = [(a, b, s) for a, b, s in hit.highlights]
