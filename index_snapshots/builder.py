@@ -19,9 +19,9 @@ import numpy as np
 
 from encoders.embedding import EmbeddingService
 from encoders.lexical import TOKENIZER_VERSION, BM25Params, average_length, document_vector
-from ingest.catalog import Catalog, ChunkRow, DocumentRow
+from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig
-from ingest.windows import WindowConfig, embed_chunks
+from ingest.windows import WindowConfig, chunk_windows, embed_chunks
 from index_snapshots.manifest import Manifest
 from store.base import VectorStore
 from store.types import Point
@@ -101,6 +101,39 @@ def _merge_metadata(docs: list[DocumentRow]) -> dict[str, list]:
     return merged
 
 
+class _Layout:
+    """Where each chunk of one document is: its place in a point's `sources` entry. A chunk repeated inside the
+    document is placed at its first occurrence."""
+
+    def __init__(self, doc: DocumentRow) -> None:
+        self.doc = doc
+        self.spans = doc.spans()
+        self.first: dict[str, int] = {}
+        for i, c in enumerate(self.spans):
+            self.first.setdefault(c.hash, i)
+        self.position = {h: i for i, h in enumerate(doc.chunk_hashes)}
+
+    def verbatim(self, chunk_hash: str, text: str) -> bool:
+        i = self.first.get(chunk_hash)
+        return i is not None and self.doc.text is not None and \
+            self.doc.text[self.spans[i].start:self.spans[i].end] == text
+
+    def place(self, chunk_hash: str) -> dict:
+        out: dict = {"position": self.position[chunk_hash]}
+        i = self.first.get(chunk_hash)
+        if i is None:  # not chunked with offsets (no stored text): nothing to cite by place
+            return out
+        c = self.spans[i]
+        prev = self.spans[i - 1] if i > 0 else None
+        nxt = self.spans[i + 1] if i + 1 < len(self.spans) else None
+        # Neighbours by chunk hash (context expansion reads them from the snapshot itself, so a passage never
+        # mixes snapshots), and the stored text between this chunk and the next (white space, usually) so that
+        # joined neighbours are still exactly a span of the stored text.
+        return {**out, "start": c.start, "end": c.end, "headings": list(c.headings), "pages": list(c.pages),
+                "prev": prev.hash if prev else None, "next": nxt.hash if nxt else None,
+                "after": self.doc.text[c.end:nxt.start] if nxt and nxt.start > c.end and self.doc.text else ""}
+
+
 class SnapshotBuilder:
     def __init__(self, catalog: Catalog, manifest: Manifest, store: VectorStore, embedding: EmbeddingService,
                  config: IndexConfig, batch_size: int = 256) -> None:
@@ -131,6 +164,7 @@ class SnapshotBuilder:
             self.store.create_collection(name, self.config.dim, keyword_indexes=KEYWORD_INDEXES,
                                          windows=self.config.windows is not None)
             sources = _sources_of(docs)
+            layouts = {d.doc_id: _Layout(d) for d in docs}
             hashes = sorted(sources)
             rows = self.catalog.chunks(tenant, hashes)
             missing = [h for h in hashes if h not in rows]
@@ -143,8 +177,11 @@ class SnapshotBuilder:
                 got = embed_chunks(self.embedding, {h: (rows[h].text, sources[h][0].title) for h in part},
                                    self.config.windows)
                 embedded += got.embedded
+                # Each chunk's length in the model's word pieces: the context builder's default tokenizer reads it
+                # instead of counting every hit again at query time.
+                tokens = dict(zip(part, self.embedding.backend.count_tokens([rows[h].text for h in part])))
                 self.store.upsert(name, [self._point(tenant, h, rows[h], got.vectors[h], sources[h], avgdl,
-                                                     got.windows.get(h)) for h in part])
+                                                     got.windows.get(h), layouts, tokens[h]) for h in part])
             # What this snapshot cost in model time: chunks its parent did not hold were embedded for it (at
             # ingest or just now); the rest were carried over.
             embedded = max(embedded, len(hashes) - len(self._parent_ids(live) & {point_id(h) for h in hashes}))
@@ -174,35 +211,38 @@ class SnapshotBuilder:
     def _rechunk(self, tenant: str, docs: list[DocumentRow]) -> list[DocumentRow]:
         """A new chunker config re-chunks every document from its stored text: a full build."""
         fp = self.config.chunker.fingerprint()
-        stale = [d for d in docs if d.chunker != fp and d.text]
+        stale = [d for d in docs if (d.chunker != fp or d.chunk_spans is None) and d.text]
         if not stale:
             return docs
         chunker = Chunker(self.config.chunker)
         for d in stale:
-            chunks = chunker.chunk_hashes(d.text, d.structured)
+            chunks = chunker.chunks(d.text, d.structured, d.page_starts)
             with self.catalog.db.tx() as conn:
-                self.catalog.put_chunks(conn, tenant, [ChunkRow.of(h, t) for h, t in chunks.items()])
-                self.catalog.set_chunks(conn, tenant, d.doc_id, list(chunks), fp)
-            d.chunk_hashes, d.chunker = list(chunks), fp
+                self.catalog.put_chunks(conn, tenant, [ChunkRow.of(c.hash, c.text) for c in unique_chunks(chunks)])
+                d.chunk_hashes, d.chunker, d.chunk_spans = unique_hashes(chunks), fp, [c.layout() for c in chunks]
+                self.catalog.set_chunks(conn, tenant, d.doc_id, d.chunk_hashes, fp, d.chunk_spans)
         log.warning("re-chunked %d documents of %s for chunker %s", len(stale), tenant, fp)
         return docs
 
     def _point(self, tenant, chunk_hash, row, vector, docs: list[DocumentRow], avgdl: float,
-               windows: np.ndarray | None = None) -> Point:
-        return Point(
-            id=point_id(chunk_hash),
-            dense=vector,
-            windows=windows,
-            sparse=document_vector(row.terms, avgdl, self.config.bm25),
-            payload={
-                "tenant": tenant,
-                "chunk_hash": chunk_hash,
-                "text": row.text,
-                "doc_ids": [d.doc_id for d in docs],
-                "sources": [
-                    {"doc_id": d.doc_id, "source": d.source, "title": d.title, "position": d.chunk_hashes.index(chunk_hash)}
-                    for d in docs
-                ],
-                "metadata": _merge_metadata(docs),
-            },
-        )
+               windows: np.ndarray | None, layouts: dict[str, "_Layout"], tokens: int) -> Point:
+        # The documents whose stored text holds the chunk verbatim come first (an exact duplicate may differ from
+        # its twin in white space): the first is the hit's document, and its offsets are exact.
+        title = docs[0].title  # the title its window vectors were made under (the first document by id)
+        docs = sorted(docs, key=lambda d: not layouts[d.doc_id].verbatim(chunk_hash, row.text))
+        payload = {
+            "tenant": tenant,
+            "chunk_hash": chunk_hash,
+            "text": row.text,
+            "doc_ids": [d.doc_id for d in docs],
+            "sources": [{"doc_id": d.doc_id, "source": d.source, "title": d.title,
+                         **layouts[d.doc_id].place(chunk_hash)} for d in docs],
+            "metadata": _merge_metadata(docs),
+            "tokens": {self.config.model_id: tokens},
+        }
+        if self.config.windows is not None:
+            # The character spans of the sentence windows in the chunk text, in the order of its window vectors:
+            # the best-scoring windows of a hit are its highlights.
+            payload["windows"] = [[w.start, w.end] for w in chunk_windows(row.text, title, self.config.windows)]
+        return Point(id=point_id(chunk_hash), dense=vector, windows=windows,
+                     sparse=document_vector(row.terms, avgdl, self.config.bm25), payload=payload)

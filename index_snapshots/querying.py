@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cachetools import TTLCache
 
 from eval.profiles import Profile, ProfileStore
 from index_snapshots.resolve import SnapshotResolver
+from index_snapshots.builder import collection_name, point_id
+from ingest.windows import sentence_spans
 from retrieval.cache import ResultCache, request_key
+from retrieval.context import Context, ContextConfig, build_context, token_counter
 from retrieval.pipeline import RetrievalPipeline, StageConfig
 from retrieval.types import Candidate
 
@@ -30,6 +33,7 @@ class Answer:
     timings_ms: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     cached: bool = False
+    context: Context | None = None  # the hits as prompt-ready passages, when the request asked for them
 
 
 def profile_recipe(profile: Profile) -> dict:
@@ -79,14 +83,41 @@ class SnapshotSearcher:
         return {**self.pipeline.recipe(stages), "profile": profile_recipe(profile)}
 
     def search(self, tenant: str, query: str, top_k: int, filters: dict | None = None, snapshot: str | None = None,
-               use_cache: bool = True, profile: Profile | None = None, **stage_overrides) -> Answer:
-        """`profile`: answer under this one instead of the tenant's live profile (the tuner's trials)."""
+               use_cache: bool = True, profile: Profile | None = None, context: ContextConfig | None = None,
+               highlights: bool = False, **stage_overrides) -> Answer:
+        """`profile`: answer under this one instead of the tenant's live profile (the tuner's trials). `context`:
+        also build the hits into passages within its token budget. `highlights`: find each hit's best sentence
+        windows (what /retrieve shows; evaluation and tuning runs, reading only the ranking, go without)."""
+        answer = self._search(tenant, query, top_k, filters, snapshot, use_cache, profile, highlights,
+                              **stage_overrides)
+        return self.with_context(tenant, answer, context) if context is not None else answer
+
+    def search_batch(self, tenant: str, requests: list[dict]) -> list[Answer]:
+        """Many searches (each a `search` keyword set) with their query vectors made in one model batch; each
+        answer is the one `search` gives alone."""
+        self.pipeline.embed_queries([r["query"] for r in requests])
+        return [self.search(tenant, **r) for r in requests]
+
+    def with_context(self, tenant: str, answer: Answer, context: ContextConfig) -> Answer:
+        """The answer with its context block, read from the snapshot that answered (a new Answer: a cached one is
+        shared)."""
+        started = time.perf_counter()
+        counter = token_counter(context.tokenizer, self.pipeline.embedder)
+        block = build_context(answer.hits, self.pipeline.store, collection_name(tenant, answer.snapshot), counter,
+                              context, point_id, sentence_spans)
+        timings = {**answer.timings_ms, "context": round((time.perf_counter() - started) * 1000, 3)}
+        timings["total"] = round(answer.timings_ms.get("total", 0.0) + timings["context"], 3)
+        return replace(answer, timings_ms=timings, context=block)
+
+    def _search(self, tenant: str, query: str, top_k: int, filters: dict | None, snapshot: str | None,
+                use_cache: bool, profile: Profile | None, highlights: bool, **stage_overrides) -> Answer:
         started = time.perf_counter()
         snap = self.resolver.resolve(tenant, snapshot)
         profile = profile or self.profile(tenant)
         stages, warnings = self.stages(profile, **stage_overrides)
         key = request_key(snap.hash, query, top_k=top_k, filters=filters, stages=stages,
-                          prune=self.pipeline.prune_config.recipe(), profile=profile.version)
+                          prune=self.pipeline.prune_config.recipe(), profile=profile.version,
+                          **({"highlights": True} if highlights else {}))
         resolved = round((time.perf_counter() - started) * 1000, 3)
         if use_cache and (hit := self.cache.get(key)) is not None:
             return Answer(hit.hits, hit.snapshot, hit.recipe, {"resolve": resolved, "total": resolved},
@@ -103,7 +134,7 @@ class SnapshotSearcher:
             warnings.append(f"snapshot {snap.hash[:12]} holds no sentence windows: the late-interaction stage "
                             "ranked by its dense and BM25 legs only (the windows' weight went to dense)")
         result = self.pipeline.run(snap.collection, query, top_k, stages, filters=filters, dense=same_model,
-                                   windows=bool(snap.config.get("windows")))
+                                   windows=bool(snap.config.get("windows")), highlights=highlights)
         result.recipe["profile"] = profile_recipe(profile)
         timings = {"resolve": resolved, **result.timings_ms}
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)

@@ -16,6 +16,7 @@ from db.engine import Database
 from db.tables import chunks as chunks_table
 from db.tables import documents
 from encoders.lexical import term_counts
+from ingest.chunking import Chunk
 from ingest.tenants import TENANT_RE, check_tenant  # noqa: F401  (named here by the API)
 
 
@@ -35,6 +36,14 @@ class DocumentRow:
     text: str | None = None
     structured: bool = False
     chunker: str | None = None
+    # Every chunk in document order as a span of `text` (Chunk.layout entries); None if chunked before offsets
+    # were recorded. `page_starts`: (offset, page) where each page of a PDF starts.
+    chunk_spans: list[list] | None = None
+    page_starts: list[list[int]] | None = None
+
+    def spans(self) -> list[Chunk]:
+        """Its chunks in document order (repeats included), each with its offsets, heading path and pages."""
+        return [Chunk.from_layout(e) for e in self.chunk_spans or []]
 
     @classmethod
     def from_row(cls, r: Mapping) -> "DocumentRow":
@@ -43,6 +52,8 @@ class DocumentRow:
             raw_hash=r["raw_hash"], source=r["source"], title=r["title"], metadata=json.loads(r["metadata"]),
             chunk_hashes=json.loads(r["chunk_hashes"]), duplicate_of=r["duplicate_of"], minhash=r["minhash"],
             text=r["text"], structured=bool(r["structured"]), chunker=r["chunker"],
+            chunk_spans=json.loads(r["chunk_spans"]) if r.get("chunk_spans") else None,
+            page_starts=json.loads(r["page_starts"]) if r.get("page_starts") else None,
         )
 
 
@@ -57,6 +68,27 @@ class ChunkRow:
         return cls(chunk_hash, text, term_counts(text))
 
 
+def unique_chunks(chunks: Sequence[Chunk]) -> list[Chunk]:
+    """Each chunk text once (its first occurrence): what the chunks table holds."""
+    first: dict[str, Chunk] = {}
+    for c in chunks:
+        first.setdefault(c.hash, c)
+    return list(first.values())
+
+
+def unique_hashes(chunks: Sequence[Chunk]) -> list[str]:
+    """A document's chunk hashes in order, a chunk repeated inside it listed once (what chunk_hashes holds)."""
+    return [c.hash for c in unique_chunks(chunks)]
+
+
+def _matches(metadata: dict, wanted: dict) -> bool:
+    for k, v in wanted.items():
+        have = metadata.get(k)
+        if not (have == v or (isinstance(have, list) and v in have)):
+            return False
+    return True
+
+
 # The statements of the ingest path, built once (bindparams named apart from the columns an UPDATE sets).
 _d, _c = documents.c, chunks_table.c
 _DOCUMENT = select(documents).where(_d.tenant == bindparam("t"), _d.doc_id == bindparam("d"))
@@ -64,7 +96,7 @@ _TWIN = (select(documents).where(_d.tenant == bindparam("t"), _d.content_hash ==
                                  _d.status == "indexed", _d.doc_id != bindparam("d"))
          .order_by(_d.doc_id).limit(1))
 _SET_CHUNKS = (update(documents).where(_d.tenant == bindparam("t"), _d.doc_id == bindparam("d"))
-               .values(chunk_hashes=bindparam("hashes"), chunker=bindparam("fp")))
+               .values(chunk_hashes=bindparam("hashes"), chunker=bindparam("fp"), chunk_spans=bindparam("spans")))
 _CHUNKS = select(_c.chunk_hash, _c.text, _c.terms).where(_c.tenant == bindparam("t"),
                                                          _c.chunk_hash.in_(bindparam("hashes", expanding=True)))
 
@@ -92,6 +124,8 @@ class Catalog:
             "metadata": json.dumps(doc.metadata, sort_keys=True), "chunk_hashes": json.dumps(doc.chunk_hashes),
             "duplicate_of": doc.duplicate_of, "minhash": doc.minhash, "text": doc.text,
             "structured": bool(doc.structured), "chunker": doc.chunker, "updated_at": time.time(),
+            "chunk_spans": None if doc.chunk_spans is None else json.dumps(doc.chunk_spans),
+            "page_starts": json.dumps(doc.page_starts) if doc.page_starts else None,
         })
 
     def put_chunks(self, conn: Connection, tenant: str, chunks: Sequence[ChunkRow]) -> None:
@@ -99,15 +133,18 @@ class Catalog:
             {"tenant": tenant, "chunk_hash": c.chunk_hash, "text": c.text, "terms": json.dumps(c.terms, sort_keys=True)}
             for c in chunks])
 
-    def set_chunks(self, conn: Connection, tenant: str, doc_id: str, chunk_hashes: list[str],
-                   chunker: str) -> None:
-        conn.execute(_SET_CHUNKS, {"t": tenant, "d": doc_id, "hashes": json.dumps(chunk_hashes), "fp": chunker})
+    def set_chunks(self, conn: Connection, tenant: str, doc_id: str, chunk_hashes: list[str], chunker: str,
+                   chunk_spans: list[list] | None = None) -> None:
+        """A re-chunked document's chunks (`chunk_spans`: Chunk.layout() entries, None if they have no offsets)."""
+        conn.execute(_SET_CHUNKS, {"t": tenant, "d": doc_id, "hashes": json.dumps(chunk_hashes), "fp": chunker,
+                                   "spans": None if chunk_spans is None else json.dumps(chunk_spans)})
 
     def mark_deleted(self, tenant: str, doc_id: str) -> bool:
         d = documents.c
         with self.db.tx() as conn:
             return conn.execute(update(documents).where(d.tenant == tenant, d.doc_id == doc_id, d.status != "deleted")
-                                .values(status="deleted", chunk_hashes="[]", updated_at=time.time())).rowcount > 0
+                                .values(status="deleted", chunk_hashes="[]", chunk_spans=None,
+                                        updated_at=time.time())).rowcount > 0
 
     def documents(self, tenant: str, status: str | None = "indexed") -> Iterator[DocumentRow]:
         """By doc_id in code point order, whichever database's collation (the order decides which document a
@@ -118,6 +155,27 @@ class Catalog:
         rows = [DocumentRow.from_row(r) for r in self.db.all(stmt)]
         rows.sort(key=lambda d: d.doc_id)
         return iter(rows)
+
+    def page(self, tenant: str, limit: int, after: str | None = None, metadata: dict | None = None
+             ) -> tuple[list[DocumentRow], str | None]:
+        """Up to `limit` of the tenant's documents (deleted ones aside) by doc_id after `after`, those whose metadata
+        has every given field equal to the value (or, for a list, holding it); and the doc_id to continue after, or
+        None at the end. Filtering is done here, page by page of the index order, so a cursor stays valid."""
+        d = documents.c
+        out: list[DocumentRow] = []
+        while True:
+            stmt = select(documents).where(d.tenant == tenant, d.status != "deleted")
+            if after is not None:
+                stmt = stmt.where(d.doc_id > after)
+            rows = [DocumentRow.from_row(r) for r in self.db.all(stmt.order_by(d.doc_id).limit(500))]
+            for row in rows:
+                if _matches(row.metadata, metadata or {}):
+                    out.append(row)
+                    if len(out) > limit:
+                        return out[:limit], out[limit - 1].doc_id
+            if len(rows) < 500:
+                return out, None
+            after = rows[-1].doc_id
 
     def minhashes(self, tenant: str) -> Iterator[tuple[str, bytes]]:
         d = documents.c

@@ -1,9 +1,17 @@
-"""Chunking with llama-index node parsers: header-aware for structured text, sentence-aware for prose."""
+"""Chunking with llama-index node parsers: header-aware for structured text, sentence-aware for prose.
+
+Every chunk is a span of the document's stored text: the parsers' pieces are located in it and the chunk's text
+is the text of that span, so `stored_text[start:end] == chunk.text` holds for every chunk and a citation points
+exactly where the chunk came from. (The parsers rebuild heading lines and strip white space, so a piece is found
+verbatim when it can be, else with any run of white space matching any other.)
+"""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -13,6 +21,10 @@ from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
 from llama_index.core.utils import get_tokenizer
 
 from ingest.normalize import content_hash
+
+# Joins the parent headings in MarkdownNodeParser's header_path: a character no heading contains.
+_PATH_SEPARATOR = "\x1f"
+_HEADING = re.compile(r"^(#+)\s(.*)")
 
 
 @dataclass(frozen=True)
@@ -35,11 +47,70 @@ class ChunkerConfig:
             "tokenizer": "tiktoken-cl100k",
             "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap,
+            # Chunks are spans of the stored text (offsets, heading paths and pages go into the snapshot payload):
+            # documents chunked before this are re-chunked, so every snapshot carries offsets.
+            "spans": "located-v1",
         }
-
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A chunk: `text == stored_text[start:end]`; `headings` is the heading path it sits under (structured text),
+    `pages` the 1-based pages it spans (PDFs)."""
+
+    hash: str
+    text: str
+    start: int
+    end: int
+    headings: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()
+
+    def layout(self) -> list:
+        """How the catalog stores it (documents.chunk_spans, one entry per chunk in document order)."""
+        return [self.hash, self.start, self.end, list(self.headings), list(self.pages)]
+
+    @classmethod
+    def from_layout(cls, entry: list, text: str = "") -> "Chunk":
+        h, start, end, headings, pages = entry
+        return cls(h, text, start, end, tuple(headings), tuple(pages))
+
+
+def pages_of(page_starts: list[tuple[int, int]] | None, start: int, end: int) -> tuple[int, ...]:
+    """The pages a span [start, end) overlaps, from (offset where a page starts, page number) pairs."""
+    if not page_starts:
+        return ()
+    offsets = [o for o, _ in page_starts]
+    first = max(bisect.bisect_right(offsets, start) - 1, 0)
+    last = max(bisect.bisect_left(offsets, max(end, start + 1)) - 1, first)
+    return tuple(sorted({p for _, p in page_starts[first:last + 1]}))
+
+
+def locate(text: str, piece: str, lo: int, hi: int | None = None) -> tuple[int, int] | None:
+    """Where `piece` is in text[lo:hi]: verbatim if it is there, else with white space runs matched loosely."""
+    hi = len(text) if hi is None else hi
+    at = text.find(piece, lo, hi)
+    if at >= 0:
+        return at, at + len(piece)
+    words = piece.split()
+    if not words:
+        return None
+    m = re.compile(r"\s+".join(map(re.escape, words))).search(text, lo, hi)
+    return (m.start(), m.end()) if m else None
+
+
+def relocate(chunks: list[Chunk], old_text: str, text: str, page_starts: list | None = None) -> list[Chunk]:
+    """The chunks of `old_text` placed in `text`, the same content with other white space (an exact duplicate or a
+    re-sent document keeps its first version's chunks): each keeps its hash, its span is found in the new text."""
+    out, at = [], 0
+    for c in chunks:
+        span = locate(text, old_text[c.start:c.end], at) or locate(text, old_text[c.start:c.end], 0)
+        start, end = span or (c.start, min(c.end, len(text)))
+        out.append(Chunk(c.hash, text[start:end], start, end, c.headings, pages_of(page_starts, start, end)))
+        at = start + 1
+    return out
 
 
 class Chunker:
@@ -52,7 +123,8 @@ class Chunker:
 
     @cached_property
     def _markdown(self) -> MarkdownNodeParser:
-        return MarkdownNodeParser(include_metadata=False, include_prev_next_rel=False)
+        return MarkdownNodeParser(include_metadata=True, include_prev_next_rel=False,
+                                  header_path_separator=_PATH_SEPARATOR)
 
     @cached_property
     def _count(self):
@@ -60,32 +132,73 @@ class Chunker:
 
     def chunk_hashes(self, text: str, structured: bool) -> dict[str, str]:
         """chunk hash -> chunk text, in document order; a chunk repeated inside the document is kept once."""
-        return {content_hash(t): t for t in self.chunk(text, structured)}
+        return {c.hash: c.text for c in self.chunks(text, structured)}
 
     def chunk(self, text: str, structured: bool) -> list[str]:
+        return [c.text for c in self.chunks(text, structured)]
+
+    def chunks(self, text: str, structured: bool, page_starts: list[tuple[int, int]] | None = None) -> list[Chunk]:
+        """Every chunk of `text` in document order (repeats included), each a span of it."""
         if not text.strip():
             return []
-        if not structured:
-            return [c for c in self._splitter.split_text(text) if c.strip()]
-        sections = [n.get_content() for n in self._markdown.get_nodes_from_documents([Document(text=text)])]
-        chunks: list[str] = []
-        for section in self._merge_small(sections):
-            chunks.extend(c for c in self._splitter.split_text(section) if c.strip())
-        return chunks
+        sections = self._sections(text) if structured else [(0, len(text), ())]
+        out: list[Chunk] = []
+        for lo, hi, headings in sections:
+            at = lo
+            for piece in self._splitter.split_text(text[lo:hi]):
+                if not piece.strip():
+                    continue
+                span = locate(text, piece, at, hi)
+                if span is None:  # the splitter changed more than white space: keep what is left of the section
+                    span = (at, hi)
+                start, end = span
+                # Stored white space at either end is not part of a chunk (the splitter strips it too).
+                body = text[start:end]
+                start, end = start + len(body) - len(body.lstrip()), end - (len(body) - len(body.rstrip()))
+                if end <= start:
+                    continue
+                out.append(Chunk(content_hash(text[start:end]), text[start:end], start, end, headings,
+                                 pages_of(page_starts, start, end)))
+                at = start + 1  # the next piece starts later (pieces overlap by chunk_overlap)
+        return out
 
-    def _merge_small(self, sections: list[str]) -> list[str]:
-        # A heading followed at once by a sub-heading makes a section of one line; alone it is a useless
-        # chunk, so neighbouring sections are joined while they fit in one chunk.
-        merged: list[str] = []
-        size = 0
-        for section in (s.strip() for s in sections):
-            if not section:
+    def _sections(self, text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """Heading sections as spans of `text` with their heading paths; neighbouring sections are joined while
+        they fit in one chunk."""
+        spans: list[tuple[int, int, tuple[str, ...], int, bool]] = []
+        at = 0
+        for node in self._markdown.get_nodes_from_documents([Document(text=text)]):
+            section = node.get_content()
+            span = locate(text, section, at)
+            if span is None:
                 continue
-            n = len(self._count(section))
+            parents = [h for h in node.metadata.get("header_path", "").split(_PATH_SEPARATOR) if h]
+            own = _HEADING.match(section)
+            path = tuple(" ".join(h.split()) for h in parents + ([own.group(2)] if own else []))
+            lone = bool(own) and "\n" not in section.strip()  # its heading line and nothing else
+            spans.append((span[0], span[1], path, len(self._count(section)), lone))
+            at = span[1]
+        if not spans:
+            return [(0, len(text), ())]
+        return self._merge_small(spans)
+
+    def _merge_small(self, sections: list[tuple[int, int, tuple[str, ...], int, bool]]
+                     ) -> list[tuple[int, int, tuple[str, ...]]]:
+        # A heading followed at once by a sub-heading makes a section of one line; alone it is a useless
+        # chunk, so neighbouring sections are joined while they fit in one chunk. The joined span is cited under
+        # the heading path of its first section with a body (a lone heading line is a title over what follows) and
+        # a heading (text before the first heading has none).
+        merged: list[list] = []
+        size = 0
+        for start, end, path, n, lone in sections:
             if merged and size + n <= self.config.chunk_size:
-                merged[-1] = merged[-1] + "\n\n" + section
+                last = merged[-1]
+                if last[3] or not last[2]:  # heading lines alone, or text before any heading: this path names it
+                    last[2] = path
+                last[1], last[3] = end, last[3] and lone
                 size += n
             else:
-                merged.append(section)
+                merged.append([start, end, path, lone])
                 size = n
-        return merged
+        return [(s, e, p) for s, e, p, _ in merged]
+

@@ -66,6 +66,8 @@ class ParsedDocument:
     structured: bool
     title: str | None
     elements: int
+    # PDFs: (offset in `text` where a page's first block starts, 1-based page number), in text order.
+    pages: tuple[tuple[int, int], ...] = ()
 
 
 # --------------------------------------------------------------------------- format detection
@@ -240,7 +242,7 @@ def _parse(fmt: str, data: bytes | None, text: str | None) -> ParsedDocument:
         raise ParseError(f"{prefix}: {type(e).__name__}: {e}".rstrip(": ")) from e
     if fmt == "pdf":  # running heads, page numbers
         elements = [e for e in elements if e.category not in ("Header", "Footer")]
-    rendered = _render(elements)
+    rendered, pages = _render(elements)
     if not rendered.strip():
         hint = " (no text layer, nor text that OCR could read)" if fmt == "pdf" else ""
         raise ParseError(f"no text found in {label}{hint}")
@@ -251,6 +253,7 @@ def _parse(fmt: str, data: bytes | None, text: str | None) -> ParsedDocument:
         structured=fmt in ("md", "html", "docx") and bool(titles),
         title=" ".join(titles[0].text.split()) if titles else None,
         elements=len(elements),
+        pages=tuple(pages) if fmt == "pdf" else (),
     )
 
 
@@ -353,6 +356,9 @@ def _pdf_elements(data: bytes, u: Any) -> list[Any]:
         raise ParseError("PDF is password-protected or uses unsupported encryption") from e
     if scanned:
         _ocr_pages(data, pages, scanned, u)
+    for number, elements in enumerate(pages):
+        for e in elements:  # where a citation of the text rendered from it points
+            e.metadata.page_number = number + 1
     return [e for elements in pages for e in elements]
 
 
@@ -633,8 +639,10 @@ def _union(boxes: Any) -> tuple[int, int, int, int]:
 # --------------------------------------------------------------------------- rendering
 
 
-def _render(elements: list[Any]) -> str:
+def _render(elements: list[Any]) -> tuple[str, list[tuple[int, int]]]:
+    """The text, and where each page starts in it (elements with a page number: PDFs)."""
     blocks: list[str] = []
+    starts: list[tuple[int, int]] = []  # (block index, page), a new entry where the page changes
     prev = None
     for el in elements:
         cat = el.category
@@ -658,7 +666,14 @@ def _render(elements: list[Any]) -> str:
         if block:
             blocks.append(block)
             prev = cat
-    return "\n\n".join(blocks)
+            page = getattr(el.metadata, "page_number", None)
+            if page and (not starts or starts[-1][1] != page):
+                starts.append((len(blocks) - 1, page))
+    offsets, at = [], 0
+    for b in blocks:
+        offsets.append(at)
+        at += len(b) + 2
+    return "\n\n".join(blocks), [(offsets[i], page) for i, page in starts]
 
 
 def _render_table(html: str | None) -> str:

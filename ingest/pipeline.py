@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from encoders.embedding import EmbeddingService
 from ingest import parsing
-from ingest.catalog import Catalog, ChunkRow, DocumentRow
-from ingest.chunking import Chunker, ChunkerConfig
+from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
+from ingest.chunking import Chunker, ChunkerConfig, relocate
 from ingest.dedup import NearDuplicateIndex, from_bytes, minhash, to_bytes
 from ingest.jobs import JobStore, StagedDocument
 from ingest.normalize import bytes_hash, content_hash
@@ -123,12 +123,13 @@ class Ingestor:
             tenant=tenant, doc_id=item.doc_id, status="indexed", content_hash=chash, raw_hash=raw,
             source=item.filename or item.metadata.get("source"), title=item.metadata.get("title") or parsed.title,
             metadata=item.metadata, text=parsed.text, structured=parsed.structured,
-            chunker=self.config.chunker.fingerprint(),
+            chunker=self.config.chunker.fingerprint(), page_starts=[list(p) for p in parsed.pages] or None,
         )
         with self.catalog.db.tx() as conn:
             if old and old.status != "deleted" and old.content_hash == chash:
                 # New bytes or metadata, same normalised content: keep the chunks, take the new metadata.
                 doc.status, doc.chunk_hashes, doc.chunker = old.status, old.chunk_hashes, old.chunker
+                doc.chunk_spans = _carry_spans(old, doc)
                 doc.duplicate_of, doc.minhash = old.duplicate_of, old.minhash
                 self.catalog.put_document(conn, doc)
                 outcome = "unchanged" if old.metadata == item.metadata else "updated"
@@ -138,6 +139,7 @@ class Ingestor:
             if twin is not None:
                 # Exact duplicate: the same chunks, now listing this document as one more source.
                 doc.chunk_hashes, doc.minhash, doc.chunker = twin.chunk_hashes, twin.minhash, twin.chunker
+                doc.chunk_spans = _carry_spans(twin, doc)
                 self.catalog.put_document(conn, doc)
                 self.jobs.mark_document(conn, job_id, item.seq, "duplicate", chunks=len(doc.chunk_hashes))
                 return
@@ -150,14 +152,25 @@ class Ingestor:
                 self.jobs.mark_document(conn, job_id, item.seq, "near_duplicate",
                                         reason=f"near-duplicate of {similar}")
                 return
-            chunks = self.chunker.chunk_hashes(parsed.text, parsed.structured)
-            self.catalog.put_chunks(conn, tenant, [ChunkRow.of(h, t) for h, t in chunks.items()])
-            doc.chunk_hashes, doc.minhash = list(chunks), to_bytes(sig)
+            chunks = self.chunker.chunks(parsed.text, parsed.structured, parsed.pages)
+            self.catalog.put_chunks(conn, tenant, [ChunkRow.of(c.hash, c.text) for c in unique_chunks(chunks)])
+            doc.chunk_hashes, doc.minhash = unique_hashes(chunks), to_bytes(sig)
+            doc.chunk_spans = [c.layout() for c in chunks]
             self.catalog.put_document(conn, doc)
             outcome = "updated" if old and old.status != "deleted" else "new"
-            self.jobs.mark_document(conn, job_id, item.seq, outcome, chunks=len(chunks))
+            self.jobs.mark_document(conn, job_id, item.seq, outcome, chunks=len(doc.chunk_hashes))
         near.add(item.doc_id, sig)
         return doc.chunk_hashes, doc.title
+
+
+def _carry_spans(src: DocumentRow, doc: DocumentRow) -> list[list] | None:
+    """The chunk spans of `src` for `doc`, which takes its chunks: the same normalised content, maybe with other
+    white space in its stored text (then each chunk is found again in it)."""
+    if src.chunk_spans is None or src.text is None or doc.text is None:
+        return None
+    if src.text == doc.text and src.page_starts == doc.page_starts:
+        return src.chunk_spans
+    return [c.layout() for c in relocate(src.spans(), src.text, doc.text, doc.page_starts)]
 
 
 class _EmbedFeed:

@@ -15,6 +15,7 @@ import numpy as np
 from encoders.dense import Embedder, input_windows
 from encoders.lexical import TOKENIZER_VERSION, query_vector
 from retrieval.cache import BoundedCache
+from retrieval.context import add_highlights
 from retrieval.late_interaction import LateInteractionWeights
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate, Query, QueryRewriter, Reranker, RewrittenQuery
@@ -171,10 +172,25 @@ class RetrievalPipeline:
         self.vectors.put(key, out)
         return out
 
+    def embed_queries(self, texts: list[str]) -> None:
+        """Put the query vectors of many texts in the cache with one model batch (what embed_query would make of
+        each: a text that fits the model's input is its unit vector); longer texts are left to embed_query."""
+        todo = [t for t in dict.fromkeys(texts) if self.vectors.get((self.embedder.model_id, (t,))) is None]
+        if not todo:
+            return
+        counts = self.embedder.count_tokens(todo)
+        fits = [(t, n) for t, n in zip(todo, counts) if len(input_windows(self.embedder, t, n)) == 1]
+        if not fits:
+            return
+        vecs = np.asarray(self.embedder.embed([t for t, _ in fits]), dtype=np.float32)
+        for (t, n), v in zip(fits, vecs):
+            self.vectors.put((self.embedder.model_id, (t,)), QueryEmbedding(_unit(np.mean([v], axis=0)), None, n))
+
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
-            dense: bool = True, windows: bool = True) -> PipelineResult:
+            dense: bool = True, windows: bool = True, highlights: bool = False) -> PipelineResult:
         """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model.
-        `windows=False`: the snapshot holds no sentence-window vectors."""
+        `windows=False`: the snapshot holds no sentence-window vectors. `highlights`: set each hit's best sentence
+        windows (one more read of the snapshot, for the hits' window vectors)."""
         prune_config = self.prune_for(stages)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -223,6 +239,10 @@ class RetrievalPipeline:
         kept, dropped = prune(candidates, top_k, prune_config)
         self._leg_scores(query, kept)
         lap("prune")
+        if highlights and windows and vector is not None:
+            add_highlights(self.store, collection, kept, query.window_query if query.window_query is not None
+                           else vector)
+            lap("highlights")
         recipe = self._recipe(stages, rewriter, rewritten, reranker, vector is not None, prune_config)
         if embedded is not None and embedded.rows is not None:
             # What was done to a query past the model's input, for this answer.

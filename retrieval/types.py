@@ -23,6 +23,8 @@ class Candidate:
     payload: dict                # chunk_hash, text, doc_ids, sources, metadata
     scores: dict[str, float | None] = field(default_factory=dict)
     score: float = 0.0           # the score the current order is by
+    # (start, end, score) of its best sentence windows, in chunk-text characters (set on the answer's hits)
+    highlights: list[tuple[int, int, float]] = field(default_factory=list)
 
     @property
     def text(self) -> str:

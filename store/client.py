@@ -60,6 +60,7 @@ def _record(r) -> Record:
         payload=r.payload or {},
         dense=vectors.get(DENSE),
         sparse=SparseVector(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
+        windows=vectors.get(WINDOWS),
     )
 
 

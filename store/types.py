@@ -36,3 +36,4 @@ class Record:
     payload: dict
     dense: list[float] | None = None
     sparse: SparseVector | None = None
+    windows: list[list[float]] | None = None  # sentence-window vectors, when asked for and the point has them

@@ -140,6 +140,11 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("POST", "/snapshots/rollback"): ("/snapshots/rollback", {}, {404, 409}),
             ("POST", "/snapshots/{snap_hash}/promote"): (f"/snapshots/{snap}/promote", {}, {404}),
             ("POST", "/retrieve"): ("/retrieve", {"json": {"query": "quarter close"}}, {200, 404}),
+            ("POST", "/retrieve/batch"): ("/retrieve/batch", {"json": {"requests": [
+                {"query": "quarter close", "context": {"max_tokens": 200}}]}}, {200, 404}),
+            ("GET", "/documents"): ("/documents", {}, {200}),  # beta's own (none yet): never alpha's
+            ("GET", "/documents/{doc_id}"): ("/documents/ledger", {}, {404}),
+            ("GET", "/documents/{doc_id}/chunks"): ("/documents/ledger/chunks", {}, {404}),
             ("POST", "/eval/query-sets"): ("/eval/query-sets", j, {422}),
             ("GET", "/eval/query-sets"): ("/eval/query-sets", {}, {200}),
             ("GET", "/eval/query-sets/{name}"): ("/eval/query-sets/qa", {}, {404}),

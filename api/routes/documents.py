@@ -1,13 +1,103 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+import base64
+import binascii
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
 from api.enqueue import enqueue
-from api.schemas import DeleteDocumentResponse, errors
+from api.schemas import (DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse, DocumentListResponse,
+                         DocumentResponse, DocumentSummary, errors)
+from index_snapshots.documents import holding_snapshots
+from ingest.catalog import DocumentRow
 
-router = APIRouter(tags=["ingest"], responses=errors(404, 422, 503))
+router = APIRouter(tags=["documents"], responses=errors(404, 422, 503))
+
+
+def _cursor(doc_id: str) -> str:
+    return base64.urlsafe_b64encode(doc_id.encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as e:
+        raise HTTPException(status_code=422, detail=f"cursor {cursor[:80]!r} is not one this service gave") from e
+
+
+def _filters(filters: str | None) -> dict | None:
+    if filters is None:
+        return None
+    try:
+        parsed = json.loads(filters)
+    except ValueError as e:
+        raise HTTPException(status_code=422, detail=f"filters is not JSON: {e}") from e
+    if not isinstance(parsed, dict) or not all(isinstance(v, (str, int, float, bool)) for v in parsed.values()):
+        raise HTTPException(status_code=422, detail='filters must be a JSON object of metadata values, e.g. '
+                                                    '{"team": "hr"} (or {"metadata.team": "hr"}, as /retrieve takes it)')
+    return {k.removeprefix("metadata."): v for k, v in parsed.items()}
+
+
+def _summary(d: DocumentRow, snapshots: list[str]) -> dict:
+    return {"doc_id": d.doc_id, "title": d.title, "source": d.source, "status": d.status, "metadata": d.metadata,
+            "content_hash": d.content_hash, "chunks": len(d.chunk_hashes), "snapshots": snapshots}
+
+
+def _document(rt, tenant: str, doc_id: str) -> DocumentRow:
+    doc = rt.catalog.get_document(tenant, doc_id)
+    if doc is None or doc.status == "deleted":
+        raise HTTPException(status_code=404, detail=f"document {doc_id} not found")
+    return doc
+
+
+@router.get("/documents", response_model=DocumentListResponse, summary="The tenant's documents, a page at a time")
+async def list_documents(rt: RuntimeDep, tenant: TenantDep,
+                         limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                         cursor: Annotated[str | None, Query(max_length=2000, description="from next_cursor")] = None,
+                         filters: Annotated[str | None, Query(max_length=4000, description=(
+                             'JSON object of metadata values a document must have, e.g. {"team": "hr"}'))] = None
+                         ) -> DocumentListResponse:
+    def page():
+        docs, last = rt.catalog.page(tenant, limit, _after(cursor), _filters(filters))
+        held = holding_snapshots(rt.manifest, rt.store, tenant, [d.doc_id for d in docs])
+        return DocumentListResponse(documents=[DocumentSummary(**_summary(d, held[d.doc_id])) for d in docs],
+                                    next_cursor=_cursor(last) if last is not None else None)
+
+    return await run_in_threadpool(page)
+
+
+# Before GET /documents/{doc_id}: its :path would take ".../chunks" as part of the id.
+@router.get("/documents/{doc_id:path}/chunks", response_model=DocumentChunksResponse,
+            summary="A document's chunks in order, with their offsets in its stored text, pages and heading paths")
+async def document_chunks(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentChunksResponse:
+    def chunks():
+        doc = _document(rt, tenant, doc_id)
+        if doc.chunk_spans is not None and doc.text is not None:
+            return [DocumentChunk(index=i, chunk_id=c.hash, text=doc.text[c.start:c.end], start=c.start, end=c.end,
+                                  pages=list(c.pages), headings=list(c.headings)) for i, c in enumerate(doc.spans())]
+        # Chunked before offsets were recorded (the next build re-chunks it): the chunk texts, unplaced.
+        rows = rt.catalog.chunks(tenant, doc.chunk_hashes)
+        return [DocumentChunk(index=i, chunk_id=h, text=rows[h].text if h in rows else "", start=None, end=None,
+                              pages=[], headings=[]) for i, h in enumerate(doc.chunk_hashes)]
+
+    return DocumentChunksResponse(doc_id=doc_id, chunks=await run_in_threadpool(chunks))
+
+
+@router.get("/documents/{doc_id:path}", response_model=DocumentResponse,
+            summary="A document: its stored text (what offsets index into) and metadata")
+async def get_document(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentResponse:
+    def one():
+        doc = _document(rt, tenant, doc_id)
+        held = holding_snapshots(rt.manifest, rt.store, tenant, [doc_id])[doc_id]
+        return DocumentResponse(**_summary(doc, held), text=doc.text, pages=doc.page_starts or [])
+
+    return await run_in_threadpool(one)
 
 
 @router.delete("/documents/{doc_id:path}", status_code=202, response_model=DeleteDocumentResponse,

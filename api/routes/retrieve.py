@@ -2,15 +2,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import contextmanager
+from dataclasses import asdict
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep, SettingsDep, TenantDep
-from api.ratelimit import RetrieveLimit
-from api.schemas import (ErrorResponse, HitScores, HitSource, RetrieveHit, RetrieveRequest, RetrieveResponse,
+from api.deps import PrincipalDep, RuntimeDep, SettingsDep, TenantDep
+from api.ratelimit import RetrieveLimit, spend
+from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
+                         RetrieveBatchRequest, RetrieveBatchResponse, RetrieveHit, RetrieveRequest, RetrieveResponse,
                          check_query_chars, errors)
 from index_snapshots.querying import Answer
+from retrieval.context import Context
+from retrieval.types import Candidate
 from index_snapshots.resolve import SnapshotNotFound
 from snapdex.logs import request_id_var, text_digest
 from store.base import StoreUnavailable
@@ -29,26 +34,43 @@ def _record(request: Request, tenant: str, query: str, answer: Answer) -> None:
                                 "timings_ms": answer.timings_ms, "warnings": len(answer.warnings)})
 
 
+def _hit(h: Candidate) -> RetrieveHit:
+    # The hit's place is in its first document's stored text (another source's may differ in white space).
+    place = h.payload["sources"][0] if h.payload.get("sources") else {}
+    start = place.get("start")
+    return RetrieveHit(
+        chunk_id=h.payload["chunk_hash"], doc_id=h.payload["doc_ids"][0],
+        sources=[HitSource(**s) for s in h.payload["sources"]], text=h.payload["text"], score=h.score,
+        scores=HitScores(**{k: v for k, v in h.scores.items() if k in HitScores.model_fields}),
+        metadata=h.payload.get("metadata", {}), start=start, end=place.get("end"), pages=place.get("pages") or [],
+        headings=place.get("headings") or [],
+        highlights=[Highlight(start=a + (start or 0), end=b + (start or 0), score=sc) for a, b, sc in h.highlights])
+
+
+def _context(block: Context) -> ContextResponse:
+    return ContextResponse(tokenizer=block.tokenizer, tokens=block.tokens, passages=[
+        ContextPassage(**{**asdict(p), "highlights": [Highlight(start=a, end=b, score=s) for a, b, s in p.highlights]})
+        for p in block.passages])
+
+
 def _response(answer: Answer, request_id: str) -> RetrieveResponse:
-    hits = [
-        RetrieveHit(chunk_id=h.payload["chunk_hash"], doc_id=h.payload["doc_ids"][0],
-                    sources=[HitSource(**s) for s in h.payload["sources"]], text=h.payload["text"], score=h.score,
-                    scores=HitScores(**{k: v for k, v in h.scores.items() if k in HitScores.model_fields}),
-                    metadata=h.payload.get("metadata", {}))
-        for h in answer.hits
-    ]
-    return RetrieveResponse(hits=hits, snapshot=answer.snapshot, recipe=answer.recipe, timings_ms=answer.timings_ms,
-                            request_id=request_id, cached=answer.cached, warnings=answer.warnings)
+    return RetrieveResponse(hits=[_hit(h) for h in answer.hits], snapshot=answer.snapshot, recipe=answer.recipe,
+                            timings_ms=answer.timings_ms, request_id=request_id, cached=answer.cached,
+                            warnings=answer.warnings, context=_context(answer.context) if answer.context else None)
 
 
-@router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
-             responses={404: {"model": ErrorResponse, "description": "no live snapshot, or the pinned one is not readable"}})
-async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep, request: Request,
-                   _: RetrieveLimit) -> RetrieveResponse:
+def _call(req: RetrieveRequest, settings) -> dict:
+    """A request as `SnapshotSearcher.search` keywords; bad input raises ValueError (a 422)."""
+    check_query_chars(req.query, settings.max_query_chars)
+    return {"query": req.query, "top_k": req.top_k, "filters": req.filters, "snapshot": req.snapshot,
+            "context": req.context.config() if req.context else None, "highlights": True, **req.options.model_dump()}
+
+
+@contextmanager
+def _answering():
+    """The errors of a search, as HTTP answers."""
     try:
-        check_query_chars(req.query, settings.max_query_chars)
-        answer = await run_in_threadpool(rt.searcher.search, tenant, req.query, req.top_k, req.filters, req.snapshot,
-                                         **req.options.model_dump())
+        yield
     except SnapshotNotFound as e:
         raise HTTPException(status_code=404, detail=str(e)) from e
     except ValueError as e:  # bad filters, or a stage this service has not configured: the message names it
@@ -56,5 +78,29 @@ async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, 
     except StoreUnavailable as e:
         raise HTTPException(status_code=503, detail="vector store unavailable",
                             headers={"Retry-After": str(max(int(e.retry_after), 1))}) from e
+
+
+@router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
+             responses={404: {"model": ErrorResponse, "description": "no live snapshot, or the pinned one is not readable"}})
+async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep, request: Request,
+                   _: RetrieveLimit) -> RetrieveResponse:
+    with _answering():
+        answer = await run_in_threadpool(rt.searcher.search, tenant, **_call(req, settings))
     _record(request, tenant, req.query, answer)
     return _response(answer, request_id_var.get() or uuid.uuid4().hex)
+
+
+@router.post("/retrieve/batch", response_model=RetrieveBatchResponse,
+             summary="Many /retrieve requests in one call, their query vectors embedded in one model batch",
+             responses={404: {"model": ErrorResponse, "description": "no live snapshot, or a pinned one is not readable"}})
+async def retrieve_batch(req: RetrieveBatchRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep,
+                         request: Request, principal: PrincipalDep) -> RetrieveBatchResponse:
+    # The retrieve rate limit counts each query of the batch (known once the body is read).
+    spend(request, "retrieve", principal.rate_key, len(req.requests))
+    with _answering():
+        calls = [_call(r, settings) for r in req.requests]
+        answers = await run_in_threadpool(rt.searcher.search_batch, tenant, calls)
+    request_id = request_id_var.get() or uuid.uuid4().hex
+    for r, answer in zip(req.requests, answers):
+        _record(request, tenant, r.query, answer)
+    return RetrieveBatchResponse(answers=[_response(a, request_id) for a in answers])

@@ -28,9 +28,9 @@ def store(catalog_db) -> WebhookStore:
 def test_migration_0005_goes_down_and_up_again_keeping_earlier_rows(catalog_db, store):
     job = JobStore(catalog_db).create("acme", [NewDocument("d1", b"x")])
     hook, _ = store.create("acme", "https://example.com/hook", ["job.failed"])
-    assert downgrade(catalog_db, "0003") == (head(), "0003")
+    assert downgrade(catalog_db, "0004") == (head(), "0004")
     assert "webhooks" not in inspect(catalog_db.engine).get_table_names()
-    assert upgrade(catalog_db) == ("0003", head())
+    assert upgrade(catalog_db) == ("0004", head())
     assert differences(catalog_db) == [] and JobStore(catalog_db).get(job).docs_total == 1
     assert store.list("acme") == []  # 0005's tables were dropped and made again, empty
 

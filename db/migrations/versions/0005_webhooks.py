@@ -2,7 +2,7 @@
 event) and every attempt at it.
 
 Revision ID: 0005
-Revises: 0003 (issue 14's profiles; a 0004 of another branch is re-chained at merge)
+Revises: 0004 (chunk offsets)
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import sqlite
 
 revision: str = "0005"
-down_revision: Union[str, Sequence[str], None] = "0003"
+down_revision: Union[str, Sequence[str], None] = "0004"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
