@@ -27,7 +27,7 @@ BenchmarkId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # SQLite's INTEGER: a la
              summary="Import one run of bench/peer_bench.py (its results JSON); the same run again is kept once",
              responses={200: {"model": BenchmarkResponse,
                               "description": "this run (name, date, commit) was imported before: the stored one"},
-                        **errors(413)})
+                        **errors(400, 413)})
 async def import_benchmark(req: BenchmarkImportRequest, rt: RuntimeDep, _: OperatorDep, response: Response,
                            name: BenchmarkName = "peers") -> BenchmarkResponse:
     try:

@@ -82,7 +82,7 @@ async def dashboard(rt: RuntimeDep, principal: PrincipalDep,
 
 
 @router.post(LOGIN_PATH, response_class=HTMLResponse, summary="Sign in to the dashboard with an API key (sets a cookie)",
-             responses={**json_errors(403, 404, 422), 303: {"description": "signed in: to the dashboard"}, 401: SIGN_IN})
+             responses={**json_errors(400, 403, 404, 422), 303: {"description": "signed in: to the dashboard"}, 401: SIGN_IN})
 async def login(request: Request, key: Annotated[str, Form(max_length=512)]) -> Response:
     keys = request.app.state.keys
     if not keys.required():  # keyless: nothing to sign in to

@@ -27,7 +27,7 @@ def _queue(rt: Runtime, tenant: str, request: TuningRequest) -> str:
 
 @router.post("/tuning", status_code=202, response_model=TuningQueued,
              summary="Tune the tenant's retrieval profile on its labelled queries (k-fold cross-validation)",
-             responses={409: {"description": "no live snapshot to tune on yet"}})
+             responses={409: {"description": "no live snapshot to tune on yet"}, **errors(400)})
 async def start_tuning(req: TuningRequestIn, rt: RuntimeDep, tenant: TenantDep) -> TuningQueued:
     request = TuningRequest(tuple(req.query_sets), req.folds, req.metric, req.seed, req.level)
     try:
