@@ -15,7 +15,8 @@ from api.schemas import (DeleteDocumentResponse, DocumentChunk, DocumentChunksRe
 from index_snapshots.documents import holding_snapshots
 from ingest.catalog import DocumentRow
 
-router = APIRouter(tags=["documents"], responses=errors(404, 422, 503))
+# 400: a request line past the HTTP server's limit (a long `filters` or document id, percent-encoded).
+router = APIRouter(tags=["documents"], responses=errors(400, 404, 422, 503))
 
 
 def _cursor(doc_id: str) -> str:
