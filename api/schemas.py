@@ -30,7 +30,7 @@ class ErrorResponse(BaseModel):
 
 
 _ERRORS = {
-    400: "the request could not be parsed: a body that is not valid JSON (or UTF-8), or a URL past the server's limit",
+    400: "the body could not be parsed (not valid JSON, or not UTF-8)",
     401: "no API key, or not a valid one (Authorization: Bearer <key> or X-API-Key)",
     403: "the API key does not reach this: another tenant named, an operator key on tenant data, or a tenant's key "
          "on an operator's route",

@@ -47,3 +47,25 @@ schema = _schema()
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_answers_as_documented(case, service):
     case.call_and_validate(base_url=service.url, checks=CHECKS)
+
+
+
+
+def test_the_longest_query_strings_the_api_accepts_reach_it(service):
+    """`filters` and `cursor` at their length limits, in 4-byte characters, percent-encoded: the request head stays
+    below what the HTTP server parses (past ~64 KiB it answers a plain-text 400 no route can shape), so the route
+    answers, with JSON."""
+    import socket
+    from urllib.parse import quote, urlsplit
+
+    url = urlsplit(service.url)
+    big = quote(chr(0x1D47B) * 1000)
+    head = (f"GET /documents?filters={big}&cursor={big} HTTP/1.1\r\nHost: {url.hostname}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    assert status.split()[1] == b"422" and b"content-type: application/json" in rest.lower(), answer[:300]
