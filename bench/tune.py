@@ -126,7 +126,6 @@ def main() -> int:
                 raise SystemExit(f"{args.reuse_search}: its search ran on another snapshot or model; run A again")
             out["search"] = {**earlier["search"], "reused_from": str(args.reuse_search)}
             chosen = {**today, **{k: v for k, v in earlier["search"]["chosen"].items() if not k.startswith("late_long")}}
-            print(f"A. reused from {args.reuse_search}: chosen {chosen}", flush=True)
         elif args.configs is None:
             t0 = time.perf_counter()
             chosen = {**today, **coordinate_search(space.start(today), space, lambda c: float(train({**today, **c}).mean()))}
@@ -136,7 +135,8 @@ def main() -> int:
                              "chosen": chosen, "cv_ndcg@10": float(cv.heldout.mean()), "folds_chosen": cv.chosen}
         if args.configs is None:
             a = out["search"]
-            print(f"A. search on {datasets[0].name} train: {a['configurations']} configurations, {a['seconds']} s; "
+            reused = f" (reused from {a['reused_from']})" if "reused_from" in a else ""
+            print(f"A. search on {datasets[0].name} train{reused}: {a['configurations']} configurations, {a['seconds']} s; "
                   f"chosen {chosen}; {args.folds}-fold held-out nDCG@10 {a['cv_ndcg@10']:.4f} (today's defaults in "
                   f"sample: {train.metrics(today)['ndcg@10']:.4f})", flush=True)
 
