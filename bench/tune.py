@@ -136,8 +136,8 @@ def main() -> int:
         if args.configs is None:
             a = out["search"]
             reused = f" (reused from {a['reused_from']})" if "reused_from" in a else ""
-            print(f"A. search on {datasets[0].name} train{reused}: {a['configurations']} configurations, {a['seconds']} s; "
-                  f"chosen {chosen}; {args.folds}-fold held-out nDCG@10 {a['cv_ndcg@10']:.4f} (today's defaults in "
+            print(f"A. search on {datasets[0].name} train{reused}: {a['configurations']} configurations, "
+                  f"{a['seconds']} s; chosen {chosen}; {args.folds}-fold held-out nDCG@10 {a['cv_ndcg@10']:.4f} (today's defaults in "
                   f"sample: {train.metrics(today)['ndcg@10']:.4f})", flush=True)
 
             base = {**chosen, "late_long_tokens": 0}
