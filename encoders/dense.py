@@ -28,6 +28,11 @@ class Embedder(Protocol):
         """Word pieces per text as the model would see them before truncation, special tokens included."""
         ...
 
+    def token_starts(self, text: str) -> tuple[int, list[int]]:
+        """The special tokens a count adds, and where each other word piece of `text` starts (character offsets,
+        ascending): what a prefix `text[:e]` counts is found from one pass, without tokenizing each prefix."""
+        ...
+
 
 Span = tuple[int, int]
 
@@ -190,13 +195,11 @@ class SentenceTransformerEmbedder:
         )
         return out.astype(np.float32, copy=False)
 
-    @property
-    def max_tokens(self) -> int:
-        return int(self._load().max_seq_length)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        tokenizer = self._load().tokenizer
-        return [len(ids) for ids in tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]]
+    def token_starts(self, text: str) -> tuple[int, list[int]]:
+        out = self._load().tokenizer(text, truncation=False, verbose=False, return_offsets_mapping=True,
+                                     return_special_tokens_mask=True)
+        special = out["special_tokens_mask"]
+        return sum(special), [a for (a, _), s in zip(out["offset_mapping"], special) if not s]
 
     def splits_at_spaces(self) -> bool:
         return bert_pre_tokenizer(getattr(self._load().tokenizer, "backend_tokenizer", None))
@@ -252,6 +255,9 @@ class HashEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORDS.findall(t)) + 2 for t in texts]
+
+    def token_starts(self, text: str) -> tuple[int, list[int]]:
+        return 2, [m.start() for m in _WORDS.finditer(text)]
 
     def splits_at_spaces(self) -> bool:
         return True  # its pieces are words and punctuation marks

@@ -107,6 +107,11 @@ class OnnxEmbedder:
         self._load()
         return [len(e.ids) for e in self._counter.encode_batch(list(texts))]
 
+    def token_starts(self, text: str) -> tuple[int, list[int]]:
+        self._load()
+        e = self._counter.encode(text)
+        return sum(e.special_tokens_mask), [a for (a, _), s in zip(e.offsets, e.special_tokens_mask) if not s]
+
     def splits_at_spaces(self) -> bool:
         self._load()
         return bert_pre_tokenizer(self._counter)

@@ -14,6 +14,7 @@ is the hit's `windows` score.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import threading
@@ -63,6 +64,9 @@ class TokenCounter:
     # No token crosses white space or punctuation (BERT's pre-tokenizer): two texts joined where one of them has
     # such a character count as the sum of their counts (less the special tokens a count adds once).
     splits_at_spaces: bool = False
+    # The special tokens a count adds and where each other token starts in a text: every prefix's count from one
+    # pass (a passage cut at the budget tries many prefixes).
+    starts: Callable[[str], tuple[int, list[int]]] | None = None
 
 
 def _splits(a: str, b: str) -> bool:
@@ -113,12 +117,14 @@ def token_counter(name: str | None, embedder) -> TokenCounter:
     """The embedder's word pieces (special tokens included) by default, or a tiktoken encoding."""
     if name in (None, "embedder"):
         splits = getattr(embedder, "splits_at_spaces", None)
-        return TokenCounter(f"embedder:{embedder.model_id}", embedder.count_tokens, bool(splits and splits()))
+        return TokenCounter(f"embedder:{embedder.model_id}", embedder.count_tokens, bool(splits and splits()),
+                            getattr(embedder, "token_starts", None))
     if name not in TIKTOKEN_ENCODINGS:
         raise ValueError(f"tokenizer {name!r} is not one of {('embedder', *TIKTOKEN_ENCODINGS)}")
     enc = _tiktoken(name)
     # One text at a time: encode_ordinary_batch starts a thread pool per call, slower than the encoding itself here.
-    return TokenCounter(f"tiktoken:{name}", lambda texts: [len(enc.encode_ordinary(t)) for t in texts])
+    return TokenCounter(f"tiktoken:{name}", lambda texts: [len(enc.encode_ordinary(t)) for t in texts],
+                        starts=lambda text: (0, enc.decode_with_offsets(enc.encode_ordinary(text))[1]))
 
 
 # --------------------------------------------------------------------------- highlights
@@ -268,7 +274,7 @@ class _Builder:
         self.runs: list[_Run] = []
         self.total = 0
         self._counts: dict[str, int] = {}
-        self._fetched: dict[str, dict] = {}
+        self._fetched: dict[str, dict | None] = {}
 
     def count(self, text: str) -> int:
         if text not in self._counts:
@@ -281,12 +287,20 @@ class _Builder:
     def neighbour(self, doc_id: str, chunk_hash: str | None) -> Piece | None:
         if chunk_hash is None:
             return None
-        if chunk_hash not in self._fetched:
-            for r in self.store.retrieve(self.collection, [self.point_id(chunk_hash)]):
-                self._fetched[r.payload.get("chunk_hash", chunk_hash)] = r.payload
-                self._known(r.payload)
+        self.fetch([chunk_hash])
         payload = self._fetched.get(chunk_hash)
         return place(payload, doc_id) if payload else None
+
+    def fetch(self, hashes: list[str | None]) -> None:
+        """Read the payloads of these chunks not read yet, in one request (a chunk the snapshot lacks reads None)."""
+        ids = {self.point_id(h): h for h in dict.fromkeys(hashes) if h is not None and h not in self._fetched}
+        if not ids:
+            return
+        for r in self.store.retrieve(self.collection, list(ids)):
+            self._fetched[ids.get(r.id) or r.payload.get("chunk_hash")] = r.payload
+            self._known(r.payload)
+        for h in ids.values():
+            self._fetched.setdefault(h, None)
 
     def measure(self, pieces: list[Piece]) -> tuple[str, int] | None:
         """The joined text of `pieces` and its tokens (see `exact`); None if they do not join exactly."""
@@ -351,7 +365,7 @@ class _Builder:
             run = _Run(doc_id, title, rank, [Piece(hit.payload["chunk_hash"], hit.text, 0, len(hit.text), (), (),
                                                    None, None, "")], (), [], placed=False)
             run.text, run.tokens = hit.text, self.count(hit.text)
-            return self._open(run)
+            return self._open(run, window_ends(hit.payload, hit.text))
         highlights = [(piece.start + a, piece.start + b, s) for a, b, s in highlights]
         same_doc = [r for r in self.runs if r.doc_id == doc_id]
         for run in same_doc:
@@ -368,17 +382,19 @@ class _Builder:
         if self.config.max_per_document and len(same_doc) >= self.config.max_per_document:
             return True  # this document has its passages: the next hit may be another's
         run = _Run(doc_id, title, rank, [piece], piece.headings, highlights, piece.text, self.count(piece.text))
-        if not self._open(run):
+        if not self._open(run, window_ends(hit.payload, piece.text)):
             return False
         self._expand(run, piece)
         return True
 
-    def _open(self, run: _Run) -> bool:
+    def _open(self, run: _Run, sentence_ends: list[int]) -> bool:
+        """Add a passage of one chunk; one that does not fit is cut at one of `sentence_ends` (or at a sentence end
+        found now, if none are given) and closes the context."""
         if self.fits(run.tokens):
             self.runs.append(run)
             self.total += run.tokens
             return True
-        cut = self._cut(run.text, self.config.max_tokens - self.total)
+        cut = self._cut(run.text, self.config.max_tokens - self.total, sentence_ends)
         if cut:
             run.text, run.tokens, run.cut = cut, self.count(cut), True
             run.highlights = [(a, min(b, run.start + len(cut)), s) for a, b, s in run.highlights
@@ -387,12 +403,23 @@ class _Builder:
             self.total += run.tokens
         return False
 
-    def _cut(self, text: str, budget: int) -> str:
+    def _cut(self, text: str, budget: int, sentence_ends: list[int] | None = None) -> str:
         """The longest prefix of whole sentences within `budget` tokens (of whole words if not even the first
         sentence fits); never a word cut in two."""
         if budget <= 0:
             return ""
-        sentence_ends = [b for _, b in self.sentences(text)]
+        sentence_ends = sentence_ends or [b for _, b in self.sentences(text)]
+        if self.counter.starts is not None:
+            specials, starts = self.counter.starts(text)
+            for ends in (sentence_ends, [m.end() for m in _WORD_END.finditer(text)]):
+                cut = self._cut_at_starts(text, specials, starts, ends, budget)
+                if cut is None:
+                    break  # not exact here: count the candidates below
+                if cut:
+                    return cut
+            else:
+                if self.counter.splits_at_spaces:
+                    return ""  # exact: not even the first word fits
         fast = self._cut_additive(text, sentence_ends, budget)
         if fast is not None:
             return fast
@@ -407,6 +434,25 @@ class _Builder:
             if lo:
                 return text[:ends[lo - 1]]
         return ""
+
+    def _cut_at_starts(self, text: str, specials: int, starts: list[int], ends: list[int], budget: int
+                       ) -> str | None:
+        """The longest prefix ending at one of `ends` within `budget`, from one pass of the tokenizer (`specials`,
+        `starts`: TokenCounter.starts): a prefix ending at `end` holds the tokens that start before it. Exact where
+        no token crosses the white space after the cut (a tokenizer that splits there); otherwise the cut is counted
+        again, and None if that count passes the budget. "" if no end fits."""
+        best = 0
+        for end in ends:
+            if specials + bisect.bisect_left(starts, end) > budget:
+                break
+            best = end
+        if not best:
+            return ""
+        cut = text[:best]
+        if self.counter.splits_at_spaces and (best == len(text) or text[best].isspace()):
+            self._counts.setdefault(cut, specials + bisect.bisect_left(starts, best))
+            return cut
+        return cut if self.count(cut) <= budget else None
 
     def _cut_additive(self, text: str, ends: list[int], budget: int) -> str | None:
         """The same cut with each sentence counted once, where counts add up across the white space between
@@ -435,6 +481,8 @@ class _Builder:
         grown = {"prev": 0, "next": 0}
         open_sides = [side for side in ("next", "prev") if steps]
         while open_sides:
+            # Both ends' next chunks in one request: most steps grow both sides.
+            self.fetch([getattr(run.pieces[-1] if side == "next" else run.pieces[0], side) for side in open_sides])
             for side in list(open_sides):
                 edge = run.pieces[-1] if side == "next" else run.pieces[0]
                 other = self.neighbour(run.doc_id, getattr(edge, side))
@@ -491,6 +539,20 @@ class _Builder:
                 pages=sorted({p for piece in r.pieces for p in piece.pages}), headings=list(r.headings),
                 tokens=r.tokens, highlights=[(a, min(b, r.end), s) for (a, b), s in spans]))
         return Context(self.counter.name, sum(p.tokens for p in passages), passages)
+
+
+def window_ends(payload: dict, text: str) -> list[int]:
+    """The sentence ends in a chunk's `text` that its late-interaction windows mark (sentences found by the same
+    splitter when the snapshot was built): a window ends at a sentence end, and the text before any window but the
+    first ends at one. Ascending; empty where the chunk has no windows (then the cut finds its sentences itself).
+    Windows stop at `max_windows`, so in a very long chunk the last sentences give no ends: the cut is then coarser,
+    never inside a sentence."""
+    spans = [(a, b) for a, b in payload.get("windows") or () if b > a]
+    if not spans or payload.get("text") != text:
+        return []
+    first = min(a for a, _ in spans)
+    ends = {b for _, b in spans} | {len(text[:a].rstrip()) for a, _ in spans if a > first}
+    return sorted(e for e in ends if 0 < e <= len(text))
 
 
 def build_context(hits: list[Candidate], store: VectorStore, collection: str, counter: TokenCounter,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from index_snapshots.builder import point_id
 from ingest.jobs import NewDocument
 from ingest.windows import sentence_spans
-from retrieval.context import ContextConfig, build_context, token_counter
+from retrieval.context import ContextConfig, _Builder, build_context, token_counter, window_ends
 from tests.helpers import ingest, make_runtime, text_doc
 
 
@@ -136,6 +137,43 @@ def test_budget_is_never_exceeded_and_expansion_stays_in_its_document(rt, corpor
         assert a[0] != b[0] or a[2] <= b[1], "two passages of a document overlap"
     if per_document:
         assert all(sum(p.doc_id == d for p in block.passages) <= per_document for d in stored)
+
+
+PUNCTUATED = WORDS + ["Ünïcödé", "(brackets)", "[1]", "3.5%", "don't", "x-ray", "日本語", "—"]
+
+
+@pytest.mark.parametrize("tokenizer", [None, "cl100k_base", "o200k_base"])
+def test_a_cut_is_the_longest_prefix_of_whole_sentences_within_the_budget(rt, tokenizer):
+    """The cut reads every prefix's count from one pass of the tokenizer; it must be what counting each candidate
+    prefix whole finds: the longest run of whole sentences within the budget, else of whole words, else nothing."""
+    counter = token_counter(tokenizer, rt.embedder)
+    count = lambda t: counter.count([t])[0]  # noqa: E731
+    rng = random.Random(20)
+    for _ in range(80):
+        text = " ".join(" ".join(rng.choice(PUNCTUATED) for _ in range(rng.randint(2, 30))).capitalize() + "."
+                        for _ in range(rng.randint(1, 8)))
+        budget = rng.randint(1, count(text) + 2)
+        builder = _Builder(rt.store, "unused", counter, ContextConfig(budget), point_id, sentence_spans)
+        cut = builder._cut(text, budget)
+        sentences = [b for _, b in sentence_spans(text) if count(text[:b]) <= budget]
+        words = [m.end() for m in re.finditer(r"\S+", text) if count(text[:m.end()]) <= budget]
+        assert cut == text[:max(sentences or words or [0])]
+        assert count(cut) <= budget and builder.count(cut) == count(cut)
+
+
+def test_window_ends_are_sentence_ends_of_the_chunk(rt, corpora):
+    """A cut may end where a chunk's windows say a sentence ends: never inside a word, and only ends the sentence
+    splitter finds in the chunk's body."""
+    for tenant, _, live in corpora:
+        for record in _points(rt, tenant)[1]:
+            text, ends = record.payload["text"], window_ends(record.payload, record.payload["text"])
+            if not record.payload.get("windows"):
+                continue
+            body = min(a for a, b in record.payload["windows"] if b > a)
+            found = {body + b for _, b in sentence_spans(text[body:])}
+            assert ends and ends == sorted(set(ends)) and set(ends) <= found
+            assert all(not text[e - 1].isspace() and (e == len(text) or text[e].isspace()) for e in ends)
+            assert window_ends(record.payload, text + " ") == []  # another text: the windows are not its own
 
 
 def test_unknown_tokenizer_and_bad_expansion_are_refused(rt):

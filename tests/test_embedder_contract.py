@@ -102,6 +102,21 @@ def test_token_counts(embedder):
         assert counts[:3] == [2, 3, 4]  # [CLS] and [SEP] included: what the model's input holds
 
 
+def test_token_starts_give_every_prefix_its_count(embedder):
+    """What a prefix counts, read from one pass (the context's cut relies on it): at every word's end, the special
+    tokens plus the tokens that start before it are what counting the prefix alone gives."""
+    import re
+
+    _, e = embedder
+    text = " ".join(TEXTS) + " " + long_text(e)
+    specials, starts = e.token_starts(text)
+    assert starts == sorted(starts) and specials == e.count_tokens([""])[0]
+    assert specials + len(starts) == e.count_tokens([text])[0]
+    ends = [m.end() for m in re.finditer(r"\S+", text)]
+    prefixes = [text[:end] for end in ends]
+    assert [specials + sum(1 for s in starts if s < end) for end in ends] == e.count_tokens(prefixes)
+
+
 @pytest.mark.slow
 def test_backends_agree_on_tokens_and_vectors():
     torch_e, onnx_e, int8_e = (_open(b) for b in BACKENDS)
