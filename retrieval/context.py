@@ -33,6 +33,7 @@ MAX_NEIGHBORS = 8
 SECTION_STEPS = 256  # chunks a section may grow by on each side; the budget ends it long before, in practice
 HIGHLIGHTS_PER_HIT = 3
 HIGHLIGHT_MARGIN = 0.05  # windows within this much of the best one are highlighted too
+CHARS_PER_TOKEN = 8  # English prose averages ~4.5 characters a word piece (cl100k: ~4); twice that is a safe reach
 
 
 @dataclass(frozen=True)
@@ -410,7 +411,13 @@ class _Builder:
             return ""
         sentence_ends = sentence_ends or [b for _, b in self.sentences(text)]
         if self.counter.starts is not None:
-            specials, starts = self.counter.starts(text)
+            # Only the text the budget can reach is tokenized: a prefix ending at a sentence end past CHARS_PER_TOKEN
+            # characters per token of budget holds more tokens than the budget in any prose (if not, the whole text
+            # is tokenized). Ends past that prefix then count as all of it, more than the budget: never taken.
+            reach = next((e for e in sentence_ends if e >= CHARS_PER_TOKEN * budget), len(text))
+            specials, starts = self.counter.starts(text[:reach])
+            if reach < len(text) and specials + len(starts) <= budget:
+                specials, starts = self.counter.starts(text)
             for ends in (sentence_ends, [m.end() for m in _WORD_END.finditer(text)]):
                 cut = self._cut_at_starts(text, specials, starts, ends, budget)
                 if cut is None:
