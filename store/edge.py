@@ -129,7 +129,8 @@ class EdgeStore:
         # Dense vectors stay in memory: every first stage scans them. Window multivectors (about 4 per chunk) and
         # payloads are memory-mapped from disk: a query reads only its candidates' pages. Measured on 30k synthetic
         # points with 4 windows each: all in memory +520 MB of RSS once loaded; windows and payloads on disk +265 MB.
-        vectors = {DENSE: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine, datatype=stored)}
+        vectors = {DENSE: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine, datatype=stored,
+                                              memory=qe.Memory.Cold)}
         if windows:
             vectors[WINDOWS] = qe.EdgeVectorParams(
                 size=dense_dim,
