@@ -81,7 +81,8 @@ def build_synthetic(data_dir: Path, source_tenant: str, total: int, seed: int = 
         name = collection_name(BIG, snap)
         rt.store.delete_collection(name)
         rt.manifest.begin(BIG, snap, name, None, config)
-        rt.store.create_collection(name, dense.shape[1], keyword_indexes=KEYWORD_INDEXES, windows=True)
+        rt.store.create_collection(name, dense.shape[1], keyword_indexes=KEYWORD_INDEXES, windows=True,
+                                   datatype=rt.index_config.vectors)
         started = time.perf_counter()
         batch: list[Point] = []
         for i, (text, c) in enumerate(zip(all_texts, counts)):

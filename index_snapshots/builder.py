@@ -40,6 +40,7 @@ class IndexConfig:
     dim: int
     bm25: BM25Params = BM25Params()
     windows: WindowConfig | None = WindowConfig()  # sentence-window multivectors for the late-interaction stage
+    vectors: str = "float16"  # how dense and window vectors are stored (store.common.VECTOR_DATATYPES)
 
     def canonical(self) -> dict:
         return {
@@ -48,6 +49,7 @@ class IndexConfig:
             "embedding": {"model": self.model_id, "dim": self.dim},
             "bm25": {"tokenizer": TOKENIZER_VERSION, "k1": self.bm25.k1, "b": self.bm25.b, "idf": "qdrant-modifier"},
             "windows": self.windows.canonical() if self.windows else None,
+            **({"vectors": self.vectors} if self.vectors != "float32" else {}),  # float32: hashes as before
         }
 
 
@@ -162,7 +164,7 @@ class SnapshotBuilder:
             # A collection left by a build that died half way is not trusted: start it again.
             self.store.delete_collection(name)
             self.store.create_collection(name, self.config.dim, keyword_indexes=KEYWORD_INDEXES,
-                                         windows=self.config.windows is not None)
+                                         windows=self.config.windows is not None, datatype=self.config.vectors)
             sources = _sources_of(docs)
             layouts = {d.doc_id: _Layout(d) for d in docs}
             hashes = sorted(sources)

@@ -105,7 +105,8 @@ class Runtime:
     @cached_property
     def index_config(self) -> IndexConfig:
         return IndexConfig(parsing.PARSER_VERSION, self.chunker_config, self.embedder.model_id, self.embedder.dim,
-                           BM25Params(self.settings.bm25_k1, self.settings.bm25_b), self.window_config)
+                           BM25Params(self.settings.bm25_k1, self.settings.bm25_b), self.window_config,
+                           self.settings.vector_datatype)
 
     @cached_property
     def builder(self) -> SnapshotBuilder:

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     window_method: Literal["late", "standalone"] = Field(
         default="late", description="late: pooled from the chunk's own pass; standalone: each window embedded alone")
 
+    # How dense and window vectors are stored (part of every snapshot hash): float16 halves their disk and memory
+    # (measured: README, "Memory"); float32 keeps the model's precision.
+    vector_datatype: Literal["float16", "float32"] = "float16"
+
     # Queries longer than this are refused (422): room for a pasted chat message, not a whole document.
     max_query_chars: int = Field(default=16_000, ge=64, le=200_000)
     # A query past the embedding model's input (256 word pieces for MiniLM) is embedded in windows that fit it,

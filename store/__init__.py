@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .base import DENSE, SPARSE, StoreError, StoreUnavailable, VectorStore
-from .client import ClientStore
 from .edge import EdgeStore
+
+if TYPE_CHECKING:
+    from .client import ClientStore
 from .types import Hit, Point, Record, SparseVector
 
 BACKENDS = ("edge", "qdrant")
@@ -46,5 +50,16 @@ def open_store(
     if backend == "qdrant":
         if not url:
             raise ValueError("the 'qdrant' store backend needs a url")
+        from .client import ClientStore
+
         return ClientStore.from_url(url, api_key=api_key, timeout=timeout, shards=shards, replicas=replicas)
     raise ValueError(f"unknown store backend {backend!r}; expected one of {', '.join(map(repr, BACKENDS))}")
+
+
+def __getattr__(name: str):
+    # qdrant-client (with grpc) costs ~80 MB of RSS: a process on the embedded backend never imports it.
+    if name == "ClientStore":
+        from .client import ClientStore
+
+        return ClientStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

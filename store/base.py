@@ -27,8 +27,11 @@ class StoreUnavailable(StoreError):
 @runtime_checkable
 class VectorStore(Protocol):
     def create_collection(
-        self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False
-    ) -> None: ...
+        self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False,
+        datatype: str = "float32",
+    ) -> None:
+        """`datatype`: how dense and window vectors are stored, one of VECTOR_DATATYPES."""
+        ...
 
     def has_collection(self, name: str) -> bool: ...
 

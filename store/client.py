@@ -15,7 +15,7 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from .base import DENSE, SPARSE, WINDOWS, StoreError, StoreUnavailable
-from .common import (batches, check_fusion, check_ids, check_name, check_positive, query_rows, rescore_legs,
+from .common import (batches, check_datatype, check_fusion, check_ids, check_name, check_positive, query_rows, rescore_legs,
                      top_hits)
 from .filters import parse_filters
 from .types import Hit, Point, Record, SparseVector
@@ -116,15 +116,18 @@ class ClientStore:
             raise StoreError(f"qdrant: {what} failed: {e}") from e
 
     def create_collection(
-        self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False
+        self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False,
+        datatype: str = "float32",
     ) -> None:
         check_name(name)
         check_positive("dense_dim", dense_dim)
-        vectors = {DENSE: qm.VectorParams(size=dense_dim, distance=qm.Distance.COSINE)}
+        stored = qm.Datatype(check_datatype(datatype))
+        vectors = {DENSE: qm.VectorParams(size=dense_dim, distance=qm.Distance.COSINE, datatype=stored)}
         if windows:
             vectors[WINDOWS] = qm.VectorParams(
                 size=dense_dim,
                 distance=qm.Distance.COSINE,
+                datatype=stored,
                 multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
                 hnsw_config=qm.HnswConfigDiff(m=0),  # rescoring by id only: no graph to build
             )

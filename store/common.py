@@ -12,6 +12,8 @@ from .base import DENSE, SPARSE, WINDOWS
 from .types import Hit, SparseVector
 
 UPSERT_BATCH = 256
+# float16 halves what vectors take on disk and in memory; scores move by about 1e-3 (README, "Memory").
+VECTOR_DATATYPES = ("float32", "float16")
 FUSIONS = ("rrf", "dbsf")
 # Extra hits fetched so a group of tied scores straddling `limit` is seen whole.
 TIE_SLACK = 8
@@ -24,6 +26,12 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise ValueError(f"invalid collection name {name!r}; use letters, digits, '_', '-', '.' (max 128)")
     return name
+
+
+def check_datatype(datatype: str) -> str:
+    if datatype not in VECTOR_DATATYPES:
+        raise ValueError(f"vector datatype {datatype!r} is not one of {VECTOR_DATATYPES}")
+    return datatype
 
 
 def check_id(point_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,19 @@ def test_parse_filters():
     assert [c.kind for c in parse_filters({"a": "x", "b": [1, 2], "c": True})] == ["match", "any", "match"]
     with pytest.raises(ValueError, match="nan"):
         parse_filters({"a": {"gt": float("nan")}})
+
+
+def test_the_embedded_backend_never_imports_qdrant_client(tmp_path):
+    """qdrant-client (with grpc) costs ~35 MB of a serving process's RSS: only the server backend loads it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, api.main, store; s = store.open_store('edge', path=sys.argv[1]); "
+            "s.create_collection('c', 4); s.close(); "
+            "loaded = sorted(m for m in ('qdrant_client', 'grpc') if m in sys.modules); print(loaded); "
+            "sys.exit(1 if loaded else 0)")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "q")], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ClientStore.__module__ == "store.client"  # still importable by name from the facade

@@ -329,6 +329,31 @@ def test_rescore_scores_each_leg_of_the_given_points(store, other, points):
     assert store.rescore("win", [], dense=dense) == {}
 
 
+def test_float16_vectors_score_within_their_precision_on_both_backends(store, other, points):
+    """Vectors stored as float16 (the service's default) read back and score within float16's precision of their
+    float32 values, dense and windows alike, the same on both backends; a datatype no backend knows is refused."""
+    points = _with_windows(points, seed=11)
+    for s in (store, other):
+        s.create_collection("half", DIM, windows=True, datatype="float16")
+        s.upsert("half", points)
+    by_id = {p.id: p for p in points}
+    for dense, sparse in queries():
+        q = dense / np.linalg.norm(dense)
+        ids = [p.id for p in points[::11]]
+        # qdrant-client's local mode keeps float32 whatever the datatype: each backend is held to the truth.
+        for s in (store, other):
+            got = s.rescore("half", ids, dense=dense, windows=dense)
+            for i in ids:
+                assert got[i]["dense"] == pytest.approx(float(by_id[i].dense @ q), abs=2e-3)
+                assert got[i]["windows"] == pytest.approx(float((by_id[i].windows @ q).max()), abs=2e-3)
+        hits = store.search_dense("half", dense, 5)
+        assert [h.id for h in hits] == [h.id for h in other.search_dense("half", dense, 5)]
+    (record,) = store.retrieve("half", [points[0].id], with_vectors=True)
+    assert np.asarray(record.dense) == pytest.approx(points[0].dense / np.linalg.norm(points[0].dense), abs=1e-3)
+    with pytest.raises(ValueError, match="datatype 'int4' is not one of"):
+        store.create_collection("bad", DIM, datatype="int4")
+
+
 def test_rescore_by_a_matrix_of_query_vectors_sums_each_rows_max_sim(store, other, points):
     # A long query embedded in several windows: each point scores the sum over the query's rows of the best
     # window match (Qdrant's multivector max-sim), the same on both backends.
