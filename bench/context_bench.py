@@ -17,6 +17,7 @@ default: all 300 queries over the whole corpus.)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -108,9 +109,12 @@ def main() -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=0, help="test queries (0: all, over the whole corpus)")
     ap.add_argument("--data-dir", type=Path, help="keep the index here between runs (default: a temporary folder)")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only /retrieve with the context on and off (to bench/results/context-latency.json)")
     ap.add_argument("--latency-passes", type=int, default=3, help="passes over the queries, context on and off")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "context.json")
+    ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    args.out = args.out or REPO / "bench" / "results" / ("context-latency.json" if args.latency_only else "context.json")
 
     from eval.beir import BeirDataset
     from retrieval.context import _tiktoken
@@ -148,7 +152,7 @@ def main() -> int:
         recall = {b: {"topk_cut": 0, **{f"context_{e}": 0 for e in EXPANSIONS}} for b in BUDGETS}
         repeated = {b: {"topk_cut": 0, **{f"context_{e}": 0 for e in EXPANSIONS}} for b in BUDGETS}
         over_budget = 0
-        for qid in qids:
+        for qid in ([] if args.latency_only else qids):
             rel = set(qrels[qid])
             plain = sx.http.post("/retrieve", json={"query": queries[qid], "top_k": TOP_K}).json()
             for h in plain["hits"]:
@@ -173,6 +177,7 @@ def main() -> int:
 
         # Latency: the same queries with the context on and off, interleaved (the query vector is cached after the
         # first call either way; the result cache is off).
+        load_before = os.getloadavg()
         # Several passes: a p95 over a few hundred requests on a shared machine moves by more than the 5 ms asked.
         on, off, built = [], [], []
         body_ctx = {"max_tokens": 1000, "expand": "section"}
@@ -189,7 +194,8 @@ def main() -> int:
                         built.append(r.json()["timings_ms"]["context"])  # the block alone, in the server
 
         # A batch of 32 against 32 single calls, each on queries not seen before (their vectors are made now).
-        groups = [others[i * 32:(i + 1) * 32] for i in range(BATCH_GROUPS)]
+        load_after = os.getloadavg()
+        groups = [others[i * 32:(i + 1) * 32] for i in range(0 if args.latency_only else BATCH_GROUPS)]
         batch_ms, single_ms = [], []
         for i, group in enumerate(groups):
             if len(group) < 32:
@@ -206,6 +212,15 @@ def main() -> int:
         sx.close()
 
     n = len(qids)
+    latency = {"context_off": _ms(off), "context_on": _ms(on),
+               "p95_difference": round(float(np.percentile(on, 95) - np.percentile(off, 95)), 2),
+               "context_stage_in_server": _ms(built), "passes": args.latency_passes,
+               "load_average_1m": [round(load_before[0], 2), round(load_after[0], 2)]}  # before and after: 2 cores
+    if args.latency_only:
+        write_result(args.out, {"what": "/retrieve over HTTP with the context on (1,000 tokens, section) and off, "
+                                        f"SciFact {args.split}", "machine": machine(), "queries": n,
+                                "retrieve_ms": latency})
+        return 0
     result = {
         "what": "context blocks vs top-k chunks cut at a token budget (tiktoken cl100k_base), SciFact "
                 f"{args.split}, over HTTP",
@@ -214,9 +229,7 @@ def main() -> int:
         "budgeted_recall": {b: {k: round(v / n, 4) for k, v in r.items()} for b, r in recall.items()},
         "repeated_tokens_total": repeated,
         "context_over_budget": over_budget,
-        "retrieve_ms": {"context_off": _ms(off), "context_on": _ms(on),
-                        "p95_difference": round(float(np.percentile(on, 95) - np.percentile(off, 95)), 2),
-                        "context_stage_in_server": _ms(built), "passes": args.latency_passes},
+        "retrieve_ms": latency,
         "batch_32_ms": {"batch": [round(x, 1) for x in batch_ms], "32_singles": [round(x, 1) for x in single_ms],
                         "median_batch": round(float(np.median(batch_ms)), 1),
                         "median_32_singles": round(float(np.median(single_ms)), 1)},
