@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.embedding import EmbeddingService
-from encoders.lexical import TOKENIZER_VERSION, BM25Params, average_length, document_vector
+from encoders.lexical import DEFAULT_LANGUAGE, TOKENIZER_VERSION, BM25Params, average_length, document_vector, term_counts
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
@@ -28,6 +28,7 @@ from store.types import Point
 
 log = logging.getLogger(__name__)
 
+LANGUAGES_KEY = "languages"  # in a snapshot's config: the languages of its documents
 # Payload fields with keyword indexes: the tenant filter and the usual metadata filters run inside Qdrant.
 KEYWORD_INDEXES = ("tenant", "doc_ids")
 
@@ -86,7 +87,7 @@ def snapshot_hash(config: dict, docs: list[DocumentRow]) -> str:
     for chunk in sorted({c for d in docs for c in d.chunk_hashes}):
         h.update(chunk.encode())
     for d in sorted(docs, key=lambda d: d.doc_id):
-        h.update(json.dumps([d.doc_id, d.source, d.title, d.metadata, d.chunk_hashes], sort_keys=True).encode())
+        h.update(json.dumps([d.doc_id, d.source, d.title, d.hit_metadata(), d.chunk_hashes], sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -94,7 +95,7 @@ def _merge_metadata(docs: list[DocumentRow]) -> dict[str, list]:
     # Arrays, because one chunk may come from several documents; Qdrant matches an array if any element does.
     merged: dict[str, list] = {}
     for d in docs:
-        for k, v in d.metadata.items():
+        for k, v in d.hit_metadata().items():
             values = v if isinstance(v, list) else [v]
             bucket = merged.setdefault(k, [])
             bucket.extend(x for x in values if isinstance(x, (str, int, float, bool)) and x not in bucket)
@@ -150,6 +151,9 @@ class SnapshotBuilder:
         started = time.perf_counter()
         docs = self._rechunk(tenant, list(self.catalog.documents(tenant, status="indexed")))
         config = self.config.canonical()
+        # The languages BM25 analysed the documents in: queries are analysed in each of them (see
+        # encoders.lexical.query_counts). Part of the snapshot's config because the content decides it, not settings.
+        config[LANGUAGES_KEY] = sorted({d.language for d in docs}) or [DEFAULT_LANGUAGE]
         snap = snapshot_hash(config, docs)
         name = collection_name(tenant, snap)
         existing = self.manifest.get(tenant, snap)
@@ -170,6 +174,9 @@ class SnapshotBuilder:
             missing = [h for h in hashes if h not in rows]
             if missing:
                 raise RuntimeError(f"{len(missing)} chunks are referenced but absent from the catalog")
+            # Term counts are made here, in the language of the chunk's first document, from the chunk's text: the
+            # tokenizer of this build decides them, whatever one counted them at ingest.
+            rows = {h: ChunkRow(h, r.text, term_counts(r.text, sources[h][0].language)) for h, r in rows.items()}
             avgdl = average_length(r.terms for r in rows.values())
             embedded = 0
             for i in range(0, len(hashes), self.batch_size):

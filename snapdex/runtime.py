@@ -15,7 +15,7 @@ from encoders.lexical import BM25Params
 from eval.benchmarks import BenchmarkStore
 from eval.profiles import ProfileStore
 from eval.store import EvalStore
-from index_snapshots.builder import IndexConfig, SnapshotBuilder
+from index_snapshots.builder import LANGUAGES_KEY, IndexConfig, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest
 from index_snapshots.querying import SnapshotSearcher
@@ -170,7 +170,9 @@ class Runtime:
         drift = {}
         for tenant in self.manifest.tenants():
             live = self.manifest.live(tenant)
-            parts = sorted(k for k in set(want) | set(live.config) if want.get(k) != live.config.get(k))
+            # The languages part comes from the documents, not from settings: never a drift.
+            parts = sorted(k for k in (set(want) | set(live.config)) - {LANGUAGES_KEY}
+                           if want.get(k) != live.config.get(k))
             if parts:
                 drift[tenant] = parts
         return drift
