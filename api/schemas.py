@@ -329,6 +329,9 @@ class HitSource(BaseModel):
     end: int | None = None
     pages: list[int] = Field(default_factory=list)
     headings: list[str] = Field(default_factory=list)
+    twins: list[str] = Field(default_factory=list, description=(
+        "its near-duplicate twins (other indexed documents it is a near-duplicate of); under the collapse policy "
+        "the older twins' hits are left out in favour of the newest's"))
 
 
 class Highlight(BaseModel):

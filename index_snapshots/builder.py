@@ -102,12 +102,34 @@ def _merge_metadata(docs: list[DocumentRow]) -> dict[str, list]:
     return merged
 
 
+def twin_groups(docs: list[DocumentRow]) -> dict[str, list[str]]:
+    """Each document's near-duplicate twins among `docs` (the indexed ones): documents linked by `duplicate_of`,
+    transitively, form a group; a twin deleted leaves the others their own documents."""
+    ids = {d.doc_id for d in docs}
+    parent = {i: i for i in ids}
+
+    def root(i: str) -> str:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for d in docs:
+        if d.duplicate_of in ids:
+            parent[root(d.doc_id)] = root(d.duplicate_of)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for i in sorted(ids):
+        groups[root(i)].append(i)
+    return {i: [j for j in groups[root(i)] if j != i] for i in ids if len(groups[root(i)]) > 1}
+
+
 class _Layout:
     """Where each chunk of one document is: its place in a point's `sources` entry. A chunk repeated inside the
     document is placed at its first occurrence."""
 
-    def __init__(self, doc: DocumentRow) -> None:
+    def __init__(self, doc: DocumentRow, twins: list[str] | None = None) -> None:
         self.doc = doc
+        self.twins = twins or []
         self.spans = doc.spans()
         self.first: dict[str, int] = {}
         for i, c in enumerate(self.spans):
@@ -121,6 +143,8 @@ class _Layout:
 
     def place(self, chunk_hash: str) -> dict:
         out: dict = {"position": self.position[chunk_hash]}
+        if self.twins:  # near-duplicate twins, and when this one was ingested: retrieval keeps the newest's hits
+            out.update(twins=self.twins, updated_at=self.doc.updated_at)
         i = self.first.get(chunk_hash)
         if i is None:  # not chunked with offsets (no stored text): nothing to cite by place
             return out
@@ -168,7 +192,8 @@ class SnapshotBuilder:
             self.store.create_collection(name, self.config.dim, keyword_indexes=KEYWORD_INDEXES,
                                          windows=self.config.windows is not None)
             sources = _sources_of(docs)
-            layouts = {d.doc_id: _Layout(d) for d in docs}
+            twins = twin_groups(docs)
+            layouts = {d.doc_id: _Layout(d, twins.get(d.doc_id)) for d in docs}
             hashes = sorted(sources)
             rows = self.catalog.chunks(tenant, hashes)
             missing = [h for h in hashes if h not in rows]

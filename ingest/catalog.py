@@ -42,6 +42,7 @@ class DocumentRow:
     page_starts: list[list[int]] | None = None
     # What the file said about itself and the language of its BM25 terms (see db.tables.documents).
     extracted: dict = field(default_factory=dict)
+    updated_at: float = 0.0  # when it was last written (read only: put_document stamps the time)
 
     @property
     def language(self) -> str:
@@ -65,6 +66,7 @@ class DocumentRow:
             chunk_spans=json.loads(r["chunk_spans"]) if r.get("chunk_spans") else None,
             page_starts=json.loads(r["page_starts"]) if r.get("page_starts") else None,
             extracted=json.loads(r["extracted_metadata"]) if r.get("extracted_metadata") else {},
+            updated_at=r.get("updated_at") or 0.0,
         )
 
 

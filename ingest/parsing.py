@@ -669,6 +669,9 @@ OCR_PAGE_TIMEOUT = 30.0  # seconds per page, all its tesseract runs together (de
 OCR_DPI = 300
 OCR_MAX_PIXELS = 40_000_000  # a poster-sized page is rendered at less than OCR_DPI
 TESSERACT = "tesseract"
+# Tesseract's languages for scanned pages, "+"-joined (SNAPDEX_OCR_LANGUAGES sets it at start-up); each needs its
+# Debian tesseract-ocr-<lang> pack. A missing pack fails the scanned document with a reason naming it.
+OCR_LANGUAGES = "eng"
 _OCR_INSTALL = "OCR needs the tesseract-ocr and tesseract-ocr-eng packages"
 # PDFium is not thread-safe: every pypdfium2 call in the process goes through this lock.
 _PDFIUM_LOCK = threading.Lock()
@@ -792,7 +795,8 @@ def _tesseract(image: Any, dpi: float, deadline: float, *args: str) -> str:
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode:
         if "Failed loading language" in err or "Error opening data file" in err:
-            raise _OcrUnavailable(f"{_OCR_INSTALL} (tesseract found no English language data)")
+            raise _OcrUnavailable(f"{_OCR_INSTALL} (tesseract found no language data for {OCR_LANGUAGES!r}: "
+                                  "install tesseract-ocr-<lang> for each)")
         raise RuntimeError(f"tesseract exited with {proc.returncode}: {err.strip()[-300:]}")
     return proc.stdout.decode("utf-8", "replace")
 
@@ -818,7 +822,7 @@ def _png(image: Any) -> bytes:
 
 def _tesseract_words(image: Any, dpi: float, deadline: float) -> list[dict[str, Any]]:
     """Recognised words with block/paragraph/line numbers, bounding box and confidence."""
-    tsv = _tesseract(image, dpi, deadline, "-l", "eng", "--psm", "3", "tsv")
+    tsv = _tesseract(image, dpi, deadline, "-l", OCR_LANGUAGES, "--psm", "3", "tsv")
     words = []
     for row in tsv.splitlines()[1:]:
         cols = row.split("\t")

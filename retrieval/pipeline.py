@@ -279,7 +279,7 @@ class RetrievalPipeline:
                 c.scores["bm25"] = scored[c.id].get("bm25", 0.0)
 
     def prune_for(self, stages: StageConfig) -> PruneConfig:
-        return PruneConfig(self.prune_config.near_duplicate, stages.max_per_document)
+        return PruneConfig(self.prune_config.near_duplicate, stages.max_per_document, self.prune_config.twins)
 
     def recipe(self, stages: StageConfig | None = None) -> dict:
         """What shapes every answer under these stages, without any one query's notes: evaluation runs are
