@@ -42,7 +42,7 @@ class DocumentRow:
     page_starts: list[list[int]] | None = None
     # What the file said about itself and the language of its BM25 terms (see db.tables.documents).
     extracted: dict = field(default_factory=dict)
-    updated_at: float = 0.0  # when it was last written (read only: put_document stamps the time)
+    updated_at: float = field(default=0.0, compare=False)  # last written (read only: put_document stamps it)
 
     @property
     def language(self) -> str:
