@@ -320,6 +320,12 @@ class RetrieveRequest(BaseModel):
         "also answer with `context`: the hits as cited passages within a token budget; absent: no context block"))
 
 
+class HitTable(BaseModel):
+    number: int = Field(description="which table of the document, 1-based in document order")
+    rows: list[int] = Field(description="first and last data row held (1-based, the header row not counted); a "
+                                        "chunk of a long table repeats its header row above them")
+
+
 class HitSource(BaseModel):
     doc_id: str
     source: str | None
@@ -329,6 +335,7 @@ class HitSource(BaseModel):
     end: int | None = None
     pages: list[int] = Field(default_factory=list)
     headings: list[str] = Field(default_factory=list)
+    table: HitTable | None = Field(default=None, description="the table (and rows) the chunk holds, if a table")
     twins: list[str] = Field(default_factory=list, description=(
         "its near-duplicate twins (other indexed documents it is a near-duplicate of); under the collapse policy "
         "the older twins' hits are left out in favour of the newest's"))
@@ -366,8 +373,10 @@ class RetrieveHit(BaseModel):
         "offsets of `text` in the stored text of `doc_id` (GET /documents/{id}): text == stored[start:end]; null "
         "for snapshots built before offsets were recorded"))
     end: int | None = None
-    pages: list[int] = Field(default_factory=list, description="PDF pages the chunk spans (1-based)")
+    pages: list[int] = Field(default_factory=list, description=(
+        "pages the chunk spans (1-based): PDF pages, the slide of a PPTX, the sheet of an XLSX"))
     headings: list[str] = Field(default_factory=list, description="the heading path it sits under")
+    table: HitTable | None = Field(default=None, description="the table and rows the chunk holds, if a table")
     highlights: list[Highlight] = Field(default_factory=list)
 
 

@@ -154,6 +154,8 @@ class _Layout:
         # Neighbours by chunk hash (context expansion reads them from the snapshot itself, so a passage never
         # mixes snapshots), and the stored text between this chunk and the next (white space, usually) so that
         # joined neighbours are still exactly a span of the stored text.
+        if c.table:  # which table of the document, which of its data rows (1-based)
+            out["table"] = {"number": c.table[0], "rows": [c.table[1], c.table[2]]}
         return {**out, "start": c.start, "end": c.end, "headings": list(c.headings), "pages": list(c.pages),
                 "prev": prev.hash if prev else None, "next": nxt.hash if nxt else None,
                 "after": self.doc.text[c.end:nxt.start] if nxt and nxt.start > c.end and self.doc.text else ""}

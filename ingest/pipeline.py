@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from encoders.embedding import EmbeddingService
 from ingest import parsing
@@ -108,6 +108,11 @@ class Ingestor:
                 parsed = parsing.parse_text(content, None)
             if not parsed.text.strip():
                 raise parsing.ParseError("no text could be extracted")
+            # Tables longer than a chunk become parts that each repeat the header row: the stored text holds them.
+            text, pages = self.chunker.split_tables(parsed.text, parsed.pages)
+            if text is not parsed.text:
+                parsed = replace(parsed, text=text, pages=pages)
+                content = text if item.is_file else content
             self._check_length(len(parsed.text))
             try:
                 language = document_language(parsed.text, item.metadata)
