@@ -249,6 +249,9 @@ class RetrieveOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    first_stage: Literal["hybrid", "dense", "bm25"] | None = Field(default=None, description=(
+        "the first stage's legs: both (hybrid), or one alone (bm25 alone also skips the query embedding and the "
+        "second stage)"))
     rerank: Literal["late-interaction", "cross-encoder", "none"] | None = Field(
         default=None, description="second stage; cross-encoder only where a model folder is configured")
     rewrite: Literal["none", "normalize", "prf", "llm"] | None = Field(

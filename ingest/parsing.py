@@ -143,7 +143,7 @@ def _sniff_zip(data: bytes) -> str:
     try:
         infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise ParseError(f"not a valid DOCX: corrupt or truncated zip archive ({e})") from e
+        raise ParseError(f"not a valid DOCX, PPTX, XLSX, EPUB or ODT: corrupt or truncated zip archive ({e})") from e
     expanded = sum(i.file_size for i in infos)
     if expanded > MAX_UNZIPPED_BYTES:
         raise ParseError(f"zip archive of {len(data)} bytes expands to {expanded} bytes; at most "
@@ -410,7 +410,8 @@ def _pptx(data, text, u, meta, attachments):
         if (el.text or "").strip() or el.category == "Table":
             by_slide.setdefault(el.metadata.page_number or 1, []).append(el)
     notes = {}
-    for n, slide in enumerate(Presentation(io.BytesIO(data)).slides, start=1):
+    slides = Presentation(io.BytesIO(data)).slides
+    for n, slide in enumerate(slides, start=1):
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             notes[n] = " ".join(slide.notes_slide.notes_text_frame.text.split())
     blocks: list[tuple[str, int | None]] = []
@@ -422,7 +423,7 @@ def _pptx(data, text, u, meta, attachments):
         if notes.get(n):
             blocks.append((f"Speaker notes: {notes[n]}", n))
     rendered, pages = _join_blocks(blocks)
-    meta["slides"] = len(notes) or len(by_slide)
+    meta["slides"] = len(slides)
     first = next((el.text for n in sorted(by_slide) for el in by_slide[n] if el.category == "Title"), None)
     return elements, rendered, pages, " ".join(first.split()) if first else None
 
