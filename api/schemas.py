@@ -225,6 +225,12 @@ class DocumentResponse(DocumentSummary):
     pages: list[list[int]] = Field(default_factory=list, description="[offset, page] where each PDF page starts")
 
 
+class HitTable(BaseModel):
+    number: int = Field(description="which table of the document, 1-based in document order")
+    rows: list[int] = Field(description="first and last data row held (1-based, the header row not counted); a "
+                                        "chunk of a long table repeats its header row above them")
+
+
 class DocumentChunk(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "index": 3, "chunk_id": "5d1f" + "0" * 60, "text": "Employees get sixteen weeks of paid parental leave.",
@@ -237,6 +243,7 @@ class DocumentChunk(BaseModel):
     end: int | None
     pages: list[int]
     headings: list[str]
+    table: HitTable | None = Field(default=None, description="the table and rows the chunk holds, if a table")
 
 
 class DocumentChunksResponse(BaseModel):
@@ -321,12 +328,6 @@ class RetrieveRequest(BaseModel):
     options: RetrieveOptions = Field(default_factory=RetrieveOptions)
     context: ContextRequest | None = Field(default=None, description=(
         "also answer with `context`: the hits as cited passages within a token budget; absent: no context block"))
-
-
-class HitTable(BaseModel):
-    number: int = Field(description="which table of the document, 1-based in document order")
-    rows: list[int] = Field(description="first and last data row held (1-based, the header row not counted); a "
-                                        "chunk of a long table repeats its header row above them")
 
 
 class HitSource(BaseModel):

@@ -203,7 +203,7 @@ class Chunker:
         """Every chunk of `text` in document order (repeats included), each a span of it."""
         if not text.strip():
             return []
-        sections = self._sections(text) if structured else [(0, len(text), ())]
+        sections = self._sections(text, {o for o, _ in page_starts or ()}) if structured else [(0, len(text), ())]
         tables = self._tables(text) if "|" in text else []
         out: list[Chunk] = []
         for lo, hi, headings in sections:
@@ -254,9 +254,9 @@ class Chunker:
                              pages_of(page_starts, start, end), table))
             at = start + 1  # the next piece starts later (pieces overlap by chunk_overlap)
 
-    def _sections(self, text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+    def _sections(self, text: str, page_offsets: set[int] = frozenset()) -> list[tuple[int, int, tuple[str, ...]]]:
         """Heading sections as spans of `text` with their heading paths; neighbouring sections are joined while
-        they fit in one chunk."""
+        they fit in one chunk, except into one that starts a page (a slide, a sheet: each its own chunks)."""
         spans: list[tuple[int, int, tuple[str, ...], int, bool]] = []
         at = 0
         for node in self._markdown.get_nodes_from_documents([Document(text=text)]):
@@ -272,10 +272,10 @@ class Chunker:
             at = span[1]
         if not spans:
             return [(0, len(text), ())]
-        return self._merge_small(spans)
+        return self._merge_small(spans, page_offsets)
 
-    def _merge_small(self, sections: list[tuple[int, int, tuple[str, ...], int, bool]]
-                     ) -> list[tuple[int, int, tuple[str, ...]]]:
+    def _merge_small(self, sections: list[tuple[int, int, tuple[str, ...], int, bool]],
+                     page_offsets: set[int] = frozenset()) -> list[tuple[int, int, tuple[str, ...]]]:
         # A heading followed at once by a sub-heading makes a section of one line; alone it is a useless
         # chunk, so neighbouring sections are joined while they fit in one chunk. The joined span is cited under
         # the heading path of its first section with a body (a lone heading line is a title over what follows) and
@@ -283,7 +283,7 @@ class Chunker:
         merged: list[list] = []
         size = 0
         for start, end, path, n, lone in sections:
-            if merged and size + n <= self.config.chunk_size:
+            if merged and size + n <= self.config.chunk_size and start not in page_offsets:
                 last = merged[-1]
                 if last[3] or not last[2]:  # heading lines alone, or text before any heading: this path names it
                     last[2] = path
