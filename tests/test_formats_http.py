@@ -213,3 +213,24 @@ def test_near_duplicate_v2_indexed_collapsed_and_kept_after_v1_deleted(svc):
     hits = retrieve(svc, "travel claim finance desk", **BM25)
     assert hits and {h["doc_id"] for h in hits} == {"policy-v2"}
     assert all(h["sources"][0].get("twins", []) == [] for h in hits)
+
+
+def test_folder_cli_ingests_every_format(svc, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "office"
+    (folder / "mail").mkdir(parents=True)
+    names = {"cli-deck.pptx": files.pptx(), "cli-sheet.xlsx": files.xlsx(), "cli.csv": files.csv_text(),
+             "mail/cli.eml": files.eml(attachment=False), "cli.epub": files.epub(), "cli.odt": files.odt(),
+             "cli.rtf": files.rtf()}
+    for name, data in names.items():
+        (folder / name).write_bytes(data)
+    run = subprocess.run([sys.executable, "-m", "snapdex", "ingest", str(folder), "--url", svc.url],
+                         env={k: v for k, v in os.environ.items() if k != "SNAPDEX_API_KEY"}, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    counts = json.loads(run.stdout.strip().splitlines()[-1])["counts"]
+    assert counts["failed"] == 0 and counts["new"] + counts["duplicate"] == len(names), counts
