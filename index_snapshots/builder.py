@@ -21,6 +21,7 @@ from encoders.embedding import EmbeddingService
 from encoders.lexical import DEFAULT_LANGUAGE, TOKENIZER_VERSION, BM25Params, average_length, document_vector, term_counts
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig
+from ingest.language import detect_language, document_language
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
 from index_snapshots.manifest import Manifest
 from store.base import VectorStore
@@ -175,7 +176,7 @@ class SnapshotBuilder:
         """The caller holds the tenant's build lock: SnapshotService takes it around the build, the gate and the
         promotion, so that one verdict at a time decides what is live."""
         started = time.perf_counter()
-        docs = self._rechunk(tenant, list(self.catalog.documents(tenant, status="indexed")))
+        docs = self._rechunk(tenant, self._languages(tenant, list(self.catalog.documents(tenant, status="indexed"))))
         config = self.config.canonical()
         # The languages BM25 analysed the documents in: queries are analysed in each of them (see
         # encoders.lexical.query_counts). Part of the snapshot's config because the content decides it, not settings.
@@ -241,6 +242,24 @@ class SnapshotBuilder:
             ids.update(r.id for r in records)
             if offset is None:
                 return ids
+
+    def _languages(self, tenant: str, docs: list[DocumentRow]) -> list[DocumentRow]:
+        """Documents ingested before languages were recorded get theirs now, once (detected from their stored text,
+        or their metadata's `language`): their BM25 terms are then counted in it like every other's."""
+        todo = [d for d in docs if "language" not in d.extracted and d.text]
+        for d in todo:
+            try:
+                language = document_language(d.text, d.metadata)
+            except ValueError:  # a metadata language not known here: detect instead
+                language = detect_language(d.text)
+            d.extracted = {**d.extracted, "language": language}
+        for i in range(0, len(todo), 500):
+            with self.catalog.db.tx() as conn:
+                for d in todo[i:i + 500]:
+                    self.catalog.set_extracted(conn, tenant, d.doc_id, d.extracted)
+        if todo:
+            log.warning("found the language of %d documents of %s ingested before languages were", len(todo), tenant)
+        return docs
 
     def _rechunk(self, tenant: str, docs: list[DocumentRow]) -> list[DocumentRow]:
         """A new chunker config re-chunks every document from its stored text: a full build."""

@@ -153,6 +153,12 @@ class Catalog:
         conn.execute(_SET_CHUNKS, {"t": tenant, "d": doc_id, "hashes": json.dumps(chunk_hashes), "fp": chunker,
                                    "spans": None if chunk_spans is None else json.dumps(chunk_spans)})
 
+    def set_extracted(self, conn: Connection, tenant: str, doc_id: str, extracted: dict) -> None:
+        """A document's extracted metadata (its language, found for a document ingested before languages were)."""
+        d = documents.c
+        conn.execute(update(documents).where(d.tenant == tenant, d.doc_id == doc_id)
+                     .values(extracted_metadata=json.dumps(extracted, sort_keys=True)))
+
     def mark_deleted(self, tenant: str, doc_id: str) -> bool:
         d = documents.c
         with self.db.tx() as conn:
