@@ -500,6 +500,13 @@ def _eml(data, text, u, meta, attachments):
     _mail_meta(meta, " ".join(str(msg["subject"] or "").split()) or None, (addresses("from") or [None])[0],
                addresses("to"), date)
     for part in msg.iter_attachments():
+        if part.get_content_type() == "message/rfc822":  # a forwarded mail: ingested as a mail of its own
+            inner = part.get_payload()
+            payload = bytes(inner[0]) if isinstance(inner, list) and inner else None
+            name = part.get_filename() or f"forwarded-{len(attachments) + 1}.eml"
+            if payload:
+                attachments.append((name, payload))
+            continue
         payload = part.get_payload(decode=True)
         if payload:
             attachments.append((part.get_filename() or f"attachment-{len(attachments) + 1}", payload))
