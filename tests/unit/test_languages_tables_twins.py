@@ -200,3 +200,23 @@ def test_broken_files_fail_with_a_reason(data, reason):
 def test_prose_with_commas_is_not_csv():
     parsed = parse_bytes(b"Hello, world.\nThis line, too, has commas.\nAnd this one, as well.\n")
     assert parsed.format == "txt"
+
+
+def test_html_mail_and_a_forwarded_mail_attached():
+    from email.message import EmailMessage
+
+    inner = EmailMessage()
+    inner["Subject"], inner["From"] = "Original note", "dave@example.com"
+    inner.set_content("The original note mentions the lighthouse keeper.")
+    outer = EmailMessage()
+    outer["Subject"], outer["From"], outer["To"] = "Fwd: note", "erin@example.com", "frank@example.com"
+    outer.set_content("<html><body><h1>Forwarding</h1><p>See the note about the keeper.</p></body></html>",
+                      subtype="html")
+    outer.add_attachment(inner, filename="note.eml")
+    parsed = parse_bytes(bytes(outer))
+    assert parsed.format == "eml" and "See the note about the keeper." in parsed.text and "<p>" not in parsed.text
+    (name, data), = parsed.attachments
+    assert name == "note.eml"
+    forwarded = parse_bytes(data)
+    assert forwarded.format == "eml" and dict(forwarded.metadata)["subject"] == "Original note"
+    assert "lighthouse keeper" in forwarded.text
