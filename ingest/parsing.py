@@ -517,13 +517,20 @@ def _eml(data, text, u, meta, attachments):
 
 
 def _msg(data, text, u, meta, attachments):
+    import email.utils
+
     from oxmsg import Message
 
     msg = Message.load(io.BytesIO(data))
-    elements = u.partition_msg(file=io.BytesIO(data), process_attachments=False, languages=[""])
-    rendered, _ = _render(elements)
+    elements: list[Any] = []
+    if (msg.body or "").strip():  # a plain body keeps its paragraphs, as in an eml
+        rendered = plain_text(msg.body)
+    else:  # HTML only (or nothing): unstructured's partitioner renders it
+        elements = u.partition_msg(file=io.BytesIO(data), process_attachments=False, languages=[""])
+        rendered, _ = _render(elements)
     date = msg.sent_date.isoformat() if msg.sent_date else None
-    _mail_meta(meta, msg.subject or None, msg.sender or None,
+    sender = email.utils.parseaddr(msg.sender)[1] or msg.sender if msg.sender else None
+    _mail_meta(meta, " ".join((msg.subject or "").split()) or None, sender,
                [r.email_address for r in msg.recipients if r.email_address] or None, date)
     for att in msg.attachments:
         if att.file_bytes:

@@ -20,6 +20,7 @@ UPLOADS = {
     "budget.xlsx": files.xlsx(rows=300),
     "cities.csv": files.csv_text(),
     "offsite.eml": files.eml(),
+    "audit.msg": files.msg(),
     "sailing.epub": files.epub(),
     "greenhouse.odt": files.odt(),
     "observatory.rtf": files.rtf(),
@@ -32,6 +33,7 @@ BROKEN = {
     "locked-sheet.bin": files.encrypted(files.xlsx()),
     "bad-csv.bin": b"city,river\x00\x01\x02\x03\x04\x05\x06\x07\x08" * 20,
     "bad-mail.bin": b"From: a@example.com\nSubject: nothing\nMessage-ID: <x@y>\n\n   \n",
+    "bad-msg.bin": files.msg()[:600],
     "bad-book.bin": files.truncated(files.epub()),
     "bad-odt.bin": files.truncated(files.odt()),
     "bad-rtf.bin": b"{\\rtf1\\ansi {\\b unclosed groups {{{ ",
@@ -40,6 +42,7 @@ REASONS = {
     "bad-deck.bin": "corrupt or truncated zip", "locked-deck.bin": "encrypted",
     "bad-sheet.bin": "corrupt or truncated zip", "locked-sheet.bin": "encrypted",
     "bad-csv.bin": "unsupported file type", "bad-mail.bin": "no text found in e-mail",
+    "bad-msg.bin": "not a valid Outlook message (MSG)",
     "bad-book.bin": "corrupt or truncated zip", "bad-odt.bin": "corrupt or truncated zip",
     "bad-rtf.bin": "RTF",
 }
@@ -87,8 +90,8 @@ def test_each_broken_file_fails_alone_with_its_reason(svc):
     assert set(failures) == set(BROKEN), failures
     for name, reason in REASONS.items():
         assert reason in failures[name], (name, failures[name])
-    # Every good file, and the mail's attachment, ingested.
-    assert job["counts"]["new"] == len(UPLOADS) + 1, job["counts"]
+    # Every good file, and the mails' attachments, ingested.
+    assert job["counts"]["new"] == len(UPLOADS) + 2, job["counts"]
 
 
 def test_pptx_slides_notes_and_slide_number(svc):
@@ -142,6 +145,16 @@ def test_eml_metadata_body_and_attachment_as_its_own_document(svc):
     # Filters reach the extracted fields too.
     r = svc.client.post("/retrieve", json={"query": "offsite", "filters": {"metadata.subject": "Quarterly offsite in Lisbon"}})
     assert {h["doc_id"] for h in r.json()["hits"]} == {"offsite.eml"}
+
+
+def test_msg_metadata_body_and_attachment(svc):
+    hit = top(svc, "pallet racks hall", **BM25)
+    assert hit["doc_id"] == "audit.msg"
+    meta = hit["metadata"]
+    assert meta["subject"] == ["Warehouse inventory audit"] and meta["from"] == ["dana@example.com"]
+    assert meta["to"] == ["eve@example.com"] and meta["date"] == ["2026-12-02T09:30:00+00:00"]
+    att = top(svc, "forklift batteries", **BM25)
+    assert att["doc_id"] == "audit.msg/checklist.txt" and att["metadata"]["attachment_of"] == ["audit.msg"]
 
 
 @pytest.mark.parametrize("query,doc_id,heading", [
@@ -224,7 +237,7 @@ def test_folder_cli_ingests_every_format(svc, tmp_path):
     folder = tmp_path / "office"
     (folder / "mail").mkdir(parents=True)
     names = {"cli-deck.pptx": files.pptx(), "cli-sheet.xlsx": files.xlsx(), "cli.csv": files.csv_text(),
-             "mail/cli.eml": files.eml(attachment=False), "cli.epub": files.epub(), "cli.odt": files.odt(),
+             "mail/cli.eml": files.eml(attachment=False), "mail/cli.msg": files.msg(attachment=False), "cli.epub": files.epub(), "cli.odt": files.odt(),
              "cli.rtf": files.rtf()}
     for name, data in names.items():
         (folder / name).write_bytes(data)

@@ -163,6 +163,7 @@ def test_a_chunk_twins_share_is_the_newest_twins_hit():
     (files.xlsx, "xlsx", "| Item | Cost |"),
     (files.csv_text, "csv", "| Lisbon | Tagus | 545000 |"),
     (files.eml, "eml", "near the aqueduct"),
+    (files.msg, "msg", "The audit of the pallet racks starts on Monday in hall seven."),
     (files.epub, "epub", "bowline knot"),
     (files.odt, "odt", "# Greenhouse"),
     (files.rtf, "rtf", "The telescope in the observatory tracks the comet every night."),
@@ -191,6 +192,8 @@ def test_slides_are_pages_and_mail_headers_metadata():
     (files.truncated(files.epub()), "corrupt or truncated zip"),
     (b"From: a@example.com\nSubject: empty\nMessage-ID: <x@y>\n\n \n", "no text found in e-mail"),
     (b"{\\rtf1\\ansi {\\b unclosed {{{ ", "could not parse RTF"),
+    (files.msg()[:600], "not a valid Outlook message"),
+    (files.encrypted(files.xlsx())[:512] + b"\0" * 512, "corrupt compound file|encrypted"),
 ])
 def test_broken_files_fail_with_a_reason(data, reason):
     with pytest.raises(ParseError, match=reason):
