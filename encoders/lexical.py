@@ -102,6 +102,10 @@ def tokenize(text: str, language: str = DEFAULT_LANGUAGE) -> list[str]:
     return out
 
 
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+
+
 def check_language(language: str) -> str:
     """A language code as BM25 knows it (lowercased, region dropped: "de-AT" -> "de"); ValueError otherwise."""
     code = str(language).strip().lower().replace("_", "-").split("-")[0]

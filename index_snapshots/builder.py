@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.embedding import EmbeddingService
-from encoders.lexical import DEFAULT_LANGUAGE, TOKENIZER_VERSION, BM25Params, average_length, document_vector, term_counts
+from encoders.lexical import (DEFAULT_LANGUAGE, TOKENIZER_VERSION, BM25Params, average_length, document_vector,
+                              has_cjk, term_counts)
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig
 from ingest.language import detect_language, document_language
@@ -101,6 +102,16 @@ def _merge_metadata(docs: list[DocumentRow]) -> dict[str, list]:
             bucket = merged.setdefault(k, [])
             bucket.extend(x for x in values if isinstance(x, (str, int, float, bool)) and x not in bucket)
     return merged
+
+
+def _terms_in(row: ChunkRow, language: str) -> ChunkRow:
+    """The chunk's BM25 term counts in its first document's language. Those counted at ingest serve where they are
+    what this tokenizer makes: English text without CJK characters (English analysis is the same under lex3 and
+    lex4) counted in English (no language-prefixed term). Anything else is counted again here: a document whose
+    language was found after its ingest, a chunk first stored for a document of another language."""
+    if language == DEFAULT_LANGUAGE and not has_cjk(row.text) and not any(":" in t for t in row.terms):
+        return row
+    return ChunkRow(row.chunk_hash, row.text, term_counts(row.text, language))
 
 
 def twin_groups(docs: list[DocumentRow]) -> dict[str, list[str]]:
@@ -202,9 +213,7 @@ class SnapshotBuilder:
             missing = [h for h in hashes if h not in rows]
             if missing:
                 raise RuntimeError(f"{len(missing)} chunks are referenced but absent from the catalog")
-            # Term counts are made here, in the language of the chunk's first document, from the chunk's text: the
-            # tokenizer of this build decides them, whatever one counted them at ingest.
-            rows = {h: ChunkRow(h, r.text, term_counts(r.text, sources[h][0].language)) for h, r in rows.items()}
+            rows = {h: _terms_in(r, sources[h][0].language) for h, r in rows.items()}
             avgdl = average_length(r.terms for r in rows.values())
             embedded = 0
             for i in range(0, len(hashes), self.batch_size):
