@@ -203,7 +203,7 @@ class DocumentSummary(BaseModel):
     doc_id: str
     title: str | None
     source: str | None
-    status: str = Field(description="indexed | near_duplicate")
+    status: str = Field(description="indexed (near-duplicates too, since migration 0007)")
     metadata: dict[str, Any]
     content_hash: str | None = Field(description="SHA-256 of the normalised text: equal for equal content")
     chunks: int
