@@ -203,7 +203,7 @@ class DocumentSummary(BaseModel):
     doc_id: str
     title: str | None
     source: str | None
-    status: str = Field(description="indexed | near_duplicate")
+    status: str = Field(description="indexed (near-duplicates too, since migration 0007)")
     metadata: dict[str, Any]
     content_hash: str | None = Field(description="SHA-256 of the normalised text: equal for equal content")
     chunks: int
@@ -225,6 +225,12 @@ class DocumentResponse(DocumentSummary):
     pages: list[list[int]] = Field(default_factory=list, description="[offset, page] where each PDF page starts")
 
 
+class HitTable(BaseModel):
+    number: int = Field(description="which table of the document, 1-based in document order")
+    rows: list[int] = Field(description="first and last data row held (1-based, the header row not counted); a "
+                                        "chunk of a long table repeats its header row above them")
+
+
 class DocumentChunk(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "index": 3, "chunk_id": "5d1f" + "0" * 60, "text": "Employees get sixteen weeks of paid parental leave.",
@@ -237,6 +243,7 @@ class DocumentChunk(BaseModel):
     end: int | None
     pages: list[int]
     headings: list[str]
+    table: HitTable | None = Field(default=None, description="the table and rows the chunk holds, if a table")
 
 
 class DocumentChunksResponse(BaseModel):
@@ -249,6 +256,9 @@ class RetrieveOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    first_stage: Literal["hybrid", "dense", "bm25"] | None = Field(default=None, description=(
+        "the first stage's legs: both (hybrid), or one alone (bm25 alone also skips the query embedding and the "
+        "second stage)"))
     rerank: Literal["late-interaction", "cross-encoder", "none"] | None = Field(
         default=None, description="second stage; cross-encoder only where a model folder is configured")
     rewrite: Literal["none", "normalize", "prf", "llm"] | None = Field(
@@ -329,6 +339,10 @@ class HitSource(BaseModel):
     end: int | None = None
     pages: list[int] = Field(default_factory=list)
     headings: list[str] = Field(default_factory=list)
+    table: HitTable | None = Field(default=None, description="the table (and rows) the chunk holds, if a table")
+    twins: list[str] = Field(default_factory=list, description=(
+        "its near-duplicate twins (other indexed documents it is a near-duplicate of); under the collapse policy "
+        "the older twins' hits are left out in favour of the newest's"))
 
 
 class Highlight(BaseModel):
@@ -363,8 +377,10 @@ class RetrieveHit(BaseModel):
         "offsets of `text` in the stored text of `doc_id` (GET /documents/{id}): text == stored[start:end]; null "
         "for snapshots built before offsets were recorded"))
     end: int | None = None
-    pages: list[int] = Field(default_factory=list, description="PDF pages the chunk spans (1-based)")
+    pages: list[int] = Field(default_factory=list, description=(
+        "pages the chunk spans (1-based): PDF pages, the slide of a PPTX, the sheet of an XLSX"))
     headings: list[str] = Field(default_factory=list, description="the heading path it sits under")
+    table: HitTable | None = Field(default=None, description="the table and rows the chunk holds, if a table")
     highlights: list[Highlight] = Field(default_factory=list)
 
 

@@ -42,7 +42,8 @@ documents = Table(
     "documents", metadata,
     Column("tenant", Text, nullable=False),
     Column("doc_id", Text, nullable=False),
-    Column("status", Text, nullable=False),  # indexed | near_duplicate | deleted
+    # indexed | deleted (near_duplicate before migration 0007: near-duplicates are indexed, `duplicate_of` their twin)
+    Column("status", Text, nullable=False),
     Column("content_hash", Text),
     Column("raw_hash", Text),
     Column("source", Text),
@@ -58,6 +59,9 @@ documents = Table(
     # included) as a span of `text`; null for documents not chunked since offsets were recorded (migration 0004).
     Column("chunk_spans", Text),
     Column("page_starts", Text),  # JSON [[offset in text, page], ...] where each page starts (PDFs); null otherwise
+    # JSON object: what the file said about itself (mail subject/from/to/date, sheets, slides, attachment_of) and
+    # "language", the one its BM25 terms are analysed in (migration 0007); null for documents ingested before.
+    Column("extracted_metadata", Text),
     Column("updated_at", Epoch, nullable=False),
     PrimaryKeyConstraint("tenant", "doc_id"),
     # doc_id in the index too: the exact-duplicate lookup orders by it (without it SQLite walked the primary key

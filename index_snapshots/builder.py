@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.embedding import EmbeddingService
-from encoders.lexical import TOKENIZER_VERSION, BM25Params, average_length, document_vector
+from encoders.lexical import (DEFAULT_LANGUAGE, TOKENIZER_VERSION, BM25Params, average_length, document_vector,
+                              has_cjk, term_counts)
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig
+from ingest.language import detect_language, document_language
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
 from index_snapshots.manifest import Manifest
 from store.base import VectorStore
@@ -28,6 +30,7 @@ from store.types import Point
 
 log = logging.getLogger(__name__)
 
+LANGUAGES_KEY = "languages"  # in a snapshot's config: the languages of its documents
 # Payload fields with keyword indexes: the tenant filter and the usual metadata filters run inside Qdrant.
 KEYWORD_INDEXES = ("tenant", "doc_ids")
 
@@ -88,7 +91,7 @@ def snapshot_hash(config: dict, docs: list[DocumentRow]) -> str:
     for chunk in sorted({c for d in docs for c in d.chunk_hashes}):
         h.update(chunk.encode())
     for d in sorted(docs, key=lambda d: d.doc_id):
-        h.update(json.dumps([d.doc_id, d.source, d.title, d.metadata, d.chunk_hashes], sort_keys=True).encode())
+        h.update(json.dumps([d.doc_id, d.source, d.title, d.hit_metadata(), d.chunk_hashes], sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -96,19 +99,51 @@ def _merge_metadata(docs: list[DocumentRow]) -> dict[str, list]:
     # Arrays, because one chunk may come from several documents; Qdrant matches an array if any element does.
     merged: dict[str, list] = {}
     for d in docs:
-        for k, v in d.metadata.items():
+        for k, v in d.hit_metadata().items():
             values = v if isinstance(v, list) else [v]
             bucket = merged.setdefault(k, [])
             bucket.extend(x for x in values if isinstance(x, (str, int, float, bool)) and x not in bucket)
     return merged
 
 
+def _terms_in(row: ChunkRow, language: str) -> ChunkRow:
+    """The chunk's BM25 term counts in its first document's language. Those counted at ingest serve where they are
+    what this tokenizer makes: English text without CJK characters (English analysis is the same under lex3 and
+    lex4) counted in English (no language-prefixed term). Anything else is counted again here: a document whose
+    language was found after its ingest, a chunk first stored for a document of another language."""
+    if language == DEFAULT_LANGUAGE and not has_cjk(row.text) and not any(":" in t for t in row.terms):
+        return row
+    return ChunkRow(row.chunk_hash, row.text, term_counts(row.text, language))
+
+
+def twin_groups(docs: list[DocumentRow]) -> dict[str, list[str]]:
+    """Each document's near-duplicate twins among `docs` (the indexed ones): documents linked by `duplicate_of`,
+    transitively, form a group; a twin deleted leaves the others their own documents."""
+    ids = {d.doc_id for d in docs}
+    parent = {i: i for i in ids}
+
+    def root(i: str) -> str:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for d in docs:
+        if d.duplicate_of in ids:
+            parent[root(d.doc_id)] = root(d.duplicate_of)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for i in sorted(ids):
+        groups[root(i)].append(i)
+    return {i: [j for j in groups[root(i)] if j != i] for i in ids if len(groups[root(i)]) > 1}
+
+
 class _Layout:
     """Where each chunk of one document is: its place in a point's `sources` entry. A chunk repeated inside the
     document is placed at its first occurrence."""
 
-    def __init__(self, doc: DocumentRow) -> None:
+    def __init__(self, doc: DocumentRow, twins: list[str] | None = None) -> None:
         self.doc = doc
+        self.twins = twins or []
         self.spans = doc.spans()
         self.first: dict[str, int] = {}
         for i, c in enumerate(self.spans):
@@ -122,6 +157,8 @@ class _Layout:
 
     def place(self, chunk_hash: str) -> dict:
         out: dict = {"position": self.position[chunk_hash]}
+        if self.twins:  # near-duplicate twins, and when this one was ingested: retrieval keeps the newest's hits
+            out.update(twins=self.twins, updated_at=self.doc.updated_at)
         i = self.first.get(chunk_hash)
         if i is None:  # not chunked with offsets (no stored text): nothing to cite by place
             return out
@@ -131,6 +168,8 @@ class _Layout:
         # Neighbours by chunk hash (context expansion reads them from the snapshot itself, so a passage never
         # mixes snapshots), and the stored text between this chunk and the next (white space, usually) so that
         # joined neighbours are still exactly a span of the stored text.
+        if c.table:  # which table of the document, which of its data rows (1-based)
+            out["table"] = {"number": c.table[0], "rows": [c.table[1], c.table[2]]}
         return {**out, "start": c.start, "end": c.end, "headings": list(c.headings), "pages": list(c.pages),
                 "prev": prev.hash if prev else None, "next": nxt.hash if nxt else None,
                 "after": self.doc.text[c.end:nxt.start] if nxt and nxt.start > c.end and self.doc.text else ""}
@@ -150,8 +189,11 @@ class SnapshotBuilder:
         """The caller holds the tenant's build lock: SnapshotService takes it around the build, the gate and the
         promotion, so that one verdict at a time decides what is live."""
         started = time.perf_counter()
-        docs = self._rechunk(tenant, list(self.catalog.documents(tenant, status="indexed")))
+        docs = self._rechunk(tenant, self._languages(tenant, list(self.catalog.documents(tenant, status="indexed"))))
         config = self.config.canonical()
+        # The languages BM25 analysed the documents in: queries are analysed in each of them (see
+        # encoders.lexical.query_counts). Part of the snapshot's config because the content decides it, not settings.
+        config[LANGUAGES_KEY] = sorted({d.language for d in docs}) or [DEFAULT_LANGUAGE]
         snap = snapshot_hash(config, docs)
         name = collection_name(tenant, snap)
         existing = self.manifest.get(tenant, snap)
@@ -166,12 +208,14 @@ class SnapshotBuilder:
             self.store.create_collection(name, self.config.dim, keyword_indexes=KEYWORD_INDEXES,
                                          windows=self.config.windows is not None, datatype=self.config.vectors)
             sources = _sources_of(docs)
-            layouts = {d.doc_id: _Layout(d) for d in docs}
+            twins = twin_groups(docs)
+            layouts = {d.doc_id: _Layout(d, twins.get(d.doc_id)) for d in docs}
             hashes = sorted(sources)
             rows = self.catalog.chunks(tenant, hashes)
             missing = [h for h in hashes if h not in rows]
             if missing:
                 raise RuntimeError(f"{len(missing)} chunks are referenced but absent from the catalog")
+            rows = {h: _terms_in(r, sources[h][0].language) for h, r in rows.items()}
             avgdl = average_length(r.terms for r in rows.values())
             embedded = 0
             for i in range(0, len(hashes), self.batch_size):
@@ -209,6 +253,24 @@ class SnapshotBuilder:
             ids.update(r.id for r in records)
             if offset is None:
                 return ids
+
+    def _languages(self, tenant: str, docs: list[DocumentRow]) -> list[DocumentRow]:
+        """Documents ingested before languages were recorded get theirs now, once (detected from their stored text,
+        or their metadata's `language`): their BM25 terms are then counted in it like every other's."""
+        todo = [d for d in docs if "language" not in d.extracted and d.text]
+        for d in todo:
+            try:
+                language = document_language(d.text, d.metadata)
+            except ValueError:  # a metadata language not known here: detect instead
+                language = detect_language(d.text)
+            d.extracted = {**d.extracted, "language": language}
+        for i in range(0, len(todo), 500):
+            with self.catalog.db.tx() as conn:
+                for d in todo[i:i + 500]:
+                    self.catalog.set_extracted(conn, tenant, d.doc_id, d.extracted)
+        if todo:
+            log.warning("found the language of %d documents of %s ingested before languages were", len(todo), tenant)
+        return docs
 
     def _rechunk(self, tenant: str, docs: list[DocumentRow]) -> list[DocumentRow]:
         """A new chunker config re-chunks every document from its stored text: a full build."""

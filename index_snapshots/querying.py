@@ -13,7 +13,7 @@ from cachetools import TTLCache
 
 from eval.profiles import Profile, ProfileStore
 from index_snapshots.resolve import SnapshotResolver
-from index_snapshots.builder import collection_name, point_id
+from index_snapshots.builder import LANGUAGES_KEY, collection_name, point_id
 from ingest.windows import sentence_spans
 from retrieval.cache import ResultCache, request_key
 from retrieval.context import Context, ContextConfig, build_context, token_counter
@@ -134,7 +134,8 @@ class SnapshotSearcher:
             warnings.append(f"snapshot {snap.hash[:12]} holds no sentence windows: the late-interaction stage "
                             "ranked by its dense and BM25 legs only (the windows' weight went to dense)")
         result = self.pipeline.run(snap.collection, query, top_k, stages, filters=filters, dense=same_model,
-                                   windows=bool(snap.config.get("windows")), highlights=highlights)
+                                   windows=bool(snap.config.get("windows")), highlights=highlights,
+                                   languages=tuple(snap.config.get(LANGUAGES_KEY) or ()))
         result.recipe["profile"] = profile_recipe(profile)
         timings = {"resolve": resolved, **result.timings_ms}
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from db.engine import Database
 from db.tables import chunks as chunks_table
 from db.tables import documents
-from encoders.lexical import term_counts
+from encoders.lexical import DEFAULT_LANGUAGE, term_counts
 from ingest.chunking import Chunk
 from ingest.tenants import TENANT_RE, check_tenant  # noqa: F401  (named here by the API)
 
@@ -40,6 +40,17 @@ class DocumentRow:
     # were recorded. `page_starts`: (offset, page) where each page of a PDF starts.
     chunk_spans: list[list] | None = None
     page_starts: list[list[int]] | None = None
+    # What the file said about itself and the language of its BM25 terms (see db.tables.documents).
+    extracted: dict = field(default_factory=dict)
+    updated_at: float = field(default=0.0, compare=False)  # last written (read only: put_document stamps it)
+
+    @property
+    def language(self) -> str:
+        return self.extracted.get("language") or DEFAULT_LANGUAGE
+
+    def hit_metadata(self) -> dict:
+        """What hits carry and filters read: the extracted fields, the user's own over them."""
+        return {**self.extracted, **self.metadata}
 
     def spans(self) -> list[Chunk]:
         """Its chunks in document order (repeats included), each with its offsets, heading path and pages."""
@@ -54,6 +65,8 @@ class DocumentRow:
             text=r["text"], structured=bool(r["structured"]), chunker=r["chunker"],
             chunk_spans=json.loads(r["chunk_spans"]) if r.get("chunk_spans") else None,
             page_starts=json.loads(r["page_starts"]) if r.get("page_starts") else None,
+            extracted=json.loads(r["extracted_metadata"]) if r.get("extracted_metadata") else {},
+            updated_at=r.get("updated_at") or 0.0,
         )
 
 
@@ -64,8 +77,8 @@ class ChunkRow:
     terms: dict[str, int]
 
     @classmethod
-    def of(cls, chunk_hash: str, text: str) -> "ChunkRow":
-        return cls(chunk_hash, text, term_counts(text))
+    def of(cls, chunk_hash: str, text: str, language: str = DEFAULT_LANGUAGE) -> "ChunkRow":
+        return cls(chunk_hash, text, term_counts(text, language))
 
 
 def unique_chunks(chunks: Sequence[Chunk]) -> list[Chunk]:
@@ -126,6 +139,7 @@ class Catalog:
             "structured": bool(doc.structured), "chunker": doc.chunker, "updated_at": time.time(),
             "chunk_spans": None if doc.chunk_spans is None else json.dumps(doc.chunk_spans),
             "page_starts": json.dumps(doc.page_starts) if doc.page_starts else None,
+            "extracted_metadata": json.dumps(doc.extracted, sort_keys=True) if doc.extracted else None,
         })
 
     def put_chunks(self, conn: Connection, tenant: str, chunks: Sequence[ChunkRow]) -> None:
@@ -138,6 +152,12 @@ class Catalog:
         """A re-chunked document's chunks (`chunk_spans`: Chunk.layout() entries, None if they have no offsets)."""
         conn.execute(_SET_CHUNKS, {"t": tenant, "d": doc_id, "hashes": json.dumps(chunk_hashes), "fp": chunker,
                                    "spans": None if chunk_spans is None else json.dumps(chunk_spans)})
+
+    def set_extracted(self, conn: Connection, tenant: str, doc_id: str, extracted: dict) -> None:
+        """A document's extracted metadata (its language, found for a document ingested before languages were)."""
+        d = documents.c
+        conn.execute(update(documents).where(d.tenant == tenant, d.doc_id == doc_id)
+                     .values(extracted_metadata=json.dumps(extracted, sort_keys=True)))
 
     def mark_deleted(self, tenant: str, doc_id: str) -> bool:
         d = documents.c

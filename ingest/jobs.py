@@ -118,6 +118,15 @@ class JobStore:
             ])
         return job_id
 
+    def append(self, conn: Connection, job_id: str, documents: Sequence[NewDocument]) -> None:
+        """More documents for a running job (a mail's attachments), after its last: `pending` reaches them."""
+        last = conn.execute(select(func.max(job_documents.c.seq)).where(job_documents.c.job_id == job_id)).scalar()
+        conn.execute(job_documents.insert(), [
+            {"job_id": job_id, "seq": (last or 0) + 1 + i, "doc_id": d.doc_id, "filename": d.filename,
+             "payload": d.payload, "metadata": json.dumps(d.metadata, sort_keys=True)}
+            for i, d in enumerate(documents)])
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(docs_total=jobs.c.docs_total + len(documents)))
+
     def discard(self, job_id: str) -> None:
         """Forget a job that was never queued (the broker refused it): the caller was told to send it again, and a
         job left 'queued' would hold back every later build of its tenant (builds wait for queued jobs)."""

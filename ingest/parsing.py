@@ -1,4 +1,11 @@
-"""Parse uploaded bytes (txt, md, html, docx, pdf) into Markdown-ish text with `unstructured`.
+"""Parse uploaded bytes (txt, md, html, docx, pdf, pptx, xlsx, csv, eml, msg, epub, odt, rtf) into Markdown-ish
+text with `unstructured`.
+
+Office, mail and e-book formats go through unstructured's own partitioners (python-pptx, openpyxl/pandas,
+python-oxmsg, and pandoc for epub/odt/rtf). Slides are rendered one section per slide ("# Slide N", the slide
+number kept as the page) with their speaker notes; spreadsheets one section per sheet ("# Sheet: name"), its rows a
+Markdown table; mail as its body, with subject/from/to/date as extracted metadata and each attachment handed back
+to be ingested as a document of its own.
 
 Fully offline. Out of the box unstructured 0.27 would, on first use of its text classifiers,
 download and pip-install the `en_core_web_sm` spaCy wheel from GitHub, and it sends a telemetry
@@ -49,8 +56,15 @@ PARSER_VERSION = (
     f"+pdfminer-{importlib.metadata.version('pdfminer.six')}+render1+ocr1+plaintext1"
 )
 
-FORMATS = ("txt", "md", "html", "docx", "pdf")
-_LABEL = {"txt": "text", "md": "Markdown", "html": "HTML", "docx": "DOCX", "pdf": "PDF"}
+FORMATS = ("txt", "md", "html", "docx", "pdf", "pptx", "xlsx", "csv", "eml", "msg", "epub", "odt", "rtf")
+_LABEL = {"txt": "text", "md": "Markdown", "html": "HTML", "docx": "DOCX", "pdf": "PDF", "pptx": "PPTX",
+          "xlsx": "XLSX", "csv": "CSV", "eml": "e-mail (EML)", "msg": "Outlook message (MSG)", "epub": "EPUB",
+          "odt": "ODT", "rtf": "RTF"}
+# Binary containers: a failure to read one is "not a valid X" (a text format that fails "could not parse X").
+_BINARY = ("pdf", "docx", "pptx", "xlsx", "msg", "epub", "odt")
+# Formats whose rendering carries headings (a section per slide or sheet).
+_SECTIONED = ("md", "html", "docx", "pptx", "xlsx", "epub", "odt", "rtf")
+MAX_ATTACHMENTS = 50  # per mail: past that the rest are listed in the mail's metadata, not ingested
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +80,14 @@ class ParsedDocument:
     structured: bool
     title: str | None
     elements: int
-    # PDFs: (offset in `text` where a page's first block starts, 1-based page number), in text order.
+    # PDFs: (offset in `text` where a page's first block starts, 1-based page number), in text order; slides
+    # (pptx) and sheets (xlsx) likewise, numbered from 1.
     pages: tuple[tuple[int, int], ...] = ()
+    # What the file says about itself (mail: subject, from, to, date; slides, sheets): scalar or list values that go
+    # into the hit's metadata beside the user's own (the user's win).
+    metadata: tuple[tuple[str, Any], ...] = ()
+    # Mail attachments: (file name, bytes), each ingested as a document of its own linked to the mail.
+    attachments: tuple[tuple[str, bytes], ...] = ()
 
 
 # --------------------------------------------------------------------------- format detection
@@ -89,7 +109,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
 
 def detect_format(data: bytes, filename: str | None = None) -> str:
-    """Return "txt" | "md" | "html" | "docx" | "pdf", judged by content; raise ParseError."""
+    """Return one of FORMATS, judged by content (the name only breaks ties between text formats); raise
+    ParseError."""
     return _sniff(data, filename)[0]
 
 
@@ -101,9 +122,15 @@ def _sniff(data: bytes, filename: str | None) -> tuple[str, str | None]:
         return "pdf", None
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _sniff_zip(data), None
+    if data.startswith(_OLE):
+        return _sniff_ole(data), None
+    if data.lstrip()[:5] == b"{\\rtf":
+        return "rtf", None
     text = _decode(data)
     if not text.strip():  # e.g. a lone BOM
         raise ParseError("empty file")
+    if _is_mail(text):
+        return "eml", None
     return _text_format(text, filename), text
 
 
@@ -116,7 +143,7 @@ def _sniff_zip(data: bytes) -> str:
     try:
         infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise ParseError(f"not a valid DOCX: corrupt or truncated zip archive ({e})") from e
+        raise ParseError(f"not a valid DOCX, PPTX, XLSX, EPUB or ODT: corrupt or truncated zip archive ({e})") from e
     expanded = sum(i.file_size for i in infos)
     if expanded > MAX_UNZIPPED_BYTES:
         raise ParseError(f"zip archive of {len(data)} bytes expands to {expanded} bytes; at most "
@@ -124,8 +151,77 @@ def _sniff_zip(data: bytes) -> str:
     names = [i.filename for i in infos]
     if "word/document.xml" in names:
         return "docx"
+    if "ppt/presentation.xml" in names:
+        return "pptx"
+    if "xl/workbook.xml" in names:
+        return "xlsx"
+    if "mimetype" in names:  # OpenDocument and EPUB name their type in a first, stored member
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            mimetype = z.read("mimetype")[:100].decode("ascii", "replace").strip()
+        if mimetype == "application/epub+zip":
+            return "epub"
+        if mimetype == "application/vnd.oasis.opendocument.text":
+            return "odt"
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-    raise ParseError(f"unsupported file type: zip archive that is not a DOCX (contains {shown})")
+    raise ParseError(f"unsupported file type: zip archive that is not a DOCX, PPTX, XLSX, EPUB or ODT "
+                     f"(contains {shown})")
+
+
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Compound File Binary: .msg, and encrypted OOXML files
+
+
+def _sniff_ole(data: bytes) -> str:
+    import olefile
+
+    try:
+        with olefile.OleFileIO(data) as ole:
+            streams = ["/".join(s) for s in ole.listdir()]
+    except Exception as e:
+        raise ParseError(f"not a valid Outlook message (MSG): corrupt compound file ({type(e).__name__}: {e})") from e
+    if "EncryptedPackage" in streams:  # what Office writes for a password-protected docx/pptx/xlsx
+        raise ParseError("encrypted (password-protected) Office document: remove the password and send it again")
+    if any(s.startswith("__substg1.0_") for s in streams):
+        return "msg"
+    raise ParseError("unsupported file type: a compound file (legacy .doc/.xls/.ppt?) that is not an Outlook message")
+
+
+# RFC 5322 headers a mail starts with; two of them on the first lines (before a blank one) make a text a mail.
+_MAIL_HEADERS = ("from", "to", "subject", "date", "message-id", "mime-version", "received", "return-path",
+                 "content-type", "cc", "reply-to", "delivered-to")
+_HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]")
+
+
+def _is_mail(text: str) -> bool:
+    names = set()
+    for line in text.lstrip("\ufeff").splitlines()[:60]:
+        if not line.strip():
+            break
+        if line[:1] in " \t":  # a folded header continues
+            continue
+        m = _HEADER_LINE.match(line)
+        if not m:
+            return False
+        names.add(m.group(1).lower())
+    return len(names & set(_MAIL_HEADERS)) >= 2 and bool(names & {"from", "subject", "message-id"})
+
+
+def _is_csv(text: str, filename: str | None) -> bool:
+    """Rows of one delimiter (comma, semicolon, tab) with the same number of cells, two at least: a CSV/TSV. Prose
+    rarely has the same count of commas on every line."""
+    import csv
+
+    lines = [line for line in text.splitlines()[:50] if line.strip()]
+    if len(lines) < 2:
+        return False
+    named = (filename or "").lower().endswith((".csv", ".tsv"))
+    for delimiter in (",", ";", "\t"):
+        try:
+            widths = {len(row) for row in csv.reader(lines, delimiter=delimiter)}
+        except csv.Error:
+            continue
+        if len(widths) == 1 and widths.pop() >= (2 if named else 3):
+            return True
+    return False
 
 
 def _decode(data: bytes) -> str:
@@ -172,6 +268,8 @@ def _text_format(text: str, filename: str | None) -> str:
             return "html"
     if name.endswith((".md", ".markdown")) or _MARKDOWN.search(text):
         return "md"
+    if _is_csv(text, filename):
+        return "csv"
     return "txt"
 
 
@@ -233,27 +331,37 @@ def warm_up() -> None:
 def _parse(fmt: str, data: bytes | None, text: str | None) -> ParsedDocument:
     label = _LABEL[fmt]
     u = _load_unstructured()  # outside the try: a broken install must not pass for a bad document
+    meta: dict[str, Any] = {}
+    attachments: list[tuple[str, bytes]] = []
     try:
-        elements = _partition(fmt, data, text, u)
+        if fmt in _OWN_RENDER:
+            elements, rendered, pages, title = _OWN_RENDER[fmt](data, text, u, meta, attachments)
+        else:
+            elements = _partition(fmt, data, text, u)
+            if fmt == "pdf":  # running heads, page numbers
+                elements = [e for e in elements if e.category not in ("Header", "Footer")]
+            rendered, pages = _render(elements)
+            title = None
     except ParseError:
         raise
     except Exception as e:  # any library failure is a per-document failure, never a crash
-        prefix = f"not a valid {label}" if fmt in ("pdf", "docx") else f"could not parse {label}"
+        prefix = f"not a valid {label}" if fmt in _BINARY else f"could not parse {label}"
         raise ParseError(f"{prefix}: {type(e).__name__}: {e}".rstrip(": ")) from e
-    if fmt == "pdf":  # running heads, page numbers
-        elements = [e for e in elements if e.category not in ("Header", "Footer")]
-    rendered, pages = _render(elements)
     if not rendered.strip():
         hint = " (no text layer, nor text that OCR could read)" if fmt == "pdf" else ""
         raise ParseError(f"no text found in {label}{hint}")
     titles = [e for e in elements if e.category == "Title" and e.text.strip()]
+    if title is None and titles:
+        title = " ".join(titles[0].text.split())
     return ParsedDocument(
         text=rendered,
         format=fmt,
-        structured=fmt in ("md", "html", "docx") and bool(titles),
-        title=" ".join(titles[0].text.split()) if titles else None,
+        structured=fmt in _SECTIONED and (bool(titles) or fmt in ("pptx", "xlsx")),
+        title=title,
         elements=len(elements),
-        pages=tuple(pages) if fmt == "pdf" else (),
+        pages=tuple(pages) if fmt in ("pdf", "pptx", "xlsx") else (),
+        metadata=tuple(sorted(meta.items())),
+        attachments=tuple(attachments),
     )
 
 
@@ -263,9 +371,184 @@ def _partition(fmt: str, data: bytes | None, text: str | None, u: Any) -> list[A
     # languages=[""] skips langdetect (0.5 s to load, then per document): its metadata is unused.
     if fmt == "docx":
         return u.partition_docx(file=io.BytesIO(data), languages=[""])
+    if fmt in ("epub", "odt", "rtf"):  # pandoc converts them (to HTML or DOCX) for unstructured
+        partition = {"epub": u.partition_epub, "odt": u.partition_odt, "rtf": u.partition_rtf}[fmt]
+        try:
+            return partition(file=io.BytesIO(data), languages=[""])
+        except RuntimeError as e:
+            if "pandoc" in str(e).lower() and "not" in str(e).lower() and "install" in str(e).lower():
+                raise ParseError(f"{_LABEL[fmt]} needs pandoc (Debian package `pandoc`): {e}") from e
+            raise
     # Text formats get the text decoded above, so encoding handling is the same for all.
     partition = {"txt": u.partition_text, "md": u.partition_md, "html": u.partition_html}[fmt]
     return partition(text=text, languages=[""])
+
+
+# --------------------------------------------------------------------------- slides, sheets, mail
+
+
+def _join_blocks(blocks: list[tuple[str, int | None]]) -> tuple[str, list[tuple[int, int]]]:
+    """Blocks (text, page or None) joined by blank lines; where each page starts."""
+    out, starts, at = [], [], 0
+    for block, page in blocks:
+        if not block.strip():
+            continue
+        if page is not None and (not starts or starts[-1][1] != page):
+            starts.append((at, page))
+        out.append(block)
+        at += len(block) + 2
+    return "\n\n".join(out), starts
+
+
+def _pptx(data, text, u, meta, attachments):
+    """One section per slide, in order: "# Slide N" (N is the slide's page), its text, then its speaker notes."""
+    from pptx import Presentation
+
+    elements = u.partition_pptx(file=io.BytesIO(data), include_slide_notes=False, languages=[""])
+    by_slide: dict[int, list[Any]] = {}
+    for el in elements:
+        if (el.text or "").strip() or el.category == "Table":
+            by_slide.setdefault(el.metadata.page_number or 1, []).append(el)
+    notes = {}
+    slides = Presentation(io.BytesIO(data)).slides
+    for n, slide in enumerate(slides, start=1):
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            notes[n] = " ".join(slide.notes_slide.notes_text_frame.text.split())
+    blocks: list[tuple[str, int | None]] = []
+    for n in sorted(set(by_slide) | set(notes)):
+        blocks.append((f"# Slide {n}", n))
+        for el in by_slide.get(n, []):
+            body = _render_table(el.metadata.text_as_html) if el.category == "Table" else ""
+            blocks.append((body or " ".join(el.text.split()), n))
+        if notes.get(n):
+            blocks.append((f"Speaker notes: {notes[n]}", n))
+    rendered, pages = _join_blocks(blocks)
+    meta["slides"] = len(slides)
+    first = next((el.text for n in sorted(by_slide) for el in by_slide[n] if el.category == "Title"), None)
+    return elements, rendered, pages, " ".join(first.split()) if first else None
+
+
+def _sheets(elements) -> tuple[str, list[tuple[int, int]], list[str]]:
+    blocks, names = [], []
+    for i, el in enumerate(elements, start=1):
+        name = el.metadata.page_name or f"Sheet {i}"
+        page = el.metadata.page_number or i
+        names.append(name)
+        blocks.append((f"# Sheet: {name}", page))
+        blocks.append((_render_table(el.metadata.text_as_html, header=True) or el.text, page))
+    rendered, pages = _join_blocks(blocks)
+    return rendered, pages, names
+
+
+def _xlsx(data, text, u, meta, attachments):
+    try:
+        elements = u.partition_xlsx(file=io.BytesIO(data), find_subtable=False, include_header=False,
+                                    languages=[""])
+    except Exception as e:
+        if "encrypt" in str(e).lower() or type(e).__name__ == "FileFormatError":
+            raise ParseError(f"encrypted or unreadable XLSX: {type(e).__name__}: {e}") from e
+        raise
+    rendered, pages, names = _sheets([e for e in elements if e.category == "Table"])
+    meta["sheets"] = names
+    return elements, rendered, pages, None
+
+
+def _csv(data, text, u, meta, attachments):
+    import csv
+
+    rows = list(csv.reader(text.splitlines(), dialect=csv.Sniffer().sniff(text[:4096], delimiters=",;\t")))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows:
+        raise ParseError("no rows found in CSV")
+    width = max(map(len, rows))
+    cells = [[" ".join(c.split()).replace("|", "\\|") for c in r] + [""] * (width - len(r)) for r in rows]
+    lines = ["| " + " | ".join(r) + " |" for r in cells]
+    lines.insert(1, "|" + "---|" * width)
+    meta["rows"] = len(rows) - 1
+    return [], "\n".join(lines), [], None
+
+
+def _mail_meta(meta: dict, subject, sender, to, date) -> None:
+    for key, value in (("subject", subject), ("from", sender), ("to", to), ("date", date)):
+        if value:
+            meta[key] = value
+
+
+def _eml(data, text, u, meta, attachments):
+    import email
+    import email.policy
+    import email.utils
+
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    if msg.defects and not msg.get_payload():
+        raise ParseError(f"could not parse e-mail: {msg.defects[0]}")
+    body = msg.get_body(preferencelist=("plain", "html"))
+    content = body.get_content() if body is not None else ""
+    elements: list[Any] = []
+    if body is not None and body.get_content_type() == "text/html":
+        elements = u.partition_html(text=content, languages=[""])
+        rendered, _ = _render(elements)
+    else:  # a plain body keeps its paragraphs: no heading guessed from a one-line signature
+        rendered = plain_text(content)
+    addresses = lambda h: [a for _, a in email.utils.getaddresses(msg.get_all(h, []))] or None  # noqa: E731
+    date = None
+    if msg["date"]:
+        try:
+            date = email.utils.parsedate_to_datetime(str(msg["date"])).isoformat()
+        except (TypeError, ValueError):
+            date = str(msg["date"])
+    _mail_meta(meta, " ".join(str(msg["subject"] or "").split()) or None, (addresses("from") or [None])[0],
+               addresses("to"), date)
+    for part in msg.iter_attachments():
+        if part.get_content_type() == "message/rfc822":  # a forwarded mail: ingested as a mail of its own
+            inner = part.get_payload()
+            payload = bytes(inner[0]) if isinstance(inner, list) and inner else None
+            name = part.get_filename() or f"forwarded-{len(attachments) + 1}.eml"
+            if payload:
+                attachments.append((name, payload))
+            continue
+        payload = part.get_payload(decode=True)
+        if payload:
+            attachments.append((part.get_filename() or f"attachment-{len(attachments) + 1}", payload))
+    _limit_attachments(meta, attachments)
+    if not rendered.strip() and attachments:  # a mail that is only its attachments: its headers are its text
+        rendered = meta.get("subject") or "(no text)"
+    return elements, rendered, [], meta.get("subject")
+
+
+def _msg(data, text, u, meta, attachments):
+    import email.utils
+
+    from oxmsg import Message
+
+    msg = Message.load(io.BytesIO(data))
+    elements: list[Any] = []
+    if (msg.body or "").strip():  # a plain body keeps its paragraphs, as in an eml
+        rendered = plain_text(msg.body)
+    else:  # HTML only (or nothing): unstructured's partitioner renders it
+        elements = u.partition_msg(file=io.BytesIO(data), process_attachments=False, languages=[""])
+        rendered, _ = _render(elements)
+    date = msg.sent_date.isoformat() if msg.sent_date else None
+    sender = email.utils.parseaddr(msg.sender)[1] or msg.sender if msg.sender else None
+    _mail_meta(meta, " ".join((msg.subject or "").split()) or None, sender,
+               [r.email_address for r in msg.recipients if r.email_address] or None, date)
+    for att in msg.attachments:
+        if att.file_bytes:
+            attachments.append((att.file_name or f"attachment-{len(attachments) + 1}", att.file_bytes))
+    _limit_attachments(meta, attachments)
+    if not rendered.strip() and attachments:
+        rendered = meta.get("subject") or "(no text)"
+    return elements, rendered, [], meta.get("subject")
+
+
+def _limit_attachments(meta: dict, attachments: list) -> None:
+    meta["attachments"] = [name for name, _ in attachments]
+    del attachments[MAX_ATTACHMENTS:]
+    if not meta["attachments"]:
+        del meta["attachments"]
+
+
+_OWN_RENDER = {"pptx": _pptx, "xlsx": _xlsx, "csv": _csv, "eml": _eml, "msg": _msg}
 
 
 _AUX_VERBS = frozenset(
@@ -312,9 +595,21 @@ def _load_unstructured() -> Any:
     from unstructured.partition.docx import partition_docx
     from unstructured.partition.html import partition_html
     from unstructured.partition.md import partition_md
+    from unstructured.partition.epub import partition_epub
+    from unstructured.partition.msg import partition_msg
+    from unstructured.partition.odt import partition_odt
+    from unstructured.partition.pptx import partition_pptx
+    from unstructured.partition.rtf import partition_rtf
     from unstructured.partition.text import element_from_text, partition_text
+    from unstructured.partition.xlsx import partition_xlsx
 
     return types.SimpleNamespace(
+        partition_pptx=partition_pptx,
+        partition_xlsx=partition_xlsx,
+        partition_msg=partition_msg,
+        partition_epub=partition_epub,
+        partition_odt=partition_odt,
+        partition_rtf=partition_rtf,
         partition_text=partition_text,
         partition_md=partition_md,
         partition_html=partition_html,
@@ -389,6 +684,9 @@ OCR_PAGE_TIMEOUT = 30.0  # seconds per page, all its tesseract runs together (de
 OCR_DPI = 300
 OCR_MAX_PIXELS = 40_000_000  # a poster-sized page is rendered at less than OCR_DPI
 TESSERACT = "tesseract"
+# Tesseract's languages for scanned pages, "+"-joined (SNAPDEX_OCR_LANGUAGES sets it at start-up); each needs its
+# Debian tesseract-ocr-<lang> pack. A missing pack fails the scanned document with a reason naming it.
+OCR_LANGUAGES = "eng"
 _OCR_INSTALL = "OCR needs the tesseract-ocr and tesseract-ocr-eng packages"
 # PDFium is not thread-safe: every pypdfium2 call in the process goes through this lock.
 _PDFIUM_LOCK = threading.Lock()
@@ -512,7 +810,8 @@ def _tesseract(image: Any, dpi: float, deadline: float, *args: str) -> str:
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode:
         if "Failed loading language" in err or "Error opening data file" in err:
-            raise _OcrUnavailable(f"{_OCR_INSTALL} (tesseract found no English language data)")
+            raise _OcrUnavailable(f"{_OCR_INSTALL} (tesseract found no language data for {OCR_LANGUAGES!r}: "
+                                  "install tesseract-ocr-<lang> for each)")
         raise RuntimeError(f"tesseract exited with {proc.returncode}: {err.strip()[-300:]}")
     return proc.stdout.decode("utf-8", "replace")
 
@@ -538,7 +837,7 @@ def _png(image: Any) -> bytes:
 
 def _tesseract_words(image: Any, dpi: float, deadline: float) -> list[dict[str, Any]]:
     """Recognised words with block/paragraph/line numbers, bounding box and confidence."""
-    tsv = _tesseract(image, dpi, deadline, "-l", "eng", "--psm", "3", "tsv")
+    tsv = _tesseract(image, dpi, deadline, "-l", OCR_LANGUAGES, "--psm", "3", "tsv")
     words = []
     for row in tsv.splitlines()[1:]:
         cols = row.split("\t")
@@ -676,7 +975,7 @@ def _render(elements: list[Any]) -> tuple[str, list[tuple[int, int]]]:
     return "\n\n".join(blocks), [(offsets[i], page) for i, page in starts]
 
 
-def _render_table(html: str | None) -> str:
+def _render_table(html: str | None, header: bool = False) -> str:
     """text_as_html -> Markdown table. Merged cells are spread over the grid (text in the first
     position) so columns line up; spacer rows and columns are dropped; a table left with a single
     row or column (a layout table, e.g. a web page in one cell) becomes plain lines."""
@@ -716,7 +1015,7 @@ def _render_table(html: str | None) -> str:
     rows = [[r[c] for c in keep] for r in rows]
     if not rows:
         return ""
-    if len(rows) == 1 or len(keep) == 1:
+    if not header and (len(rows) == 1 or len(keep) == 1):  # header: a sheet is a table, however narrow
         return "\n".join(" | ".join(c for c in r if c) for r in rows)
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     lines.insert(1, "|" + "---|" * len(keep))

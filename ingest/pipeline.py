@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from encoders.embedding import EmbeddingService
 from ingest import parsing
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig, relocate
 from ingest.dedup import NearDuplicateIndex, from_bytes, minhash, to_bytes
-from ingest.jobs import JobStore, StagedDocument
+from ingest.jobs import JobStore, NewDocument, StagedDocument
+from ingest.language import document_language
 from ingest.normalize import bytes_hash, content_hash
 from ingest.windows import WindowConfig, embed_chunks
 
@@ -107,7 +108,16 @@ class Ingestor:
                 parsed = parsing.parse_text(content, None)
             if not parsed.text.strip():
                 raise parsing.ParseError("no text could be extracted")
+            # Tables longer than a chunk become parts that each repeat the header row: the stored text holds them.
+            text, pages = self.chunker.split_tables(parsed.text, parsed.pages)
+            if text is not parsed.text:
+                parsed = replace(parsed, text=text, pages=pages)
+                content = text if item.is_file else content
             self._check_length(len(parsed.text))
+            try:
+                language = document_language(parsed.text, item.metadata)
+            except ValueError as e:
+                raise parsing.ParseError(f"metadata: {e}") from e
         except parsing.ParseError as e:
             with self.catalog.db.tx() as conn:
                 self.jobs.mark_document(conn, job_id, item.seq, "failed", reason=str(e))
@@ -124,6 +134,7 @@ class Ingestor:
             source=item.filename or item.metadata.get("source"), title=item.metadata.get("title") or parsed.title,
             metadata=item.metadata, text=parsed.text, structured=parsed.structured,
             chunker=self.config.chunker.fingerprint(), page_starts=[list(p) for p in parsed.pages] or None,
+            extracted={**dict(parsed.metadata), "language": language},
         )
         with self.catalog.db.tx() as conn:
             if old and old.status != "deleted" and old.content_hash == chash:
@@ -144,23 +155,40 @@ class Ingestor:
                 self.jobs.mark_document(conn, job_id, item.seq, "duplicate", chunks=len(doc.chunk_hashes))
                 return
             sig = minhash(parsed.text, self.config.minhash_permutations)
+            # A near-duplicate (a policy's v2 under a new id) is indexed like any document, its twin recorded: no
+            # document sent is left unsearchable. Retrieval collapses twins' hits (SNAPDEX_NEAR_DUPLICATE_POLICY).
             similar = near.find(sig, exclude=item.doc_id)
-            if similar is not None:
-                doc.status, doc.duplicate_of, doc.minhash = "near_duplicate", similar, to_bytes(sig)
-                self.catalog.put_document(conn, doc)
-                near.remove(item.doc_id)
-                self.jobs.mark_document(conn, job_id, item.seq, "near_duplicate",
-                                        reason=f"near-duplicate of {similar}")
-                return
+            doc.duplicate_of = similar
             chunks = self.chunker.chunks(parsed.text, parsed.structured, parsed.pages)
-            self.catalog.put_chunks(conn, tenant, [ChunkRow.of(c.hash, c.text) for c in unique_chunks(chunks)])
+            self.catalog.put_chunks(conn, tenant, [ChunkRow.of(c.hash, c.text, language)
+                                                   for c in unique_chunks(chunks)])
             doc.chunk_hashes, doc.minhash = unique_hashes(chunks), to_bytes(sig)
             doc.chunk_spans = [c.layout() for c in chunks]
             self.catalog.put_document(conn, doc)
-            outcome = "updated" if old and old.status != "deleted" else "new"
-            self.jobs.mark_document(conn, job_id, item.seq, outcome, chunks=len(doc.chunk_hashes))
+            if similar is not None:
+                outcome, reason = "near_duplicate", f"near-duplicate of {similar}: indexed as its twin"
+            else:
+                outcome, reason = ("updated" if old and old.status != "deleted" else "new"), None
+            self.jobs.mark_document(conn, job_id, item.seq, outcome, reason=reason, chunks=len(doc.chunk_hashes))
+            self._stage_attachments(conn, job_id, item, parsed)
         near.add(item.doc_id, sig)
         return doc.chunk_hashes, doc.title
+
+    def _stage_attachments(self, conn, job_id: str, item: StagedDocument, parsed: parsing.ParsedDocument) -> None:
+        """A mail's attachments join its job as documents of their own (`<mail id>/<file name>`, the mail's metadata
+        plus `attachment_of`), in the transaction that records the mail: a job run again finds them staged once."""
+        if not parsed.attachments:
+            return
+        seen: set[str] = set()
+        staged = []
+        for name, payload in parsed.attachments:
+            doc_id, n = f"{item.doc_id}/{name}", 1
+            while doc_id in seen:
+                n += 1
+                doc_id = f"{item.doc_id}/{n}-{name}"
+            seen.add(doc_id)
+            staged.append(NewDocument(doc_id, payload, {**item.metadata, "attachment_of": item.doc_id}, name))
+        self.jobs.append(conn, job_id, staged)
 
 
 def _carry_spans(src: DocumentRow, doc: DocumentRow) -> list[list] | None:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from encoders.dense import Embedder, input_windows
-from encoders.lexical import TOKENIZER_VERSION, query_vector
+from encoders.lexical import DEFAULT_LANGUAGE, TOKENIZER_VERSION, query_vector
 from retrieval.cache import BoundedCache
 from retrieval.context import add_highlights
 from retrieval.late_interaction import LateInteractionWeights
@@ -187,8 +187,11 @@ class RetrievalPipeline:
             self.vectors.put((self.embedder.model_id, (t,)), QueryEmbedding(_unit(np.mean([v], axis=0)), None, n))
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
-            dense: bool = True, windows: bool = True, highlights: bool = False) -> PipelineResult:
+            dense: bool = True, windows: bool = True, highlights: bool = False,
+            languages: tuple[str, ...] = ()) -> PipelineResult:
         """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model.
+        `languages`: those the snapshot's documents were analysed in (its config); the BM25 query is analysed in
+        each (none given: English, as snapshots built before languages were).
         `windows=False`: the snapshot holds no sentence-window vectors. `highlights`: set each hit's best sentence
         windows (one more read of the snapshot, for the hits' window vectors)."""
         prune_config = self.prune_for(stages)
@@ -204,10 +207,12 @@ class RetrievalPipeline:
         rewriter = self.rewriters[stages.rewrite]
         if hasattr(rewriter, "bind"):  # feedback: its first pass searches this request's snapshot
             rewriter = rewriter.bind(lambda q: [h.payload.get("text", "") for h in self._first_stage(
-                collection, self.embed_query((q,)).vector if dense else None, query_vector(q), 10, stages, filters)])
+                collection, self.embed_query((q,)).vector if dense else None, query_vector(q, languages=languages or
+                (DEFAULT_LANGUAGE,)), 10, stages, filters)])
         rewritten = rewriter.rewrite(text) if rewriter else RewrittenQuery(lexical=text, dense=(text,))
         lap("rewrite")
-        sparse = query_vector(rewritten.lexical, dict(rewritten.extra_terms))
+        languages = languages or (DEFAULT_LANGUAGE,)
+        sparse = query_vector(rewritten.lexical, dict(rewritten.extra_terms), languages)
         dense = dense and stages.first_stage != "bm25"
         embedded = self.embed_query(rewritten.dense) if dense else None
         vector = embedded.vector if embedded else None
@@ -274,7 +279,7 @@ class RetrievalPipeline:
                 c.scores["bm25"] = scored[c.id].get("bm25", 0.0)
 
     def prune_for(self, stages: StageConfig) -> PruneConfig:
-        return PruneConfig(self.prune_config.near_duplicate, stages.max_per_document)
+        return PruneConfig(self.prune_config.near_duplicate, stages.max_per_document, self.prune_config.twins)
 
     def recipe(self, stages: StageConfig | None = None) -> dict:
         """What shapes every answer under these stages, without any one query's notes: evaluation runs are

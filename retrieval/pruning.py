@@ -20,18 +20,25 @@ SHINGLE = 3  # words per shingle: short enough to survive small edits, long enou
 class PruneConfig:
     near_duplicate: float = 0.8        # Jaccard of word shingles at or above which two hits are one
     max_per_document: int | None = None
+    # Near-duplicate documents (twins, e.g. a policy's v1 and v2 under two ids) are all indexed; "collapse" keeps
+    # the hits of the newest twin among the candidates and drops the older twins' (each hit names its twins in
+    # its sources); "keep-all" ranks every twin's hits like any others.
+    twins: str = "collapse"
 
     def __post_init__(self) -> None:
         if not 0 < self.near_duplicate <= 1:
             raise ValueError(f"near_duplicate={self.near_duplicate} is out of range (0, 1]")
         if self.max_per_document is not None and not 1 <= self.max_per_document <= 100:
             raise ValueError(f"max_per_document={self.max_per_document} is out of range [1, 100]")
+        if self.twins not in TWIN_POLICIES:
+            raise ValueError(f"near-duplicate policy {self.twins!r} is not one of {TWIN_POLICIES}")
 
     def recipe(self) -> dict:
         return {"near_duplicate_jaccard": self.near_duplicate, "shingle_words": SHINGLE,
-                "max_per_document": self.max_per_document}
+                "max_per_document": self.max_per_document, "twins": self.twins}
 
 
+TWIN_POLICIES = ("collapse", "keep-all")
 SKETCH = 16  # smallest shingle hashes kept per hit: a cheap first look before the exact Jaccard
 
 
@@ -65,14 +72,47 @@ class _Shingled:
         return jaccard(self.set, other.set) >= threshold
 
 
+def _first_doc(c: Candidate) -> str:
+    return (c.payload.get("doc_ids") or [c.id])[0]
+
+
+def _older_twins(candidates: list[Candidate]) -> set[str]:
+    """Documents among the candidates' whose newer near-duplicate twin is among them too. A chunk two twins share
+    names the newest first, so it is kept as the newest's hit."""
+    stamp: dict[str, float] = {}
+    groups: dict[str, set[str]] = {}
+    for c in candidates:
+        sources = c.payload.get("sources") or []
+        if not any(s.get("twins") for s in sources):
+            continue
+        for s in sources:
+            stamp[s["doc_id"]] = s.get("updated_at") or 0.0
+            groups[s["doc_id"]] = {s["doc_id"], *s.get("twins", [])}
+        # The newest twin among this chunk's documents is its hit's document.
+        sources.sort(key=lambda s: -(s.get("updated_at") or 0.0) if s.get("twins") else 0.0)
+        if c.payload.get("doc_ids"):
+            c.payload["doc_ids"] = [s["doc_id"] for s in sources] + [d for d in c.payload["doc_ids"]
+                                                                      if d not in {s["doc_id"] for s in sources}]
+    older: set[str] = set()
+    for doc, group in groups.items():
+        present = [d for d in group if d in stamp]
+        newest = max(present, key=lambda d: (stamp[d], d))
+        older.update(d for d in present if d != newest)
+    return older
+
+
 def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple[list[Candidate], int]:
     """The first `top_k` distinct hits in order, and how many were dropped on the way."""
     kept: list[tuple[Candidate, _Shingled]] = []
     per_doc: dict[str, int] = {}
     dropped = 0
+    older = _older_twins(candidates) if config.twins == "collapse" else set()
     for c in candidates:
         if len(kept) == top_k:
             break
+        if older and _first_doc(c) in older:
+            dropped += 1
+            continue
         sh = _Shingled(c.text)
         twin = next((k for k, ksh in kept if sh.similar(ksh, config.near_duplicate)), None)
         if twin is not None:

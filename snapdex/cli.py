@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-FILE_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf"}
+# What a folder ingest sends (the service reads each type from its content; the suffix only picks the files).
+FILE_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".pptx", ".xlsx", ".csv", ".tsv", ".eml",
+              ".msg", ".epub", ".odt", ".rtf"}
 
 
 def _keep_torch_out(settings) -> None:

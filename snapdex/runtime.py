@@ -15,13 +15,14 @@ from encoders.lexical import BM25Params
 from eval.benchmarks import BenchmarkStore
 from eval.profiles import ProfileStore
 from eval.store import EvalStore
-from index_snapshots.builder import IndexConfig, SnapshotBuilder
+from index_snapshots.builder import LANGUAGES_KEY, IndexConfig, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest
 from index_snapshots.querying import SnapshotSearcher
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.service import SnapshotService
 from index_snapshots.tuning import ProfileTuner
+from ingest import parsing
 from ingest.windows import WindowConfig
 from retrieval.feedback import FeedbackConfig, PseudoRelevanceRewriter
 from retrieval.late_interaction import LateInteractionReranker
@@ -98,6 +99,7 @@ class Runtime:
     @cached_property
     def ingestor(self) -> Ingestor:
         s = self.settings
+        parsing.OCR_LANGUAGES = s.ocr_languages  # module-wide: the parser has no other configuration
         cfg = IngestConfig(self.chunker_config, s.near_duplicate_threshold, s.minhash_permutations,
                            max(256, s.embedding_batch_size * 4), self.window_config, s.max_document_chars)
         return Ingestor(self.catalog, self.jobs, self.embedding, cfg)
@@ -151,7 +153,7 @@ class Runtime:
                              late_long_dense=s.late_long_weight_dense, late_long_bm25=s.late_long_weight_bm25,
                              late_long_windows=s.late_long_weight_windows, max_per_document=s.max_chunks_per_document)
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
-                                 PruneConfig(s.prune_near_duplicate), long_query_combine=s.long_query_combine,
+                                 PruneConfig(s.prune_near_duplicate, twins=s.near_duplicate_policy), long_query_combine=s.long_query_combine,
                                  vector_cache_bytes=s.query_vector_cache_bytes)
 
     @cached_property
@@ -171,7 +173,9 @@ class Runtime:
         drift = {}
         for tenant in self.manifest.tenants():
             live = self.manifest.live(tenant)
-            parts = sorted(k for k in set(want) | set(live.config) if want.get(k) != live.config.get(k))
+            # The languages part comes from the documents, not from settings: never a drift.
+            parts = sorted(k for k in (set(want) | set(live.config)) - {LANGUAGES_KEY}
+                           if want.get(k) != live.config.get(k))
             if parts:
                 drift[tenant] = parts
         return drift

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
 
     # Near-duplicate documents: MinHash Jaccard threshold over word shingles.
     near_duplicate_threshold: float = Field(default=0.9, gt=0.0, le=1.0)
+    # Near-duplicates are always indexed; at retrieval "collapse" keeps the newest twin's hits (each hit names its
+    # twins), "keep-all" ranks every twin's hits.
+    near_duplicate_policy: Literal["collapse", "keep-all"] = "collapse"
+    # Tesseract languages scanned PDF pages are read in ("eng+deu": each needs its Debian tesseract-ocr-* pack).
+    ocr_languages: str = Field(default="eng", pattern=r"^[a-z_]{3,8}(\+[a-z_]{3,8})*$")
     minhash_permutations: int = Field(default=128, ge=16, le=1024)
 
     # BM25 (part of every snapshot hash).

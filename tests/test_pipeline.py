@@ -45,9 +45,11 @@ def test_ingest_counts_dedup_and_sources(rt):
     a = rt.catalog.get_document("default", "a")
     records, _ = rt.store.scroll(live.collection, filters={"doc_ids": "a-copy"}, limit=1000)
     assert len(records) == len(a.chunk_hashes)
-    assert all(sorted(r.payload["doc_ids"]) == ["a", "a-copy"] for r in records)
+    # (the near-duplicate "a-near", indexed too, shares most of them)
+    assert all({"a", "a-copy"} <= set(r.payload["doc_ids"]) <= {"a", "a-copy", "a-near"} for r in records)
     assert all(sorted(r.payload["metadata"]["lang"]) == ["de", "en"] for r in records)
-    assert rt.store.count(live.collection, filters={"doc_ids": "a-near"}) == 0
+    # A near-duplicate is indexed (issue 19: no document sent is left unsearchable), its twin recorded.
+    assert rt.store.count(live.collection, filters={"doc_ids": "a-near"}) > 0
     assert rt.catalog.get_document("default", "a-near").duplicate_of == "a"
 
 

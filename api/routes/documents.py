@@ -82,7 +82,9 @@ async def document_chunks(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> Doc
         doc = _document(rt, tenant, doc_id)
         if doc.chunk_spans is not None and doc.text is not None:
             return [DocumentChunk(index=i, chunk_id=c.hash, text=doc.text[c.start:c.end], start=c.start, end=c.end,
-                                  pages=list(c.pages), headings=list(c.headings)) for i, c in enumerate(doc.spans())]
+                                  pages=list(c.pages), headings=list(c.headings),
+                                  table={"number": c.table[0], "rows": list(c.table[1:])} if c.table else None)
+                    for i, c in enumerate(doc.spans())]
         # Chunked before offsets were recorded (the next build re-chunks it): the chunk texts, unplaced.
         rows = rt.catalog.chunks(tenant, doc.chunk_hashes)
         return [DocumentChunk(index=i, chunk_id=h, text=rows[h].text if h in rows else "", start=None, end=None,

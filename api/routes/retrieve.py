@@ -43,7 +43,7 @@ def _hit(h: Candidate) -> RetrieveHit:
         sources=[HitSource(**s) for s in h.payload["sources"]], text=h.payload["text"], score=h.score,
         scores=HitScores(**{k: v for k, v in h.scores.items() if k in HitScores.model_fields}),
         metadata=h.payload.get("metadata", {}), start=start, end=place.get("end"), pages=place.get("pages") or [],
-        headings=place.get("headings") or [],
+        headings=place.get("headings") or [], table=place.get("table"),
         highlights=[Highlight(start=a + (start or 0), end=b + (start or 0), score=sc) for a, b, sc in h.highlights])
 
 
