@@ -58,6 +58,8 @@ documents = Table(
     # included) as a span of `text`; null for documents not chunked since offsets were recorded (migration 0004).
     Column("chunk_spans", Text),
     Column("page_starts", Text),  # JSON [[offset in text, page], ...] where each page starts (PDFs); null otherwise
+    # 0006: JSON {"users": [...], "groups": [...]}; null: no list, the whole tenant reads it (ingest/access.py).
+    Column("access", Text),
     Column("updated_at", Epoch, nullable=False),
     PrimaryKeyConstraint("tenant", "doc_id"),
     # doc_id in the index too: the exact-duplicate lookup orders by it (without it SQLite walked the primary key
@@ -108,6 +110,7 @@ job_documents = Table(
     Column("filename", Text),  # set for uploaded files, NULL for JSON text
     Column("payload", LargeBinary),  # the staged bytes or UTF-8 text; cleared once the job settles
     Column("metadata", Text, nullable=False, server_default="{}"),
+    Column("access", Text),  # 0006: the document's access list as sent (JSON), null for none
     Column("done", Flag, nullable=False, server_default="0"),
     Column("outcome", Text),  # new | updated | unchanged | duplicate | near_duplicate | failed
     Column("reason", Text),
@@ -360,6 +363,11 @@ api_keys = Table(
     Column("sha256", Text, nullable=False, unique=True),  # of the whole key; the key itself is never stored
     Column("tenant", Text),  # NULL: an operator key
     Column("name", Text, nullable=False, server_default=""),
+    # 0006: admin (the whole tenant; every key made before scopes), service (retrieves on behalf of a principal it
+    # names), user (a fixed principal: principal_user and principal_groups).
+    Column("scope", Text, nullable=False, server_default="admin"),
+    Column("principal_user", Text),
+    Column("principal_groups", Text),  # JSON list
     Column("created_at", Epoch, nullable=False),
     Column("revoked_at", Epoch),
 )
