@@ -119,13 +119,15 @@ async def get_document(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, pr
 # Before DELETE /documents/{doc_id}: its :path would take ".../access" as part of the id.
 @router.patch("/documents/{doc_id:path}/access", status_code=202, response_model=AccessResponse,
               summary="Change who may read a document, without parsing or embedding it again")
-async def set_access(doc_id: str, body: AccessChange, rt: RuntimeDep, tenant: TenantDep) -> AccessResponse:
+async def set_access(doc_id: str, body: AccessChange, rt: RuntimeDep, tenant: TenantDep,
+                     settings: SettingsDep) -> AccessResponse:
     # A payload change only: the next snapshot takes every vector from the cache; its hash differs (access lists
     # are part of it). Until it is live, retrieval answers from the live snapshot, with the lists it was built with.
     access = body.access.stored() if body.access is not None else None
     if not await run_in_threadpool(rt.catalog.set_access, tenant, doc_id, access):
         raise HTTPException(status_code=404, detail=f"document {doc_id} not found")
-    await run_in_threadpool(enqueue, "build_snapshot", tenant)
+    # Debounced as after an ingest job: a burst of changes makes one snapshot (the later builds find it built).
+    await run_in_threadpool(lambda: enqueue("build_snapshot", tenant, countdown=settings.build_debounce_s))
     return AccessResponse(doc_id=doc_id, access=access)
 
 
