@@ -10,6 +10,7 @@ a principal may not read (hits, their sources, context passages).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -20,6 +21,7 @@ import time
 import pytest
 
 from tests.procs import REPO, auth, snapdex_env, snapdex_serve, wait_until
+from tests.test_security import operations
 
 pytestmark = pytest.mark.slow
 
@@ -190,3 +192,84 @@ def test_no_principal_ever_sees_what_it_may_not(tmp_path):
         print(f"leak test: {totals['pairs']} pairs, {totals['checked']} hits and passages checked, "
               f"{len(totals['problems'])} problems")
         assert totals["problems"] == [], totals["problems"][:10]
+
+
+SCOPE_DOCS = [
+    {"id": "board-minutes", "text": "The board approved the merger with Quintex in closed session.",
+     "access": {"users": ["carol@acme"], "groups": ["board"]}},
+    {"id": "hr-salaries", "text": "Salary bands for engineers rise four percent in spring.",
+     "access": {"groups": ["hr"]}},
+    {"id": "alice-draft", "text": "Alice's draft: the merger memo needs legal review first.",
+     "access": {"users": ["alice@acme"]}},
+    {"id": "handbook", "text": "Everyone may read the handbook: offices open at nine."},
+]
+SECRETS = ("Quintex", "Salary bands", "board-minutes", "hr-salaries", "closed session", "four percent")
+
+
+def test_scopes_and_every_route_with_a_user_key(tmp_path):
+    data = tmp_path / "data"
+    with snapdex_serve(data, tenants=(TENANT,), log_level="info", SNAPDEX_GATE_FLOORS="{}") as svc:
+        c, admin = svc.client, auth(TENANT)
+        job = c.post("/ingest", json={"documents": SCOPE_DOCS}, headers=admin).json()["job_id"]
+        snap = svc.wait_job(job, headers=admin)["snapshot"]
+        service = bearer(keys_cli(data, "create", "--tenant", TENANT, "--scope", "service"))
+        alice = bearer(keys_cli(data, "create", "--tenant", TENANT, "--scope", "user", "--user", "alice@acme",
+                                "--groups", "eng,legal"))
+        listed = keys_cli(data, "list")
+        assert "user:alice@acme" in listed and "service" in listed
+
+        # A user key reads as itself: its own draft and the handbook, never the board's or HR's documents.
+        r = c.post("/retrieve", json={"query": "merger approved board salary", "top_k": 10,
+                                      "context": {"max_tokens": 500}}, headers=alice)
+        assert r.status_code == 200, r.text
+        assert {h["doc_id"] for h in r.json()["hits"]} <= {"alice-draft", "handbook"}
+        assert not [s for s in SECRETS if s in r.text]
+        # ...and may not name another principal.
+        r = c.post("/retrieve", json={"query": "merger", "principal": {"user": "carol@acme", "groups": ["board"]}},
+                   headers=alice)
+        assert r.status_code == 403 and "user key" in r.json()["detail"]
+        # A service key must name whom it asks for; it reads as them.
+        r = c.post("/retrieve", json={"query": "merger"}, headers=service)
+        assert r.status_code == 403 and "principal" in r.json()["detail"]
+        r = c.post("/retrieve", json={"query": "merger approved", "principal": {"user": "carol@acme"}},
+                   headers=service)
+        assert r.status_code == 200 and "board-minutes" in {h["doc_id"] for h in r.json()["hits"]}
+        # Its request filters cannot widen the principal's reach.
+        r = c.post("/retrieve", json={"query": "merger", "principal": {"user": "bob@acme"},
+                                      "filters": {"access": "g:board"}}, headers=service)
+        assert r.status_code == 422
+        # Impersonation is logged with a digest of the user, never the name.
+        digest = hashlib.sha256(b"carol@acme").hexdigest()[:16]
+        log = wait_until(lambda: digest in svc.log.read_text() and svc.log.read_text(), 10, "the principal log line")
+        assert "carol@acme" not in log
+        # The admin key reads everything.
+        r = c.post("/retrieve", json={"query": "salary bands", "top_k": 10}, headers=admin)
+        assert "hr-salaries" in {h["doc_id"] for h in r.json()["hits"]}
+
+        # Every operation with alice's key against documents she may not read: refused, or without their text.
+        spec = c.get("/openapi.json", headers=admin).json()
+        for method, path in sorted(operations(spec)):
+            url = path.format(job_id=job, snap_hash=snap, doc_id="board-minutes", name="qa", run_id="x",
+                              benchmark_id=1, tuning_id="x", version=1, webhook_id="x", delivery_id="x")
+            body = {"json": {"query": "merger board salary", "top_k": 10}} if path == "/retrieve" else \
+                {"json": {"requests": [{"query": "merger board salary", "top_k": 10}]}} if path == "/retrieve/batch" \
+                else {"json": {"access": None}} if path.endswith("/access") else {}
+            r = c.request(method, url, headers=alice, follow_redirects=False, **body)
+            leaked = [s for s in SECRETS if s in r.text and s not in url]
+            assert not leaked, (method, url, r.status_code, leaked)
+            if r.status_code < 300 and path not in OPEN_TO_USERS:
+                raise AssertionError((method, url, r.status_code, "a user key reached it"))
+        # The documents she may not read do not exist for her; her own do.
+        assert c.get("/documents/board-minutes", headers=alice).status_code == 404
+        assert c.get("/documents/alice-draft", headers=alice).json()["text"].startswith("Alice's draft")
+        assert {d["doc_id"] for d in c.get("/documents", headers=alice).json()["documents"]} == \
+            {"alice-draft", "handbook"}
+        # Nothing she did changed an access list.
+        assert c.get("/documents/board-minutes", headers=admin).json()["access"] == \
+            {"users": ["carol@acme"], "groups": ["board"]}
+
+
+# What a user key may call (each filtered to what it may read) and the routes without tenant data.
+OPEN_TO_USERS = {"/retrieve", "/retrieve/batch", "/documents", "/documents/{doc_id}", "/documents/{doc_id}/chunks",
+                 "/health", "/ready", "/benchmarks", "/benchmarks/{benchmark_id}", "/dashboard/assets/{name}",
+                 "/dashboard/logout", "/dashboard/login"}
