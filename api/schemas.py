@@ -501,6 +501,8 @@ class QuerySetRequest(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="the set's name; uploads version it")
     description: str | None = Field(default=None, max_length=2000)
     queries: list[LabelledQueryIn] = Field(min_length=1)
+    principal: PrincipalIn | None = Field(default=None, description=(
+        "run the set as this end user sees the index (their access): recall as they get it; absent: unrestricted"))
 
     @field_validator("queries")
     @classmethod
@@ -516,13 +518,15 @@ class QuerySetResponse(BaseModel):
     description: str | None
     created_at: float
     retired_at: float | None
+    principal: PrincipalIn | None = Field(default=None, description="the principal the set runs as; null: unrestricted")
     created: bool | None = Field(default=None, description="false: the same content as the newest version, kept")
     evaluation: Literal["queued"] | None = Field(default=None, description="kept snapshots are being scored on it")
 
     @classmethod
     def from_ref(cls, ref: Any, **extra: Any) -> "QuerySetResponse":
         return cls(name=ref.name, version=ref.version, queries=ref.queries, checksum=ref.checksum,
-                   description=ref.description, created_at=ref.created_at, retired_at=ref.retired_at, **extra)
+                   description=ref.description, created_at=ref.created_at, retired_at=ref.retired_at,
+                   principal=ref.principal, **extra)
 
 
 class QuerySetListResponse(BaseModel):

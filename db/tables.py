@@ -170,6 +170,8 @@ query_sets = Table(
     Column("queries", Integer, nullable=False),
     Column("created_at", Epoch, nullable=False),
     Column("retired_at", Epoch),  # no longer run after builds; its history stays
+    # 0006: JSON {"user": ..., "groups": [...]}: the set is run as this principal sees the index; null: unrestricted.
+    Column("principal", Text),
     UniqueConstraint("tenant", "name", "version"),
     sqlite_autoincrement=True,
 )

@@ -264,6 +264,20 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         assert c.get("/documents/alice-draft", headers=alice).json()["text"].startswith("Alice's draft")
         assert {d["doc_id"] for d in c.get("/documents", headers=alice).json()["documents"]} == \
             {"alice-draft", "handbook"}
+        # A query set may run as a principal: recall as alice gets it, and a drill-down naming only what she reads.
+        queries = [{"id": "q1", "text": "merger approved in closed session", "relevant": ["board-minutes"]},
+                   {"id": "q2", "text": "merger memo legal review", "relevant": ["alice-draft"]}]
+        for name, principal in (("as-alice", {"user": "alice@acme", "groups": ["eng"]}), ("everyone", None)):
+            body = {"name": name, "queries": queries, **({"principal": principal} if principal else {})}
+            r = c.post("/eval/query-sets", json=body, headers=admin)
+            assert r.status_code == 201 and r.json()["principal"] == (principal and {**principal}), r.text
+        runs = wait_until(lambda: (rs := {r["query_set"]: r for r in c.get("/eval/runs", headers=admin).json()["runs"]
+                                          if r["status"] == "done"}) and len(rs) == 2 and rs, 120, "both runs")
+        assert runs["as-alice"]["metrics"]["recall@10"] == 0.5 and runs["everyone"]["metrics"]["recall@10"] == 1.0
+        detail = c.get(f"/eval/runs/{runs['as-alice']['id']}", headers=admin).text
+        assert "hr-salaries" not in detail and "board-minutes" in detail  # named as the missed relevant one only
+        retrieved = json.loads(detail)
+        assert all("board-minutes" not in json.dumps(q.get("retrieved", [])) for q in retrieved["results"])
         # Nothing she did changed an access list.
         assert c.get("/documents/board-minutes", headers=admin).json()["access"] == \
             {"users": ["carol@acme"], "groups": ["board"]}

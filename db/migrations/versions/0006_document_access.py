@@ -1,5 +1,5 @@
 """Permission-aware retrieval (issue 17): documents (and staged job documents) carry an access list; API keys gain
-a scope and, for user keys, a fixed principal. Every key made before this migration becomes an admin key of its
+a scope and, for user keys, a fixed principal; a query set may name the principal it runs as. Every key made before this migration becomes an admin key of its
 tenant (the server default), so nothing an existing key could read is taken away by the upgrade.
 
 Revision ID: 0006
@@ -24,9 +24,12 @@ def upgrade() -> None:
     op.add_column("api_keys", sa.Column("scope", sa.Text(), nullable=False, server_default="admin"))
     op.add_column("api_keys", sa.Column("principal_user", sa.Text()))
     op.add_column("api_keys", sa.Column("principal_groups", sa.Text()))
+    op.add_column("query_sets", sa.Column("principal", sa.Text()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("query_sets") as t:
+        t.drop_column("principal")
     with op.batch_alter_table("api_keys") as t:
         t.drop_column("principal_groups")
         t.drop_column("principal_user")
