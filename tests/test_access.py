@@ -203,7 +203,7 @@ SCOPE_DOCS = [
      "access": {"users": ["alice@acme"]}},
     {"id": "handbook", "text": "Everyone may read the handbook: offices open at nine."},
 ]
-SECRETS = ("Quintex", "Salary bands", "board-minutes", "hr-salaries", "closed session", "four percent")
+SECRETS = ("Quintex", "quintex", "Salary bands", "board-minutes", "hr-salaries", "closed session", "four percent")
 
 
 def test_scopes_and_every_route_with_a_user_key(tmp_path):
@@ -218,6 +218,14 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         listed = keys_cli(data, "list")
         assert "user:alice@acme" in listed and "service" in listed
 
+        # Access on uploaded files: one multipart field for every file.
+        r = c.post("/ingest", files=[("files", ("quintex-terms.txt", b"Quintex terms: the price is final."))],
+                   data={"access": json.dumps({"groups": ["board"]})}, headers=admin)
+        assert r.status_code == 202, r.text
+        svc.wait_job(r.json()["job_id"], headers=admin)
+        assert c.get("/documents/quintex-terms.txt", headers=admin).json()["access"] == {"users": [], "groups": ["board"]}
+        bad = c.post("/ingest", files=[("files", ("x.txt", b"x"))], data={"access": '{"users": "bob"}'}, headers=admin)
+        assert bad.status_code == 422 and "access" in bad.text
         # A user key reads as itself: its own draft and the handbook, never the board's or HR's documents.
         r = c.post("/retrieve", json={"query": "merger approved board salary", "top_k": 10,
                                       "context": {"max_tokens": 500}}, headers=alice)

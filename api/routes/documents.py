@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -126,9 +127,16 @@ async def set_access(doc_id: str, body: AccessChange, rt: RuntimeDep, tenant: Te
     access = body.access.stored() if body.access is not None else None
     if not await run_in_threadpool(rt.catalog.set_access, tenant, doc_id, access):
         raise HTTPException(status_code=404, detail=f"document {doc_id} not found")
-    # Debounced as after an ingest job: a burst of changes makes one snapshot (the later builds find it built).
-    await run_in_threadpool(lambda: enqueue("build_snapshot", tenant, countdown=settings.build_debounce_s))
+    # Debounced as after an ingest job: a burst of changes makes one snapshot. A build already queued in the first
+    # half of its countdown reads this change too (it reads the catalog when it starts), so no other is queued.
+    now = time.monotonic()
+    if _queued_builds.get(tenant, 0.0) <= now:
+        await run_in_threadpool(lambda: enqueue("build_snapshot", tenant, countdown=settings.build_debounce_s))
+        _queued_builds[tenant] = now + settings.build_debounce_s / 2
     return AccessResponse(doc_id=doc_id, access=access)
+
+
+_queued_builds: dict[str, float] = {}  # tenant -> until when an access change needs no build of its own
 
 
 @router.delete("/documents/{doc_id:path}", status_code=202, response_model=DeleteDocumentResponse,
