@@ -195,3 +195,15 @@ def test_the_migrations_ship_with_the_package():
     out = subprocess.run([sys.executable, "-c", "from db.migrate import history; print(len(history()))"],
                          cwd=Path("/"), capture_output=True, text=True, env={"PYTHONPATH": str(REPO)})
     assert out.returncode == 0 and int(out.stdout) == len(history()), out.stderr
+
+
+def test_keys_made_before_scopes_become_admin_keys(catalog_db):
+    """0006: every tenant key that existed before key scopes reads its whole tenant, as it did."""
+    assert downgrade(catalog_db, "0005") == (head(), "0005")
+    with catalog_db.tx() as conn:
+        conn.execute(text("INSERT INTO api_keys (id, sha256, tenant, name, created_at) "
+                          "VALUES ('old1', :sha, 'acme', 'before scopes', 1.0)"), {"sha": "a" * 64})
+    assert upgrade(catalog_db) == ("0005", head())
+    old = next(k for k in KeyStore(catalog_db).list() if k.id == "old1")
+    assert old.scope == "admin" and old.user is None and old.groups == ()
+    assert differences(catalog_db) == []
