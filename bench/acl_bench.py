@@ -26,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import machine, write_result, write_snapshot  # noqa: E402
 from bench.retrieve_bench import percentiles  # noqa: E402
 from tests.procs import auth, snapdex_serve  # noqa: E402
 
@@ -36,7 +36,6 @@ TENANT = "bench-acl"
 def build(data_dir: Path, total: int, users: int, groups: int, seed: int = 17) -> list[str]:
     """A live snapshot of `total` chunks with access tokens; returns the word list the texts are made of."""
     from encoders.lexical import average_length, document_vector, term_counts
-    from index_snapshots.builder import KEYWORD_INDEXES, collection_name
     from ingest.access import document_tokens
     from snapdex.runtime import Runtime
     from snapdex.settings import Settings
@@ -49,40 +48,30 @@ def build(data_dir: Path, total: int, users: int, groups: int, seed: int = 17) -
         config = rt.index_config.canonical()  # the service's own: no config drift, no rebuild at start-up
         dim = rt.index_config.dim
         snap = hashlib.sha256(json.dumps([config, "acl", total, users, groups, seed], sort_keys=True).encode()).hexdigest()
-        name = collection_name(TENANT, snap)
-        rt.store.delete_collection(name)
-        rt.manifest.begin(TENANT, snap, name, None, config)
-        rt.store.create_collection(name, dim, keyword_indexes=KEYWORD_INDEXES, windows=True)
-        started = time.perf_counter()
         texts = [" ".join(words[j] for j in rng.zipf(1.3, size=40) % len(words)) for _ in range(total)]
         counts = [term_counts(t) for t in texts]
         avgdl = average_length(counts)
-        batch: list[Point] = []
-        for i, (text, c) in enumerate(zip(texts, counts)):
-            v = rng.normal(size=dim)
-            v /= np.linalg.norm(v)
-            w = v + rng.normal(0, 0.3, size=(4, dim))
-            access = None if rng.random() < 0.2 else {
-                "users": [f"user{u}" for u in rng.integers(0, users, size=rng.integers(0, 4))],
-                "groups": [f"group{g}" for g in rng.integers(0, groups, size=rng.integers(1, 4))]}
-            tokens = document_tokens(access)
-            doc = f"doc-{i}"
-            payload = {"tenant": TENANT, "chunk_hash": hashlib.sha256(text.encode()).hexdigest(), "text": text,
-                       "doc_ids": [doc], "access": sorted(set(tokens)),
-                       "sources": [{"doc_id": doc, "source": None, "title": None, "position": 0,
-                                    "access": tokens}], "metadata": {}}
-            batch.append(Point(str(uuid.UUID(bytes=hashlib.md5(doc.encode()).digest())), v,
-                               document_vector(c, avgdl, rt.index_config.bm25), payload,
-                               windows=w / np.linalg.norm(w, axis=1, keepdims=True)))
-            if len(batch) == 1024:
-                rt.store.upsert(name, batch)
-                batch = []
-        if batch:
-            rt.store.upsert(name, batch)
-        rt.manifest.finish(TENANT, snap, documents=total, chunks=total, embedded=0, reused=total,
-                           seconds=time.perf_counter() - started)
-        rt.manifest.promote(TENANT, snap)
-        print(f"snapshot {snap[:12]}: {total} chunks in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+        def points():
+            for i, (text, c) in enumerate(zip(texts, counts)):
+                v = rng.normal(size=dim)
+                v /= np.linalg.norm(v)
+                w = v + rng.normal(0, 0.3, size=(4, dim))
+                access = None if rng.random() < 0.2 else {
+                    "users": [f"user{u}" for u in rng.integers(0, users, size=rng.integers(0, 4))],
+                    "groups": [f"group{g}" for g in rng.integers(0, groups, size=rng.integers(1, 4))]}
+                tokens = document_tokens(access)
+                doc = f"doc-{i}"
+                payload = {"tenant": TENANT, "chunk_hash": hashlib.sha256(text.encode()).hexdigest(), "text": text,
+                           "doc_ids": [doc], "access": sorted(set(tokens)),
+                           "sources": [{"doc_id": doc, "source": None, "title": None, "position": 0,
+                                        "access": tokens}], "metadata": {}}
+                yield Point(str(uuid.UUID(bytes=hashlib.md5(doc.encode()).digest())), v,
+                            document_vector(c, avgdl, rt.index_config.bm25), payload,
+                            windows=w / np.linalg.norm(w, axis=1, keepdims=True))
+
+        seconds = write_snapshot(rt, TENANT, snap, config, dim, points())
+        print(f"snapshot {snap[:12]}: {total} chunks in {seconds:.0f} s", file=sys.stderr)
         return words
     finally:
         rt.close()
