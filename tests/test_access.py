@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from tests.procs import REPO, auth, snapdex_env, snapdex_serve, wait_until
+from snapdex.client import Client
+from tests.procs import REPO, auth, key_for, snapdex_env, snapdex_serve, wait_until
 from tests.test_security import operations
 
 pytestmark = pytest.mark.slow
@@ -286,6 +287,15 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         assert "hr-salaries" not in detail and "board-minutes" in detail  # named as the missed relevant one only
         retrieved = json.loads(detail)
         assert all("board-minutes" not in json.dumps(q.get("retrieved", [])) for q in retrieved["results"])
+        # The Python client: a principal on retrieve, an access change by an admin key.
+        key = service["Authorization"].removeprefix("Bearer ")
+        with Client(svc.url, api_key=key) as sx:
+            hits = sx.retrieve("merger memo legal review", top_k=10, principal={"user": "alice@acme"}).hits
+            assert {h.doc_id for h in hits} <= {"alice-draft", "handbook"}
+        with Client(svc.url, api_key=key_for(TENANT)) as ax:
+            changed = ax.set_access("handbook", {"groups": ["staff"]})
+            assert changed.access == {"users": [], "groups": ["staff"]}
+            assert ax.set_access("handbook", None).access is None
         # Nothing she did changed an access list.
         assert c.get("/documents/board-minutes", headers=admin).json()["access"] == \
             {"users": ["carol@acme"], "groups": ["board"]}
