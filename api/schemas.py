@@ -64,6 +64,10 @@ def unique_ids(items: list, message: str) -> list:
     return items
 
 
+# A user or group name of an access list or principal: matched exactly, so never blank.
+Name = Annotated[NonBlank, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+
+
 class AccessIn(BaseModel):
     """Who may read a document, besides the tenant's admin keys. Absent on a document: the whole tenant (unless the
     tenant denies by default, SNAPDEX_ACCESS_DENY_BY_DEFAULT)."""
@@ -71,10 +75,9 @@ class AccessIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"users": ["alice@acme"], "groups": ["hr", "managers"]}]})
 
-    users: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]] = Field(
-        default_factory=list, max_length=MAX_NAMES, description="user names as your chat backend sends them")
-    groups: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]] = Field(
-        default_factory=list, max_length=MAX_NAMES, description="group names")
+    users: list[Name] = Field(default_factory=list, max_length=MAX_NAMES,
+                              description="user names as your chat backend sends them")
+    groups: list[Name] = Field(default_factory=list, max_length=MAX_NAMES, description="group names")
 
     def stored(self) -> dict:
         return normalize_access(self.model_dump())
@@ -86,9 +89,8 @@ class PrincipalIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"user": "alice@acme", "groups": ["hr"]}]})
 
-    user: Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)] | None = None
-    groups: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]] = Field(
-        default_factory=list, max_length=MAX_NAMES)
+    user: Name | None = None
+    groups: list[Name] = Field(default_factory=list, max_length=MAX_NAMES)
 
 
 class DocumentIn(BaseModel):

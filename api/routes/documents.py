@@ -119,7 +119,7 @@ async def get_document(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, pr
 
 # Before DELETE /documents/{doc_id}: its :path would take ".../access" as part of the id.
 @router.patch("/documents/{doc_id:path}/access", status_code=202, response_model=AccessResponse,
-              summary="Change who may read a document, without parsing or embedding it again")
+              summary="Change who may read a document, without parsing or embedding it again", responses=errors(400))
 async def set_access(doc_id: str, body: AccessChange, rt: RuntimeDep, tenant: TenantDep,
                      settings: SettingsDep) -> AccessResponse:
     # A payload change only: the next snapshot takes every vector from the cache; its hash differs (access lists
