@@ -24,7 +24,7 @@ from eval.store import EvalStore
 from index_snapshots.manifest import Manifest
 from ingest.jobs import JobStore, NewDocument
 from snapdex.keys import KeyStore
-from tests.fixtures.make_legacy_catalog import EXPECTED, FIXTURE, dump
+from tests.fixtures.make_legacy_catalog import EXPECTED, FIXTURE, dump, with_later_fields
 from tests.procs import REPO
 
 
@@ -83,18 +83,6 @@ def test_the_catalog_of_the_release_before_migrations_reads_back_the_same_after_
     again = open_catalog(f"sqlite:///{path}")  # the next start finds it at head
     assert current(again) == head()
     again.dispose()
-
-
-def with_later_fields(expected: dict) -> dict:
-    """What that release's rows read back as once later migrations added fields with defaults: 0006 made every key an
-    admin key of its tenant (no fixed principal) and every query set unrestricted."""
-    keys = [*expected["keys"], *(k for k in expected["found"].values() if k)]
-    for k in keys:
-        k.update(scope="admin", user=None, groups=[])
-    for tenant in expected["tenants"].values():
-        for s in [*tenant["query_sets"], *tenant["active_sets"]]:
-            s["principal"] = None
-    return expected
 
 
 def test_a_partial_catalog_before_migrations_is_completed(tmp_path):
