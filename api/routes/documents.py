@@ -11,8 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, TenantDep, reader_of
 from api.enqueue import enqueue
-from api.schemas import (AccessChange, AccessResponse, DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse, DocumentListResponse,
-                         DocumentResponse, DocumentSummary, errors)
+from api.schemas import (AccessChange, AccessResponse, DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse,
+                         DocumentListResponse, DocumentResponse, DocumentSummary, errors)
 from index_snapshots.documents import holding_snapshots
 from ingest.access import Reader
 from ingest.catalog import DocumentRow
