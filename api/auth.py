@@ -26,6 +26,9 @@ COOKIE = "snapdex_key"
 class Principal:
     tenant: str | None  # None: the operator
     key_id: str | None  # None: keyless
+    scope: str = "admin"  # of a tenant's key: admin | service | user (snapdex/keys.py); keyless: admin
+    user: str | None = None  # a user key's fixed principal
+    groups: tuple[str, ...] = ()
 
     @property
     def operator(self) -> bool:
@@ -38,7 +41,7 @@ class Principal:
 
     @classmethod
     def of(cls, key: ApiKey) -> "Principal":
-        return cls(key.tenant, key.id)
+        return cls(key.tenant, key.id, key.scope, key.user, key.groups)
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str | None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import logging
+
 from fastapi import Depends, Header, HTTPException, Request
 
 from api.auth import Principal
+from ingest.access import Reader, user_digest
 from ingest.catalog import TENANT_RE, check_tenant
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
@@ -29,16 +32,26 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_tenant(principal: PrincipalDep, x_tenant: Annotated[str | None, Header(
-        description="optional: names the tenant the API key belongs to (1-63 of a-z, 0-9, '_', '-'); "
-                    "a key never reaches another tenant", json_schema_extra={"pattern": TENANT_RE.pattern})] = None
-               ) -> str:
+log = logging.getLogger("snapdex.access")
+
+TenantHeader = Annotated[str | None, Header(
+    description="optional: names the tenant the API key belongs to (1-63 of a-z, 0-9, '_', '-'); "
+                "a key never reaches another tenant", json_schema_extra={"pattern": TENANT_RE.pattern})]
+
+
+def get_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:
     # The pattern is documented, not enforced by FastAPI: check_tenant's message says what is allowed.
     return tenant_of(principal, x_tenant)
 
 
-def tenant_of(principal: Principal, named: str | None) -> str:
-    """The caller's tenant. Naming another one is refused (403), never followed: the key decides."""
+def get_reading_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:
+    """The tenant of a route that reads documents as a principal (retrieve, the document reads): every scope."""
+    return tenant_of(principal, x_tenant, scopes=("admin", "service", "user"))
+
+
+def tenant_of(principal: Principal, named: str | None, scopes: tuple[str, ...] = ("admin",)) -> str:
+    """The caller's tenant. Naming another one is refused (403), never followed: the key decides. Only the key
+    scopes in `scopes` pass: every route but those that read as a principal is an admin key's (or keyless)."""
     if principal.operator:
         raise HTTPException(status_code=403, detail="an operator key reaches the service-wide routes only "
                                                     "(/metrics, /ready, /benchmarks); use a tenant's key for its data")
@@ -52,7 +65,36 @@ def tenant_of(principal: Principal, named: str | None) -> str:
                 f"this API key belongs to tenant {principal.tenant!r}, not {named!r}" if principal.key_id else
                 f"this service runs keyless for the one tenant {principal.tenant!r}, not {named!r}: "
                 "configure API keys (`snapdex keys create --tenant NAME`) to serve more tenants"))
+    if principal.scope not in scopes:
+        raise HTTPException(status_code=403, detail=(
+            f"a {principal.scope} key reads through POST /retrieve, POST /retrieve/batch and the GET /documents "
+            "routes only; this route needs an admin key of the tenant (`snapdex keys create --scope admin`)"))
     return principal.tenant
+
+
+def reader_of(principal: Principal, tenant: str, settings: Settings, asked=None) -> Reader | None:
+    """Whom a read runs as: None for everything (an admin key, keyless, a service key of a tenant that allows
+    unrestricted service reads), else the Reader whose access tokens filter it. `asked`: the request's
+    `principal` (user, groups), which a user key may not send and a service key must, unless its tenant lets it
+    read unrestricted (SNAPDEX_ACCESS_UNRESTRICTED_SERVICE_READS)."""
+    tenant_wide = tenant not in settings.access_deny_by_default
+    if principal.scope == "user":
+        if asked is not None:
+            raise HTTPException(status_code=403, detail="a user key reads as its own principal: it may not send "
+                                                        "`principal` (a service key of the tenant may)")
+        return Reader.of(principal.user, principal.groups, tenant_wide)
+    if asked is not None:
+        reader = Reader.of(asked.user, asked.groups, tenant_wide)
+        # Impersonation is recorded, with a digest of the user instead of the name (logs travel further than data).
+        log.info("principal", extra={"tenant": tenant, "key": principal.key_id, "scope": principal.scope,
+                                     "user": user_digest(asked.user) if asked.user else None,
+                                     "groups": len(reader.groups)})
+        return reader
+    if principal.scope == "service" and tenant not in settings.access_unrestricted_service_reads:
+        raise HTTPException(status_code=403, detail=(
+            "a service key reads on behalf of an end user: send `principal` {\"user\": ..., \"groups\": [...]} "
+            f"(tenant {tenant!r} does not allow unrestricted service reads: SNAPDEX_ACCESS_UNRESTRICTED_SERVICE_READS)"))
+    return None
 
 
 def require_operator(principal: PrincipalDep) -> None:
@@ -63,4 +105,5 @@ def require_operator(principal: PrincipalDep) -> None:
 
 
 TenantDep = Annotated[str, Depends(get_tenant)]
+ReadingTenantDep = Annotated[str, Depends(get_reading_tenant)]
 OperatorDep = Annotated[None, Depends(require_operator)]

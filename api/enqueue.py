@@ -11,9 +11,10 @@ from workers import tasks
 log = logging.getLogger(__name__)
 
 
-def enqueue(task: str, *args: object) -> None:
+def enqueue(task: str, *args: object, countdown: float | None = None) -> None:
     try:
-        getattr(tasks, task).apply_async(args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
+        getattr(tasks, task).apply_async(args=args, countdown=countdown, retry=True,
+                                         retry_policy={"max_retries": 2, "interval_start": 0.2})
     except Exception as e:  # kombu raises OperationalError and friends when the broker is unreachable
         raise HTTPException(status_code=503, detail=f"queue unavailable: {type(e).__name__}",
                             headers={"Retry-After": "5"}) from e

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from eval.benchmarks import parse_date
+from ingest.access import MAX_NAME_CHARS, MAX_NAMES, normalize_access
 from ingest.phases import JobPhase, JobStatus
 from notify import EVENT_TYPES
 from retrieval.context import MAX_NEIGHBORS, ContextConfig
@@ -63,6 +64,35 @@ def unique_ids(items: list, message: str) -> list:
     return items
 
 
+# A user or group name of an access list or principal: matched exactly, so never blank.
+Name = Annotated[NonBlank, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+
+
+class AccessIn(BaseModel):
+    """Who may read a document, besides the tenant's admin keys. Absent on a document: the whole tenant (unless the
+    tenant denies by default, SNAPDEX_ACCESS_DENY_BY_DEFAULT)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"users": ["alice@acme"], "groups": ["hr", "managers"]}]})
+
+    users: list[Name] = Field(default_factory=list, max_length=MAX_NAMES,
+                              description="user names as your chat backend sends them")
+    groups: list[Name] = Field(default_factory=list, max_length=MAX_NAMES, description="group names")
+
+    def stored(self) -> dict:
+        return normalize_access(self.model_dump())
+
+
+class PrincipalIn(BaseModel):
+    """Whom a service key retrieves for. Only a service (or admin) key may send one; a user key carries its own."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"user": "alice@acme", "groups": ["hr"]}]})
+
+    user: Name | None = None
+    groups: list[Name] = Field(default_factory=list, max_length=MAX_NAMES)
+
+
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -70,6 +100,8 @@ class DocumentIn(BaseModel):
     text: NonBlank = Field(min_length=1, description="Plain text or Markdown")
     metadata: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict,
                                                        description="Filterable fields; 'title' and 'source' are shown with hits")
+    access: AccessIn | None = Field(default=None, description=(
+        "who may read it; absent: the whole tenant (or admin keys only where the tenant denies by default)"))
 
 
 
@@ -199,6 +231,19 @@ class DeleteDocumentResponse(BaseModel):
     rebuild: Literal["queued"] = "queued"
 
 
+class AccessChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"access": {"users": ["alice@acme"], "groups": ["hr"]}}, {"access": None}]})
+
+    access: AccessIn | None = Field(description="the new list; null: the whole tenant again")
+
+
+class AccessResponse(BaseModel):
+    doc_id: str
+    access: dict[str, list[str]] | None = Field(description="the list as stored (sorted, each name once)")
+    rebuild: Literal["queued"] = "queued"
+
+
 class DocumentSummary(BaseModel):
     doc_id: str
     title: str | None
@@ -208,6 +253,8 @@ class DocumentSummary(BaseModel):
     content_hash: str | None = Field(description="SHA-256 of the normalised text: equal for equal content")
     chunks: int
     snapshots: list[str] = Field(description="readable snapshots holding its chunks, the live one first")
+    access: dict[str, list[str]] | None = Field(default=None, description=(
+        "who may read it (admin keys see it; null: the whole tenant, or not shown to this key)"))
 
 
 class DocumentListResponse(BaseModel):
@@ -328,6 +375,9 @@ class RetrieveRequest(BaseModel):
     options: RetrieveOptions = Field(default_factory=RetrieveOptions)
     context: ContextRequest | None = Field(default=None, description=(
         "also answer with `context`: the hits as cited passages within a token budget; absent: no context block"))
+    principal: PrincipalIn | None = Field(default=None, description=(
+        "service keys: the end user the answer is for; only documents they may read are searched. A user key may "
+        "not send one (403)"))
 
 
 class HitSource(BaseModel):
@@ -469,6 +519,8 @@ class QuerySetRequest(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="the set's name; uploads version it")
     description: str | None = Field(default=None, max_length=2000)
     queries: list[LabelledQueryIn] = Field(min_length=1)
+    principal: PrincipalIn | None = Field(default=None, description=(
+        "run the set as this end user sees the index (their access): recall as they get it; absent: unrestricted"))
 
     @field_validator("queries")
     @classmethod
@@ -484,13 +536,15 @@ class QuerySetResponse(BaseModel):
     description: str | None
     created_at: float
     retired_at: float | None
+    principal: PrincipalIn | None = Field(default=None, description="the principal the set runs as; null: unrestricted")
     created: bool | None = Field(default=None, description="false: the same content as the newest version, kept")
     evaluation: Literal["queued"] | None = Field(default=None, description="kept snapshots are being scored on it")
 
     @classmethod
     def from_ref(cls, ref: Any, **extra: Any) -> "QuerySetResponse":
         return cls(name=ref.name, version=ref.version, queries=ref.queries, checksum=ref.checksum,
-                   description=ref.description, created_at=ref.created_at, retired_at=ref.retired_at, **extra)
+                   description=ref.description, created_at=ref.created_at, retired_at=ref.retired_at,
+                   principal=ref.principal, **extra)
 
 
 class QuerySetListResponse(BaseModel):

@@ -75,3 +75,29 @@ def write_result(path: Path, result: dict, echo: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result, indent=2, default=str) if echo else f"wrote {path}")
+
+
+def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points) -> float:
+    """Write `points` (an iterable of store Points) straight into a new live snapshot of `tenant` named by `snap`,
+    under `config` (the manifest's record of it); returns the seconds it took. For indexes too large to embed here."""
+    import time
+
+    from index_snapshots.builder import KEYWORD_INDEXES, collection_name
+
+    name = collection_name(tenant, snap)
+    rt.store.delete_collection(name)
+    rt.manifest.begin(tenant, snap, name, None, config)
+    rt.store.create_collection(name, dim, keyword_indexes=KEYWORD_INDEXES, windows=True)
+    started, total, batch = time.perf_counter(), 0, []
+    for point in points:
+        batch.append(point)
+        total += 1
+        if len(batch) == 1024:
+            rt.store.upsert(name, batch)
+            batch = []
+    if batch:
+        rt.store.upsert(name, batch)
+    seconds = time.perf_counter() - started
+    rt.manifest.finish(tenant, snap, documents=total, chunks=total, embedded=0, reused=total, seconds=seconds)
+    rt.manifest.promote(tenant, snap)
+    return seconds

@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import machine, write_result, write_snapshot  # noqa: E402
 from tests.procs import auth, snapdex_serve  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
@@ -43,7 +43,6 @@ def percentiles(ms: list[float]) -> dict[str, float]:
 def build_synthetic(data_dir: Path, source_tenant: str, total: int, seed: int = 7) -> str:
     """A live snapshot of `total` chunks for tenant bench-100k: the source tenant's chunks, then synthetic ones."""
     from encoders.lexical import average_length, document_vector, term_counts
-    from index_snapshots.builder import KEYWORD_INDEXES, collection_name
     from snapdex.runtime import Runtime
     from snapdex.settings import Settings
     from store.types import Point
@@ -78,33 +77,22 @@ def build_synthetic(data_dir: Path, source_tenant: str, total: int, seed: int = 
         # send the service rebuilding this tenant from its (empty) catalog.
         config = src.config
         snap = hashlib.sha256(json.dumps([config, "synthetic", total, seed], sort_keys=True).encode()).hexdigest()
-        name = collection_name(BIG, snap)
-        rt.store.delete_collection(name)
-        rt.manifest.begin(BIG, snap, name, None, config)
-        rt.store.create_collection(name, dense.shape[1], keyword_indexes=KEYWORD_INDEXES, windows=True,
-                                   datatype=rt.index_config.vectors)
-        started = time.perf_counter()
-        batch: list[Point] = []
-        for i, (text, c) in enumerate(zip(all_texts, counts)):
-            v = dense[i] if i < len(records) else vecs[i - len(records)]
-            # Four windows near the chunk vector: the stage's cost depends on how many there are per chunk.
-            w = v + rng.normal(0, 0.05, size=(4, len(v)))
-            pid = records[i].id if i < len(records) else str(uuid.UUID(bytes=hashlib.md5(f"syn{i}".encode()).digest()))
-            payload = records[i].payload if i < len(records) else {
-                "tenant": BIG, "chunk_hash": hashlib.sha256(text.encode()).hexdigest(), "text": text,
-                "doc_ids": [f"syn-{i}"], "sources": [{"doc_id": f"syn-{i}", "source": None, "title": None,
-                                                     "position": 0}], "metadata": {}}
-            batch.append(Point(pid, v, document_vector(c, avgdl, rt.index_config.bm25), payload,
-                               windows=w / np.linalg.norm(w, axis=1, keepdims=True)))
-            if len(batch) == 1024:
-                rt.store.upsert(name, batch)
-                batch = []
-        if batch:
-            rt.store.upsert(name, batch)
-        rt.manifest.finish(BIG, snap, documents=total, chunks=total, embedded=0, reused=total,
-                           seconds=time.perf_counter() - started)
-        rt.manifest.promote(BIG, snap)
-        print(f"synthetic snapshot {snap[:12]}: {total} chunks in {time.perf_counter() - started:.0f} s",
+
+        def points():
+            for i, (text, c) in enumerate(zip(all_texts, counts)):
+                v = dense[i] if i < len(records) else vecs[i - len(records)]
+                # Four windows near the chunk vector: the stage's cost depends on how many there are per chunk.
+                w = v + rng.normal(0, 0.05, size=(4, len(v)))
+                pid = records[i].id if i < len(records) else str(uuid.UUID(bytes=hashlib.md5(f"syn{i}".encode()).digest()))
+                payload = records[i].payload if i < len(records) else {
+                    "tenant": BIG, "chunk_hash": hashlib.sha256(text.encode()).hexdigest(), "text": text,
+                    "doc_ids": [f"syn-{i}"], "sources": [{"doc_id": f"syn-{i}", "source": None, "title": None,
+                                                         "position": 0}], "metadata": {}}
+                yield Point(pid, v, document_vector(c, avgdl, rt.index_config.bm25), payload,
+                            windows=w / np.linalg.norm(w, axis=1, keepdims=True))
+
+        seconds = write_snapshot(rt, BIG, snap, config, dense.shape[1], points())
+        print(f"synthetic snapshot {snap[:12]}: {total} chunks in {seconds:.0f} s",
               file=sys.stderr)
         return snap
     finally:

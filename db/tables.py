@@ -62,6 +62,8 @@ documents = Table(
     # JSON object: what the file said about itself (mail subject/from/to/date, sheets, slides, attachment_of) and
     # "language", the one its BM25 terms are analysed in (migration 0007); null for documents ingested before.
     Column("extracted_metadata", Text),
+    # 0006: JSON {"users": [...], "groups": [...]}; null: no list, the whole tenant reads it (ingest/access.py).
+    Column("access", Text),
     Column("updated_at", Epoch, nullable=False),
     PrimaryKeyConstraint("tenant", "doc_id"),
     # doc_id in the index too: the exact-duplicate lookup orders by it (without it SQLite walked the primary key
@@ -112,6 +114,7 @@ job_documents = Table(
     Column("filename", Text),  # set for uploaded files, NULL for JSON text
     Column("payload", LargeBinary),  # the staged bytes or UTF-8 text; cleared once the job settles
     Column("metadata", Text, nullable=False, server_default="{}"),
+    Column("access", Text),  # 0006: the document's access list as sent (JSON), null for none
     Column("done", Flag, nullable=False, server_default="0"),
     Column("outcome", Text),  # new | updated | unchanged | duplicate | near_duplicate | failed
     Column("reason", Text),
@@ -171,6 +174,8 @@ query_sets = Table(
     Column("queries", Integer, nullable=False),
     Column("created_at", Epoch, nullable=False),
     Column("retired_at", Epoch),  # no longer run after builds; its history stays
+    # 0006: JSON {"user": ..., "groups": [...]}: the set is run as this principal sees the index; null: unrestricted.
+    Column("principal", Text),
     UniqueConstraint("tenant", "name", "version"),
     sqlite_autoincrement=True,
 )
@@ -364,6 +369,11 @@ api_keys = Table(
     Column("sha256", Text, nullable=False, unique=True),  # of the whole key; the key itself is never stored
     Column("tenant", Text),  # NULL: an operator key
     Column("name", Text, nullable=False, server_default=""),
+    # 0006: admin (the whole tenant; every key made before scopes), service (retrieves on behalf of a principal it
+    # names), user (a fixed principal: principal_user and principal_groups).
+    Column("scope", Text, nullable=False, server_default="admin"),
+    Column("principal_user", Text),
+    Column("principal_groups", Text),  # JSON list
     Column("created_at", Epoch, nullable=False),
     Column("revoked_at", Epoch),
 )

@@ -44,6 +44,7 @@ class QuerySetRef:
     queries: int
     created_at: float
     retired_at: float | None
+    principal: dict | None = None  # {"user", "groups"}: run as this principal sees the index
 
 
 @dataclass
@@ -106,7 +107,7 @@ class EvalStore:
     # --- query sets -------------------------------------------------------------------------
 
     def put_query_set(self, tenant: str, name: str, queries: list[LabelledQuery],
-                      description: str | None = None) -> tuple[QuerySetRef, bool]:
+                      description: str | None = None, principal: dict | None = None) -> tuple[QuerySetRef, bool]:
         """Store a version of a set; returns (version, created). The same content as the newest version is not
         a new version; anything else is, and every earlier version stays."""
         check_name(name)
@@ -116,6 +117,8 @@ class EvalStore:
         if dupes:
             raise ValueError(f"query ids repeat in query set {name!r}: {dupes[:10]}")
         digest = checksum(queries)
+        if principal is not None:  # another principal is another set of answers: a new version
+            digest = hashlib.sha256(json.dumps([digest, principal], sort_keys=True).encode()).hexdigest()
         q = query_sets.c
         with self.db.tx() as conn:
             self.db.lock(conn, "query_set", tenant, name)  # the next version number is read, then written
@@ -126,7 +129,8 @@ class EvalStore:
             version = latest["version"] + 1 if latest else 1
             set_id = conn.execute(query_sets.insert().values(
                 tenant=tenant, name=name, version=version, checksum=digest, description=description,
-                queries=len(queries), created_at=time.time())).inserted_primary_key[0]
+                queries=len(queries), created_at=time.time(),
+                principal=None if principal is None else json.dumps(principal, sort_keys=True))).inserted_primary_key[0]
             conn.execute(query_set_items.insert(), [
                 {"set_id": set_id, "position": i, "qid": x.id, "text": x.text, "relevant": json.dumps(x.relevant)}
                 for i, x in enumerate(queries)])
@@ -135,7 +139,8 @@ class EvalStore:
 
     def _set(self, r) -> QuerySetRef:
         return QuerySetRef(r["id"], r["tenant"], r["name"], r["version"], r["checksum"], r["description"],
-                           r["queries"], r["created_at"], r["retired_at"])
+                           r["queries"], r["created_at"], r["retired_at"],
+                           json.loads(r["principal"]) if r.get("principal") else None)
 
     def query_set(self, tenant: str, name: str, version: int | None = None) -> QuerySetRef | None:
         q = query_sets.c

@@ -20,6 +20,7 @@ import numpy as np
 from encoders.embedding import EmbeddingService
 from encoders.lexical import (DEFAULT_LANGUAGE, TOKENIZER_VERSION, BM25Params, average_length, document_vector,
                               has_cjk, term_counts)
+from ingest.access import FIELD as ACCESS, document_tokens, merge_metadata
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig
 from ingest.language import detect_language, document_language
@@ -31,8 +32,12 @@ from store.types import Point
 log = logging.getLogger(__name__)
 
 LANGUAGES_KEY = "languages"  # in a snapshot's config: the languages of its documents
-# Payload fields with keyword indexes: the tenant filter and the usual metadata filters run inside Qdrant.
-KEYWORD_INDEXES = ("tenant", "doc_ids")
+# Payload fields with keyword indexes: the tenant filter, the usual metadata filters and the access filter (every
+# read on behalf of a principal) run inside Qdrant.
+KEYWORD_INDEXES = ("tenant", "doc_ids", ACCESS)
+# The payload's access tokens (ingest/access.py), in the config so that a snapshot built before them is never taken
+# for one of the same hash: its chunks carry no `access` field, which a principal's filter would match nowhere.
+ACCESS_PAYLOAD = "tokens-v1"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class IndexConfig:
             "bm25": {"tokenizer": TOKENIZER_VERSION, "k1": self.bm25.k1, "b": self.bm25.b, "idf": "qdrant-modifier"},
             "windows": self.windows.canonical() if self.windows else None,
             **({"vectors": self.vectors} if self.vectors != "float32" else {}),  # float32: hashes as before
+            "access": ACCESS_PAYLOAD,
         }
 
 
@@ -90,20 +96,11 @@ def snapshot_hash(config: dict, docs: list[DocumentRow]) -> str:
     # change must reach the payloads that filters read.
     for chunk in sorted({c for d in docs for c in d.chunk_hashes}):
         h.update(chunk.encode())
+    # Access lists too (payload only: a changed list makes a new snapshot whose vectors all come from the cache).
     for d in sorted(docs, key=lambda d: d.doc_id):
-        h.update(json.dumps([d.doc_id, d.source, d.title, d.hit_metadata(), d.chunk_hashes], sort_keys=True).encode())
+        h.update(json.dumps([d.doc_id, d.source, d.title, d.hit_metadata(), d.chunk_hashes, d.access],
+                            sort_keys=True).encode())
     return h.hexdigest()
-
-
-def _merge_metadata(docs: list[DocumentRow]) -> dict[str, list]:
-    # Arrays, because one chunk may come from several documents; Qdrant matches an array if any element does.
-    merged: dict[str, list] = {}
-    for d in docs:
-        for k, v in d.hit_metadata().items():
-            values = v if isinstance(v, list) else [v]
-            bucket = merged.setdefault(k, [])
-            bucket.extend(x for x in values if isinstance(x, (str, int, float, bool)) and x not in bucket)
-    return merged
 
 
 def _terms_in(row: ChunkRow, language: str) -> ChunkRow:
@@ -141,7 +138,7 @@ class _Layout:
     """Where each chunk of one document is: its place in a point's `sources` entry. A chunk repeated inside the
     document is placed at its first occurrence."""
 
-    def __init__(self, doc: DocumentRow, twins: list[str] | None = None) -> None:
+    def __init__(self, doc: DocumentRow, twins: list[DocumentRow] | None = None) -> None:
         self.doc = doc
         self.twins = twins or []
         self.spans = doc.spans()
@@ -158,7 +155,9 @@ class _Layout:
     def place(self, chunk_hash: str) -> dict:
         out: dict = {"position": self.position[chunk_hash]}
         if self.twins:  # near-duplicate twins, and when this one was ingested: retrieval keeps the newest's hits
-            out.update(twins=self.twins, updated_at=self.doc.updated_at)
+            # Each twin's access tokens too: a reader is told only of the twins it may read (visible_payload).
+            out.update(twins=[t.doc_id for t in self.twins], updated_at=self.doc.updated_at,
+                       twin_access=[document_tokens(t.access) for t in self.twins])
         i = self.first.get(chunk_hash)
         if i is None:  # not chunked with offsets (no stored text): nothing to cite by place
             return out
@@ -209,7 +208,8 @@ class SnapshotBuilder:
                                          windows=self.config.windows is not None, datatype=self.config.vectors)
             sources = _sources_of(docs)
             twins = twin_groups(docs)
-            layouts = {d.doc_id: _Layout(d, twins.get(d.doc_id)) for d in docs}
+            by_id = {d.doc_id: d for d in docs}
+            layouts = {d.doc_id: _Layout(d, [by_id[t] for t in twins.get(d.doc_id, [])]) for d in docs}
             hashes = sorted(sources)
             rows = self.catalog.chunks(tenant, hashes)
             missing = [h for h in hashes if h not in rows]
@@ -294,14 +294,20 @@ class SnapshotBuilder:
         # its twin in white space): the first is the hit's document, and its offsets are exact.
         title = docs[0].title  # the title its window vectors were made under (the first document by id)
         docs = sorted(docs, key=lambda d: not layouts[d.doc_id].verbatim(chunk_hash, row.text))
+        tokens_of = {d.doc_id: document_tokens(d.access) for d in docs}
+        # A chunk shared by documents carries each one's metadata in its source, so an answer can leave out the
+        # sources (and metadata) of the documents its reader may not see (ingest/access.py, visible_payload).
+        shared = len(docs) > 1
         payload = {
             "tenant": tenant,
             "chunk_hash": chunk_hash,
             "text": row.text,
             "doc_ids": [d.doc_id for d in docs],
-            "sources": [{"doc_id": d.doc_id, "source": d.source, "title": d.title,
+            "sources": [{"doc_id": d.doc_id, "source": d.source, "title": d.title, "access": tokens_of[d.doc_id],
+                         **({"metadata": d.hit_metadata()} if shared else {}),
                          **layouts[d.doc_id].place(chunk_hash)} for d in docs],
-            "metadata": _merge_metadata(docs),
+            "metadata": merge_metadata([d.hit_metadata() for d in docs]),
+            ACCESS: sorted({t for d in docs for t in tokens_of[d.doc_id]}),
             "tokens": {self.config.model_id: tokens},
         }
         if self.config.windows is not None:

@@ -22,6 +22,7 @@ from eval.store import EvalStore, QuerySetRef, RunRow, Verdict, recipe_key
 from index_snapshots.manifest import Manifest
 from index_snapshots.querying import SnapshotSearcher
 from index_snapshots.resolve import READABLE
+from ingest.access import Reader
 from notify import emit
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class SnapshotEvaluator:
     store: EvalStore
     policy: GatePolicy
     ks: Sequence[int] = (1, 5, 10, 20, 100)
+    deny_by_default: frozenset[str] = frozenset()  # tenants whose documents without an access list are admin-only
 
     @property
     def depth(self) -> int:
@@ -55,9 +57,14 @@ class SnapshotEvaluator:
         qrels = {q.id: q.relevant for q in labelled}
         run_id = self.store.start_run(tenant, snapshot, query_set.id, recipe, trigger)
         started = time.perf_counter()
+        # A set naming a principal measures recall as that user sees the index (and its drill-down lists only the
+        # documents they may read).
+        p = query_set.principal
+        reader = Reader.of(p.get("user"), p.get("groups"), tenant not in self.deny_by_default) if p else None
         try:
             def search(text: str):
-                answer = self.searcher.search(tenant, text, self.depth, snapshot=snapshot, use_cache=False)
+                answer = self.searcher.search(tenant, text, self.depth, snapshot=snapshot, use_cache=False,
+                                              reader=reader)
                 return [h.payload["doc_ids"] for h in answer.hits]
 
             result = run_queries(f"{query_set.name} v{query_set.version}", search, queries, qrels, ks=self.ks)

@@ -14,6 +14,7 @@ from cachetools import TTLCache
 from eval.profiles import Profile, ProfileStore
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.builder import LANGUAGES_KEY, collection_name, point_id
+from ingest.access import FIELD as ACCESS, NO_ONE, Reader, visible_payload
 from ingest.windows import sentence_spans
 from retrieval.cache import ResultCache, request_key
 from retrieval.context import Context, ContextConfig, build_context, token_counter
@@ -38,6 +39,18 @@ class Answer:
 
 def profile_recipe(profile: Profile) -> dict:
     return {"version": profile.version, "source": "global default" if profile.is_default else "tuned"}
+
+
+def with_access(filters: dict | None, reader: Reader | None) -> dict | None:
+    """The request's filters and the reader's access condition, ANDed in the one Qdrant request. The filters may not
+    name the access field themselves: one key per field, and the reader's condition must be the one that holds."""
+    if reader is None:
+        return filters
+    if filters and any(k == ACCESS or k.startswith(ACCESS + ".") for k in filters):
+        raise ValueError(f"filters may not name {ACCESS!r}: the principal decides what is readable")
+    # A reader with no token at all (no user, no group, a tenant denying by default) matches nothing: a token no
+    # document carries keeps the condition a valid match-any.
+    return {**(filters or {}), ACCESS: reader.tokens() or [NO_ONE]}
 
 
 class SnapshotSearcher:
@@ -84,12 +97,13 @@ class SnapshotSearcher:
 
     def search(self, tenant: str, query: str, top_k: int, filters: dict | None = None, snapshot: str | None = None,
                use_cache: bool = True, profile: Profile | None = None, context: ContextConfig | None = None,
-               highlights: bool = False, **stage_overrides) -> Answer:
+               highlights: bool = False, reader: Reader | None = None, **stage_overrides) -> Answer:
         """`profile`: answer under this one instead of the tenant's live profile (the tuner's trials). `context`:
         also build the hits into passages within its token budget. `highlights`: find each hit's best sentence
-        windows (what /retrieve shows; evaluation and tuning runs, reading only the ranking, go without)."""
-        answer = self._search(tenant, query, top_k, filters, snapshot, use_cache, profile, highlights,
-                              **stage_overrides)
+        windows (what /retrieve shows; evaluation and tuning runs, reading only the ranking, go without).
+        `reader`: search only the chunks of documents it may read (None: all of them)."""
+        answer = self._search(tenant, query, top_k, with_access(filters, reader), snapshot, use_cache, profile,
+                              highlights, reader, **stage_overrides)
         return self.with_context(tenant, answer, context) if context is not None else answer
 
     def search_batch(self, tenant: str, requests: list[dict]) -> list[Answer]:
@@ -110,7 +124,8 @@ class SnapshotSearcher:
         return replace(answer, timings_ms=timings, context=block)
 
     def _search(self, tenant: str, query: str, top_k: int, filters: dict | None, snapshot: str | None,
-                use_cache: bool, profile: Profile | None, highlights: bool, **stage_overrides) -> Answer:
+                use_cache: bool, profile: Profile | None, highlights: bool, reader: Reader | None,
+                **stage_overrides) -> Answer:
         started = time.perf_counter()
         snap = self.resolver.resolve(tenant, snapshot)
         profile = profile or self.profile(tenant)
@@ -139,7 +154,10 @@ class SnapshotSearcher:
         result.recipe["profile"] = profile_recipe(profile)
         timings = {"resolve": resolved, **result.timings_ms}
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
-        answer = Answer(result.hits, snap.hash, result.recipe, timings, warnings)
+        # The filter let through only chunks the reader may read; a chunk shared with a document it may not read
+        # still names that one among its sources: left out here, before anything (context, the cache) sees it.
+        hits = [replace(h, payload=visible_payload(h.payload, reader)) for h in result.hits] if reader else result.hits
+        answer = Answer(hits, snap.hash, result.recipe, timings, warnings)
         if use_cache:
             self.cache.put(key, answer)
         return answer

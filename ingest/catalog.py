@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Connection, bindparam, select, update
 
@@ -42,6 +42,7 @@ class DocumentRow:
     page_starts: list[list[int]] | None = None
     # What the file said about itself and the language of its BM25 terms (see db.tables.documents).
     extracted: dict = field(default_factory=dict)
+    access: dict | None = None  # {"users": [...], "groups": [...]}; None: the whole tenant (ingest/access.py)
     updated_at: float = field(default=0.0, compare=False)  # last written (read only: put_document stamps it)
 
     @property
@@ -67,6 +68,7 @@ class DocumentRow:
             page_starts=json.loads(r["page_starts"]) if r.get("page_starts") else None,
             extracted=json.loads(r["extracted_metadata"]) if r.get("extracted_metadata") else {},
             updated_at=r.get("updated_at") or 0.0,
+            access=json.loads(r["access"]) if r.get("access") else None,
         )
 
 
@@ -140,7 +142,16 @@ class Catalog:
             "chunk_spans": None if doc.chunk_spans is None else json.dumps(doc.chunk_spans),
             "page_starts": json.dumps(doc.page_starts) if doc.page_starts else None,
             "extracted_metadata": json.dumps(doc.extracted, sort_keys=True) if doc.extracted else None,
+            "access": None if doc.access is None else json.dumps(doc.access, sort_keys=True),
         })
+
+    def set_access(self, tenant: str, doc_id: str, access: dict | None) -> bool:
+        """A document's new access list, nothing else touched (its chunks, and so every vector, stay as they are)."""
+        d = documents.c
+        with self.db.tx() as conn:
+            return conn.execute(update(documents).where(d.tenant == tenant, d.doc_id == doc_id, d.status != "deleted")
+                                .values(access=None if access is None else json.dumps(access, sort_keys=True),
+                                        updated_at=time.time())).rowcount > 0
 
     def put_chunks(self, conn: Connection, tenant: str, chunks: Sequence[ChunkRow]) -> None:
         self.db.insert_ignore(conn, chunks_table, [
@@ -176,11 +187,12 @@ class Catalog:
         rows.sort(key=lambda d: d.doc_id)
         return iter(rows)
 
-    def page(self, tenant: str, limit: int, after: str | None = None, metadata: dict | None = None
-             ) -> tuple[list[DocumentRow], str | None]:
+    def page(self, tenant: str, limit: int, after: str | None = None, metadata: dict | None = None,
+             readable: Callable[[dict | None], bool] | None = None) -> tuple[list[DocumentRow], str | None]:
         """Up to `limit` of the tenant's documents (deleted ones aside) by doc_id after `after`, those whose metadata
-        has every given field equal to the value (or, for a list, holding it); and the doc_id to continue after, or
-        None at the end. Filtering is done here, page by page of the index order, so a cursor stays valid."""
+        has every given field equal to the value (or, for a list, holding it) and whose access list `readable`
+        accepts; and the doc_id to continue after, or None at the end. Filtering is done here, page by page of the
+        index order, so a cursor stays valid."""
         d = documents.c
         out: list[DocumentRow] = []
         while True:
@@ -189,7 +201,7 @@ class Catalog:
                 stmt = stmt.where(d.doc_id > after)
             rows = [DocumentRow.from_row(r) for r in self.db.all(stmt.order_by(d.doc_id).limit(500))]
             for row in rows:
-                if _matches(row.metadata, metadata or {}):
+                if _matches(row.metadata, metadata or {}) and (readable is None or readable(row.access)):
                     out.append(row)
                     if len(out) > limit:
                         return out[:limit], out[limit - 1].doc_id

@@ -41,6 +41,7 @@ class StagedDocument:
     filename: str | None
     payload: bytes
     metadata: dict
+    access: dict | None = None
 
     @property
     def is_file(self) -> bool:
@@ -53,6 +54,7 @@ class NewDocument:
     payload: bytes
     metadata: dict = field(default_factory=dict)
     filename: str | None = None
+    access: dict | None = None  # normalised (ingest/access.py); None: the whole tenant
 
 
 @dataclass
@@ -88,7 +90,7 @@ _MARK = (update(job_documents).where(_j.job_id == bindparam("job"), _j.seq == bi
 _ADD_EMBEDDED = (update(jobs).where(jobs.c.id == bindparam("job")).values(
     chunks_done=jobs.c.chunks_done + bindparam("done"), chunks_embedded=jobs.c.chunks_embedded + bindparam("emb"),
     chunks_reused=jobs.c.chunks_reused + bindparam("reused")))
-_PENDING = (select(_j.seq, _j.doc_id, _j.filename, _j.payload, _j.metadata)
+_PENDING = (select(_j.seq, _j.doc_id, _j.filename, _j.payload, _j.metadata, _j.access)
             .where(_j.job_id == bindparam("job"), _j.done == False, _j.seq > bindparam("after"))  # noqa: E712
             .order_by(_j.seq).limit(64))
 
@@ -113,7 +115,8 @@ class JobStore:
                                               created_at=time.time(), docs_total=len(documents)))
             conn.execute(job_documents.insert(), [
                 {"job_id": job_id, "seq": i, "doc_id": d.doc_id, "filename": d.filename, "payload": d.payload,
-                 "metadata": json.dumps(d.metadata, sort_keys=True)}
+                 "metadata": json.dumps(d.metadata, sort_keys=True),
+                 "access": None if d.access is None else json.dumps(d.access, sort_keys=True)}
                 for i, d in enumerate(documents)
             ])
         return job_id
@@ -262,7 +265,7 @@ class JobStore:
             for r in rows:
                 last = r["seq"]
                 yield StagedDocument(r["seq"], r["doc_id"], r["filename"], bytes(r["payload"] or b""),
-                                     json.loads(r["metadata"]))
+                                     json.loads(r["metadata"]), json.loads(r["access"]) if r["access"] else None)
 
     def mark_document(self, conn: Connection, job_id: str, seq: int, outcome: str,
                       reason: str | None = None, chunks: int = 0) -> None:

@@ -92,8 +92,9 @@ class Ingestor:
         be embedded (or found in the cache): a new or changed document's."""
         old = self.catalog.get_document(tenant, item.doc_id)
         raw = bytes_hash(item.payload)
-        if old and old.status != "deleted" and old.raw_hash == raw and old.metadata == item.metadata:
-            # Same bytes, same metadata: nothing to parse, nothing to embed.
+        same_labels = old is not None and old.metadata == item.metadata and old.access == item.access
+        if old and old.status != "deleted" and old.raw_hash == raw and same_labels:
+            # Same bytes, same metadata and access list: nothing to parse, nothing to embed.
             with self.catalog.db.tx() as conn:
                 self.jobs.mark_document(conn, job_id, item.seq, "unchanged", chunks=len(old.chunk_hashes))
             return
@@ -135,6 +136,7 @@ class Ingestor:
             metadata=item.metadata, text=parsed.text, structured=parsed.structured,
             chunker=self.config.chunker.fingerprint(), page_starts=[list(p) for p in parsed.pages] or None,
             extracted={**dict(parsed.metadata), "language": language},
+            access=item.access,
         )
         with self.catalog.db.tx() as conn:
             if old and old.status != "deleted" and old.content_hash == chash:
@@ -143,7 +145,7 @@ class Ingestor:
                 doc.chunk_spans = _carry_spans(old, doc)
                 doc.duplicate_of, doc.minhash = old.duplicate_of, old.minhash
                 self.catalog.put_document(conn, doc)
-                outcome = "unchanged" if old.metadata == item.metadata else "updated"
+                outcome = "unchanged" if same_labels else "updated"
                 self.jobs.mark_document(conn, job_id, item.seq, outcome, chunks=len(doc.chunk_hashes))
                 return (doc.chunk_hashes, doc.title) if outcome == "updated" else None
             twin = self.catalog.find_by_content(tenant, chash, exclude=item.doc_id, conn=conn)

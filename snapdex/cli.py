@@ -104,17 +104,22 @@ def _keys(args: argparse.Namespace) -> int:
         if (args.tenant is None) == (not args.operator):
             raise SystemExit("give exactly one of --tenant NAME or --operator")
         try:
-            key, made = store.create(args.tenant, args.name)
+            groups = [g.strip() for g in (args.groups or "").split(",") if g.strip()]
+            key, made = store.create(args.tenant, args.name, scope=args.scope or "admin", user=args.user,
+                                     groups=groups)
         except ValueError as e:
             raise SystemExit(str(e)) from e
         print(key)
-        print(f"key {made.id} for {'the operator' if made.operator else 'tenant ' + made.tenant}: shown once, "
+        whom = "the operator" if made.operator else f"tenant {made.tenant} ({made.scope}" + (
+            f" as user {made.user}" if made.user else "") + ")"
+        print(f"key {made.id} for {whom}: shown once, "
               "only its SHA-256 is kept; the service requires keys from now on (within 5 s)", file=sys.stderr)
     elif args.keys_command == "list":
         for k in store.list(include_revoked=args.all):
             state = f"revoked {time.strftime('%Y-%m-%d %H:%M', time.gmtime(k.revoked_at))}" if k.revoked_at else "active"
             made = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.created_at)) if k.created_at else "-"
-            print(f"{k.id}  {k.tenant or '(operator)':<24} {k.source:<9} {made:<17} {state:<26} {k.name}")
+            scope = "-" if k.operator else k.scope + (f":{k.user}" if k.user else "")
+            print(f"{k.id}  {k.tenant or '(operator)':<24} {scope:<16} {k.source:<9} {made:<17} {state:<26} {k.name}")
     elif args.keys_command == "revoke":
         k = store.revoke(args.id)
         if k is None:
@@ -426,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     kc.add_argument("--tenant", help="the tenant the key reaches")
     kc.add_argument("--operator", action="store_true", help="a key for /metrics and /ready, no tenant's data")
     kc.add_argument("--name", default="", help="a label, e.g. who holds it")
+    kc.add_argument("--scope", choices=["service", "user", "admin"], help=(
+        "admin (default): the whole tenant; service: retrieves on behalf of the principal each request names; "
+        "user: reads as the fixed --user/--groups"))
+    kc.add_argument("--user", help="a user key's user name (what documents' access lists name)")
+    kc.add_argument("--groups", help="a user key's groups, comma-separated: G1,G2")
     kl = ksub.add_parser("list", help="keys by id and tenant (never the keys themselves)")
     kl.add_argument("--all", action="store_true", help="revoked ones too")
     kr = ksub.add_parser("revoke", help="stop a key working")

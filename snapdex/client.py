@@ -25,7 +25,7 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import BaseModel
 
-from api.schemas import (ContextRequest, DocumentChunksResponse, DocumentListResponse, DocumentResponse,
+from api.schemas import (AccessIn, AccessResponse, ContextRequest, DocumentChunksResponse, DocumentListResponse, DocumentResponse,
                          DocumentSummary, EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse,
                          EvalRunListResponse, EvalRunQueued, IngestRequest, IngestResponse, JobResponse,
                          QuerySetListResponse, QuerySetRequest, QuerySetResponse, RebuildResponse,
@@ -96,9 +96,12 @@ class _Operations:
         return self._run(_Call("POST", "/ingest", IngestResponse,
                                {"json": _body(IngestRequest, {"documents": list(documents)})}))
 
-    def ingest_files_queued(self, paths: Sequence[str | Path], metadata: dict | None = None):
+    def ingest_files_queued(self, paths: Sequence[str | Path], metadata: dict | None = None,
+                            access: dict | None = None):
+        """`access`: {"users": [...], "groups": [...]} for every file (absent: the whole tenant)."""
         files = [("files", (Path(p).name, Path(p).read_bytes())) for p in paths]
-        data = {"metadata": json.dumps(metadata)} if metadata else None
+        data = {**({"metadata": json.dumps(metadata)} if metadata else {}),
+                **({"access": json.dumps(access)} if access is not None else {})} or None
         return self._run(_Call("POST", "/ingest", IngestResponse, {"files": files, "data": data}))
 
     def job(self, job_id: str):
@@ -106,9 +109,11 @@ class _Operations:
 
     # --- retrieve
     def retrieve(self, query: str, top_k: int = 5, filters: dict | None = None, snapshot: str | None = None,
-                 context: ContextRequest | dict | None = None, options: RetrieveOptions | dict | None = None):
+                 context: ContextRequest | dict | None = None, options: RetrieveOptions | dict | None = None,
+                 principal: dict | None = None):
+        """`principal` {"user", "groups"}: with a service key, the end user the answer is for."""
         request = {"query": query, "top_k": top_k, "filters": filters, "snapshot": snapshot,
-                   "context": context, "options": options or {}}
+                   "context": context, "options": options or {}, "principal": principal}
         return self._run(_Call("POST", "/retrieve", RetrieveResponse, {"json": _body(RetrieveRequest, request)}))
 
     def retrieve_batch(self, requests: Sequence[RetrieveRequest | dict]):
@@ -123,6 +128,11 @@ class _Operations:
 
     def document(self, doc_id: str):
         return self._run(_Call("GET", f"/documents/{_id(doc_id)}", DocumentResponse))
+
+    def set_access(self, doc_id: str, access: dict | None):
+        """Who may read a document ({"users", "groups"}; None: the whole tenant); a build without re-embedding."""
+        body = {"access": None if access is None else _body(AccessIn, access)}
+        return self._run(_Call("PATCH", f"/documents/{_id(doc_id)}/access", AccessResponse, {"json": body}))
 
     def document_chunks(self, doc_id: str):
         return self._run(_Call("GET", f"/documents/{_id(doc_id)}/chunks", DocumentChunksResponse))
@@ -214,8 +224,8 @@ class Client(_Operations):
         return self.wait_job(queued.job_id, timeout) if wait else self.job(queued.job_id)
 
     def ingest_files(self, paths: Sequence[str | Path], metadata: dict | None = None, wait: bool = True,
-                     timeout: float = 600.0):
-        queued = self.ingest_files_queued(paths, metadata)
+                     timeout: float = 600.0, access: dict | None = None):
+        queued = self.ingest_files_queued(paths, metadata, access)
         return self.wait_job(queued.job_id, timeout) if wait else self.job(queued.job_id)
 
     def iter_documents(self, limit: int = 100, filters: dict | None = None) -> Iterator[DocumentSummary]:
@@ -275,8 +285,8 @@ class AsyncClient(_Operations):
         return await (self.wait_job(queued.job_id, timeout) if wait else self.job(queued.job_id))
 
     async def ingest_files(self, paths: Sequence[str | Path], metadata: dict | None = None, wait: bool = True,
-                           timeout: float = 600.0):
-        queued = await self.ingest_files_queued(paths, metadata)
+                           timeout: float = 600.0, access: dict | None = None):
+        queued = await self.ingest_files_queued(paths, metadata, access)
         return await (self.wait_job(queued.job_id, timeout) if wait else self.job(queued.job_id))
 
     async def aclose(self) -> None:

@@ -9,6 +9,7 @@ Lookups are cached for a few seconds: a revoked key stops working within `CACHE_
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -21,6 +22,7 @@ from db.engine import Database
 from db.tables import api_keys
 from ingest.tenants import check_tenant
 
+SCOPES = ("admin", "service", "user")
 OPERATOR = "*"  # SNAPDEX_API_KEYS's value for an operator key; no tenant name can be "*"
 PREFIX = "sdx"
 CACHE_S = 5.0
@@ -39,6 +41,11 @@ class ApiKey:
     created_at: float | None = None
     revoked_at: float | None = None
     source: str = "catalog"  # or "settings"
+    # admin: the whole tenant. service: retrieves on behalf of the principal each request names. user: a fixed
+    # principal (`user`, `groups`) that requests may not change.
+    scope: str = "admin"
+    user: str | None = None
+    groups: tuple[str, ...] = ()
 
     @property
     def operator(self) -> bool:
@@ -56,6 +63,30 @@ def check_configured(keys: dict[str, str]) -> dict[str, ApiKey]:
     return out
 
 
+def check_scope(tenant: str | None, scope: str, user: str | None, groups) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    if tenant is None and scope != "admin":
+        raise ValueError("an operator key has no scope: --scope is for a tenant's keys")
+    if scope == "user" and not user:
+        raise ValueError("a user key needs --user NAME (and optionally --groups G1,G2): the principal it reads as")
+    if scope != "user" and (user or groups):
+        raise ValueError(f"--user and --groups make a user key's fixed principal; a {scope} key has none "
+                         "(a service key names the principal in each /retrieve request)")
+    bad = [g for g in [user or "x", *groups] if not g.strip() or len(g) > 256]
+    if bad:
+        raise ValueError(f"user and group names are 1-256 characters, not blank: {bad[:3]!r}")
+
+
+_k = api_keys.c
+_COLUMNS = (_k.id, _k.tenant, _k.name, _k.created_at, _k.scope, _k.principal_user, _k.principal_groups)
+
+
+def _key(r) -> ApiKey:
+    return ApiKey(r["id"], r["tenant"], r["name"], r["created_at"], r.get("revoked_at"), scope=r["scope"] or "admin",
+                  user=r["principal_user"], groups=tuple(json.loads(r["principal_groups"] or "[]")))
+
+
 class KeyStore:
     def __init__(self, db: Database, configured: dict[str, str] | None = None) -> None:
         self.db = db
@@ -63,17 +94,22 @@ class KeyStore:
         self._found: TTLCache = TTLCache(maxsize=10_000, ttl=CACHE_S)
         self._required: TTLCache = TTLCache(maxsize=1, ttl=CACHE_S)
 
-    def create(self, tenant: str | None, name: str = "") -> tuple[str, ApiKey]:
+    def create(self, tenant: str | None, name: str = "", scope: str = "admin", user: str | None = None,
+               groups: tuple[str, ...] | list[str] = ()) -> tuple[str, ApiKey]:
         """A new key for `tenant` (None: operator). The key is returned once and never stored."""
         if tenant is not None:
             check_tenant(tenant)
+        check_scope(tenant, scope, user, groups)
+        groups = tuple(sorted(set(groups)))
         key_id = secrets.token_hex(4)
         key = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         now = time.time()
         with self.db.tx() as c:
-            c.execute(api_keys.insert().values(id=key_id, sha256=digest(key), tenant=tenant, name=name, created_at=now))
+            c.execute(api_keys.insert().values(
+                id=key_id, sha256=digest(key), tenant=tenant, name=name, created_at=now, scope=scope,
+                principal_user=user, principal_groups=json.dumps(list(groups)) if scope == "user" else None))
         self._required.clear()
-        return key, ApiKey(key_id, tenant, name, now)
+        return key, ApiKey(key_id, tenant, name, now, scope=scope, user=user, groups=groups)
 
     def revoke(self, key_id: str) -> ApiKey | None:
         with self.db.tx() as c:
@@ -83,10 +119,10 @@ class KeyStore:
 
     def list(self, include_revoked: bool = False) -> list[ApiKey]:
         k = api_keys.c
-        stmt = select(k.id, k.tenant, k.name, k.created_at, k.revoked_at).order_by(k.created_at)
+        stmt = select(*_COLUMNS, k.revoked_at).order_by(k.created_at)
         if not include_revoked:
             stmt = stmt.where(k.revoked_at.is_(None))
-        stored = [ApiKey(r["id"], r["tenant"], r["name"], r["created_at"], r["revoked_at"]) for r in self.db.all(stmt)]
+        stored = [_key(r) for r in self.db.all(stmt)]
         return [*self.configured.values(), *stored]
 
     def required(self) -> bool:
@@ -105,7 +141,6 @@ class KeyStore:
             return self.configured[sha]
         if sha not in self._found:
             k = api_keys.c
-            row = self.db.first(select(k.id, k.tenant, k.name, k.created_at)
-                                .where(k.sha256 == sha, k.revoked_at.is_(None)))
-            self._found[sha] = ApiKey(row["id"], row["tenant"], row["name"], row["created_at"]) if row else None
+            row = self.db.first(select(*_COLUMNS).where(k.sha256 == sha, k.revoked_at.is_(None)))
+            self._found[sha] = _key(row) if row else None
         return self._found[sha]

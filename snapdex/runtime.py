@@ -122,7 +122,8 @@ class Runtime:
     @cached_property
     def evaluator(self) -> SnapshotEvaluator:
         s = self.settings
-        return SnapshotEvaluator(self.searcher, self.manifest, self.evals, s.gate_policy, tuple(s.eval_ks))
+        return SnapshotEvaluator(self.searcher, self.manifest, self.evals, s.gate_policy, tuple(s.eval_ks),
+                                 frozenset(s.access_deny_by_default))
 
     @cached_property
     def resolver(self) -> SnapshotResolver:

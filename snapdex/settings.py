@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     # create` live in the catalog instead. Any key at all makes keys required on every route but /health.
     api_keys: dict[str, str] = Field(default={}, description="`snapdex keys hash` prints a key's SHA-256")
 
+    # Document access (README, "Permissions"). Tenants whose documents without an access list are read by admin keys
+    # only (not by every user of the tenant), and tenants whose service keys may retrieve without naming a principal
+    # (then they read everything, as an admin key). Both apply when reading: changing them needs no rebuild.
+    access_deny_by_default: list[str] = Field(default=[], description="tenant names")
+    access_unrestricted_service_reads: list[str] = Field(default=[], description="tenant names")
+
     # Per-key rate limits (per tenant when keyless) ("N/second|minute|hour"; empty: none), shared through Redis when SNAPDEX_REDIS_URL is set.
     rate_limit_retrieve: str | None = "1000/second"
     rate_limit_ingest: str | None = "20/second"

@@ -135,6 +135,7 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("POST", "/ingest"): ("/ingest", {"json": {"documents": [{"id": "b", "text": "beta's own words"}]}}, {202}),
             ("GET", "/jobs/{job_id}"): (f"/jobs/{job}", {}, {404}),
             ("DELETE", "/documents/{doc_id}"): ("/documents/ledger", {}, {404}),
+            ("PATCH", "/documents/{doc_id}/access"): ("/documents/ledger/access", {"json": {"access": None}}, {404}),
             ("GET", "/snapshots"): ("/snapshots", {}, {200}),
             ("POST", "/snapshots"): ("/snapshots", {}, {202}),  # rebuilds beta's own index
             ("POST", "/snapshots/rollback"): ("/snapshots/rollback", {}, {404, 409}),

@@ -3,19 +3,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep, TenantDep
+from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, TenantDep, reader_of
 from api.enqueue import enqueue
-from api.schemas import (DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse, DocumentListResponse,
-                         DocumentResponse, DocumentSummary, errors)
+from api.schemas import (AccessChange, AccessResponse, DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse,
+                         DocumentListResponse, DocumentResponse, DocumentSummary, errors)
 from index_snapshots.documents import holding_snapshots
+from ingest.access import Reader
 from ingest.catalog import DocumentRow
 
-router = APIRouter(tags=["documents"], responses=errors(404, 422, 503))
+router = APIRouter(tags=["documents"], responses=errors(403, 404, 422, 503))
 
 
 def _cursor(doc_id: str) -> str:
@@ -44,14 +46,18 @@ def _filters(filters: str | None) -> dict | None:
     return {k.removeprefix("metadata."): v for k, v in parsed.items()}
 
 
-def _summary(d: DocumentRow, snapshots: list[str]) -> dict:
+def _summary(d: DocumentRow, snapshots: list[str], reader: Reader | None) -> dict:
+    # The access list itself only to whoever reads everything: to a user it would name the other readers.
     return {"doc_id": d.doc_id, "title": d.title, "source": d.source, "status": d.status, "metadata": d.metadata,
-            "content_hash": d.content_hash, "chunks": len(d.chunk_hashes), "snapshots": snapshots}
+            "content_hash": d.content_hash, "chunks": len(d.chunk_hashes), "snapshots": snapshots,
+            "access": d.access if reader is None else None}
 
 
-def _document(rt, tenant: str, doc_id: str) -> DocumentRow:
+def _document(rt, tenant: str, doc_id: str, reader: Reader | None = None) -> DocumentRow:
+    """The document, if it exists and `reader` may read it: one it may not is "not found" as well, so that its id
+    cannot be probed for either."""
     doc = rt.catalog.get_document(tenant, doc_id)
-    if doc is None or doc.status == "deleted":
+    if doc is None or doc.status == "deleted" or (reader is not None and not reader.sees_document(doc.access)):
         raise HTTPException(status_code=404, detail=f"document {doc_id} not found")
     return doc
 
@@ -59,16 +65,19 @@ def _document(rt, tenant: str, doc_id: str) -> DocumentRow:
 # Both query strings are bounded so that, percent-encoded at 12 bytes a character at worst, a request head stays far
 # below the ~64 KiB the HTTP server parses; past that it answers a plain-text 400 that no route can shape.
 @router.get("/documents", response_model=DocumentListResponse, summary="The tenant's documents, a page at a time")
-async def list_documents(rt: RuntimeDep, tenant: TenantDep,
+async def list_documents(rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep, settings: SettingsDep,
                          limit: Annotated[int, Query(ge=1, le=500)] = 50,
                          cursor: Annotated[str | None, Query(max_length=1000, description="from next_cursor")] = None,
                          filters: Annotated[str | None, Query(max_length=1000, description=(
                              'JSON object of metadata values a document must have, e.g. {"team": "hr"}'))] = None
                          ) -> DocumentListResponse:
+    reader = reader_of(principal, tenant, settings)
+
     def page():
-        docs, last = rt.catalog.page(tenant, limit, _after(cursor), _filters(filters))
+        docs, last = rt.catalog.page(tenant, limit, _after(cursor), _filters(filters),
+                                     readable=reader.sees_document if reader else None)
         held = holding_snapshots(rt.manifest, rt.store, tenant, [d.doc_id for d in docs])
-        return DocumentListResponse(documents=[DocumentSummary(**_summary(d, held[d.doc_id])) for d in docs],
+        return DocumentListResponse(documents=[DocumentSummary(**_summary(d, held[d.doc_id], reader)) for d in docs],
                                     next_cursor=_cursor(last) if last is not None else None)
 
     return await run_in_threadpool(page)
@@ -77,9 +86,12 @@ async def list_documents(rt: RuntimeDep, tenant: TenantDep,
 # Before GET /documents/{doc_id}: its :path would take ".../chunks" as part of the id.
 @router.get("/documents/{doc_id:path}/chunks", response_model=DocumentChunksResponse,
             summary="A document's chunks in order, with their offsets in its stored text, pages and heading paths")
-async def document_chunks(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentChunksResponse:
+async def document_chunks(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep,
+                          settings: SettingsDep) -> DocumentChunksResponse:
+    reader = reader_of(principal, tenant, settings)
+
     def chunks():
-        doc = _document(rt, tenant, doc_id)
+        doc = _document(rt, tenant, doc_id, reader)
         if doc.chunk_spans is not None and doc.text is not None:
             return [DocumentChunk(index=i, chunk_id=c.hash, text=doc.text[c.start:c.end], start=c.start, end=c.end,
                                   pages=list(c.pages), headings=list(c.headings),
@@ -95,13 +107,38 @@ async def document_chunks(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> Doc
 
 @router.get("/documents/{doc_id:path}", response_model=DocumentResponse,
             summary="A document: its stored text (what offsets index into) and metadata")
-async def get_document(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentResponse:
+async def get_document(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep,
+                       settings: SettingsDep) -> DocumentResponse:
+    reader = reader_of(principal, tenant, settings)
+
     def one():
-        doc = _document(rt, tenant, doc_id)
+        doc = _document(rt, tenant, doc_id, reader)
         held = holding_snapshots(rt.manifest, rt.store, tenant, [doc_id])[doc_id]
-        return DocumentResponse(**_summary(doc, held), text=doc.text, pages=doc.page_starts or [])
+        return DocumentResponse(**_summary(doc, held, reader), text=doc.text, pages=doc.page_starts or [])
 
     return await run_in_threadpool(one)
+
+
+# Before DELETE /documents/{doc_id}: its :path would take ".../access" as part of the id.
+@router.patch("/documents/{doc_id:path}/access", status_code=202, response_model=AccessResponse,
+              summary="Change who may read a document, without parsing or embedding it again", responses=errors(400))
+async def set_access(doc_id: str, body: AccessChange, rt: RuntimeDep, tenant: TenantDep,
+                     settings: SettingsDep) -> AccessResponse:
+    # A payload change only: the next snapshot takes every vector from the cache; its hash differs (access lists
+    # are part of it). Until it is live, retrieval answers from the live snapshot, with the lists it was built with.
+    access = body.access.stored() if body.access is not None else None
+    if not await run_in_threadpool(rt.catalog.set_access, tenant, doc_id, access):
+        raise HTTPException(status_code=404, detail=f"document {doc_id} not found")
+    # Debounced as after an ingest job: a burst of changes makes one snapshot. A build already queued in the first
+    # half of its countdown reads this change too (it reads the catalog when it starts), so no other is queued.
+    now = time.monotonic()
+    if _queued_builds.get(tenant, 0.0) <= now:
+        await run_in_threadpool(lambda: enqueue("build_snapshot", tenant, countdown=settings.build_debounce_s))
+        _queued_builds[tenant] = now + settings.build_debounce_s / 2
+    return AccessResponse(doc_id=doc_id, access=access)
+
+
+_queued_builds: dict[str, float] = {}  # tenant -> until when an access change needs no build of its own
 
 
 @router.delete("/documents/{doc_id:path}", status_code=202, response_model=DeleteDocumentResponse,

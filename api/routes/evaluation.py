@@ -36,7 +36,9 @@ async def upload_query_set(req: QuerySetRequest, rt: RuntimeDep, settings: Setti
     except ValueError as e:
         raise HTTPException(422, str(e)) from e
     queries = [LabelledQuery(q.id, q.text, q.judgments()) for q in req.queries]
-    ref, created = await run_in_threadpool(rt.evals.put_query_set, tenant, req.name, queries, req.description)
+    principal = req.principal.model_dump() if req.principal else None
+    ref, created = await run_in_threadpool(rt.evals.put_query_set, tenant, req.name, queries, req.description,
+                                           principal)
     if not created:
         response.status_code = 200
     await run_in_threadpool(enqueue, "evaluate", tenant, ref.name)  # score the kept snapshots on it

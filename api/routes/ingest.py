@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.enqueue import enqueue
 from api.ratelimit import IngestLimit
-from api.schemas import IngestRequest, IngestResponse, errors
+from api.schemas import AccessIn, IngestRequest, IngestResponse, errors
 from ingest.jobs import NewDocument
 from snapdex.settings import Settings
 
@@ -44,6 +44,8 @@ _BODY_DOC = {
                         "files": {"type": "array", "items": {"type": "string", "format": "binary"},
                                   "description": "txt, md, html, docx or pdf; the file name is the document id"},
                         "metadata": {"type": "string", "description": "JSON object applied to every file"},
+                        "access": {"type": "string", "description": 'JSON {"users": [...], "groups": [...]} applied '
+                                                                    "to every file; absent: the whole tenant"},
                     },
                 }
             },
@@ -60,7 +62,22 @@ def _json_documents(body: bytes) -> list[NewDocument]:
         detail = [{**err, "loc": list(err["loc"])} for err in e.errors(include_url=False, include_input=False,
                                                                         include_context=False)]
         raise HTTPException(status_code=422, detail=detail) from e
-    return [NewDocument(d.id, d.text.encode("utf-8"), dict(d.metadata)) for d in req.documents]
+    return [NewDocument(d.id, d.text.encode("utf-8"), dict(d.metadata), access=d.access.stored() if d.access else None)
+            for d in req.documents]
+
+
+def _form_access(value) -> dict | None:
+    """The multipart `access` field: the same JSON object a JSON document's `access` is."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise HTTPException(status_code=422, detail="access must be a form field holding JSON, not a file")
+    try:
+        return AccessIn.model_validate_json(value).stored()
+    except ValidationError as e:
+        detail = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'access'}: {err['msg']}"
+                           for err in e.errors(include_url=False, include_input=False, include_context=False))
+        raise HTTPException(status_code=422, detail=f"access is not a valid access list: {detail}") from e
 
 
 async def _file_documents(request: Request, settings: Settings) -> list[NewDocument]:
@@ -71,6 +88,7 @@ async def _file_documents(request: Request, settings: Settings) -> list[NewDocum
         raise HTTPException(status_code=422, detail=f"metadata is not valid JSON: {e}") from e
     if not isinstance(meta, dict):
         raise HTTPException(status_code=422, detail="metadata must be a JSON object")
+    access = _form_access(form.get("access"))
     uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
     if not uploads:
         raise HTTPException(status_code=422, detail="multipart upload has no 'files' part")
@@ -82,7 +100,7 @@ async def _file_documents(request: Request, settings: Settings) -> list[NewDocum
         data = await f.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise HTTPException(status_code=413, detail=f"{name} is larger than {settings.max_upload_bytes} bytes")
-        docs.append(NewDocument(name, data, {**meta, "source": name}, filename=name))
+        docs.append(NewDocument(name, data, {**meta, "source": name}, filename=name, access=access))
     names = [d.doc_id for d in docs]
     if len(set(names)) != len(names):
         raise HTTPException(status_code=422, detail="two uploaded files share a file name (the document id)")

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import PrincipalDep, RuntimeDep, SettingsDep, TenantDep
+from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, reader_of
 from api.ratelimit import RetrieveLimit, spend
 from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveHit, RetrieveRequest, RetrieveResponse,
@@ -20,7 +20,7 @@ from index_snapshots.resolve import SnapshotNotFound
 from snapdex.logs import request_id_var, text_digest
 from store.base import StoreUnavailable
 
-router = APIRouter(tags=["retrieve"], responses=errors(400, 404, 422, 429, 503))
+router = APIRouter(tags=["retrieve"], responses=errors(400, 403, 404, 422, 429, 503))
 log = logging.getLogger("snapdex.retrieve")
 
 
@@ -59,11 +59,13 @@ def _response(answer: Answer, request_id: str) -> RetrieveResponse:
                             warnings=answer.warnings, context=_context(answer.context) if answer.context else None)
 
 
-def _call(req: RetrieveRequest, settings) -> dict:
-    """A request as `SnapshotSearcher.search` keywords; bad input raises ValueError (a 422)."""
+def _call(req: RetrieveRequest, settings, principal, tenant: str) -> dict:
+    """A request as `SnapshotSearcher.search` keywords; bad input raises ValueError (a 422), a principal the key
+    may not send (or must) an HTTPException (403)."""
     check_query_chars(req.query, settings.max_query_chars)
     return {"query": req.query, "top_k": req.top_k, "filters": req.filters, "snapshot": req.snapshot,
-            "context": req.context.config() if req.context else None, "highlights": True, **req.options.model_dump()}
+            "context": req.context.config() if req.context else None, "highlights": True,
+            "reader": reader_of(principal, tenant, settings, req.principal), **req.options.model_dump()}
 
 
 @contextmanager
@@ -82,10 +84,10 @@ def _answering():
 
 @router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
              responses={404: {"model": ErrorResponse, "description": "no live snapshot, or the pinned one is not readable"}})
-async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep, request: Request,
-                   _: RetrieveLimit) -> RetrieveResponse:
+async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, tenant: ReadingTenantDep,
+                   request: Request, principal: PrincipalDep, _: RetrieveLimit) -> RetrieveResponse:
     with _answering():
-        answer = await run_in_threadpool(rt.searcher.search, tenant, **_call(req, settings))
+        answer = await run_in_threadpool(rt.searcher.search, tenant, **_call(req, settings, principal, tenant))
     _record(request, tenant, req.query, answer)
     return _response(answer, request_id_var.get() or uuid.uuid4().hex)
 
@@ -93,12 +95,12 @@ async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, 
 @router.post("/retrieve/batch", response_model=RetrieveBatchResponse,
              summary="Many /retrieve requests in one call, their query vectors embedded in one model batch",
              responses={404: {"model": ErrorResponse, "description": "no live snapshot, or a pinned one is not readable"}})
-async def retrieve_batch(req: RetrieveBatchRequest, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep,
+async def retrieve_batch(req: RetrieveBatchRequest, rt: RuntimeDep, settings: SettingsDep, tenant: ReadingTenantDep,
                          request: Request, principal: PrincipalDep) -> RetrieveBatchResponse:
     # The retrieve rate limit counts each query of the batch (known once the body is read).
     spend(request, "retrieve", principal.rate_key, len(req.requests))
     with _answering():
-        calls = [_call(r, settings) for r in req.requests]
+        calls = [_call(r, settings, principal, tenant) for r in req.requests]
         answers = await run_in_threadpool(rt.searcher.search_batch, tenant, calls)
     request_id = request_id_var.get() or uuid.uuid4().hex
     for r, answer in zip(req.requests, answers):

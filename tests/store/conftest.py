@@ -44,6 +44,8 @@ def make_points(n: int = N, dim: int = DIM, seed: int = 7) -> list[Point]:
                     "doc_ids": [f"d{i % 7}", f"d{(i + 3) % 7}"],
                     "metadata": {"lang": "de" if i % 4 == 0 else "en", "year": 2000 + i % 25},
                     "flag": i % 2 == 0,
+                    # Access tokens (ingest/access.py): tenant-wide, a user, groups, or nobody at all.
+                    "access": [["*"], [f"u:user{i % 5}"], [f"g:group{i % 3}", f"u:user{i % 4}"], []][i % 4],
                 },
             )
         )
@@ -86,6 +88,6 @@ def other(request, tmp_path, store):
 
 
 def load(store, points, name: str = "docs") -> str:
-    store.create_collection(name, DIM, keyword_indexes=["tenant", "doc_ids", "metadata.lang"])
+    store.create_collection(name, DIM, keyword_indexes=["tenant", "doc_ids", "metadata.lang", "access"])
     store.upsert(name, points)
     return name

@@ -22,6 +22,8 @@ FILTERS = [
     {"doc_ids": "d3"},  # array field: matches when any element does
     {"doc_ids": ["d1", "d2"]},
     {"tenant": "acme", "metadata.lang": "en", "metadata.year": {"lte": 2012}},
+    {"access": ["*", "u:user1", "g:group2"]},  # a principal's tokens (an empty list matches none of them)
+    {"access": ["u:user3", "g:group0"], "tenant": "acme"},
 ]
 BAD_FILTERS = [
     {"tenant": 1.5},
@@ -213,7 +215,8 @@ def test_sparse_uses_idf(store, points):
 def test_congruent_with_reference_backend(store, other, points):
     name = load(store, points)
     load(other, points)
-    for filters in (None, {"tenant": ["acme", "initech"]}, {"metadata.year": {"gte": 2005}}):
+    for filters in (None, {"tenant": ["acme", "initech"]}, {"metadata.year": {"gte": 2005}},
+                    {"access": ["*", "u:user2", "g:group1"]}):
         for dense, sparse in queries():
             calls = [
                 ("search_dense", (dense, 12)),
