@@ -87,7 +87,8 @@ def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points) -
     name = collection_name(tenant, snap)
     rt.store.delete_collection(name)
     rt.manifest.begin(tenant, snap, name, None, config)
-    rt.store.create_collection(name, dim, keyword_indexes=KEYWORD_INDEXES, windows=True)
+    rt.store.create_collection(name, dim, keyword_indexes=KEYWORD_INDEXES, windows=True,
+                               datatype=rt.index_config.vectors)  # as the service stores them (float16 by default)
     started, total, batch = time.perf_counter(), 0, []
     for point in points:
         batch.append(point)
