@@ -29,7 +29,3 @@ def spacy_stop_words(language: str) -> frozenset[str]:
     namespace: dict = {}
     exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)  # a set literal and a loop
     return frozenset(w.lower() for w in namespace["STOP_WORDS"])
-
-
-def spacy_english_stop_words() -> frozenset[str]:
-    return spacy_stop_words("en")

@@ -418,7 +418,7 @@ class _Builder:
             specials, starts = self.counter.starts(text[:reach])
             if reach < len(text) and specials + len(starts) <= budget:
                 specials, starts = self.counter.starts(text)
-            for ends in (sentence_ends, [m.end() for m in _WORD_END.finditer(text)]):
+            for ends in _cut_points(text, sentence_ends):
                 cut = self._cut_at_starts(text, specials, starts, ends, budget)
                 if cut is None:
                     break  # not exact here: count the candidates below
@@ -430,7 +430,7 @@ class _Builder:
         fast = self._cut_additive(text, sentence_ends, budget)
         if fast is not None:
             return fast
-        for ends in (sentence_ends, [m.end() for m in _WORD_END.finditer(text)]):
+        for ends in _cut_points(text, sentence_ends):
             lo, hi = 0, len(ends)  # the largest k with count(text[:ends[k-1]]) <= budget
             while lo < hi:
                 mid = (lo + hi + 1) // 2
@@ -546,6 +546,12 @@ class _Builder:
                 pages=sorted({p for piece in r.pieces for p in piece.pages}), headings=list(r.headings),
                 tokens=r.tokens, highlights=[(a, min(b, r.end), s) for (a, b), s in spans]))
         return Context(self.counter.name, sum(p.tokens for p in passages), passages)
+
+
+def _cut_points(text: str, sentence_ends: list[int]):
+    """Where a cut may end, best first: at a sentence end, else at a word's end (found only if asked for)."""
+    yield sentence_ends
+    yield [m.end() for m in _WORD_END.finditer(text)]
 
 
 def window_ends(payload: dict, text: str) -> list[int]:
