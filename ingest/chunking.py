@@ -21,12 +21,16 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-import llama_index.core
-from llama_index.core import Document
-from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
-from llama_index.core.utils import get_tokenizer
+from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 from ingest.normalize import content_hash
+
+if TYPE_CHECKING:
+    from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
+
+# llama-index is imported by the first Chunker that splits, not here: it costs ~2 s and ~100 MB, and a process that
+# only serves queries (every API process, on every backend) never chunks.
 
 # Joins the parent headings in MarkdownNodeParser's header_path: a character no heading contains.
 _PATH_SEPARATOR = "\x1f"
@@ -49,7 +53,7 @@ class ChunkerConfig:
     def canonical(self) -> dict:
         """What a snapshot hash covers: the parsers, their library version and every knob."""
         return {
-            "library": f"llama-index-core-{llama_index.core.__version__}",
+            "library": f"llama-index-core-{version('llama-index-core')}",
             "structured": "MarkdownNodeParser+SentenceSplitter",
             "prose": "SentenceSplitter",
             "tokenizer": "tiktoken-cl100k",
@@ -133,15 +137,21 @@ class Chunker:
 
     @cached_property
     def _splitter(self) -> SentenceSplitter:
+        from llama_index.core.node_parser import SentenceSplitter
+
         return SentenceSplitter(chunk_size=self.config.chunk_size, chunk_overlap=self.config.chunk_overlap)
 
     @cached_property
     def _markdown(self) -> MarkdownNodeParser:
+        from llama_index.core.node_parser import MarkdownNodeParser
+
         return MarkdownNodeParser(include_metadata=True, include_prev_next_rel=False,
                                   header_path_separator=_PATH_SEPARATOR)
 
     @cached_property
     def _count(self):
+        from llama_index.core.utils import get_tokenizer
+
         return get_tokenizer()
 
     def chunk_hashes(self, text: str, structured: bool) -> dict[str, str]:
@@ -259,6 +269,8 @@ class Chunker:
         they fit in one chunk, except into one that starts a page (a slide, a sheet: each its own chunks)."""
         spans: list[tuple[int, int, tuple[str, ...], int, bool]] = []
         at = 0
+        from llama_index.core import Document
+
         for node in self._markdown.get_nodes_from_documents([Document(text=text)]):
             section = node.get_content()
             span = locate(text, section, at)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import re
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
+
+# datasketch is imported on first use: its package import pulls scipy.integrate (~60 MB, ~1 s) into every process,
+# including API processes that never ingest.
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 SHINGLE = 3
@@ -14,6 +21,8 @@ SCHEME = "affine32"
 
 
 def minhash(text: str, num_perm: int) -> MinHash:
+    from datasketch.minhash import MinHash
+
     words = _WORD.findall(text.lower())
     shingles = {" ".join(words[i : i + SHINGLE]) for i in range(max(1, len(words) - SHINGLE + 1))}
     m = MinHash(num_perm=num_perm, scheme=SCHEME)
@@ -26,6 +35,8 @@ def to_bytes(m: MinHash) -> bytes:
 
 
 def from_bytes(blob: bytes, num_perm: int) -> MinHash:
+    from datasketch.minhash import MinHash
+
     values = np.frombuffer(blob, dtype=np.uint32)
     if len(values) != num_perm:
         raise ValueError(f"stored MinHash has {len(values)} permutations, settings say {num_perm}")
@@ -38,6 +49,8 @@ class NearDuplicateIndex:
             raise ValueError(f"near-duplicate threshold={threshold} is out of range (0, 1]")
         self.threshold = threshold
         self.num_perm = num_perm
+        from datasketch.lsh import MinHashLSH
+
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self._sigs: dict[str, MinHash] = {}
 

@@ -49,3 +49,24 @@ def test_chunker_config_rejects_bad_values():
         ChunkerConfig(chunk_size=64, chunk_overlap=64)
     with pytest.raises(ValueError, match="chunk_size=8"):
         ChunkerConfig(chunk_size=8, chunk_overlap=0)
+
+
+def test_serving_imports_neither_llama_index_nor_datasketch():
+    """llama-index and datasketch (with scipy) cost ~2 s and ~60 MB of RSS: an API process that only answers queries
+    must not load them. The chunker's fingerprint, which every snapshot hash covers, reads the installed version."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+    from pathlib import Path
+
+    code = ("import sys, api.main, workers.tasks; from ingest.chunking import ChunkerConfig; "
+            "print(ChunkerConfig().canonical()['library']); "
+            "loaded = sorted(m for m in ('llama_index', 'datasketch', 'scipy') if m in sys.modules); print(loaded); "
+            "sys.exit(1 if loaded else 0)")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == f"llama-index-core-{version('llama-index-core')}"
+    # ...and they still load on first use.
+    assert Chunker(ChunkerConfig(chunk_size=64, chunk_overlap=8)).chunk(BASE, structured=False)
+    assert minhash(BASE, 16).jaccard(minhash(BASE, 16)) == 1.0
