@@ -124,11 +124,14 @@ async def get_document(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, pr
               summary="Change who may read a document, without parsing or embedding it again", responses=errors(400))
 async def set_access(doc_id: str, body: AccessChange, rt: RuntimeDep, tenant: TenantDep,
                      settings: SettingsDep) -> AccessResponse:
-    # A payload change only: the next snapshot takes every vector from the cache; its hash differs (access lists
-    # are part of it). Until it is live, retrieval answers from the live snapshot, with the lists it was built with.
+    # A payload change only. Before the answer, the new list is written into every snapshot of the tenant holding
+    # the document (live, candidates, retired, one being built): from here on no request, live, pinned or after a
+    # rollback, reads it under the old list, and no cached answer from before is served (index_snapshots/access.py).
+    # The next snapshot takes every vector from the cache; its hash differs (access lists are part of it).
     access = body.access.stored() if body.access is not None else None
     if not await run_in_threadpool(rt.catalog.set_access, tenant, doc_id, access):
         raise HTTPException(status_code=404, detail=f"document {doc_id} not found")
+    await run_in_threadpool(rt.access_sync.apply, tenant, [doc_id])
     # Debounced as after an ingest job: a burst of changes makes one snapshot. A build already queued in the first
     # half of its countdown reads this change too (it reads the catalog when it starts), so no other is queued.
     now = time.monotonic()
