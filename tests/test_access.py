@@ -183,11 +183,12 @@ def test_no_principal_ever_sees_what_it_may_not(tmp_path):
         one_pass("after change, computed")
         one_pass("after change, cached")
 
-        # A rollback answers from the snapshot before the change, with the lists it was built with.
+        # A rollback answers from the snapshot before the change, with today's lists: the change was written into
+        # it too, and nothing cached under the old lists is served.
         r = c.post("/snapshots/rollback", headers=auth(TENANT))
         assert r.status_code == 200, r.text
         assert live_hash(c) == before
-        acl = old_acl
+        assert acl != old_acl
         one_pass("after rollback")
 
         print(f"leak test: {totals['pairs']} pairs, {totals['checked']} hits and passages checked, "
@@ -299,6 +300,52 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         # Nothing she did changed an access list.
         assert c.get("/documents/board-minutes", headers=admin).json()["access"] == \
             {"users": ["carol@acme"], "groups": ["board"]}
+
+
+def test_no_snapshot_answers_under_a_changed_list_pinned_or_rolled_back(tmp_path):
+    """Once PATCH /documents/{id}/access returns, every snapshot answers under the new list: the live one, one a
+    request pins, the one a rollback brings back; and no answer cached before is served. Both ways: a revoked user
+    sees nothing of the document, a granted one sees it everywhere."""
+    data = tmp_path / "data"
+    with snapdex_serve(data, tenants=(TENANT,), SNAPDEX_GATE_FLOORS="{}", SNAPDEX_BUILD_DEBOUNCE_S="2") as svc:
+        c, admin = svc.client, auth(TENANT)
+        first = svc.wait_job(c.post("/ingest", json={"documents": SCOPE_DOCS}, headers=admin).json()["job_id"],
+                             headers=admin)["snapshot"]
+        job = c.post("/ingest", json={"documents": [{"id": "parking", "text": "Parking behind the building."}]},
+                     headers=admin).json()["job_id"]
+        second = svc.wait_job(job, headers=admin)["snapshot"]
+        assert first != second and live_hash(c) == second
+        alice = bearer(keys_cli(data, "create", "--tenant", TENANT, "--scope", "user", "--user", "alice@acme"))
+
+        def seen(key, query: str, snapshot: str | None = None) -> set[str]:
+            r = c.post("/retrieve", json={"query": query, "top_k": 10, "context": {"max_tokens": 300},
+                                          **({"snapshot": snapshot} if snapshot else {})}, headers=key)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            return {d for h in body["hits"] for d in (h["doc_id"], *(s["doc_id"] for s in h["sources"]))} | \
+                {p["doc_id"] for p in (body.get("context") or {}).get("passages", [])}
+
+        draft, board = "merger memo needs legal review", "board approved the merger with Quintex"
+        for snap in (first, second, None):  # computed, and cached under her principal
+            assert "alice-draft" in seen(alice, draft, snap) and "board-minutes" not in seen(alice, board, snap)
+        # Revoke her draft, grant her the board's minutes: at once, the snapshots built before answer so.
+        for doc_id, access in (("alice-draft", {"users": ["bob@acme"]}),
+                               ("board-minutes", {"users": ["carol@acme", "alice@acme"], "groups": ["board"]})):
+            r = c.patch(f"/documents/{doc_id}/access", json={"access": access}, headers=admin)
+            assert r.status_code == 202, r.text
+        for snap in (first, second, None):
+            assert "alice-draft" not in seen(alice, draft, snap), snap
+            assert "board-minutes" in seen(alice, board, snap), snap
+        # The debounced build makes a snapshot with the new lists; rolling back from it brings back one built before
+        # them, which answers with the new lists all the same.
+        wait_until(lambda: live_hash(c) not in (first, second), 120, "the snapshot built after the change")
+        r = c.post("/snapshots/rollback", headers=admin)
+        assert r.status_code == 200 and live_hash(c) == second, r.text
+        assert "alice-draft" not in seen(alice, draft) and "board-minutes" in seen(alice, board)
+        assert "alice-draft" not in seen(alice, "alice draft merger memo legal review quintex board")
+        # The documents API agrees: her draft is gone for her, the minutes are hers to read.
+        assert c.get("/documents/alice-draft", headers=alice).status_code == 404
+        assert c.get("/documents/board-minutes", headers=alice).status_code == 200
 
 
 # What a user key may call (each filtered to what it may read) and the routes without tenant data.
