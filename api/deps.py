@@ -49,6 +49,12 @@ def get_reading_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -
     return tenant_of(principal, x_tenant, scopes=("admin", "service", "user"))
 
 
+def get_viewing_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:
+    """The tenant of a dashboard route (the page, its overview, its drill-down): admin keys, and user keys, which see
+    aggregates and only the per-query rows naming documents they may read."""
+    return tenant_of(principal, x_tenant, scopes=("admin", "user"))
+
+
 def tenant_of(principal: Principal, named: str | None, scopes: tuple[str, ...] = ("admin",)) -> str:
     """The caller's tenant. Naming another one is refused (403), never followed: the key decides. Only the key
     scopes in `scopes` pass: every route but those that read as a principal is an admin key's (or keyless)."""
@@ -68,7 +74,8 @@ def tenant_of(principal: Principal, named: str | None, scopes: tuple[str, ...] =
     if principal.scope not in scopes:
         raise HTTPException(status_code=403, detail=(
             f"a {principal.scope} key reads through POST /retrieve, POST /retrieve/batch and the GET /documents "
-            "routes only; this route needs an admin key of the tenant (`snapdex keys create --scope admin`)"))
+            "routes (a user key also through the dashboard) only; this route needs an admin key of the tenant "
+            "(`snapdex keys create --scope admin`)"))
     return principal.tenant
 
 
@@ -106,4 +113,5 @@ def require_operator(principal: PrincipalDep) -> None:
 
 TenantDep = Annotated[str, Depends(get_tenant)]
 ReadingTenantDep = Annotated[str, Depends(get_reading_tenant)]
+ViewingTenantDep = Annotated[str, Depends(get_viewing_tenant)]
 OperatorDep = Annotated[None, Depends(require_operator)]

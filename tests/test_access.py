@@ -351,4 +351,56 @@ def test_no_snapshot_answers_under_a_changed_list_pinned_or_rolled_back(tmp_path
 # What a user key may call (each filtered to what it may read) and the routes without tenant data.
 OPEN_TO_USERS = {"/retrieve", "/retrieve/batch", "/documents", "/documents/{doc_id}", "/documents/{doc_id}/chunks",
                  "/health", "/ready", "/benchmarks", "/benchmarks/{benchmark_id}", "/dashboard/assets/{name}",
-                 "/dashboard/logout", "/dashboard/login"}
+                 "/dashboard/logout", "/dashboard/login", "/dashboard", "/eval/overview", "/eval/compare"}
+
+
+def test_the_dashboard_for_a_user_key_shows_figures_and_only_its_own_drill_down_rows(tmp_path):
+    """A user key opens the dashboard: every snapshot and its recall figures, no admin action or card, and a
+    drill-down that lists only the changed queries whose documents it may read (the others counted, not named)."""
+    data = tmp_path / "data"
+    with snapdex_serve(data, tenants=(TENANT,), SNAPDEX_GATE_FLOORS="{}") as svc:
+        c, admin = svc.client, auth(TENANT)
+        first = svc.wait_job(c.post("/ingest", json={"documents": SCOPE_DOCS}, headers=admin).json()["job_id"],
+                             headers=admin)["snapshot"]
+        queries = [{"id": "q-board", "text": "board approved the merger in closed session", "relevant": ["board-minutes"]},
+                   {"id": "q-draft", "text": "draft merger memo needs legal review", "relevant": ["alice-draft"]},
+                   {"id": "q-hand", "text": "offices open at nine handbook", "relevant": ["handbook"]}]
+        r = c.post("/eval/query-sets", json={"name": "qa", "queries": queries}, headers=admin)
+        assert r.status_code == 201, r.text
+        wait_until(lambda: any(r["status"] == "done" for r in c.get("/eval/runs", headers=admin).json()["runs"]),
+                   120, "the first run")
+        # Both documents leave the next snapshot: their queries lose.
+        for doc_id in ("board-minutes", "alice-draft"):
+            assert c.delete(f"/documents/{doc_id}", headers=admin).status_code == 202
+        second = wait_until(lambda: next((s["hash"] for s in c.get("/snapshots", headers=admin).json()["snapshots"]
+                                          if s["hash"] != first and s["status"] in ("live", "candidate")), None),
+                            180, "the second snapshot")
+        wait_until(lambda: any(r["snapshot"] == second and r["status"] == "done"
+                               for r in c.get("/eval/runs", headers=admin).json()["runs"]), 120, "its run")
+        alice = bearer(keys_cli(data, "create", "--tenant", TENANT, "--scope", "user", "--user", "alice@acme"))
+        service = bearer(keys_cli(data, "create", "--tenant", TENANT, "--scope", "service"))
+        params = {"base": first, "candidate": second, "query_set": "qa"}
+
+        everything = c.get("/eval/compare", params=params, headers=admin).json()
+        assert {q["query_id"] for q in everything["lost"]} == {"q-board", "q-draft"} and everything["hidden"] == 0
+        mine = c.get("/eval/compare", params=params, headers=alice)
+        assert mine.status_code == 200, mine.text
+        body = mine.json()
+        assert [q["query_id"] for q in body["lost"]] == ["q-draft"] and body["hidden"] == 1
+        assert body["base"]["metrics"] == everything["base"]["metrics"]  # the figures are the same
+        assert "board-minutes" not in mine.text and "closed session" not in mine.text
+        # The page and its overview: every snapshot, the figures, no admin card; nothing of the board's minutes.
+        page = c.get("/dashboard", headers=alice)
+        assert page.status_code == 200 and '"viewer":"user"' in page.text
+        assert first[:12] in page.text and second[:12] in page.text
+        assert not [s for s in SECRETS if s in page.text]
+        overview = c.get("/eval/overview", headers=alice).json()
+        assert overview["viewer"] == "user" and {s["hash"] for s in overview["snapshots"]} >= {first, second}
+        assert c.get("/eval/overview", headers=admin).json()["viewer"] == "admin"
+        # Per-query rows elsewhere, and every admin action, stay an admin key's; a service key has no dashboard.
+        run_id = c.get("/eval/runs", headers=admin).json()["runs"][0]["id"]
+        for method, url in (("GET", "/eval/runs"), ("GET", f"/eval/runs/{run_id}"), ("GET", "/eval/query-sets/qa"),
+                            ("POST", f"/snapshots/{second}/promote"), ("GET", "/profiles"), ("GET", "/webhooks")):
+            assert c.request(method, url, headers=alice).status_code == 403, url
+        assert c.get("/dashboard", headers=service).status_code == 403
+        assert c.get("/eval/compare", params=params, headers=service).status_code == 403
