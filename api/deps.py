@@ -8,7 +8,10 @@ import logging
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from pydantic import ValidationError
+
 from api.auth import Principal
+from api.schemas import PrincipalIn
 from ingest.access import Reader, user_digest
 from ingest.catalog import TENANT_RE, check_tenant
 from snapdex.runtime import Runtime
@@ -37,6 +40,23 @@ log = logging.getLogger("snapdex.access")
 TenantHeader = Annotated[str | None, Header(
     description="optional: names the tenant the API key belongs to (1-63 of a-z, 0-9, '_', '-'); "
                 "a key never reaches another tenant", json_schema_extra={"pattern": TENANT_RE.pattern})]
+
+
+PrincipalHeader = Annotated[str | None, Header(
+    max_length=16_000, description=(
+        'routes without a body (the GET /documents routes): the `principal` a service key reads for, as the JSON '
+        '/retrieve takes in its body, e.g. {"user": "alice@acme", "groups": ["hr"]}; a user key may not send it'))]
+
+
+def get_asked_principal(x_snapdex_principal: PrincipalHeader = None) -> PrincipalIn | None:
+    """The principal a request names in its X-Snapdex-Principal header, parsed as /retrieve's body field is."""
+    if x_snapdex_principal is None:
+        return None
+    try:
+        return PrincipalIn.model_validate_json(x_snapdex_principal)
+    except ValidationError as e:
+        detail = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'principal'}: {err['msg']}" for err in e.errors())
+        raise HTTPException(status_code=422, detail=f"X-Snapdex-Principal is not a principal: {detail}") from e
 
 
 def get_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:
@@ -114,4 +134,5 @@ def require_operator(principal: PrincipalDep) -> None:
 TenantDep = Annotated[str, Depends(get_tenant)]
 ReadingTenantDep = Annotated[str, Depends(get_reading_tenant)]
 ViewingTenantDep = Annotated[str, Depends(get_viewing_tenant)]
+AskedPrincipalDep = Annotated[PrincipalIn | None, Depends(get_asked_principal)]
 OperatorDep = Annotated[None, Depends(require_operator)]

@@ -244,6 +244,22 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         r = c.post("/retrieve", json={"query": "merger approved", "principal": {"user": "carol@acme"}},
                    headers=service)
         assert r.status_code == 200 and "board-minutes" in {h["doc_id"] for h in r.json()["hits"]}
+        # The GET /documents routes (no body) take the principal in X-Snapdex-Principal, parsed as /retrieve's.
+        as_alice = {**service, "X-Snapdex-Principal": json.dumps({"user": "alice@acme", "groups": ["eng"]})}
+        assert {d["doc_id"] for d in c.get("/documents", headers=as_alice).json()["documents"]} == \
+            {"alice-draft", "handbook"}
+        assert c.get("/documents/board-minutes", headers=as_alice).status_code == 404
+        assert c.get("/documents/board-minutes/chunks", headers=as_alice).status_code == 404
+        assert c.get("/documents/alice-draft/chunks", headers=as_alice).json()["chunks"][0]["text"].startswith("Alice")
+        as_carol = {**service, "X-Snapdex-Principal": json.dumps({"user": "carol@acme"})}
+        r = c.get("/documents/board-minutes", headers=as_carol)
+        assert r.status_code == 200 and "Quintex" in r.json()["text"] and r.json()["access"] is None  # not the list
+        assert c.get("/documents", headers=service).status_code == 403  # no principal: refused, as on /retrieve
+        for bad in ('{"user": ""}', "alice@acme", '{"user": "a", "role": "admin"}'):
+            r = c.get("/documents", headers={**service, "X-Snapdex-Principal": bad})
+            assert r.status_code == 422 and "X-Snapdex-Principal" in r.text, (bad, r.text)
+        r = c.get("/documents", headers={**alice, "X-Snapdex-Principal": json.dumps({"user": "carol@acme"})})
+        assert r.status_code == 403 and "user key" in r.json()["detail"]
         # Its request filters cannot widen the principal's reach.
         r = c.post("/retrieve", json={"query": "merger", "principal": {"user": "bob@acme"},
                                       "filters": {"access": "g:board"}}, headers=service)
