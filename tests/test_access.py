@@ -309,6 +309,10 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         with Client(svc.url, api_key=key) as sx:
             hits = sx.retrieve("merger memo legal review", top_k=10, principal={"user": "alice@acme"}).hits
             assert {h.doc_id for h in hits} <= {"alice-draft", "handbook"}
+            mine = {d.doc_id for d in sx.iter_documents(principal={"user": "alice@acme"})}
+            assert mine == {"alice-draft", "handbook"}
+            assert sx.document("board-minutes", principal={"user": "carol@acme"}).text.startswith("The board")
+            assert sx.document_chunks("alice-draft", principal={"user": "alice@acme"}).chunks
         with Client(svc.url, api_key=key_for(TENANT)) as ax:
             changed = ax.set_access("handbook", {"groups": ["staff"]})
             assert changed.access == {"users": [], "groups": ["staff"]}
