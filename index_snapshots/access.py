@@ -22,7 +22,7 @@ from db.locks import Locks
 from index_snapshots.manifest import Manifest
 from ingest.access import reassigned
 from ingest.catalog import Catalog
-from store.base import VectorStore
+from store.base import StoreError, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,14 @@ class AccessSync:
             points = 0
             for snap in self.manifest.list(tenant):
                 if snap.status != "deleted" and self.store.has_collection(snap.collection):
-                    points += rewrite_collection(self.store, snap.collection, lists)
+                    try:
+                        points += rewrite_collection(self.store, snap.collection, lists)
+                    except StoreError:
+                        # Retention (under the build lock, not this one) may drop a collection meanwhile: gone,
+                        # it answers no one. Any other failure stands; the change is idempotent, so sending it
+                        # again finishes it.
+                        if self.store.has_collection(snap.collection):
+                            raise
             if points or always_bump:
                 self.manifest.bump_access(tenant)
         if points:
