@@ -20,7 +20,7 @@ from typing import Iterable
 
 from db.locks import Locks
 from index_snapshots.manifest import Manifest
-from ingest.access import reassigned
+from ingest.access import TWINS, reassigned
 from ingest.catalog import Catalog
 from store.base import StoreError, VectorStore
 
@@ -41,7 +41,7 @@ def rewrite_collection(store: VectorStore, collection: str, lists: dict[str, dic
     found: dict[str, dict] = {}
     for i in range(0, len(ids), DOCS_PER_SCROLL):
         part = ids[i:i + DOCS_PER_SCROLL]
-        for filters in ({"doc_ids": part}, {"sources[].twins": part}):
+        for filters in ({"doc_ids": part}, {TWINS: part}):
             offset = None
             while True:
                 records, offset = store.scroll(collection, filters=filters, limit=SCROLL_PAGE, offset=offset)

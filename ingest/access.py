@@ -23,6 +23,9 @@ NO_ONE = "-"  # a token no document carries (theirs are "*", "u:..." and "g:..."
 MAX_NAMES = 1000  # users, and groups, of one list
 MAX_NAME_CHARS = 256
 FIELD = "access"  # the payload field; a request's own filters may not name it
+# The near-duplicate twins each source names (keyword-indexed): an access change finds the points that name a
+# document as a twin through it.
+TWINS = "sources[].twins"
 
 
 def _names(value: object, what: str) -> list[str]:
