@@ -214,14 +214,17 @@ def test_set_payloads_changes_only_the_given_fields_and_the_filters_see_it(store
 def test_nested_array_filters_match_any_element(store, points):
     """`sources[].twins` (a list inside each element of a list): how an access change finds the points that name a
     document as a near-duplicate twin."""
-    name = load(store, points)
     nested = {p.id: {"sources": [{"doc_id": "a", "twins": []}, {"doc_id": "b", "twins": [f"t{i % 3}"]}]}
               for i, p in enumerate(points[:9])}
-    store.set_payloads(name, nested)
-    assert store.count(name, {"sources[].twins": "t1"}) == 3
-    assert store.count(name, {"sources[].twins": ["t0", "t2"]}) == 6
-    records, _ = store.scroll(name, filters={"sources[].doc_id": "b"}, limit=50)
-    assert {r.id for r in records} == set(nested)
+    # Unindexed (a collection built before the index) and keyword-indexed, as the builder makes them now.
+    for name, indexes in (("plain", ()), ("indexed", ("doc_ids", "sources[].twins"))):
+        store.create_collection(name, DIM, keyword_indexes=indexes)
+        store.upsert(name, points)
+        store.set_payloads(name, nested)
+        assert store.count(name, {"sources[].twins": "t1"}) == 3
+        assert store.count(name, {"sources[].twins": ["t0", "t2"]}) == 6
+        records, _ = store.scroll(name, filters={"sources[].doc_id": "b"}, limit=50)
+        assert {r.id for r in records} == set(nested)
 
 
 def test_dense_is_exact(store, points):
