@@ -8,7 +8,10 @@ import logging
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from pydantic import ValidationError
+
 from api.auth import Principal
+from api.schemas import PrincipalIn
 from ingest.access import Reader, user_digest
 from ingest.catalog import TENANT_RE, check_tenant
 from snapdex.runtime import Runtime
@@ -39,6 +42,23 @@ TenantHeader = Annotated[str | None, Header(
                 "a key never reaches another tenant", json_schema_extra={"pattern": TENANT_RE.pattern})]
 
 
+PrincipalHeader = Annotated[str | None, Header(
+    max_length=16_000, description=(
+        'routes without a body (the GET /documents routes): the `principal` a service key reads for, as the JSON '
+        '/retrieve takes in its body, e.g. {"user": "alice@acme", "groups": ["hr"]}; a user key may not send it'))]
+
+
+def get_asked_principal(x_snapdex_principal: PrincipalHeader = None) -> PrincipalIn | None:
+    """The principal a request names in its X-Snapdex-Principal header, parsed as /retrieve's body field is."""
+    if x_snapdex_principal is None:
+        return None
+    try:
+        return PrincipalIn.model_validate_json(x_snapdex_principal)
+    except ValidationError as e:
+        detail = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'principal'}: {err['msg']}" for err in e.errors())
+        raise HTTPException(status_code=422, detail=f"X-Snapdex-Principal is not a principal: {detail}") from e
+
+
 def get_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:
     # The pattern is documented, not enforced by FastAPI: check_tenant's message says what is allowed.
     return tenant_of(principal, x_tenant)
@@ -47,6 +67,12 @@ def get_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:
 def get_reading_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:
     """The tenant of a route that reads documents as a principal (retrieve, the document reads): every scope."""
     return tenant_of(principal, x_tenant, scopes=("admin", "service", "user"))
+
+
+def get_viewing_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:
+    """The tenant of a dashboard route (the page, its overview, its drill-down): admin keys, and user keys, which see
+    aggregates and only the per-query rows naming documents they may read."""
+    return tenant_of(principal, x_tenant, scopes=("admin", "user"))
 
 
 def tenant_of(principal: Principal, named: str | None, scopes: tuple[str, ...] = ("admin",)) -> str:
@@ -68,7 +94,8 @@ def tenant_of(principal: Principal, named: str | None, scopes: tuple[str, ...] =
     if principal.scope not in scopes:
         raise HTTPException(status_code=403, detail=(
             f"a {principal.scope} key reads through POST /retrieve, POST /retrieve/batch and the GET /documents "
-            "routes only; this route needs an admin key of the tenant (`snapdex keys create --scope admin`)"))
+            "routes (a user key also through the dashboard) only; this route needs an admin key of the tenant "
+            "(`snapdex keys create --scope admin`)"))
     return principal.tenant
 
 
@@ -106,4 +133,6 @@ def require_operator(principal: PrincipalDep) -> None:
 
 TenantDep = Annotated[str, Depends(get_tenant)]
 ReadingTenantDep = Annotated[str, Depends(get_reading_tenant)]
+ViewingTenantDep = Annotated[str, Depends(get_viewing_tenant)]
+AskedPrincipalDep = Annotated[PrincipalIn | None, Depends(get_asked_principal)]
 OperatorDep = Annotated[None, Depends(require_operator)]

@@ -643,6 +643,8 @@ class EvalCompareResponse(BaseModel):
     gained: list[QueryChange]
     lost: list[QueryChange]
     unchanged: int
+    hidden: int = Field(default=0, description=(
+        "changed queries left out of gained and lost: they name a document this key may not read (user keys)"))
 
 
 class GateVerdictOut(BaseModel):
@@ -693,6 +695,8 @@ class EvalOverviewResponse(BaseModel):
     snapshots: list[SnapshotResponse] = Field(description="oldest first")
     query_sets: list[OverviewQuerySet]
     switches: list[dict[str, Any]] = Field(description="every change of the live snapshot: at, from_hash, to_hash, action")
+    viewer: Literal["admin", "user"] = Field(default="admin", description=(
+        "who is looking: a user key sees the same aggregates, and drill-down rows only for what it may read"))
 
 
 # --- benchmarks against the do-it-yourself peer ---------------------------------------------------------------

@@ -141,6 +141,8 @@ snapshots = Table(
     Column("config", Text, nullable=False),  # JSON: the canonical index config
     Column("reason", Text),
     Column("last_read_at", Epoch),  # last pinned read: retention spares a snapshot somebody is reading
+    # 0008: moved by every access-list change written into the snapshot's payloads; part of each result-cache key
+    Column("access_rev", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("tenant", "hash"),
 )
 

@@ -20,11 +20,12 @@ import numpy as np
 from encoders.embedding import EmbeddingService
 from encoders.lexical import (DEFAULT_LANGUAGE, TOKENIZER_VERSION, BM25Params, average_length, document_vector,
                               has_cjk, term_counts)
-from ingest.access import FIELD as ACCESS, document_tokens, merge_metadata
+from ingest.access import FIELD as ACCESS, TWINS, document_tokens, merge_metadata, point_tokens
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig
 from ingest.language import detect_language, document_language
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
+from index_snapshots.access import AccessSync
 from index_snapshots.manifest import Manifest
 from store.base import VectorStore
 from store.types import Point
@@ -33,8 +34,9 @@ log = logging.getLogger(__name__)
 
 LANGUAGES_KEY = "languages"  # in a snapshot's config: the languages of its documents
 # Payload fields with keyword indexes: the tenant filter, the usual metadata filters and the access filter (every
-# read on behalf of a principal) run inside Qdrant.
-KEYWORD_INDEXES = ("tenant", "doc_ids", ACCESS)
+# read on behalf of a principal) run inside Qdrant; an access change finds a document's points, and those naming it
+# as a twin, through doc_ids and TWINS (unindexed, that scan took 120-170 ms a snapshot at 20k chunks; indexed, 2 ms).
+KEYWORD_INDEXES = ("tenant", "doc_ids", ACCESS, TWINS)
 # The payload's access tokens (ingest/access.py), in the config so that a snapshot built before them is never taken
 # for one of the same hash: its chunks carry no `access` field, which a principal's filter would match nowhere.
 ACCESS_PAYLOAD = "tokens-v1"
@@ -176,7 +178,8 @@ class _Layout:
 
 class SnapshotBuilder:
     def __init__(self, catalog: Catalog, manifest: Manifest, store: VectorStore, embedding: EmbeddingService,
-                 config: IndexConfig, batch_size: int = 256) -> None:
+                 config: IndexConfig, batch_size: int = 256, access: "AccessSync | None" = None) -> None:
+        self.access = access
         self.catalog = catalog
         self.manifest = manifest
         self.store = store
@@ -231,6 +234,9 @@ class SnapshotBuilder:
             # What this snapshot cost in model time: chunks its parent did not hold were embedded for it (at
             # ingest or just now); the rest were carried over.
             embedded = max(embedded, len(hashes) - len(self._parent_ids(live) & {point_id(h) for h in hashes}))
+            if self.access is not None:
+                # A list changed while this build ran is written into its collection before it can answer.
+                self.access.reconcile(tenant, name, {d.doc_id: d.access for d in docs})
             count = self.store.count(name)
             if count != len(hashes):
                 raise RuntimeError(f"collection {name} holds {count} points, expected {len(hashes)}")
@@ -298,16 +304,18 @@ class SnapshotBuilder:
         # A chunk shared by documents carries each one's metadata in its source, so an answer can leave out the
         # sources (and metadata) of the documents its reader may not see (ingest/access.py, visible_payload).
         shared = len(docs) > 1
+        sources = [{"doc_id": d.doc_id, "source": d.source, "title": d.title, "access": tokens_of[d.doc_id],
+                    **({"metadata": d.hit_metadata()} if shared else {}),
+                    **layouts[d.doc_id].place(chunk_hash)} for d in docs]
         payload = {
             "tenant": tenant,
             "chunk_hash": chunk_hash,
             "text": row.text,
             "doc_ids": [d.doc_id for d in docs],
-            "sources": [{"doc_id": d.doc_id, "source": d.source, "title": d.title, "access": tokens_of[d.doc_id],
-                         **({"metadata": d.hit_metadata()} if shared else {}),
-                         **layouts[d.doc_id].place(chunk_hash)} for d in docs],
+            "sources": sources,
             "metadata": merge_metadata([d.hit_metadata() for d in docs]),
-            ACCESS: sorted({t for d in docs for t in tokens_of[d.doc_id]}),
+            # The union of its documents' tokens; an access change rewrites it with the same function.
+            ACCESS: point_tokens(sources),
             "tokens": {self.config.model_id: tokens},
         }
         if self.config.windows is not None:

@@ -45,6 +45,7 @@ class SnapshotRow:
     config: dict
     reason: str | None
     last_read_at: float | None = None
+    access_rev: int = 0  # moves when an access change is written into the snapshot (index_snapshots/access.py)
 
 
 class Manifest:
@@ -169,6 +170,13 @@ class Manifest:
     def touch_read(self, tenant: str, snap_hash: str) -> None:
         with self.db.tx() as conn:
             conn.execute(self._where(update(snapshots), tenant, snap_hash).values(last_read_at=time.time()))
+
+    def bump_access(self, tenant: str) -> None:
+        """Every snapshot of the tenant had access lists written into it: answers cached under the old ones (keyed
+        by `access_rev`) are not served again, in this process or any other."""
+        with self.db.tx() as conn:
+            conn.execute(update(snapshots).where(snapshots.c.tenant == tenant)
+                         .values(access_rev=snapshots.c.access_rev + 1))
 
     def mark_deleted(self, tenant: str, snap_hash: str, reason: str) -> None:
         with self.db.tx() as conn:

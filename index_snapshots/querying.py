@@ -132,6 +132,9 @@ class SnapshotSearcher:
         stages, warnings = self.stages(profile, **stage_overrides)
         key = request_key(snap.hash, query, top_k=top_k, filters=filters, stages=stages,
                           prune=self.pipeline.prune_config.recipe(), profile=profile.version,
+                          # An access change rewrites the snapshot's payloads in place and moves this: an answer
+                          # cached under the old lists is never served again (index_snapshots/access.py).
+                          access_rev=snap.access_rev,
                           **({"highlights": True} if highlights else {}))
         resolved = round((time.perf_counter() - started) * 1000, 3)
         if use_cache and (hit := self.cache.get(key)) is not None:

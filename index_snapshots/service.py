@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from db.locks import Locks, LockTimeout
 from eval.store import Verdict
+from index_snapshots.access import AccessSync
 from index_snapshots.builder import BuildResult, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest, SnapshotRow
@@ -35,10 +36,13 @@ def _left_to_do(view: JobView | None, job_id: str) -> str | None:
 
 
 def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
-                   transient: tuple[type[BaseException], ...] = (), lease_s: float = 30.0) -> str | None:
+                   transient: tuple[type[BaseException], ...] = (), lease_s: float = 30.0,
+                   access: AccessSync | None = None) -> str | None:
     """Ingest a job's documents under the job's claim (JobBusy while another live worker ingests it). Returns the
     tenant whose snapshot now needs a build, or None when the job was settled already (a redelivered message)
-    or failed."""
+    or failed. `access`: a document sent again with another access list has it written into the built snapshots
+    that hold its earlier version before the job moves on (a crash before that ingests the job again, which
+    writes it then)."""
     view = jobs.get(job_id)
     todo = _left_to_do(view, job_id)
     if todo != "ingest":
@@ -50,6 +54,8 @@ def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
             return view.tenant if todo else None
         try:
             ingestor.run(job_id)
+            if access is not None:
+                access.apply(view.tenant, jobs.doc_ids(job_id), always_bump=False)
             jobs.set_phase(job_id, JobPhase.AWAITING_BUILD)
             return view.tenant
         except transient:

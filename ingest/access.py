@@ -23,6 +23,9 @@ NO_ONE = "-"  # a token no document carries (theirs are "*", "u:..." and "g:..."
 MAX_NAMES = 1000  # users, and groups, of one list
 MAX_NAME_CHARS = 256
 FIELD = "access"  # the payload field; a request's own filters may not name it
+# The near-duplicate twins each source names (keyword-indexed): an access change finds the points that name a
+# document as a twin through it.
+TWINS = "sources[].twins"
 
 
 def _names(value: object, what: str) -> list[str]:
@@ -55,6 +58,32 @@ def document_tokens(access: dict | None) -> list[str]:
     if access is None:
         return [TENANT_WIDE]
     return [f"u:{u}" for u in access["users"]] + [f"g:{g}" for g in access["groups"]]
+
+
+def point_tokens(sources: list[dict]) -> list[str]:
+    """A point's `access` field from its `sources` (each carrying its document's tokens): a chunk shared by documents
+    is readable through any of them. The builder writes it so, and so does an access change to a built snapshot."""
+    return sorted({t for s in sources for t in s.get("access", [TENANT_WIDE])})
+
+
+def reassigned(payload: dict, lists: dict[str, dict | None]) -> dict | None:
+    """The `access` and `sources` fields of a built point once each document of `lists` (doc id -> its access list)
+    has that list: its own source's tokens, the tokens its near-duplicate twins are named with, and the point's
+    union. None when the point holds them already, or holds no `access` field at all (built before access lists: no
+    principal's filter matches it, and writing one would make it readable)."""
+    if FIELD not in payload:
+        return None
+    sources = []
+    for s in payload.get("sources") or []:
+        s = dict(s)
+        if s.get("doc_id") in lists:
+            s["access"] = document_tokens(lists[s["doc_id"]])
+        twins, twin_access = s.get("twins") or [], s.get("twin_access")
+        if twin_access is not None and len(twin_access) == len(twins) and any(t in lists for t in twins):
+            s["twin_access"] = [document_tokens(lists[t]) if t in lists else a for t, a in zip(twins, twin_access)]
+        sources.append(s)
+    fields = {"sources": sources, FIELD: point_tokens(sources)}
+    return None if all(payload.get(k) == v for k, v in fields.items()) else fields
 
 
 def user_digest(user: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Connection, bindparam, select, update
 
@@ -152,6 +152,16 @@ class Catalog:
             return conn.execute(update(documents).where(d.tenant == tenant, d.doc_id == doc_id, d.status != "deleted")
                                 .values(access=None if access is None else json.dumps(access, sort_keys=True),
                                         updated_at=time.time())).rowcount > 0
+
+    def access_lists(self, tenant: str, doc_ids: Iterable[str]) -> dict[str, dict | None]:
+        """doc_id -> its access list as stored now (None: the whole tenant), for those of `doc_ids` in the catalog,
+        deleted ones too (an older snapshot may still hold them)."""
+        d, out = documents.c, {}
+        ids = sorted(set(doc_ids))
+        for i in range(0, len(ids), 500):
+            for r in self.db.all(select(d.doc_id, d.access).where(d.tenant == tenant, d.doc_id.in_(ids[i:i + 500]))):
+                out[r["doc_id"]] = json.loads(r["access"]) if r["access"] else None
+        return out
 
     def put_chunks(self, conn: Connection, tenant: str, chunks: Sequence[ChunkRow]) -> None:
         self.db.insert_ignore(conn, chunks_table, [

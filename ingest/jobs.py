@@ -267,6 +267,10 @@ class JobStore:
                 yield StagedDocument(r["seq"], r["doc_id"], r["filename"], bytes(r["payload"] or b""),
                                      json.loads(r["metadata"]), json.loads(r["access"]) if r["access"] else None)
 
+    def doc_ids(self, job_id: str) -> list[str]:
+        rows = self.db.all(select(job_documents.c.doc_id).where(job_documents.c.job_id == job_id))
+        return sorted({r["doc_id"] for r in rows})
+
     def mark_document(self, conn: Connection, job_id: str, seq: int, outcome: str,
                       reason: str | None = None, chunks: int = 0) -> None:
         if outcome not in OUTCOMES:

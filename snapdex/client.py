@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from api.schemas import (AccessIn, AccessResponse, ContextRequest, DocumentChunksResponse, DocumentListResponse, DocumentResponse,
                          DocumentSummary, EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse,
                          EvalRunListResponse, EvalRunQueued, IngestRequest, IngestResponse, JobResponse,
-                         QuerySetListResponse, QuerySetRequest, QuerySetResponse, RebuildResponse,
+                         PrincipalIn, QuerySetListResponse, QuerySetRequest, QuerySetResponse, RebuildResponse,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveOptions, RetrieveRequest,
                          RetrieveResponse, SnapshotListResponse, SwitchResponse, DeleteDocumentResponse)
 
@@ -79,6 +79,13 @@ def _body(model: type[BaseModel], value: BaseModel | dict) -> dict:
     return parsed.model_dump(mode="json", exclude_none=True)
 
 
+def _as(principal: dict | None) -> dict:
+    """The request keywords that name a principal on a route without a body (the X-Snapdex-Principal header)."""
+    if principal is None:
+        return {}
+    return {"headers": {"X-Snapdex-Principal": json.dumps(_body(PrincipalIn, principal))}}
+
+
 def _id(doc_id: str) -> str:
     """A document id in a URL path: its "/" kept (the routes take them), everything else that is special escaped."""
     return quote(doc_id, safe="/")
@@ -121,21 +128,23 @@ class _Operations:
                                {"json": _body(RetrieveBatchRequest, {"requests": list(requests)})}))
 
     # --- documents
-    def documents(self, limit: int = 50, cursor: str | None = None, filters: dict | None = None):
+    # `principal` {"user", "groups"}: with a service key, the end user the documents are read for.
+    def documents(self, limit: int = 50, cursor: str | None = None, filters: dict | None = None,
+                  principal: dict | None = None):
         params = {"limit": limit, **({"cursor": cursor} if cursor else {}),
                   **({"filters": json.dumps(filters)} if filters else {})}
-        return self._run(_Call("GET", "/documents", DocumentListResponse, {"params": params}))
+        return self._run(_Call("GET", "/documents", DocumentListResponse, {"params": params, **_as(principal)}))
 
-    def document(self, doc_id: str):
-        return self._run(_Call("GET", f"/documents/{_id(doc_id)}", DocumentResponse))
+    def document(self, doc_id: str, principal: dict | None = None):
+        return self._run(_Call("GET", f"/documents/{_id(doc_id)}", DocumentResponse, _as(principal)))
 
     def set_access(self, doc_id: str, access: dict | None):
         """Who may read a document ({"users", "groups"}; None: the whole tenant); a build without re-embedding."""
         body = {"access": None if access is None else _body(AccessIn, access)}
         return self._run(_Call("PATCH", f"/documents/{_id(doc_id)}/access", AccessResponse, {"json": body}))
 
-    def document_chunks(self, doc_id: str):
-        return self._run(_Call("GET", f"/documents/{_id(doc_id)}/chunks", DocumentChunksResponse))
+    def document_chunks(self, doc_id: str, principal: dict | None = None):
+        return self._run(_Call("GET", f"/documents/{_id(doc_id)}/chunks", DocumentChunksResponse, _as(principal)))
 
     def delete_document(self, doc_id: str):
         return self._run(_Call("DELETE", f"/documents/{_id(doc_id)}", DeleteDocumentResponse))
@@ -228,10 +237,11 @@ class Client(_Operations):
         queued = self.ingest_files_queued(paths, metadata, access)
         return self.wait_job(queued.job_id, timeout) if wait else self.job(queued.job_id)
 
-    def iter_documents(self, limit: int = 100, filters: dict | None = None) -> Iterator[DocumentSummary]:
+    def iter_documents(self, limit: int = 100, filters: dict | None = None,
+                       principal: dict | None = None) -> Iterator[DocumentSummary]:
         cursor = None
         while True:
-            page = self.documents(limit, cursor, filters)
+            page = self.documents(limit, cursor, filters, principal)
             yield from page.documents
             if page.next_cursor is None:
                 return

@@ -55,7 +55,7 @@ def index_dataset(rt: Runtime, dataset: BeirDataset, tenant: str, batch: int = 1
     for i in range(0, len(docs), batch):
         part = docs[i : i + batch]
         job = rt.jobs.create(tenant, [NewDocument(d["id"], d["text"].encode("utf-8"), d["metadata"]) for d in part])
-        run_ingest_job(rt.ingestor, rt.jobs, job)
+        run_ingest_job(rt.ingestor, rt.jobs, job, access=rt.access_sync)
         if progress:
             progress(min(i + batch, len(docs)), len(docs))
     rt.snapshots.build_pending(tenant)

@@ -15,6 +15,7 @@ from encoders.lexical import BM25Params
 from eval.benchmarks import BenchmarkStore
 from eval.profiles import ProfileStore
 from eval.store import EvalStore
+from index_snapshots.access import AccessSync
 from index_snapshots.builder import LANGUAGES_KEY, IndexConfig, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest
@@ -112,7 +113,12 @@ class Runtime:
 
     @cached_property
     def builder(self) -> SnapshotBuilder:
-        return SnapshotBuilder(self.catalog, self.manifest, self.store, self.embedding, self.index_config)
+        return SnapshotBuilder(self.catalog, self.manifest, self.store, self.embedding, self.index_config,
+                               access=self.access_sync)
+
+    @cached_property
+    def access_sync(self) -> AccessSync:
+        return AccessSync(self.catalog, self.manifest, self.store, self.locks)
 
     @cached_property
     def snapshots(self) -> SnapshotService:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 from .types import Hit, Point, Record, SparseVector
 
@@ -42,6 +42,11 @@ class VectorStore(Protocol):
     def upsert(self, name: str, points: Sequence[Point]) -> None: ...
 
     def delete_points(self, name: str, ids: Sequence[str]) -> None: ...
+
+    def set_payloads(self, name: str, payloads: Mapping[str, dict]) -> None:
+        """{id: fields}: each point's payload takes the given top-level fields; its other fields and its vectors
+        stay as they are. Ids not in the collection are left out (nothing is created)."""
+        ...
 
     def count(self, name: str, filters: dict | None = None) -> int: ...
 

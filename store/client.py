@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import grpc
 import httpx
@@ -177,6 +177,17 @@ class ClientStore:
         if ids:
             with self._call(f"delete from {name!r}"):
                 self.client.delete(name, qm.PointIdsList(points=ids), wait=True)
+
+    def set_payloads(self, name: str, payloads: Mapping[str, dict]) -> None:
+        ids = check_ids(list(payloads))
+        for part in batches(list(zip(ids, payloads.values()))):
+            with self._call(f"set payload in {name!r}"):
+                # Only ids the collection holds: an unknown one would fail the whole batch.
+                held = {str(r.id) for r in self.client.retrieve(name, [i for i, _ in part], with_payload=False)}
+                ops = [qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=fields, points=[pid]))
+                       for pid, fields in part if pid in held]
+                if ops:
+                    self.client.batch_update_points(name, ops, wait=True)
 
     def count(self, name: str, filters: dict | None = None) -> int:
         flt = _filter(filters)

@@ -6,7 +6,7 @@ import contextlib
 import shutil
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import qdrant_edge as qe
@@ -199,6 +199,16 @@ class EdgeStore:
         if ids:
             with _engine(f"delete from {name!r}"):
                 shard.update(qe.UpdateOperation.delete_points(ids))
+
+    def set_payloads(self, name: str, payloads: Mapping[str, dict]) -> None:
+        shard = self._shard(name)
+        ids = check_ids(list(payloads))
+        # Only ids the collection holds: the engine would otherwise fail the whole batch on the first unknown one.
+        with _engine(f"set payload in {name!r}"):
+            held = {str(r.id) for r in shard.retrieve(ids, False, False)} if ids else set()
+            for pid, fields in zip(ids, payloads.values()):
+                if pid in held:
+                    shard.update(qe.UpdateOperation.set_payload([pid], fields))
 
     def count(self, name: str, filters: dict | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=_filter(filters))

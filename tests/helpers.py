@@ -23,7 +23,7 @@ def text_doc(doc_id: str, text: str, **metadata) -> NewDocument:
 
 def ingest(rt: Runtime, docs: list[NewDocument], tenant: str = "default"):
     job_id = rt.jobs.create(tenant, docs)
-    if run_ingest_job(rt.ingestor, rt.jobs, job_id):
+    if run_ingest_job(rt.ingestor, rt.jobs, job_id, access=rt.access_sync):
         rt.snapshots.build_pending(tenant)
     return rt.jobs.get(job_id)
 

@@ -110,10 +110,11 @@ def check_answers(pairs, answers, acl: dict, index) -> tuple[int, list]:
     return checked, problems
 
 
-def run_pairs(client, key: str, pairs, with_context: bool) -> list[dict]:
+def run_pairs(client, key: str, pairs, with_context: bool, snapshot: str | None = None) -> list[dict]:
     answers = []
     for i in range(0, len(pairs), 64):
         requests = [{"query": w, "top_k": TOP_K, "options": BM25_ONLY, "principal": {"user": u, "groups": g},
+                     **({"snapshot": snapshot} if snapshot else {}),
                      **({"context": {"max_tokens": 400, "expand": {"neighbors": 1}}} if with_context and j % 4 == 0
                         else {})}
                     for j, (u, g, w) in enumerate(pairs[i:i + 64])]
@@ -127,6 +128,21 @@ def live_hash(client) -> str | None:
     return client.get("/snapshots", headers=auth(TENANT)).json()["live"]
 
 
+def settled_live(client, quiet_s: float = 15.0) -> str:
+    """The live snapshot once no build has run or switched it for `quiet_s` (longer than the test's debounce)."""
+    seen = {"state": None, "since": time.monotonic()}
+
+    def quiet():
+        body = client.get("/snapshots", headers=auth(TENANT)).json()
+        state = (body["live"], tuple(sorted((s["hash"], s["status"]) for s in body["snapshots"])))
+        if state != seen["state"]:
+            seen.update(state=state, since=time.monotonic())
+        building = any(s["status"] == "building" for s in body["snapshots"])
+        return not building and time.monotonic() - seen["since"] >= quiet_s and body["live"]
+
+    return wait_until(quiet, 600, "the builds after the access changes", interval=1.0)
+
+
 def test_no_principal_ever_sees_what_it_may_not(tmp_path):
     rng = random.Random(17)
     words, docs = corpus(rng)
@@ -135,7 +151,7 @@ def test_no_principal_ever_sees_what_it_may_not(tmp_path):
     data = tmp_path / "data"
     with snapdex_serve(data, tenants=(TENANT,), SNAPDEX_RATE_LIMIT_RETRIEVE="", SNAPDEX_GATE_FLOORS="{}",
                        SNAPDEX_RESULT_CACHE_BYTES=str(1 << 30),
-                       SNAPDEX_BUILD_DEBOUNCE_S="8") as svc:  # the 300 access changes below make one snapshot
+                       SNAPDEX_BUILD_DEBOUNCE_S="8") as svc:  # the 300 access changes below make few snapshots
         c = svc.client
         service_key = keys_cli(data, "create", "--tenant", TENANT, "--scope", "service")
         job = c.post("/ingest", json={"documents": docs}, headers=auth(TENANT))
@@ -154,9 +170,9 @@ def test_no_principal_ever_sees_what_it_may_not(tmp_path):
 
         totals = {"pairs": 0, "checked": 0, "problems": []}
 
-        def one_pass(label: str, with_context: bool = True):
+        def one_pass(label: str, with_context: bool = True, snapshot: str | None = None):
             t0 = time.perf_counter()
-            answers = run_pairs(c, service_key, pairs, with_context)
+            answers = run_pairs(c, service_key, pairs, with_context, snapshot)
             print(label, round(time.perf_counter() - t0, 1), "s", flush=True)
             checked, problems = check_answers(pairs, answers, acl, index)
             totals["pairs"] += len(pairs)
@@ -171,23 +187,30 @@ def test_no_principal_ever_sees_what_it_may_not(tmp_path):
         # An access change: 300 documents get new lists, without parsing or embedding again.
         changed = rng.sample(docs, 300)
         old_acl = dict(acl)
+        t0 = time.perf_counter()
         for d in changed:
             access = random_access(rng)
             r = c.patch(f"/documents/{d['id']}/access", json={"access": access}, headers=auth(TENANT))
             assert r.status_code == 202, r.text
             acl[d["id"]] = r.json()["access"]
+        print("300 access changes", round(time.perf_counter() - t0, 1), "s", flush=True)
         before = first["snapshot"]
-        after = wait_until(lambda: (h := live_hash(c)) != before and h, 300, "the rebuilt snapshot")
+        # Each change was written into the snapshot built before it: pinned to it, a request reads today's lists
+        # (and no answer cached under the old ones).
+        one_pass("pinned to the snapshot before the change", snapshot=before)
+        wait_until(lambda: live_hash(c) != before, 300, "the rebuilt snapshot")
+        # A burst longer than half the debounce makes more than one build: the last of them holds every change.
+        after = settled_live(c)
         snaps = {s["hash"]: s for s in c.get("/snapshots", headers=auth(TENANT)).json()["snapshots"]}
         assert snaps[after]["embedded"] == 0 and snaps[after]["chunks"] == snaps[before]["chunks"]
         one_pass("after change, computed")
         one_pass("after change, cached")
 
-        # A rollback answers from the snapshot before the change, with the lists it was built with.
+        # A rollback answers from a snapshot built before (some of) the changes, with today's lists: the changes
+        # were written into it too, and nothing cached under the old lists is served.
         r = c.post("/snapshots/rollback", headers=auth(TENANT))
         assert r.status_code == 200, r.text
-        assert live_hash(c) == before
-        acl = old_acl
+        assert live_hash(c) != after and acl != old_acl
         one_pass("after rollback")
 
         print(f"leak test: {totals['pairs']} pairs, {totals['checked']} hits and passages checked, "
@@ -243,6 +266,22 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         r = c.post("/retrieve", json={"query": "merger approved", "principal": {"user": "carol@acme"}},
                    headers=service)
         assert r.status_code == 200 and "board-minutes" in {h["doc_id"] for h in r.json()["hits"]}
+        # The GET /documents routes (no body) take the principal in X-Snapdex-Principal, parsed as /retrieve's.
+        as_alice = {**service, "X-Snapdex-Principal": json.dumps({"user": "alice@acme", "groups": ["eng"]})}
+        assert {d["doc_id"] for d in c.get("/documents", headers=as_alice).json()["documents"]} == \
+            {"alice-draft", "handbook"}
+        assert c.get("/documents/board-minutes", headers=as_alice).status_code == 404
+        assert c.get("/documents/board-minutes/chunks", headers=as_alice).status_code == 404
+        assert c.get("/documents/alice-draft/chunks", headers=as_alice).json()["chunks"][0]["text"].startswith("Alice")
+        as_carol = {**service, "X-Snapdex-Principal": json.dumps({"user": "carol@acme"})}
+        r = c.get("/documents/board-minutes", headers=as_carol)
+        assert r.status_code == 200 and "Quintex" in r.json()["text"] and r.json()["access"] is None  # not the list
+        assert c.get("/documents", headers=service).status_code == 403  # no principal: refused, as on /retrieve
+        for bad in ('{"user": ""}', "alice@acme", '{"user": "a", "role": "admin"}'):
+            r = c.get("/documents", headers={**service, "X-Snapdex-Principal": bad})
+            assert r.status_code == 422 and "X-Snapdex-Principal" in r.text, (bad, r.text)
+        r = c.get("/documents", headers={**alice, "X-Snapdex-Principal": json.dumps({"user": "carol@acme"})})
+        assert r.status_code == 403 and "user key" in r.json()["detail"]
         # Its request filters cannot widen the principal's reach.
         r = c.post("/retrieve", json={"query": "merger", "principal": {"user": "bob@acme"},
                                       "filters": {"access": "g:board"}}, headers=service)
@@ -292,6 +331,10 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         with Client(svc.url, api_key=key) as sx:
             hits = sx.retrieve("merger memo legal review", top_k=10, principal={"user": "alice@acme"}).hits
             assert {h.doc_id for h in hits} <= {"alice-draft", "handbook"}
+            mine = {d.doc_id for d in sx.iter_documents(principal={"user": "alice@acme"})}
+            assert mine == {"alice-draft", "handbook"}
+            assert sx.document("board-minutes", principal={"user": "carol@acme"}).text.startswith("The board")
+            assert sx.document_chunks("alice-draft", principal={"user": "alice@acme"}).chunks
         with Client(svc.url, api_key=key_for(TENANT)) as ax:
             changed = ax.set_access("handbook", {"groups": ["staff"]})
             assert changed.access == {"users": [], "groups": ["staff"]}
@@ -301,7 +344,105 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
             {"users": ["carol@acme"], "groups": ["board"]}
 
 
+def test_no_snapshot_answers_under_a_changed_list_pinned_or_rolled_back(tmp_path):
+    """Once PATCH /documents/{id}/access returns, every snapshot answers under the new list: the live one, one a
+    request pins, the one a rollback brings back; and no answer cached before is served. Both ways: a revoked user
+    sees nothing of the document, a granted one sees it everywhere."""
+    data = tmp_path / "data"
+    with snapdex_serve(data, tenants=(TENANT,), SNAPDEX_GATE_FLOORS="{}", SNAPDEX_BUILD_DEBOUNCE_S="2") as svc:
+        c, admin = svc.client, auth(TENANT)
+        first = svc.wait_job(c.post("/ingest", json={"documents": SCOPE_DOCS}, headers=admin).json()["job_id"],
+                             headers=admin)["snapshot"]
+        job = c.post("/ingest", json={"documents": [{"id": "parking", "text": "Parking behind the building."}]},
+                     headers=admin).json()["job_id"]
+        second = svc.wait_job(job, headers=admin)["snapshot"]
+        assert first != second and live_hash(c) == second
+        alice = bearer(keys_cli(data, "create", "--tenant", TENANT, "--scope", "user", "--user", "alice@acme"))
+
+        def seen(key, query: str, snapshot: str | None = None) -> set[str]:
+            r = c.post("/retrieve", json={"query": query, "top_k": 10, "context": {"max_tokens": 300},
+                                          **({"snapshot": snapshot} if snapshot else {})}, headers=key)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            return {d for h in body["hits"] for d in (h["doc_id"], *(s["doc_id"] for s in h["sources"]))} | \
+                {p["doc_id"] for p in (body.get("context") or {}).get("passages", [])}
+
+        draft, board = "merger memo needs legal review", "board approved the merger with Quintex"
+        for snap in (first, second, None):  # computed, and cached under her principal
+            assert "alice-draft" in seen(alice, draft, snap) and "board-minutes" not in seen(alice, board, snap)
+        # Revoke her draft, grant her the board's minutes: at once, the snapshots built before answer so.
+        for doc_id, access in (("alice-draft", {"users": ["bob@acme"]}),
+                               ("board-minutes", {"users": ["carol@acme", "alice@acme"], "groups": ["board"]})):
+            r = c.patch(f"/documents/{doc_id}/access", json={"access": access}, headers=admin)
+            assert r.status_code == 202, r.text
+        for snap in (first, second, None):
+            assert "alice-draft" not in seen(alice, draft, snap), snap
+            assert "board-minutes" in seen(alice, board, snap), snap
+        # The debounced build makes a snapshot with the new lists; rolling back from it brings back one built before
+        # them, which answers with the new lists all the same.
+        wait_until(lambda: live_hash(c) not in (first, second), 120, "the snapshot built after the change")
+        r = c.post("/snapshots/rollback", headers=admin)
+        assert r.status_code == 200 and live_hash(c) == second, r.text
+        assert "alice-draft" not in seen(alice, draft) and "board-minutes" in seen(alice, board)
+        assert "alice-draft" not in seen(alice, "alice draft merger memo legal review quintex board")
+        # The documents API agrees: her draft is gone for her, the minutes are hers to read.
+        assert c.get("/documents/alice-draft", headers=alice).status_code == 404
+        assert c.get("/documents/board-minutes", headers=alice).status_code == 200
+
+
 # What a user key may call (each filtered to what it may read) and the routes without tenant data.
 OPEN_TO_USERS = {"/retrieve", "/retrieve/batch", "/documents", "/documents/{doc_id}", "/documents/{doc_id}/chunks",
                  "/health", "/ready", "/benchmarks", "/benchmarks/{benchmark_id}", "/dashboard/assets/{name}",
-                 "/dashboard/logout", "/dashboard/login"}
+                 "/dashboard/logout", "/dashboard/login", "/dashboard", "/eval/overview", "/eval/compare"}
+
+
+def test_the_dashboard_for_a_user_key_shows_figures_and_only_its_own_drill_down_rows(tmp_path):
+    """A user key opens the dashboard: every snapshot and its recall figures, no admin action or card, and a
+    drill-down that lists only the changed queries whose documents it may read (the others counted, not named)."""
+    data = tmp_path / "data"
+    with snapdex_serve(data, tenants=(TENANT,), SNAPDEX_GATE_FLOORS="{}") as svc:
+        c, admin = svc.client, auth(TENANT)
+        first = svc.wait_job(c.post("/ingest", json={"documents": SCOPE_DOCS}, headers=admin).json()["job_id"],
+                             headers=admin)["snapshot"]
+        queries = [{"id": "q-board", "text": "board approved the merger in closed session", "relevant": ["board-minutes"]},
+                   {"id": "q-draft", "text": "draft merger memo needs legal review", "relevant": ["alice-draft"]},
+                   {"id": "q-hand", "text": "offices open at nine handbook", "relevant": ["handbook"]}]
+        r = c.post("/eval/query-sets", json={"name": "qa", "queries": queries}, headers=admin)
+        assert r.status_code == 201, r.text
+        wait_until(lambda: any(r["status"] == "done" for r in c.get("/eval/runs", headers=admin).json()["runs"]),
+                   120, "the first run")
+        # Both documents leave the next snapshot: their queries lose.
+        for doc_id in ("board-minutes", "alice-draft"):
+            assert c.delete(f"/documents/{doc_id}", headers=admin).status_code == 202
+        second = wait_until(lambda: next((s["hash"] for s in c.get("/snapshots", headers=admin).json()["snapshots"]
+                                          if s["hash"] != first and s["status"] in ("live", "candidate")), None),
+                            180, "the second snapshot")
+        wait_until(lambda: any(r["snapshot"] == second and r["status"] == "done"
+                               for r in c.get("/eval/runs", headers=admin).json()["runs"]), 120, "its run")
+        alice = bearer(keys_cli(data, "create", "--tenant", TENANT, "--scope", "user", "--user", "alice@acme"))
+        service = bearer(keys_cli(data, "create", "--tenant", TENANT, "--scope", "service"))
+        params = {"base": first, "candidate": second, "query_set": "qa"}
+
+        everything = c.get("/eval/compare", params=params, headers=admin).json()
+        assert {q["query_id"] for q in everything["lost"]} == {"q-board", "q-draft"} and everything["hidden"] == 0
+        mine = c.get("/eval/compare", params=params, headers=alice)
+        assert mine.status_code == 200, mine.text
+        body = mine.json()
+        assert [q["query_id"] for q in body["lost"]] == ["q-draft"] and body["hidden"] == 1
+        assert body["base"]["metrics"] == everything["base"]["metrics"]  # the figures are the same
+        assert "board-minutes" not in mine.text and "closed session" not in mine.text
+        # The page and its overview: every snapshot, the figures, no admin card; nothing of the board's minutes.
+        page = c.get("/dashboard", headers=alice)
+        assert page.status_code == 200 and '"viewer":"user"' in page.text
+        assert first[:12] in page.text and second[:12] in page.text
+        assert not [s for s in SECRETS if s in page.text]
+        overview = c.get("/eval/overview", headers=alice).json()
+        assert overview["viewer"] == "user" and {s["hash"] for s in overview["snapshots"]} >= {first, second}
+        assert c.get("/eval/overview", headers=admin).json()["viewer"] == "admin"
+        # Per-query rows elsewhere, and every admin action, stay an admin key's; a service key has no dashboard.
+        run_id = c.get("/eval/runs", headers=admin).json()["runs"][0]["id"]
+        for method, url in (("GET", "/eval/runs"), ("GET", f"/eval/runs/{run_id}"), ("GET", "/eval/query-sets/qa"),
+                            ("POST", f"/snapshots/{second}/promote"), ("GET", "/profiles"), ("GET", "/webhooks")):
+            assert c.request(method, url, headers=alice).status_code == 403, url
+        assert c.get("/dashboard", headers=service).status_code == 403
+        assert c.get("/eval/compare", params=params, headers=service).status_code == 403

@@ -14,6 +14,7 @@ from eval.profiles import ProfileStore
 from db.engine import Database
 from tests.benchmark_runs import peer_run
 from tests.procs import REPO, auth, free_port, key_for, snapdex_serve, wait_until
+from tests.test_access import keys_cli
 
 pytestmark = pytest.mark.slow
 
@@ -266,6 +267,34 @@ def test_dashboard_in_chromium(tmp_path):
                 out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(out), full_page=True)
                 assert out.exists() and out.stat().st_size > 10_000
+
+                # A user key of the tenant: the figures of every snapshot, none of the admin's cards or actions,
+                # and a drill-down without the queries about a document it may not read.
+                r = svc.client.patch("/documents/parking/access", json={"access": {"users": ["ops@acme"]}},
+                                     headers=TENANT)
+                assert r.status_code == 202, r.text
+                params = {"base": first["snapshot"], "candidate": second["snapshot"], "query_set": "kb",
+                          "metric": "ndcg@10"}
+                changed = svc.client.get("/eval/compare", params=params, headers=TENANT).json()
+                parking_changed = any(q["query_id"] == "q-parking" for q in changed["lost"] + changed["gained"])
+                page.request.post(f"{svc.url}/dashboard/logout")
+                page.goto(f"{svc.url}/dashboard", wait_until="load")
+                sign_in(page, keys_cli(tmp_path / "data", "create", "--tenant", "dash", "--scope", "user",
+                                       "--user", "eve@acme"))
+                errors[:] = [e for e in errors if "401" not in e]
+                assert page.locator('[data-testid="viewer-note"]').is_visible()
+                assert page.locator('[data-testid="snapshot-row"]').count() >= 2
+                assert page.locator('[data-testid="promote-button"]').count() == 0
+                assert page.locator('[data-testid="profiles"]').is_hidden()
+                assert page.locator('[data-testid="webhooks"]').is_hidden()
+                page.select_option('[data-testid="compare-base"]', first["snapshot"])
+                page.select_option('[data-testid="compare-candidate"]', second["snapshot"])
+                page.select_option('[data-testid="compare-metric"]', "ndcg@10")
+                page.click('[data-testid="compare-button"]')
+                page.wait_for_selector('[data-testid="drilldown"][data-state="done"]', timeout=20_000)
+                shown = page.locator('[data-testid="drilldown"]').inner_text()
+                assert "visitors park" not in shown and "parking" not in shown, shown
+                assert page.locator('[data-testid="drilldown-hidden"]').count() == (1 if parking_changed else 0)
 
                 # A tenant with nothing yet gets the empty states, not a broken page.
                 page.request.post(f"{svc.url}/dashboard/logout")

@@ -28,7 +28,8 @@ TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True, autor
 @app.task(name="snapdex.ingest_job", **TASK_OPTIONS)
 def ingest_job(self, job_id: str) -> None:
     rt = get_runtime()
-    tenant = run_ingest_job(rt.ingestor, rt.jobs, job_id, transient=TRANSIENT, lease_s=rt.settings.lock_lease_s)
+    tenant = run_ingest_job(rt.ingestor, rt.jobs, job_id, transient=TRANSIENT, lease_s=rt.settings.lock_lease_s,
+                            access=rt.access_sync)
     if tenant is not None:
         # Debounced: jobs arriving close together share one build (build_pending skips while any ingests).
         build_snapshot.apply_async(args=(tenant,), countdown=rt.settings.build_debounce_s)

@@ -6,6 +6,7 @@
 
   window.__dashStart = performance.now(); // for the bench: scripts loaded, compiled and running
   var O = JSON.parse(document.getElementById("overview").textContent);
+  var asUser = O.viewer === "user"; // GET /dashboard with a user key (README, "The dashboard for a user key")
   var tenant = O.tenant;
   var DEFAULT_METRICS = ["recall@1", "recall@10", "recall@100", "ndcg@10", "mrr@10"];
   var COLORS = {"recall@1": "#9467bd", "recall@10": "#1f77b4", "recall@100": "#17becf", "ndcg@10": "#ff7f0e",
@@ -324,7 +325,7 @@
       var marks = (s.hash === O.live ? ' <span class="badge live" data-testid="live-badge">live</span>' : "") +
         (s.hash === O.previous ? ' <span class="badge prev">previous</span>' : "");
       var actions = "";
-      if (s.status === "candidate") {
+      if (s.status === "candidate" && !asUser) {
         actions += '<button type="button" class="small" data-action="promote" data-testid="promote-button">Promote</button>';
       }
       if (run && O.live && s.hash !== O.live && runBySnap.has(O.live)) {
@@ -456,6 +457,8 @@
       '<p class="muted small">' + esc(m) + " on " + esc(c.query_set) + " v" + c.version + "; runs " +
       esc(c.base.id.slice(0, 8)) + " and " + esc(c.candidate.id.slice(0, 8)) +
       (c.comparable ? "" : ' · <b>the two runs used different retrieval recipes</b>') +
+      (c.hidden ? ' · <span data-testid="drilldown-hidden">' + num(c.hidden) +
+        " changed queries not shown: they name documents you may not read</span>" : "") +
       "</p>";
     var html = summary +
       '<h3 class="lost">Lost <span class="count">' + num(c.lost.length) + "</span></h3>" +
@@ -670,8 +673,15 @@
     });
     window.__tableDrawnAt = performance.now(); // for the bench: the page is usable before the chart is drawn
     loadBenchmarks();
-    loadProfiles();
-    loadWebhooks();
+    if (asUser) {
+      // A user key: the recall figures and its own drill-down rows; the admin's cards stay out of the page.
+      $("profile-card").hidden = true;
+      $("webhook-card").hidden = true;
+      $("viewer-note").hidden = false;
+    } else {
+      loadProfiles();
+      loadWebhooks();
+    }
     $("profile-rollback").addEventListener("click", function (e) { rollbackProfile(e.currentTarget); });
     $("compare-form").addEventListener("submit", function (e) { e.preventDefault(); compare(); });
     $("snapshot-rows").addEventListener("click", function (e) {

@@ -64,10 +64,10 @@ def _template() -> str:
             .replace("{{css_version}}", _asset("dashboard.css").etag.strip('"')))
 
 
-def render(rt: Runtime, tenant: str) -> str:
+def render(rt: Runtime, tenant: str, viewer: str = "admin") -> str:
     # Inside <script type="application/json"> the only way out is "</script"; "<!--" could open a
     # double-escaped script state. JSON text can hold "<" only inside strings, where both escapes are valid.
-    data = overview(rt, tenant).model_dump_json().replace("</", "<\\/").replace("<!--", "<\\u0021--")
+    data = overview(rt, tenant, viewer).model_dump_json().replace("</", "<\\/").replace("<!--", "<\\u0021--")
     return _template().replace("{{tenant}}", tenant).replace("{{overview}}", data)
 
 
@@ -77,7 +77,10 @@ def render(rt: Runtime, tenant: str) -> str:
 async def dashboard(rt: RuntimeDep, principal: PrincipalDep,
                     tenant: Annotated[str | None, Query(description="default: the API key's tenant")] = None
                     ) -> HTMLResponse:
-    html = await run_in_threadpool(render, rt, tenant_of(principal, tenant))
+    # Admin keys, and user keys: the same aggregates, a drill-down naming only what the user may read, and none of
+    # the admin's actions or cards (promote, profiles, webhooks).
+    html = await run_in_threadpool(render, rt, tenant_of(principal, tenant, scopes=("admin", "user")),
+                                   principal.scope)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

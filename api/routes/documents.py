@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, TenantDep, reader_of
+from api.deps import AskedPrincipalDep, PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, TenantDep, reader_of
 from api.enqueue import enqueue
 from api.schemas import (AccessChange, AccessResponse, DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse,
                          DocumentListResponse, DocumentResponse, DocumentSummary, errors)
@@ -66,12 +66,13 @@ def _document(rt, tenant: str, doc_id: str, reader: Reader | None = None) -> Doc
 # below the ~64 KiB the HTTP server parses; past that it answers a plain-text 400 that no route can shape.
 @router.get("/documents", response_model=DocumentListResponse, summary="The tenant's documents, a page at a time")
 async def list_documents(rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep, settings: SettingsDep,
+                         asked: AskedPrincipalDep,
                          limit: Annotated[int, Query(ge=1, le=500)] = 50,
                          cursor: Annotated[str | None, Query(max_length=1000, description="from next_cursor")] = None,
                          filters: Annotated[str | None, Query(max_length=1000, description=(
                              'JSON object of metadata values a document must have, e.g. {"team": "hr"}'))] = None
                          ) -> DocumentListResponse:
-    reader = reader_of(principal, tenant, settings)
+    reader = reader_of(principal, tenant, settings, asked)
 
     def page():
         docs, last = rt.catalog.page(tenant, limit, _after(cursor), _filters(filters),
@@ -87,8 +88,8 @@ async def list_documents(rt: RuntimeDep, tenant: ReadingTenantDep, principal: Pr
 @router.get("/documents/{doc_id:path}/chunks", response_model=DocumentChunksResponse,
             summary="A document's chunks in order, with their offsets in its stored text, pages and heading paths")
 async def document_chunks(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep,
-                          settings: SettingsDep) -> DocumentChunksResponse:
-    reader = reader_of(principal, tenant, settings)
+                          settings: SettingsDep, asked: AskedPrincipalDep) -> DocumentChunksResponse:
+    reader = reader_of(principal, tenant, settings, asked)
 
     def chunks():
         doc = _document(rt, tenant, doc_id, reader)
@@ -108,8 +109,8 @@ async def document_chunks(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep,
 @router.get("/documents/{doc_id:path}", response_model=DocumentResponse,
             summary="A document: its stored text (what offsets index into) and metadata")
 async def get_document(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep,
-                       settings: SettingsDep) -> DocumentResponse:
-    reader = reader_of(principal, tenant, settings)
+                       settings: SettingsDep, asked: AskedPrincipalDep) -> DocumentResponse:
+    reader = reader_of(principal, tenant, settings, asked)
 
     def one():
         doc = _document(rt, tenant, doc_id, reader)
@@ -124,11 +125,14 @@ async def get_document(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, pr
               summary="Change who may read a document, without parsing or embedding it again", responses=errors(400))
 async def set_access(doc_id: str, body: AccessChange, rt: RuntimeDep, tenant: TenantDep,
                      settings: SettingsDep) -> AccessResponse:
-    # A payload change only: the next snapshot takes every vector from the cache; its hash differs (access lists
-    # are part of it). Until it is live, retrieval answers from the live snapshot, with the lists it was built with.
+    # A payload change only. Before the answer, the new list is written into every snapshot of the tenant holding
+    # the document (live, candidates, retired, one being built): from here on no request, live, pinned or after a
+    # rollback, reads it under the old list, and no cached answer from before is served (index_snapshots/access.py).
+    # The next snapshot takes every vector from the cache; its hash differs (access lists are part of it).
     access = body.access.stored() if body.access is not None else None
     if not await run_in_threadpool(rt.catalog.set_access, tenant, doc_id, access):
         raise HTTPException(status_code=404, detail=f"document {doc_id} not found")
+    await run_in_threadpool(rt.access_sync.apply, tenant, [doc_id])
     # Debounced as after an ingest job: a burst of changes makes one snapshot. A build already queued in the first
     # half of its countdown reads this change too (it reads the catalog when it starts), so no other is queued.
     now = time.monotonic()

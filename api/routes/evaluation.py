@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep, SettingsDep, TenantDep
+from api.auth import Principal
+from api.deps import PrincipalDep, RuntimeDep, SettingsDep, TenantDep, ViewingTenantDep, reader_of
 from api.enqueue import enqueue
 from api.schemas import (
     EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse, EvalRunListResponse, EvalRunQueued,
@@ -17,7 +18,9 @@ from api.schemas import (
 )
 from eval.metrics import metric_names
 from eval.store import LabelledQuery
+from ingest.access import Reader
 from snapdex.runtime import Runtime
+from snapdex.settings import Settings
 
 router = APIRouter(prefix="/eval", tags=["evaluation"], responses=errors(400, 404, 422, 503))
 HASH = r"^[0-9a-f]{64}$"
@@ -114,31 +117,58 @@ async def get_run(run_id: str, rt: RuntimeDep, tenant: TenantDep) -> EvalRunDeta
     return await run_in_threadpool(_run_detail, rt, tenant, run_id)
 
 
+def visible_changes(rt: Runtime, tenant: str, reader: Reader, entries: list[dict]) -> tuple[list[dict], int]:
+    """The changed queries of a drill-down `reader` may see: those whose every relevant document it may read (the
+    query's text and ranks are then about its own documents), each naming only the readable documents among those
+    that took their place; and how many were left out. A document the catalog does not know is not readable."""
+    named = {d for e in entries for d in (*e["ranks_before"], *e["ranks_after"], *e["retrieved_instead"])}
+    lists = rt.catalog.access_lists(tenant, named)
+
+    def readable(doc_id: str) -> bool:
+        return doc_id in lists and reader.sees_document(lists[doc_id])
+
+    kept = [{**e, "retrieved_instead": [d for d in e["retrieved_instead"] if readable(d)]} for e in entries
+            if all(readable(d) for d in (*e["ranks_before"], *e["ranks_after"], *e["missed"]))]
+    return kept, len(entries) - len(kept)
+
+
 def _compare(rt: Runtime, tenant: str, base: str, candidate: str, query_set: str, version: int | None,
-             metric: str) -> EvalCompareResponse:
+             metric: str, reader: Reader | None = None) -> EvalCompareResponse:
     try:
         c = rt.evaluator.compare(tenant, base, candidate, query_set, version, metric)
     except LookupError as e:
         raise HTTPException(404, str(e)) from e
     except ValueError as e:
         raise HTTPException(422, str(e)) from e
+    gained, lost, hidden = c["gained"], c["lost"], 0
+    if reader is not None:
+        (gained, hidden_gained), (lost, hidden_lost) = (visible_changes(rt, tenant, reader, gained),
+                                                        visible_changes(rt, tenant, reader, lost))
+        hidden = hidden_gained + hidden_lost
     return EvalCompareResponse(
         tenant=tenant, query_set=c["query_set"].name, version=c["query_set"].version, metric=metric,
         base=EvalRunResponse.from_row(c["base"]), candidate=EvalRunResponse.from_row(c["candidate"]),
         comparable=c["base"].recipe_key == c["candidate"].recipe_key,
-        gained=[QueryChange(**e) for e in c["gained"]], lost=[QueryChange(**e) for e in c["lost"]],
-        unchanged=c["unchanged"])
+        gained=[QueryChange(**e) for e in gained], lost=[QueryChange(**e) for e in lost],
+        unchanged=c["unchanged"], hidden=hidden)
+
+
+def viewer_reader(principal: Principal, tenant: str, settings: Settings) -> Reader | None:
+    """Whom a dashboard route filters for: a user key's own principal; None (everything) for an admin key."""
+    return reader_of(principal, tenant, settings) if principal.scope == "user" else None
 
 
 @router.get("/compare", response_model=EvalCompareResponse,
             summary="Which queries gained and which lost between two snapshots, with the documents they missed")
-async def compare(rt: RuntimeDep, tenant: TenantDep, base: Annotated[str, Query(pattern=HASH)],
+async def compare(rt: RuntimeDep, tenant: ViewingTenantDep, principal: PrincipalDep, settings: SettingsDep,
+                  base: Annotated[str, Query(pattern=HASH)],
                   candidate: Annotated[str, Query(pattern=HASH)], query_set: str,
                   version: Annotated[int | None, Query(ge=1)] = None, metric: str = "recall@10") -> EvalCompareResponse:
-    return await run_in_threadpool(_compare, rt, tenant, base, candidate, query_set, version, metric)
+    reader = viewer_reader(principal, tenant, settings)
+    return await run_in_threadpool(_compare, rt, tenant, base, candidate, query_set, version, metric, reader)
 
 
-def overview(rt: Runtime, tenant: str) -> EvalOverviewResponse:
+def overview(rt: Runtime, tenant: str, viewer: str = "admin") -> EvalOverviewResponse:
     o = rt.evaluator.overview(tenant)
     order = {s.hash: i for i, s in enumerate(o["snapshots"])}
     active = {r.id for r in rt.evals.active_sets(tenant)}
@@ -156,11 +186,12 @@ def overview(rt: Runtime, tenant: str) -> EvalOverviewResponse:
         tenant=tenant, tenants=[tenant],  # a key sees its own tenant only
         live=next((s.hash for s in o["snapshots"] if s.status == "live"), None),
         previous=rt.manifest.previous(tenant), gate={"floors": policy.floors, "max_drop": policy.max_drop},
-        metrics=metric_names(rt.settings.eval_ks), switches=o["switches"], query_sets=sets,
+        metrics=metric_names(rt.settings.eval_ks), switches=o["switches"], query_sets=sets, viewer=viewer,
         snapshots=[SnapshotResponse.from_row(s, o["verdicts"].get(s.hash)) for s in o["snapshots"]])
 
 
 @router.get("/overview", response_model=EvalOverviewResponse,
             summary="Snapshots, gate verdicts and every query set's metrics per snapshot: the dashboard's data")
-async def get_overview(rt: RuntimeDep, tenant: TenantDep) -> EvalOverviewResponse:
-    return await run_in_threadpool(overview, rt, tenant)
+async def get_overview(rt: RuntimeDep, tenant: ViewingTenantDep, principal: PrincipalDep) -> EvalOverviewResponse:
+    # Aggregates only (no query text, no document): a user key sees the same as an admin key.
+    return await run_in_threadpool(overview, rt, tenant, principal.scope)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 import operator
 
 import numpy as np
@@ -187,6 +188,43 @@ def test_delete_points(store, points):
         hits = store.search_hybrid(name, dense, sparse, 50, candidates=100)
         assert not {h.id for h in hits} & set(gone)
     assert store.search_dense(name, points[0].dense, 1)[0].id != points[0].id
+
+
+def test_set_payloads_changes_only_the_given_fields_and_the_filters_see_it(store, points):
+    """An access change to a built snapshot (index_snapshots/access.py): each point takes its own new `access`,
+    the keyword-indexed filter matches the new tokens inside a search, vectors and other fields stay."""
+    name = load(store, points)
+    changed = {p.id: {"access": [f"u:new{i}"], "doc_ids": ["moved"]} for i, p in enumerate(points[:20])}
+    unknown = str(uuid.uuid4())
+    store.set_payloads(name, {**changed, unknown: {"access": ["u:ghost"]}})
+    store.set_payloads(name, {})
+    assert store.count(name) == N and store.retrieve(name, [unknown]) == []  # nothing created
+    for before, after in zip(points[:20], store.retrieve(name, list(changed), with_vectors=True)):
+        assert after.payload == {**before.payload, **changed[before.id]}
+        assert np.allclose(after.dense, before.dense, atol=1e-6) and list(after.sparse.indices) == before.sparse.indices
+    assert store.count(name, {"access": ["u:new3", "u:new7"]}) == 2
+    assert store.count(name, {"doc_ids": "moved"}) == 20
+    # The old tokens of those points no longer match; the search with the filter finds the new holder only.
+    hits = store.search_dense(name, points[3].dense, 5, filters={"access": ["u:new3"]})
+    assert [h.id for h in hits] == [points[3].id] and hits[0].payload["access"] == ["u:new3"]
+    untouched = {p.id: p.payload for p in points[20:]}
+    assert all(r.payload == untouched[r.id] for r in store.retrieve(name, list(untouched)))
+
+
+def test_nested_array_filters_match_any_element(store, points):
+    """`sources[].twins` (a list inside each element of a list): how an access change finds the points that name a
+    document as a near-duplicate twin."""
+    nested = {p.id: {"sources": [{"doc_id": "a", "twins": []}, {"doc_id": "b", "twins": [f"t{i % 3}"]}]}
+              for i, p in enumerate(points[:9])}
+    # Unindexed (a collection built before the index) and keyword-indexed, as the builder makes them now.
+    for name, indexes in (("plain", ()), ("indexed", ("doc_ids", "sources[].twins"))):
+        store.create_collection(name, DIM, keyword_indexes=indexes)
+        store.upsert(name, points)
+        store.set_payloads(name, nested)
+        assert store.count(name, {"sources[].twins": "t1"}) == 3
+        assert store.count(name, {"sources[].twins": ["t0", "t2"]}) == 6
+        records, _ = store.scroll(name, filters={"sources[].doc_id": "b"}, limit=50)
+        assert {r.id for r in records} == set(nested)
 
 
 def test_dense_is_exact(store, points):

@@ -58,3 +58,19 @@ def test_a_hit_names_only_the_near_duplicate_twins_its_reader_may_read():
     assert seen["doc_ids"] == ["v2"] and seen["metadata"] == {"team": ["a"]}  # its own document stands
     assert visible_payload(payload, Reader.of("carol", [], True)) is payload
     assert visible_payload(payload, None) is payload
+
+
+def test_a_changed_list_rewrites_a_points_sources_twins_and_union():
+    from ingest.access import reassigned
+
+    payload = {"access": ["*", "u:carol"], "doc_ids": ["open", "secret"],
+               "sources": [{"doc_id": "open", "access": ["*"], "twins": ["secret"], "twin_access": [["u:carol"]]},
+                           {"doc_id": "secret", "access": ["u:carol"]}]}
+    fields = reassigned(payload, {"secret": {"users": ["erin"], "groups": ["hr"]}})
+    assert fields["access"] == ["*", "g:hr", "u:erin"]
+    assert fields["sources"][0]["twin_access"] == [["u:erin", "g:hr"]] and fields["sources"][0]["access"] == ["*"]
+    assert fields["sources"][1]["access"] == ["u:erin", "g:hr"]
+    assert reassigned({**payload, **fields}, {"secret": {"users": ["erin"], "groups": ["hr"]}}) is None  # already so
+    assert reassigned(payload, {"elsewhere": None}) is None
+    # Built before access lists: no principal's filter matches it, and none is made to.
+    assert reassigned({"doc_ids": ["secret"], "sources": [{"doc_id": "secret"}]}, {"secret": None}) is None
