@@ -267,10 +267,10 @@ class Chunker:
     def _sections(self, text: str, page_offsets: set[int] = frozenset()) -> list[tuple[int, int, tuple[str, ...]]]:
         """Heading sections as spans of `text` with their heading paths; neighbouring sections are joined while
         they fit in one chunk, except into one that starts a page (a slide, a sheet: each its own chunks)."""
-        spans: list[tuple[int, int, tuple[str, ...], int, bool]] = []
-        at = 0
         from llama_index.core import Document
 
+        spans: list[tuple[int, int, tuple[str, ...], int, bool]] = []
+        at = 0
         for node in self._markdown.get_nodes_from_documents([Document(text=text)]):
             section = node.get_content()
             span = locate(text, section, at)
