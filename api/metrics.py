@@ -174,6 +174,15 @@ class OpsCollector:
         yield cache
         yield held
         yield self._memory(caches)
+        embedding = self.rt.__dict__.get("embedding")  # only once built, as above
+        if embedding is not None:
+            seconds = CounterMetricFamily("snapdex_embedding_model_seconds", "wall seconds this process's ingest and "
+                                          "builds spent in the embedding model (tokenising, forward pass, pooling)")
+            seconds.add_metric([], embedding.model_seconds)
+            texts = CounterMetricFamily("snapdex_embedding_model_texts", "texts this process's ingest and builds "
+                                        "sent to the embedding model")
+            texts.add_metric([], embedding.model_texts)
+            yield from (seconds, texts)
 
         depth = self._queue_depth()
         if depth is not None:

@@ -10,6 +10,8 @@ touches nothing else.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -68,6 +70,17 @@ class EmbeddingService:
     def __init__(self, backend: Embedder, cache: EmbeddingCache) -> None:
         self.backend = backend
         self.cache = cache
+        # Wall seconds inside the backend's calls (tokenising, forward pass, pooling) and the texts sent, for
+        # /metrics: what ingest costs beyond the model, read within one run (a raw-model timing taken apart
+        # from it drifts with this machine's speed).
+        self.model_seconds = 0.0
+        self.model_texts = 0
+        self._counting = threading.Lock()
+
+    def _count(self, started: float, texts: int) -> None:
+        with self._counting:
+            self.model_seconds += time.perf_counter() - started
+            self.model_texts += texts
 
     @property
     def model_id(self) -> str:
@@ -80,7 +93,9 @@ class EmbeddingService:
         missing = [k for k in keys if k not in found]
         for i in range(0, len(missing), batch_size):
             part = missing[i : i + batch_size]
+            started = time.perf_counter()
             fresh = dict(zip(part, self.backend.embed([items[k] for k in part])))
+            self._count(started, len(part))
             self.cache.put_many(self.model_id, fresh)
             found.update(fresh)
         return found, len(missing)
@@ -111,8 +126,10 @@ class EmbeddingService:
         plans = {p.key: list(p.parts()) for p in todo}  # type: ignore[misc]  (late passages have parts)
         for i in range(0, len(todo), batch_size):
             batch = todo[i : i + batch_size]
+            started = time.perf_counter()
             vecs, pooled = self.backend.embed_spans(  # type: ignore[attr-defined]  (checked in `passages`)
                 [p.text for p in batch], [[(q.start, q.end) for q in plans[p.key]] for p in batch])
+            self._count(started, len(batch))
             overflow = {q.key: q.text for p, got in zip(batch, pooled) for q, v in zip(plans[p.key], got) if v is None}
             alone, _ = self.texts(overflow, batch_size) if overflow else ({}, 0)
             fresh: dict[str, np.ndarray] = {}

@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 from importlib.metadata import version
 from typing import TYPE_CHECKING
@@ -39,6 +39,12 @@ _HEADING = re.compile(r"^(#+)\s(.*)")
 _TABLE = re.compile(r"^\|[^\n]*\|[ \t]*\n\|(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*(?:\n\|[^\n]*)*", re.M)
 
 
+@cache
+def _library_version() -> str:
+    # Read once: every document records the chunker's fingerprint, and importlib.metadata scans site-packages.
+    return version("llama-index-core")
+
+
 @dataclass(frozen=True)
 class ChunkerConfig:
     chunk_size: int = 256
@@ -53,7 +59,7 @@ class ChunkerConfig:
     def canonical(self) -> dict:
         """What a snapshot hash covers: the parsers, their library version and every knob."""
         return {
-            "library": f"llama-index-core-{version('llama-index-core')}",
+            "library": f"llama-index-core-{_library_version()}",
             "structured": "MarkdownNodeParser+SentenceSplitter",
             "prose": "SentenceSplitter",
             "tokenizer": "tiktoken-cl100k",

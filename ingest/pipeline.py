@@ -37,6 +37,9 @@ class IngestConfig:
     embed_batch_size: int = 256
     windows: WindowConfig | None = WindowConfig()  # None: snapshots carry no window vectors
     max_document_chars: int = 5_000_000  # chunking and embedding cost grow with it: a longer document fails alone
+    # A job's first batches are smaller (this many chunks, then twice as many each time up to embed_batch_size):
+    # the model starts as soon as the first documents are chunked instead of idling while a whole batch is parsed.
+    first_embed_batch: int = 32
 
 
 class Ingestor:
@@ -204,9 +207,10 @@ def _carry_spans(src: DocumentRow, doc: DocumentRow) -> list[list] | None:
 
 
 class _EmbedFeed:
-    """New chunks of a job, handed to the embedding thread `embed_batch_size` at a time (the first title wins for a
-    chunk two documents share, as the catalog's order gives it). One batch is embedded and at most one more
-    waits; handing over a third waits for the first, so a failure in the embedding thread stops the parsing too."""
+    """New chunks of a job, handed to the embedding thread `embed_batch_size` at a time, after a ramp from
+    `first_embed_batch` (the first title wins for a chunk two documents share, as the catalog's order gives it).
+    One batch is embedded and at most one more waits; handing over a third waits for the first, so a failure in
+    the embedding thread stops the parsing too."""
 
     DEPTH = 1  # batches waiting behind the one being embedded
 
@@ -216,17 +220,21 @@ class _EmbedFeed:
         self.buffer: dict[str, str | None] = {}
         self.futures: deque[Future] = deque()
         self.total = 0
+        self.size = min(ingestor.config.first_embed_batch, ingestor.config.embed_batch_size)
 
     def add(self, hashes: list[str], title: str | None) -> None:
         for h in hashes:
             if h not in self.seen:
                 self.seen.add(h)
                 self.buffer[h] = title
-        if len(self.buffer) >= self.ingestor.config.embed_batch_size:
+        while len(self.buffer) >= self.size:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        batch, self.buffer = self.buffer, {}
+        # Exactly `size` chunks (the rest waits for the next batch): the model is called with whole batches.
+        items = list(self.buffer.items())
+        batch, self.buffer = dict(items[: self.size]), dict(items[self.size :])
+        self.size = min(2 * self.size, self.ingestor.config.embed_batch_size)
         self.total += len(batch)
         self.ingestor.jobs.set_phase(self.job_id, "embedding", chunks_total=self.total)
         self.futures.append(self.pool.submit(self.ingestor.embed_batch, self.job_id, self.tenant, batch))
@@ -235,7 +243,7 @@ class _EmbedFeed:
 
     def close(self) -> None:
         """Hand over the rest and wait for every batch; an embedding error is raised here."""
-        if self.buffer:
+        while self.buffer:
             self._hand_over()
         while self.futures:
             self.futures.popleft().result()

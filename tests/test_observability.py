@@ -59,6 +59,10 @@ def test_metrics_request_ids_and_json_logs_over_http(tmp_path):
         assert value(found, "snapdex_cache_lookups_total", cache="answers", outcome="hit") == 1
         assert value(found, "snapdex_cache_lookups_total", cache="answers", outcome="miss") == 2
         assert value(found, "snapdex_chunks_embedded_total", tenant="obs") >= 2
+        # The embedded worker's model time, in the same process: every embedded chunk went through the model.
+        assert value(found, "snapdex_embedding_model_texts_total") >= \
+            value(found, "snapdex_chunks_embedded_total", tenant="obs")
+        assert value(found, "snapdex_embedding_model_seconds_total") > 0
         assert value(found, "snapdex_jobs", tenant="obs", status="succeeded") == 1
         assert value(found, "snapdex_live_snapshot_info", tenant="obs", snapshot=snap[:12]) == 1
         assert value(found, "snapdex_gate_verdicts", tenant="obs", outcome="passed") == 1

@@ -119,23 +119,26 @@ def test_tenants_are_separate_collections(rt):
 
 
 class _Watching:
-    """Wraps the fake embedder: at each model call, how many documents of the job had been recorded."""
+    """Wraps the fake embedder: at each model call, how many documents of the job had been recorded, and how
+    many texts the call was given."""
 
-    def __init__(self, rt, job_id, fail_on_call: int | None = None):
-        self.rt, self.job_id, self.fail_on_call = rt, job_id, fail_on_call
+    def __init__(self, rt, job_id, fail_on_call: int | None = None, pause_s: float = 0.3):
+        self.rt, self.job_id, self.fail_on_call, self.pause_s = rt, job_id, fail_on_call, pause_s
         self.inner = rt.embedder
         self.seen: list[int] = []
+        self.sizes: list[int] = []
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     def embed_spans(self, texts, spans):
         self.seen.append(self.rt.jobs.get(self.job_id).docs_done)
+        self.sizes.append(len(texts))
         if self.fail_on_call is not None and len(self.seen) == self.fail_on_call:
             raise ConnectionError("embedding cache went away")
         import time
 
-        time.sleep(0.3)  # a model call takes time: the parser goes on meanwhile
+        time.sleep(self.pause_s)  # a model call takes time: the parser goes on meanwhile
         return self.inner.embed_spans(texts, spans)
 
 
@@ -163,6 +166,29 @@ def test_ingest_parses_the_next_documents_while_a_batch_is_embedded(tmp_path):
         assert watch.seen[0] < 40 and len(watch.seen) >= 3
         assert any(b > a for a, b in zip(watch.seen, watch.seen[1:-1]))
         assert view.chunks_embedded == view.chunks_total and view.chunks_reused == 0
+    finally:
+        rt.close()
+
+
+def test_a_job_hands_its_first_chunks_to_the_model_early_then_full_batches(tmp_path):
+    from dataclasses import replace
+
+    from index_snapshots.service import run_ingest_job
+
+    rt = make_runtime(tmp_path)
+    try:
+        rt.ingestor.config = replace(rt.ingestor.config, embed_batch_size=32, first_embed_batch=4)
+        job_id = rt.jobs.create("default", _many_docs(40))
+        watch = _Watching(rt, job_id, pause_s=0.0)
+        rt.embedding.backend = watch
+        assert run_ingest_job(rt.ingestor, rt.jobs, job_id)
+        view = rt.jobs.get(job_id)
+        # The model is fed after 4 chunks, not after a whole batch is parsed; batches then double up to the full
+        # size, and each model call gets a whole batch (the last one: what is left).
+        sizes = watch.sizes
+        assert sizes[:4] == [4, 8, 16, 32] and all(n == 32 for n in sizes[3:-1]) and 0 < sizes[-1] <= 32
+        assert sum(sizes) == view.chunks_total > 100
+        assert view.chunks_embedded == view.chunks_total
     finally:
         rt.close()
 
