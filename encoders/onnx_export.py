@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 # Bump when this file changes what it writes: the export folder and the model id both carry it.
-EXPORT_VERSION = 1
-OPSET = 18
+EXPORT_VERSION = 2
+OPSET = 17
 
 # Dynamic quantisation configs (weights int8 ahead of time, activations quantised per call). Named after the CPU
 # features they target, as optimum's AutoQuantizationConfig names them: "vnni" is its avx512_vnni config (u8
@@ -40,9 +40,14 @@ QUANTIZATIONS: dict[str, dict | None] = {
     "avx2": {"weight_type": "QUInt8", "per_channel": False, "reduce_range": False},
     "avx2-pc": {"weight_type": "QUInt8", "per_channel": True, "reduce_range": False},
 }
-# Operators quantised: the transformer's matrix products. The word-embedding table (Gather) stays fp32: it is a
-# lookup, not compute, so quantising it saves disk, not time.
-QUANTIZED_OPS = ("MatMul",)
+# Operators quantised: the transformer's matrix products, and the fused attention (its QKV projection). The
+# word-embedding table (EmbedLayerNormalization's Gather) stays fp32: it is a lookup, not compute, so quantising it
+# saves disk, not time.
+QUANTIZED_OPS = ("MatMul", "Attention")
+# onnxruntime's BERT graph fusions (onnxruntime.transformers.optimizer): one Attention node per layer instead of
+# ~20 small ones, plus EmbedLayerNormalization, SkipLayerNormalization and BiasGelu. Measured on 768 SciFact chunks,
+# int8: 8.8 s fused against 9.9 s unfused (README, "Embedder backends").
+FUSION = "onnxruntime-bert"
 
 SAMPLE_TEXTS = (
     "Vitamin D deficiency is common in winter.",
@@ -58,8 +63,8 @@ def export_config(quantization: str) -> dict:
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of {sorted(QUANTIZATIONS)}")
     q = QUANTIZATIONS[quantization]
-    return {"version": EXPORT_VERSION, "opset": OPSET, "exporter": "torch.onnx dynamo, eager attention",
-            "quantization": quantization, **({"quantize": {**q, "ops": list(QUANTIZED_OPS)}} if q else {})}
+    return {"version": EXPORT_VERSION, "opset": OPSET, "exporter": "torch.onnx torchscript, eager attention",
+            "fusion": FUSION, "quantization": quantization, **({"quantize": {**q, "ops": list(QUANTIZED_OPS)}} if q else {})}
 
 
 def config_key(quantization: str) -> str:
@@ -110,24 +115,41 @@ def export(folder: Path, out: Path, quantization: str) -> dict:
                               token_type_ids=token_type_ids).last_hidden_state
 
     names = ("input_ids", "attention_mask", "token_type_ids")
-    # Traced on two texts; checked below on all of them (other lengths, heavy padding, one truncated).
+    # The reference first, from the untouched model: each text alone, so no padding on its side. (Computed after
+    # the TorchScript export, it came out wrong: tracing leaves the module in a state its eager calls misread.)
+    enc = tokenizer(list(SAMPLE_TEXTS), padding=True, truncation=True, return_tensors="np",
+                    max_length=sentence_config(folder)["max_seq_length"])
+    want = []
+    with torch.inference_mode():
+        for row in range(len(SAMPLE_TEXTS)):
+            n_real = int(enc["attention_mask"][row].sum())
+            alone = {n: torch.from_numpy(enc[n][row : row + 1, :n_real]) for n in names}
+            want.append(model(**alone).last_hidden_state[0].numpy().copy())
+    # Traced on two texts; checked below on all of them (other lengths, heavy padding, one truncated). The
+    # TorchScript exporter, not dynamo: onnxruntime's BERT fusions recognise its attention subgraph (they found
+    # no Attention in the dynamo graph), and the fused graph is the faster one.
     sample = tokenizer(list(SAMPLE_TEXTS[:2]), padding=True, return_tensors="pt")
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=int(sentence_config(folder)["max_seq_length"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        fp32 = work / ("model.onnx" if QUANTIZATIONS[quantization] is None else "model-fp32.onnx")
+        traced = work / "model-traced.onnx"
         with torch.inference_mode():
-            torch.onnx.export(TokenEmbeddings(model), tuple(sample[n] for n in names), str(fp32), dynamo=True,
+            torch.onnx.export(TokenEmbeddings(model), tuple(sample[n] for n in names), str(traced), dynamo=False,
                               input_names=list(names), output_names=["token_embeddings"], opset_version=OPSET,
-                              dynamic_shapes={n: {0: batch, 1: seq} for n in names}, external_data=False)
+                              dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names})
+        fp32 = work / ("model.onnx" if QUANTIZATIONS[quantization] is None else "model-fp32.onnx")
+        fused = fuse(traced, fp32, model.config)
+        traced.unlink()
         q = QUANTIZATIONS[quantization]
         if q is not None:
+            import onnx
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
+            # The fused nodes are in onnxruntime's domain, where shape inference gives no types: float it is.
             quantize_dynamic(str(fp32), str(work / "model.onnx"), op_types_to_quantize=list(QUANTIZED_OPS),
                              per_channel=q["per_channel"], reduce_range=q["reduce_range"],
-                             weight_type=getattr(QuantType, q["weight_type"]))
+                             weight_type=getattr(QuantType, q["weight_type"]),
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
             fp32.unlink()
         tokenizer.backend_tokenizer.save(str(work / "tokenizer.json"))
 
@@ -135,22 +157,14 @@ def export(folder: Path, out: Path, quantization: str) -> dict:
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(work / "model.onnx"), providers=["CPUExecutionProvider"])
-        enc = tokenizer(list(SAMPLE_TEXTS), padding=True, truncation=True, return_tensors="np",
-                        max_length=sentence_config(folder)["max_seq_length"])
         got = session.run(None, {n: enc[n].astype(np.int64) for n in names})[0]
-        want = []
-        with torch.inference_mode():  # each text alone: no padding on the reference side
-            for row in range(len(SAMPLE_TEXTS)):
-                n_real = int(enc["attention_mask"][row].sum())
-                alone = {n: torch.from_numpy(enc[n][row : row + 1, :n_real]) for n in names}
-                want.append(model(**alone).last_hidden_state[0].numpy())
         mask = enc["attention_mask"].astype(np.float32)
         pooled_got = [(got[r, : len(w)] * mask[r, : len(w), None]).sum(0) for r, w in enumerate(want)]
         pooled_want = [w.sum(0) for w in want]
         cosine = np.array([float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in zip(pooled_got, pooled_want)])
         token_diff = max(float(np.abs(got[r, : len(w)] - w).max()) for r, w in enumerate(want))
         meta = {**sentence_config(folder), "source": str(folder), "config": config, "config_key": config_key(quantization),
-                "torch": torch.__version__, "onnxruntime": ort.__version__,
+                "torch": torch.__version__, "onnxruntime": ort.__version__, "fused": fused,
                 "min_cosine_to_torch": round(float(cosine.min()), 6),
                 "max_abs_token_diff": round(token_diff, 6),
                 "bytes": (work / "model.onnx").stat().st_size, "seconds": round(time.perf_counter() - started, 1)}
@@ -170,6 +184,22 @@ def export(folder: Path, out: Path, quantization: str) -> dict:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def fuse(src: Path, dst: Path, config) -> dict[str, int]:
+    """`src` with onnxruntime's BERT fusions applied, written to `dst`; returns how many nodes of each fused kind
+    it has. Only a graph whose every layer's attention fused is kept: for a model the fusions do not recognise
+    (another architecture in the configured folder), `dst` is `src` unchanged and the result says {}."""
+    from onnxruntime.transformers import optimizer
+
+    fused = optimizer.optimize_model(str(src), model_type="bert", num_heads=int(config.num_attention_heads),
+                                     hidden_size=int(config.hidden_size), opt_level=0)
+    stats = {k: int(v) for k, v in fused.get_fused_operator_statistics().items() if v}
+    if stats.get("Attention", 0) != int(config.num_hidden_layers):
+        shutil.copyfile(src, dst)
+        return {}
+    fused.save_model_to_file(str(dst))
+    return stats
 
 
 def main(argv: list[str] | None = None) -> int:
