@@ -71,8 +71,8 @@ class EmbeddingService:
         self.backend = backend
         self.cache = cache
         # Wall seconds inside the backend's calls (tokenising, forward pass, pooling) and the texts sent, for
-        # /metrics: what ingest costs beyond the model, read within one run (a raw-model timing taken apart
-        # from it drifts with this machine's speed).
+        # /metrics: what ingest costs beyond the model, read from the same calls (a raw-model timing taken at
+        # another time is not comparable: CPU speed drifts).
         self.model_seconds = 0.0
         self.model_texts = 0
         self._counting = threading.Lock()

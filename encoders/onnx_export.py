@@ -116,7 +116,7 @@ def export(folder: Path, out: Path, quantization: str) -> dict:
 
     names = ("input_ids", "attention_mask", "token_type_ids")
     # The reference first, from the untouched model: each text alone, so no padding on its side. (Computed after
-    # the TorchScript export, it came out wrong: tracing leaves the module in a state its eager calls misread.)
+    # the TorchScript export, it came out wrong, cosine 0.78-0.81 on the long sample; why was not found.)
     enc = tokenizer(list(SAMPLE_TEXTS), padding=True, truncation=True, return_tensors="np",
                     max_length=sentence_config(folder)["max_seq_length"])
     want = []
