@@ -102,8 +102,12 @@ _BOMS = (  # UTF-32 first: its little-endian BOM starts with the UTF-16 one
 _HTML_TAG = re.compile(r"<(?:!doctype\s+html|html|head|body)\b")
 # ATX heading, code fence, pipe-table delimiter row, [link](target). Bulleted lists alone are
 # not enough: plain text uses them too, and partition_text turns them into ListItems anyway.
+# A link counts only if its target looks like one (a scheme, a path, an anchor, a file name): chemistry and
+# maths put brackets before parentheses too ("[Ca(2+)](i)", "[GHS-R](-/-)"), and 5 of SciFact's abstracts went
+# through the Markdown parser for that.
 _MARKDOWN = re.compile(
-    r"^(?:#{1,6}[ \t]+\S|```|~~~|\|?[ \t]*:?-{3,}:?[ \t]*\|)|\[[^\]\n]+\]\([^)\s]+\)", re.M
+    r"^(?:#{1,6}[ \t]+\S|```|~~~|\|?[ \t]*:?-{3,}:?[ \t]*\|)"
+    r"|\[[^\]\n]+\]\((?:[a-zA-Z][\w+.-]*:|[#/]|\.{1,2}/|\w[\w-]*(?:/|\.[a-zA-Z]))[^)\s]*\)", re.M
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 

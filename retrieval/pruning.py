@@ -7,6 +7,7 @@ from seeing both, so the lower-ranked one is dropped and the kept hit lists the 
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass
 
@@ -42,14 +43,16 @@ TWIN_POLICIES = ("collapse", "keep-all")
 SKETCH = 16  # smallest shingle hashes kept per hit: a cheap first look before the exact Jaccard
 
 
-def shingles(text: str) -> frozenset[str]:
+def shingles(text: str) -> frozenset[tuple[str, ...]]:
+    """Every run of SHINGLE consecutive words (one shingle of all the words if there are fewer). Tuples built by
+    zip, not joined strings: this runs on every hit of every answer."""
     words = _WORD.findall(text.lower())
     if len(words) < SHINGLE:
-        return frozenset([" ".join(words)])
-    return frozenset(" ".join(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1))
+        return frozenset([tuple(words)])
+    return frozenset(zip(*(words[i:] for i in range(SHINGLE))))
 
 
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+def jaccard(a: frozenset, b: frozenset) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
@@ -62,7 +65,7 @@ class _Shingled:
 
     def __init__(self, text: str) -> None:
         self.set = shingles(text)
-        self.sketch = frozenset(sorted(hash(s) for s in self.set)[:SKETCH])
+        self.sketch = frozenset(heapq.nsmallest(SKETCH, map(hash, self.set)))
 
     def similar(self, other: _Shingled, threshold: float) -> bool:
         floor = max(threshold - 0.35, 0.0) * min(len(self.sketch), len(other.sketch))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from dataclasses import dataclass
@@ -209,6 +210,11 @@ class Runtime:
                     parsing.warm_up()
         except Exception:  # a failure here shows on /ready and again, with its cause, on the first job
             log.exception("warm-up failed")
+        # What is loaded now (model, tokenizers, libraries: millions of objects) lives as long as the process.
+        # Left to the collector, every full collection walks all of it: 95 ms each, measured while serving the
+        # 100k index, a pause some request pays for. Frozen, a full collection walks only what came later (~1.5 ms).
+        gc.collect()
+        gc.freeze()
         self.models_loaded = True
 
     def readiness(self) -> dict[str, str]:

@@ -50,7 +50,10 @@ class VectorStore(Protocol):
 
     def count(self, name: str, filters: dict | None = None) -> int: ...
 
-    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[Record]: ...
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool | Sequence[str] = False,
+                 with_payload: bool = True) -> list[Record]:
+        """The points of `ids` that exist, in request order; `with_vectors` is all of them or the named ones."""
+        ...
 
     def scroll(
         self,

@@ -194,10 +194,12 @@ class ClientStore:
         with self._call(f"count in {name!r}"):
             return self.client.count(name, count_filter=flt, exact=True).count
 
-    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[Record]:
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool | Sequence[str] = False,
+                 with_payload: bool = True) -> list[Record]:
         ids = check_ids(ids)
+        wanted = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
         with self._call(f"retrieve from {name!r}"):
-            records = self.client.retrieve(name, ids, with_payload=True, with_vectors=with_vectors)
+            records = self.client.retrieve(name, ids, with_payload=with_payload, with_vectors=wanted)
         found = {str(r.id): _record(r) for r in records}
         return [found[i] for i in dict.fromkeys(ids) if i in found]
 
@@ -269,12 +271,15 @@ class ClientStore:
         only = qm.Filter(must=[qm.HasIdCondition(has_id=ids)])
         # Max-sim compares against a multivector: one query vector is a list of one.
         convert = {DENSE: _dense, SPARSE: _sparse, WINDOWS: lambda v: query_rows(v).tolist()}
-        for leg, using, vector in rescore_legs(dense, sparse, windows):
-            query = convert[using](vector)
-            with self._call(f"rescoring ({leg}) in {name!r}"):
-                points = self.client.query_points(name, query=query, using=using, query_filter=only, limit=len(ids),
-                                                  search_params=self._exact, with_payload=False).points
-            for p in points:
+        legs = rescore_legs(dense, sparse, windows)
+        requests = [qm.QueryRequest(query=convert[using](vector), using=using, filter=only, limit=len(ids),
+                                    params=self._exact, with_payload=False) for _, using, vector in legs]
+        if not requests:
+            return scores
+        with self._call(f"rescoring ({', '.join(leg for leg, _, _ in legs)}) in {name!r}"):
+            answers = self.client.query_batch_points(name, requests=requests)
+        for (leg, _, _), answer in zip(legs, answers):
+            for p in answer.points:
                 scores[str(p.id)][leg] = p.score
         return scores
 

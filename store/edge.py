@@ -216,11 +216,13 @@ class EdgeStore:
         with _engine(f"count in {name!r}"):
             return shard.count(request)
 
-    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[Record]:
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool | Sequence[str] = False,
+                 with_payload: bool = True) -> list[Record]:
         ids = check_ids(ids)
         shard = self._shard(name)
+        wanted = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
         with _engine(f"retrieve from {name!r}"):
-            found = {str(r.id): _record(r) for r in shard.retrieve(ids, True, with_vectors)}
+            found = {str(r.id): _record(r) for r in shard.retrieve(ids, with_payload, wanted)}
         return [found[i] for i in dict.fromkeys(ids) if i in found]
 
     def scroll(
@@ -313,12 +315,17 @@ class EdgeStore:
         only = qe.Filter(must=[qe.HasIdCondition(set(ids))])
         # Max-sim compares against a multivector: one query vector is a list of one.
         convert = {DENSE: _dense, SPARSE: _sparse, WINDOWS: lambda v: query_rows(v).tolist()}
-        for leg, using, vector in rescore_legs(dense, sparse, windows):
-            query = qe.Query.Nearest(convert[using](vector), using=using)
-            request = qe.QueryRequest(limit=len(ids), query=query, filter=only, params=_EXACT, with_payload=False)
-            with _engine(f"rescoring ({leg}) in {name!r}"):
-                for p in shard.query(request):
-                    scores[str(p.id)][leg] = p.score
+        legs = rescore_legs(dense, sparse, windows)
+        requests = [qe.QueryRequest(limit=len(ids), query=qe.Query.Nearest(convert[using](vector), using=using),
+                                    filter=only, params=_EXACT, with_payload=False) for _, using, vector in legs]
+        if not requests:
+            return scores
+        # One planned batch: the legs share the id filter's pass over the segments.
+        with _engine(f"rescoring ({', '.join(leg for leg, _, _ in legs)}) in {name!r}"):
+            answers = shard.query_batch(qe.QueryBatchRequest(requests))
+        for (leg, _, _), points in zip(legs, answers):
+            for p in points:
+                scores[str(p.id)][leg] = p.score
         return scores
 
     def close(self) -> None:

@@ -235,6 +235,13 @@ def test_plain_json_text_keeps_its_paragraphs_and_invents_no_headings():
                         "- one\n- two\n\n1. first\n2) second\n\nLast words.")
     # Markdown sent as JSON still goes through unstructured, for its heading-aware chunking.
     assert parse_text("# Notes\n\nSome text.").structured
+    # A link makes text Markdown; brackets before parentheses in chemistry or genetics do not.
+    for link in ("[docs](https://example.com/a)", "[up](../README.md)", "[top](#intro)", "[mail](mailto:a@b.c)",
+                 "[guide](guide.md)", "[img](docs/x)", "[local](/etc/hosts)"):
+        assert parse_text(f"See {link} for more.").format == "md", link
+    for notation in ("Slow changes in [Ca(2+)](i) reflect activity.", "Knockout [GHS-R](-/-) and wild-type mice.",
+                     "6-gingerol ([M + K](+) at m/z 333.15).", "Intervals [0, 1](2) and [a](b c)."):
+        assert parse_text(notation).format == "txt", notation
 
 
 def test_parse_text():

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import COMMON_TERM, DIM, N, RARE_TERM, load
 from store import Hit, Point, SparseVector, StoreError, VectorStore
+from store.base import DENSE
 
 FILTERS = [
     {"tenant": "acme"},
@@ -157,6 +158,12 @@ def test_retrieve_round_trips_vectors(store, points):
         np.testing.assert_allclose(record.sparse.values, point.sparse.values, rtol=1e-6)
     bare = store.retrieve(name, [points[5].id])
     assert bare[0].dense is None and bare[0].sparse is None and bare[0].payload == points[5].payload
+    # Named vectors only, without the payload: what highlighting reads for each hit.
+    only = store.retrieve(name, [points[5].id, points[2].id], with_vectors=[DENSE], with_payload=False)
+    assert [r.id for r in only] == [points[5].id, points[2].id]
+    for record, point in zip(only, (points[5], points[2])):
+        assert record.payload == {} and record.sparse is None and record.windows is None
+        np.testing.assert_allclose(record.dense, point.dense, atol=1e-6)
 
 
 @pytest.mark.parametrize("filters", [None, {"tenant": "globex"}], ids=str)

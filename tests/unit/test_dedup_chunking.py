@@ -29,6 +29,21 @@ def test_minhash_round_trips_through_bytes():
         from_bytes(to_bytes(m), 128)
 
 
+def test_minhash_with_shared_permutations_is_datasketchs_own():
+    """The permutations are made once per size and shared: every signature is the one a fresh MinHash gives."""
+    import numpy as np
+    from datasketch.minhash import MinHash
+
+    from ingest.dedup import SCHEME
+
+    for text in ("Vitamin D deficiency is common in winter and bone density falls", "short", ""):
+        words = text.lower().split()
+        fresh = MinHash(num_perm=64, scheme=SCHEME)
+        fresh.update_batch([" ".join(words[i:i + 3]).encode() for i in range(max(1, len(words) - 2))])
+        assert np.array_equal(minhash(text, 64).hashvalues, fresh.hashvalues)
+    assert len(minhash("a b c", 32).hashvalues) == 32
+
+
 def test_prose_chunks_respect_size_and_overlap():
     chunker = Chunker(ChunkerConfig(chunk_size=64, chunk_overlap=8))
     chunks = chunker.chunk(BASE, structured=False)
