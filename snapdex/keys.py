@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
@@ -87,12 +88,19 @@ def _key(r) -> ApiKey:
                   user=r["principal_user"], groups=tuple(json.loads(r["principal_groups"] or "[]")))
 
 
+_UNKNOWN = object()  # not looked up yet (None is a looked-up unknown key)
+
+
 class KeyStore:
     def __init__(self, db: Database, configured: dict[str, str] | None = None) -> None:
         self.db = db
         self.configured = check_configured(configured or {})
         self._found: TTLCache = TTLCache(maxsize=10_000, ttl=CACHE_S)
         self._required: TTLCache = TTLCache(maxsize=1, ttl=CACHE_S)
+        # cachetools caches are not thread-safe, and every request asks (handlers run on a thread pool). Each read
+        # is one get() under the lock: `key in cache` then `cache[key]` raised KeyError when the entry expired in
+        # between, and a GET /jobs answered 500.
+        self._lock = threading.Lock()
 
     def create(self, tenant: str | None, name: str = "", scope: str = "admin", user: str | None = None,
                groups: tuple[str, ...] | list[str] = ()) -> tuple[str, ApiKey]:
@@ -108,7 +116,8 @@ class KeyStore:
             c.execute(api_keys.insert().values(
                 id=key_id, sha256=digest(key), tenant=tenant, name=name, created_at=now, scope=scope,
                 principal_user=user, principal_groups=json.dumps(list(groups)) if scope == "user" else None))
-        self._required.clear()
+        with self._lock:
+            self._required.clear()
         return key, ApiKey(key_id, tenant, name, now, scope=scope, user=user, groups=groups)
 
     def revoke(self, key_id: str) -> ApiKey | None:
@@ -130,17 +139,25 @@ class KeyStore:
         every key is revoked: revoking a leaked last key must shut the door, not open the service keyless."""
         if self.configured:
             return True
-        if "n" not in self._required:
-            self._required["n"] = self.db.scalar(select(func.count()).select_from(api_keys))
-        return self._required["n"] > 0
+        with self._lock:
+            n = self._required.get("n")
+        if n is None:
+            n = self.db.scalar(select(func.count()).select_from(api_keys))
+            with self._lock:
+                self._required["n"] = n
+        return n > 0
 
     def find(self, key: str) -> ApiKey | None:
         """The live key this string is, or None (unknown or revoked)."""
         sha = digest(key)
         if sha in self.configured:
             return self.configured[sha]
-        if sha not in self._found:
+        with self._lock:
+            found = self._found.get(sha, _UNKNOWN)
+        if found is _UNKNOWN:
             k = api_keys.c
             row = self.db.first(select(*_COLUMNS).where(k.sha256 == sha, k.revoked_at.is_(None)))
-            self._found[sha] = _key(row) if row else None
-        return self._found[sha]
+            found = _key(row) if row else None
+            with self._lock:
+                self._found[sha] = found
+        return found

@@ -51,6 +51,22 @@ def test_revoked_keys_stop_working_but_keys_stay_required(store, monkeypatch):
     assert [k.id for k in store.list()] == [] and [k.id for k in store.list(include_revoked=True)] == [made.id]
 
 
+def test_an_entry_expiring_between_two_looks_is_read_again_not_an_error(store):
+    """Every cache read here sees time move past the entry's lifetime: each lookup must go back to the catalog
+    rather than find its entry gone (a KeyError that made GET /jobs answer 500 in a benchmark run)."""
+    from itertools import count
+
+    from cachetools import TTLCache
+
+    ticks = count(step=10)
+    store._required = TTLCache(maxsize=1, ttl=1, timer=lambda: next(ticks))
+    store._found = TTLCache(maxsize=10, ttl=1, timer=lambda: next(ticks))
+    assert not store.required() and not store.required()
+    key, made = store.create("acme")
+    for _ in range(3):
+        assert store.required() and store.find(key).id == made.id and store.find(key + "x") is None
+
+
 def test_keys_from_the_settings_are_hashes_with_a_tenant_or_the_operator(catalog_db):
     a, op = digest("key-a"), digest("key-op")
     store = KeyStore(catalog_db, {a: "acme", op: "*"})
