@@ -328,9 +328,48 @@ def _folder_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FILE_TYPES)
 
 
-def _ingest(args: argparse.Namespace) -> int:
+POLL_S = 0.5
+POLL_MISSES = 60  # polls in a row that could not read a job (30 s) before giving up
+
+
+def _watch_jobs(client, jobs: list[str], quiet: bool) -> dict[str, dict]:
+    """Each job's view (GET /jobs/{id}) once every one has settled, with a progress bar meanwhile. A poll that
+    gets a 5xx or loses the connection is asked again (the jobs run on regardless); a 4xx ends the watch."""
+    import httpx
     from tqdm import tqdm
 
+    views: dict[str, dict] = {}
+    misses, last_error = 0, ""
+    with tqdm(total=None, unit="doc", desc="ingest", disable=quiet) as bar:
+        while True:
+            missed = False
+            for j in jobs:
+                try:
+                    r = client.get(f"/jobs/{j}")
+                except httpx.TransportError as e:
+                    missed, last_error = True, f"{type(e).__name__}: {e}"
+                    continue
+                if r.status_code >= 500:
+                    missed, last_error = True, f"{r.status_code}: {r.text[:300]}"
+                    continue
+                if r.status_code != 200:
+                    raise SystemExit(f"reading job {j} failed ({r.status_code}): {r.text[:500]}")
+                views[j] = r.json()
+            misses = misses + 1 if missed else 0
+            if misses >= POLL_MISSES:
+                raise SystemExit(f"could not read the jobs' status {misses} times in a row; last: {last_error}. "
+                                 f"The jobs go on: GET /jobs/{{id}} for {', '.join(jobs)}")
+            bar.total = sum(v["progress"]["documents_total"] for v in views.values())
+            bar.n = sum(v["progress"]["documents_done"] for v in views.values())
+            chunks = sum(v["progress"]["chunks_done"] for v in views.values())
+            bar.set_postfix(chunks=chunks, settled=sum(v["status"] in ("succeeded", "failed") for v in views.values()))
+            bar.refresh()
+            if len(views) == len(jobs) and all(v["status"] in ("succeeded", "failed") for v in views.values()):
+                return views
+            time.sleep(POLL_S)
+
+
+def _ingest(args: argparse.Namespace) -> int:
     path: Path = args.path
     client = _client(args)
     jobs: list[str] = []
@@ -356,18 +395,7 @@ def _ingest(args: argparse.Namespace) -> int:
     else:
         raise SystemExit(f"{path} is neither a folder, a file nor a BEIR corpus.jsonl")
 
-    views: dict[str, dict] = {}
-    with tqdm(total=None, unit="doc", desc="ingest", disable=args.quiet) as bar:
-        while True:
-            views = {j: client.get(f"/jobs/{j}").json() for j in jobs}
-            bar.total = sum(v["progress"]["documents_total"] for v in views.values())
-            bar.n = sum(v["progress"]["documents_done"] for v in views.values())
-            chunks = sum(v["progress"]["chunks_done"] for v in views.values())
-            bar.set_postfix(chunks=chunks, settled=sum(v["status"] in ("succeeded", "failed") for v in views.values()))
-            bar.refresh()
-            if all(v["status"] in ("succeeded", "failed") for v in views.values()):
-                break
-            time.sleep(0.5)
+    views = _watch_jobs(client, jobs, args.quiet)
     totals: dict[str, int] = {}
     for v in views.values():
         for k, n in v["counts"].items():
