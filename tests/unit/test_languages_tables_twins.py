@@ -9,7 +9,7 @@ from encoders.lexical import LANGUAGES, check_language, query_counts, query_vect
 from ingest.catalog import DocumentRow
 from ingest.chunking import Chunk, Chunker, ChunkerConfig
 from ingest.language import detect_language, document_language
-from ingest.parsing import ParseError, parse_bytes
+from ingest.parsing import ParseError, parse_bytes, parse_text
 from index_snapshots.builder import twin_groups
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate
@@ -203,6 +203,17 @@ def test_broken_files_fail_with_a_reason(data, reason):
 def test_prose_with_commas_is_not_csv():
     parsed = parse_bytes(b"Hello, world.\nThis line, too, has commas.\nAnd this one, as well.\n")
     assert parsed.format == "txt"
+
+
+def test_a_title_and_an_abstract_with_two_commas_each_are_prose():
+    # SciFact 3152612: parsed as a one-row table before, with unstructured loaded for it.
+    text = ("Identification of a novel gene responsive to lipopolysaccharide, ceramide, and lysophosphatidylcholine.\n\n"
+            "A novel cDNA (DIF-2) was isolated from human phagocytes, cloned, and sequenced.")
+    assert parse_text(text).format == "txt"
+    assert parse_text("city,river,population\nCoimbra,Mondego,140000\nPorto,Douro,230000\n").format == "csv"
+    # A header and one row is a table only when the name says so.
+    assert parse_text("city,river,population\nCoimbra,Mondego,140000\n").format == "txt"
+    assert parse_bytes(b"city,river\nCoimbra,Mondego\n", "two.csv").format == "csv"
 
 
 def test_html_mail_and_a_forwarded_mail_attached():
