@@ -51,6 +51,23 @@ def ensure_exported(folder: Path, models_dir: Path, quantization: str) -> Path:
     return out
 
 
+_ARENA_LOCK = threading.Lock()
+_ARENA_REGISTERED = False
+
+
+def _register_arena(ort) -> None:
+    """One CPU arena for the process's sessions that grows by what a run asks for (ORT's default doubles each
+    extension and never gives memory back, so a batch of long texts left hundreds of MB reserved)."""
+    global _ARENA_REGISTERED
+    with _ARENA_LOCK:
+        if _ARENA_REGISTERED:
+            return
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        # max_mem 0 (no cap), arena_extend_strategy 1 (kSameAsRequested), the rest ORT's defaults.
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 1, -1, -1))
+        _ARENA_REGISTERED = True
+
+
 class OnnxEmbedder:
     """all-MiniLM-style models on ONNX Runtime: token embeddings from the exported graph, mean pooling and late
     span pooling in numpy (the same code as the torch backend's), offsets from the fast tokenizer."""
@@ -86,6 +103,10 @@ class OnnxEmbedder:
                 # Memory patterns pre-plan one buffer per batch shape and keep them: measured on 256 SciFact
                 # abstracts at batch 16, peak RSS 699 MiB with them, 464 without, same CPU time.
                 options.enable_mem_pattern = False
+                # The process-wide arena below, not a session arena that grows by doubling: measured embedding
+                # 2,670 SciFact chunks, peak RSS 724 MiB with the session's own arena, 652 with it; same time.
+                options.add_session_config_entry("session.use_env_allocators", "1")
+                _register_arena(ort)
                 if self.threads:
                     options.intra_op_num_threads = self.threads
                 tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
