@@ -98,6 +98,7 @@ def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points) -
             batch = []
     if batch:
         rt.store.upsert(name, batch)
+    rt.store.flush(name)
     seconds = time.perf_counter() - started
     rt.manifest.finish(tenant, snap, documents=total, chunks=total, embedded=0, reused=total, seconds=seconds)
     rt.manifest.promote(tenant, snap)

@@ -237,6 +237,8 @@ class SnapshotBuilder:
             if self.access is not None:
                 # A list changed while this build ran is written into its collection before it can answer.
                 self.access.reconcile(tenant, name, {d.doc_id: d.access for d in docs})
+            # Durable before the manifest calls it built (the embedded engine keeps no write-ahead log).
+            self.store.flush(name)
             count = self.store.count(name)
             if count != len(hashes):
                 raise RuntimeError(f"collection {name} holds {count} points, expected {len(hashes)}")

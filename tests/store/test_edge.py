@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -101,3 +103,49 @@ def test_the_embedded_backend_never_imports_qdrant_client(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert ClientStore.__module__ == "store.client"  # still importable by name from the facade
+
+
+def test_a_flushed_collection_survives_a_process_that_never_closed(tmp_path):
+    # No write-ahead log: flush is what makes a build durable. The writer dies without close().
+    script = f"""
+import os, sys
+sys.path[:0] = {[str(Path(__file__).parent), str(Path(__file__).parents[2])]!r}
+from conftest import make_points, load
+from store import EdgeStore
+store = EdgeStore({str(tmp_path)!r})
+load(store, make_points(40))
+store.flush("docs")
+os._exit(0)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    again = EdgeStore(tmp_path)
+    assert again.count("docs") == 40
+    assert not (tmp_path / "docs" / "wal").exists()  # made without a log
+    again.close()
+
+
+def test_a_collection_opens_in_one_store_at_a_time(tmp_path, points):
+    first = EdgeStore(tmp_path)
+    name = load(first, points[:20])
+    second = EdgeStore(tmp_path)
+    with pytest.raises(StoreError, match="open in another EdgeStore"):
+        second.count(name)
+    first.close()
+    assert second.count(name) == 20  # released by close()
+    second.delete_collection(name)
+    assert second.list_collections() == []
+    second.close()
+
+
+def test_a_collection_made_with_a_write_ahead_log_still_loads(tmp_path, points):
+    import qdrant_edge as qe
+
+    # As releases before this one made them: the engine's default config, with its log.
+    old = qe.EdgeShard.create(str(tmp_path / "old"), qe.EdgeConfig(
+        vectors={"dense": qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)}))
+    old.update(qe.UpdateOperation.upsert_points([qe.Point(7, {"dense": [0.5] * DIM}, {"tenant": "acme"})]))
+    old.close()
+    assert (tmp_path / "old" / "wal").exists()
+    store = EdgeStore(tmp_path)
+    assert store.count("old") == 1 and store.count("old", {"tenant": "acme"}) == 1
+    store.close()
