@@ -288,6 +288,17 @@ class JobStore:
         return self.db.scalar(select(jobs.c.id).where(
             jobs.c.tenant == tenant, or_(jobs.c.status == JobStatus.QUEUED, running_ingest)).limit(1)) is not None
 
+    def build_delay(self, tenant: str, debounce_s: float, now: float | None = None) -> float:
+        """How long a job of the tenant that finished ingesting waits before asking for the build: the debounce
+        counts from the tenant's newest job's arrival, not from this job's end. Jobs sent together (a folder, a
+        corpus in batches) are built as soon as the last one is in; a job that comes within the debounce of
+        another still shares its build."""
+        newest = self.db.scalar(select(func.max(jobs.c.created_at)).where(jobs.c.tenant == tenant))
+        if newest is None:
+            return debounce_s
+        now = time.time() if now is None else now
+        return min(debounce_s, max(0.0, debounce_s - (now - newest)))
+
     def awaiting_build(self, tenant: str) -> list[str]:
         """Jobs whose documents are in and whose build has not settled them. Called under the tenant's build
         lock, so a job still marked building or evaluating lost its build to a crash: it is taken up again."""

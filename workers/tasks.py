@@ -32,7 +32,7 @@ def ingest_job(self, job_id: str) -> None:
                             access=rt.access_sync)
     if tenant is not None:
         # Debounced: jobs arriving close together share one build (build_pending skips while any ingests).
-        build_snapshot.apply_async(args=(tenant,), countdown=rt.settings.build_debounce_s)
+        build_snapshot.apply_async(args=(tenant,), countdown=rt.jobs.build_delay(tenant, rt.settings.build_debounce_s))
 
 
 @app.task(name="snapdex.build_snapshot", **TASK_OPTIONS)

@@ -170,3 +170,16 @@ def test_discard_forgets_a_job_that_never_queued(store):
     assert store.get(job) is None and list(store.pending(job)) == [] and not store.ingesting("acme")
     with pytest.raises(ValueError, match="at least one document"):
         store.create("acme", [])
+
+
+def test_the_build_debounce_counts_from_the_newest_arrival(store):
+    assert store.build_delay("acme", 2.0) == 2.0  # no job yet: the whole debounce
+    store.create("acme", docs(1))
+    newest = store.get(store.create("acme", docs(1))).created_at
+    # A job ending 0.5 s after the newest arrival waits out the rest; one ending a minute later asks at once.
+    assert store.build_delay("acme", 2.0, now=newest + 0.5) == pytest.approx(1.5)
+    assert store.build_delay("acme", 2.0, now=newest + 60) == 0.0
+    assert store.build_delay("acme", 0.0, now=newest) == 0.0
+    # Another tenant's newer job does not hold this one's build back.
+    other = store.get(store.create("other", docs(1))).created_at
+    assert store.build_delay("acme", 2.0, now=other + 60) == 0.0 and store.build_delay("other", 2.0, now=other) == 2.0
