@@ -69,7 +69,7 @@ def run_100k(args: argparse.Namespace, backend: str, env: dict, queries: dict[st
 def table(result: dict) -> str:
     big_n = f"{result.get('synthetic_chunks', 0) // 1000}k"
     lines = ["| backend | nDCG@10 | recall@10 | recall@100 | cold ingest s | vs torch | overhead % (raw; in run) | "
-             f"SciFact p50/p95 ms (first, default) | {big_n} p50/p95 ms (first, default) | peak RSS MiB ({big_n}) |",
+             f"SciFact p50/p95 ms (first, default) | {big_n} p50/p95 ms (first, default) | peak RSS MiB (SciFact; {big_n}) |",
              "| " + " | ".join(["---"] * 10) + " |"]
     torch_s = result["backends"].get("torch", {}).get("cold", {}).get("seconds")
     for backend, b in result["backends"].items():
@@ -78,7 +78,8 @@ def table(result: dict) -> str:
         big = b.get("100k")
         lat100 = "; ".join(f"{big[m]['latency_ms']['p50']:.1f} / {big[m]['latency_ms']['p95']:.1f}"
                            for m in ("first stage", "default")) if big else "-"
-        rss = f"{big['rss_mib']['peak']:,.0f}" if big else f"{b['rss_mib']['peak']:,.0f} (SciFact)"
+        # SciFact: the server that ingested it and answered the quality and latency queries (the peer's like).
+        rss = f"{b['rss_mib']['peak']:,.0f}; " + (f"{big['rss_mib']['peak']:,.0f}" if big else "-")
         speed = f"{torch_s / b['cold']['seconds']:.2f}x" if torch_s else "-"
         over = "; ".join([f"{b['overhead_pct']:.1f}" if "overhead_pct" in b else "-",
                           f"{b['model_in_pipeline']['overhead_pct']:.1f}" if "model_in_pipeline" in b else "-"])
@@ -88,7 +89,7 @@ def table(result: dict) -> str:
         p = result["peer"]
         lines.append(f"| peer (LlamaIndex, in process) | {p['quality']['ndcg@10']:.4f} | {p['quality']['recall@10']:.4f} | "
                      f"{p['quality']['recall@100']:.4f} | {p['build_s']:,.1f} | - | - | "
-                     f"{p['latency_ms']['p50']:.1f} / {p['latency_ms']['p95']:.1f} | - | {p['peak_rss_mib']:,.0f} |")
+                     f"{p['latency_ms']['p50']:.1f} / {p['latency_ms']['p95']:.1f} | - | {p['peak_rss_mib']:,.0f}; - |")
     return "\n".join(lines)
 
 
@@ -109,7 +110,9 @@ def targets(result: dict) -> dict:
         out["latency: 100k default p95 <= 25 ms"] = (best["100k"]["default"]["latency_ms"]["p95"], 25.0, "<=")
         out["memory: peak RSS serving 100k <= 1,200 MiB"] = (best["100k"]["rss_mib"]["peak"], 1200.0, "<=")
         if "peer" in result:
-            out["memory: peak RSS below the peer's"] = (best["100k"]["rss_mib"]["peak"], result["peer"]["peak_rss_mib"], "<")
+            out["memory: SciFact peak RSS below the peer's (both ingested and served SciFact)"] = (
+                best["rss_mib"]["peak"], result["peer"]["peak_rss_mib"], "<")
+            out["memory: peak RSS serving 100k below the peer's (which served SciFact)"] = (best["100k"]["rss_mib"]["peak"], result["peer"]["peak_rss_mib"], "<")
     check = {">=": lambda v, x: v >= x, "<=": lambda v, x: v <= x, "<": lambda v, x: v < x}
     return {name: {"value": v, "bound": x, "met": bool(check[op](v, x))} for name, (v, x, op) in out.items()}
 
