@@ -53,7 +53,7 @@ os.environ["UNSTRUCTURED_DISABLE_NOTICE"] = "1"
 
 PARSER_VERSION = (
     f"unstructured-{importlib.metadata.version('unstructured')}"
-    f"+pdfminer-{importlib.metadata.version('pdfminer.six')}+render1+ocr1+plaintext1"
+    f"+pdfminer-{importlib.metadata.version('pdfminer.six')}+render1+ocr1+plaintext1+csvheader1"
 )
 
 FORMATS = ("txt", "md", "html", "docx", "pdf", "pptx", "xlsx", "csv", "eml", "msg", "epub", "odt", "rtf")

@@ -217,6 +217,7 @@ class EdgeStore:
                 (directory / _MARKER).unlink(missing_ok=True)
                 if directory.exists():
                     shutil.rmtree(directory)
+                (self.path / ".locks" / f"{name}.lock").unlink(missing_ok=True)
 
     def upsert(self, name: str, points: Sequence[Point]) -> None:
         shard = self._shard(name)

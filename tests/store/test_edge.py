@@ -133,7 +133,7 @@ def test_a_collection_opens_in_one_store_at_a_time(tmp_path, points):
     first.close()
     assert second.count(name) == 20  # released by close()
     second.delete_collection(name)
-    assert second.list_collections() == []
+    assert second.list_collections() == [] and not (tmp_path / ".locks" / f"{name}.lock").exists()
     second.close()
 
 
