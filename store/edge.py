@@ -92,7 +92,8 @@ class EdgeStore:
     Collections are made without a write-ahead log: a snapshot is written once by its build, which flushes before
     it counts as built (a build that dies half way is dropped and made again), and later writes (access lists,
     deletes) flush before they return. The log cost 45 MB of resident memory per open collection (two 32 MB
-    segments, mapped), twice the disk of SciFact's collection, and a third of the build's upsert time.
+    segments, mapped), twice the disk of SciFact's collection, and most of the upsert time
+    (9,000 points in batches of 256: 1.13 s with it, 0.18 s without).
     Collections made before keep their log; they load as they are.
 
     An open shard holds an exclusive lock (`path/.locks/<name>.lock`, the role the log's own lock played): no
@@ -106,7 +107,7 @@ class EdgeStore:
         self._shards: dict[str, qe.EdgeShard] = {}
         self._locks: dict[str, int] = {}  # collection -> the open lock file's descriptor
         # Guards the shard dict and the directories: two threads must not load the
-        # same shard twice (the second would fail on the WAL lock). Calls on an open
+        # same shard twice (the second would fail on the collection's lock). Calls on an open
         # shard need no lock: the binding serializes them itself.
         self._lock = threading.RLock()
         self._closed = False
@@ -184,8 +185,9 @@ class EdgeStore:
                 raise StoreError("EdgeStore is closed")
             if self.has_collection(name):
                 raise StoreError(f"collection {name!r} already exists in {self.path}")
+            # Outside the try: a collection another store is making must not be cleaned up from under it.
+            self._lock_collection(name)
             try:
-                self._lock_collection(name)
                 with _engine(f"creating collection {name!r}"):
                     shard = qe.EdgeShard.create(str(directory), config)
                     self._shards[name] = shard
