@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from cachetools import TTLCache
+from cachetools import TTLCache, cachedmethod
 
 from eval.profiles import Profile, ProfileStore
 from index_snapshots.resolve import SnapshotResolver
@@ -67,13 +67,12 @@ class SnapshotSearcher:
         """The tenant's live retrieval profile (the global default without one), read at most every few seconds."""
         if self.profiles is None:
             return Profile(tenant, 0)
-        with self._lock:
-            hit = self._profiles.get(tenant)
-        if hit is None:
-            hit = self.profiles.live(tenant)
-            with self._lock:
-                self._profiles[tenant] = hit
-        return hit
+        return self._live_profile(tenant)
+
+    # cachetools caches are not thread-safe and requests run on a thread pool: reads and writes take the lock.
+    @cachedmethod(lambda self: self._profiles, lock=lambda self: self._lock)
+    def _live_profile(self, tenant: str) -> Profile:
+        return self.profiles.live(tenant)  # type: ignore[union-attr]  (profile() checked it)
 
     def stages(self, profile: Profile, **overrides) -> tuple[StageConfig, list[str]]:
         """The service's defaults, then the profile's parameters, then the request's overrides. A profile this

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from cachetools import TTLCache
+from cachetools import TTLCache, cachedmethod
 from sqlalchemy import func, select, update
 
 from db.engine import Database
@@ -88,18 +88,15 @@ def _key(r) -> ApiKey:
                   user=r["principal_user"], groups=tuple(json.loads(r["principal_groups"] or "[]")))
 
 
-_UNKNOWN = object()  # not looked up yet (None is a looked-up unknown key)
-
-
 class KeyStore:
     def __init__(self, db: Database, configured: dict[str, str] | None = None) -> None:
         self.db = db
         self.configured = check_configured(configured or {})
         self._found: TTLCache = TTLCache(maxsize=10_000, ttl=CACHE_S)
         self._required: TTLCache = TTLCache(maxsize=1, ttl=CACHE_S)
-        # cachetools caches are not thread-safe, and every request asks (handlers run on a thread pool). Each read
-        # is one get() under the lock: `key in cache` then `cache[key]` raised KeyError when the entry expired in
-        # between, and a GET /jobs answered 500.
+        # cachetools caches are not thread-safe, and every request asks (handlers run on a thread pool): the reads
+        # go through cachedmethod with this lock, one lookup per read (`key in cache` then `cache[key]` raised
+        # KeyError when the entry expired in between, and a GET /jobs answered 500).
         self._lock = threading.Lock()
 
     def create(self, tenant: str | None, name: str = "", scope: str = "admin", user: str | None = None,
@@ -139,25 +136,21 @@ class KeyStore:
         every key is revoked: revoking a leaked last key must shut the door, not open the service keyless."""
         if self.configured:
             return True
-        with self._lock:
-            n = self._required.get("n")
-        if n is None:
-            n = self.db.scalar(select(func.count()).select_from(api_keys))
-            with self._lock:
-                self._required["n"] = n
-        return n > 0
+        return self._stored_keys() > 0
+
+    @cachedmethod(lambda self: self._required, lock=lambda self: self._lock)
+    def _stored_keys(self) -> int:
+        return self.db.scalar(select(func.count()).select_from(api_keys))
 
     def find(self, key: str) -> ApiKey | None:
         """The live key this string is, or None (unknown or revoked)."""
         sha = digest(key)
         if sha in self.configured:
             return self.configured[sha]
-        with self._lock:
-            found = self._found.get(sha, _UNKNOWN)
-        if found is _UNKNOWN:
-            k = api_keys.c
-            row = self.db.first(select(*_COLUMNS).where(k.sha256 == sha, k.revoked_at.is_(None)))
-            found = _key(row) if row else None
-            with self._lock:
-                self._found[sha] = found
-        return found
+        return self._stored_key(sha)
+
+    @cachedmethod(lambda self: self._found, lock=lambda self: self._lock)
+    def _stored_key(self, sha: str) -> ApiKey | None:
+        k = api_keys.c
+        row = self.db.first(select(*_COLUMNS).where(k.sha256 == sha, k.revoked_at.is_(None)))
+        return _key(row) if row else None
