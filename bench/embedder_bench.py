@@ -69,7 +69,8 @@ def run_100k(args: argparse.Namespace, backend: str, env: dict, queries: dict[st
 def table(result: dict) -> str:
     big_n = f"{result.get('synthetic_chunks', 0) // 1000}k"
     lines = ["| backend | nDCG@10 | recall@10 | recall@100 | cold ingest s | vs torch | overhead % (raw; in run) | "
-             f"SciFact p50/p95 ms (first, default) | {big_n} p50/p95 ms (first, default) | peak RSS MiB (SciFact; {big_n}) |",
+             f"SciFact p50/p95 ms (first, default) | {big_n} p50/p95 ms (first, default) | "
+             f"peak RSS MiB (SciFact; {big_n}) |",
              "| " + " | ".join(["---"] * 10) + " |"]
     torch_s = result["backends"].get("torch", {}).get("cold", {}).get("seconds")
     for backend, b in result["backends"].items():
@@ -112,7 +113,8 @@ def targets(result: dict) -> dict:
         if "peer" in result:
             out["memory: SciFact peak RSS below the peer's (both ingested and served SciFact)"] = (
                 best["rss_mib"]["peak"], result["peer"]["peak_rss_mib"], "<")
-            out["memory: peak RSS serving 100k below the peer's (which served SciFact)"] = (best["100k"]["rss_mib"]["peak"], result["peer"]["peak_rss_mib"], "<")
+            out["memory: peak RSS serving 100k below the peer's (which served SciFact)"] = (
+                best["100k"]["rss_mib"]["peak"], result["peer"]["peak_rss_mib"], "<")
     check = {">=": lambda v, x: v >= x, "<=": lambda v, x: v <= x, "<": lambda v, x: v < x}
     return {name: {"value": v, "bound": x, "met": bool(check[op](v, x))} for name, (v, x, op) in out.items()}
 

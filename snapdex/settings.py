@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     # How often kombu looks for messages of dead workers whose visibility timeout ran out (kombu: ~100 s).
     broker_restore_interval_s: int = Field(default=10, ge=1)
 
-    # Snapshots: build once no ingest job has arrived for this long (and none is running); keep this many besides live and previous.
+    # Snapshots: build once no ingest job has arrived for this long (and none is running); keep this many besides
+    # live and previous.
     build_debounce_s: float = Field(default=2.0, ge=0.0, le=3600.0)
     retention_keep: int = Field(default=3, ge=0, le=1000)
     pin_grace_s: float = Field(default=300.0, ge=0.0)

@@ -207,7 +207,8 @@ def test_prose_with_commas_is_not_csv():
 
 def test_a_title_and_an_abstract_with_two_commas_each_are_prose():
     # SciFact 3152612: parsed as a one-row table before, with unstructured loaded for it.
-    text = ("Identification of a novel gene responsive to lipopolysaccharide, ceramide, and lysophosphatidylcholine.\n\n"
+    text = ("Identification of a novel gene responsive to lipopolysaccharide, ceramide, and "
+            "lysophosphatidylcholine.\n\n"
             "A novel cDNA (DIF-2) was isolated from human phagocytes, cloned, and sequenced.")
     assert parse_text(text).format == "txt"
     assert parse_text("city,river,population\nCoimbra,Mondego,140000\nPorto,Douro,230000\n").format == "csv"
