@@ -25,6 +25,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 from ingest.normalize import content_hash
+from ingest.sentences import split_sentences
 
 if TYPE_CHECKING:
     from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
@@ -145,7 +146,9 @@ class Chunker:
     def _splitter(self) -> SentenceSplitter:
         from llama_index.core.node_parser import SentenceSplitter
 
-        return SentenceSplitter(chunk_size=self.config.chunk_size, chunk_overlap=self.config.chunk_overlap)
+        # llama-index's own sentence splitting, on punkt compiled by `re` (ingest/sentences.py): the same chunks.
+        return SentenceSplitter(chunk_size=self.config.chunk_size, chunk_overlap=self.config.chunk_overlap,
+                                chunking_tokenizer_fn=split_sentences)
 
     @cached_property
     def _markdown(self) -> MarkdownNodeParser:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cache
 from typing import Mapping
 
 import numpy as np
 
-from encoders.embedding import EmbeddingService, Part, Passage
+from encoders.embedding import EmbeddingService, Gate, Part, Passage
 from ingest.normalize import content_hash
+from ingest.sentences import english
 
 MIN_SENTENCE_CHARS = 24  # punkt cuts after "et al." or "Fig."; shorter pieces are joined to the next one
 
@@ -67,26 +67,11 @@ class Window:
     text: str   # what is embedded when the window is embedded alone
 
 
-@cache
-def _punkt():
-    # llama-index ships nltk's punkt_tab inside its package; putting that folder on nltk's path means nothing
-    # is ever downloaded (this machine, and production, may have no network).
-    import nltk
-    from llama_index.core.utils import globals_helper
-    from nltk.tokenize import PunktTokenizer
-
-    globals_helper.wait_for_nltk_check()
-    if globals_helper._nltk_data_dir not in nltk.data.path:
-        nltk.data.path.append(globals_helper._nltk_data_dir)
-
-    return PunktTokenizer("english")
-
-
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences of `text`; pieces shorter than MIN_SENTENCE_CHARS join the next."""
     out: list[tuple[int, int]] = []
     carry: tuple[int, int] | None = None
-    for a, b in _punkt().span_tokenize(text):
+    for a, b in english().span_tokenize(text):
         if not text[a:b].strip():
             continue
         carry = (carry[0], b) if carry else (a, b)
@@ -175,11 +160,11 @@ def chunk_passage(chunk_hash: str, text: str, title: str | None, config: WindowC
 
 
 def embed_chunks(embedding: EmbeddingService, chunks: Mapping[str, tuple[str, str | None]],
-                 config: WindowConfig | None, batch_size: int = 256) -> EmbeddedChunks:
+                 config: WindowConfig | None, batch_size: int = 256, gate: Gate | None = None) -> EmbeddedChunks:
     """Chunk vectors and their window vectors (chunk hash -> (text, title)), from the cache where they are.
-    Ingest calls this to fill the cache, and the snapshot build to read it back."""
+    Ingest calls this to fill the cache, and the snapshot build to read it back. `gate`: see EmbeddingService."""
     got = embedding.passages([chunk_passage(h, text, title, config) for h, (text, title) in chunks.items()],
-                             batch_size)
+                             batch_size, gate)
     return EmbeddedChunks(got.vectors, got.parts, got.embedded)
 
 
