@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence, TypeVar
 
 import numpy as np
 
 from encoders.dense import Embedder, EmbeddingCache, SentenceTransformerEmbedder
+
+T = TypeVar("T")
+Gate = Callable[[], AbstractContextManager]  # entered around each call of the model
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 Backend = Literal["torch", "onnx", "onnx-int8"]
@@ -86,52 +90,58 @@ class EmbeddingService:
     def model_id(self) -> str:
         return self.backend.model_id
 
-    def texts(self, items: dict[str, str], batch_size: int = 256) -> tuple[dict[str, np.ndarray], int]:
-        """items: cache key -> text. Returns (key -> vector, how many were embedded now)."""
+    def _model(self, gate: Gate | None, texts: int, call: Callable[[], T]) -> T:
+        """One call of the backend, inside `gate` (a context manager factory) when given, and counted."""
+        with gate() if gate is not None else nullcontext():
+            started = time.perf_counter()
+            out = call()
+            self._count(started, texts)
+        return out
+
+    def texts(self, items: dict[str, str], batch_size: int = 256, gate: Gate | None = None
+              ) -> tuple[dict[str, np.ndarray], int]:
+        """items: cache key -> text. Returns (key -> vector, how many were embedded now). `gate`: entered around
+        each call of the model (ingest uses it to keep parsing off the CPU meanwhile)."""
         keys = list(items)
         found = self.cache.get_many(self.model_id, keys)
         missing = [k for k in keys if k not in found]
         for i in range(0, len(missing), batch_size):
             part = missing[i : i + batch_size]
-            started = time.perf_counter()
-            fresh = dict(zip(part, self.backend.embed([items[k] for k in part])))
-            self._count(started, len(part))
+            fresh = dict(zip(part, self._model(gate, len(part), lambda: self.backend.embed([items[k] for k in part]))))
             self.cache.put_many(self.model_id, fresh)
             found.update(fresh)
         return found, len(missing)
 
-    def passages(self, passages: Sequence[Passage], batch_size: int = 256) -> Embedded:
+    def passages(self, passages: Sequence[Passage], batch_size: int = 256, gate: Gate | None = None) -> Embedded:
         late = [p for p in passages if p.parts is not None and p.late_key is not None]
         alone = [p for p in passages if p.parts is not None and p.late_key is None]
         plain = [p for p in passages if p.parts is None or p.late_key is None]
         if late and not hasattr(self.backend, "embed_spans"):
             raise ValueError(f"embedder {self.model_id} cannot pool spans: set SNAPDEX_WINDOW_METHOD=standalone")
-        vectors, embedded = self.texts({p.key: p.text for p in plain}, batch_size)
+        vectors, embedded = self.texts({p.key: p.text for p in plain}, batch_size, gate)
         cached = self.cache.get_many(self.model_id, [k for p in late for k in (p.key, p.late_key)])
         vectors.update({p.key: cached[p.key] for p in late if p.key in cached})
         parts: dict[str, np.ndarray] = {p.key: cached[p.late_key].reshape(-1, self.backend.dim)
                                         for p in late if p.late_key in cached}
         if alone:
             plans = {p.key: list(p.parts()) for p in alone}  # type: ignore[misc]  (parts is set: see `alone`)
-            found, _ = self.texts({q.key: q.text for plan in plans.values() for q in plan}, batch_size)
+            found, _ = self.texts({q.key: q.text for plan in plans.values() for q in plan}, batch_size, gate)
             parts.update({k: self._stack([found[q.key] for q in plan]) for k, plan in plans.items()})
         todo = [p for p in late if p.key not in vectors or p.key not in parts]
-        embedded += self._pool_late(todo, vectors, parts, batch_size)
+        embedded += self._pool_late(todo, vectors, parts, batch_size, gate)
         return Embedded(vectors, {k: m for k, m in parts.items() if len(m)}, embedded)
 
     def _pool_late(self, todo: list[Passage], vectors: dict[str, np.ndarray], parts: dict[str, np.ndarray],
-                   batch_size: int) -> int:
+                   batch_size: int, gate: Gate | None) -> int:
         """One forward pass per passage for its vector and its parts' vectors; parts past the model's input are
         embedded alone. Both are cached per batch, so an interrupted run keeps what it paid for."""
         plans = {p.key: list(p.parts()) for p in todo}  # type: ignore[misc]  (late passages have parts)
         for i in range(0, len(todo), batch_size):
             batch = todo[i : i + batch_size]
-            started = time.perf_counter()
-            vecs, pooled = self.backend.embed_spans(  # type: ignore[attr-defined]  (checked in `passages`)
-                [p.text for p in batch], [[(q.start, q.end) for q in plans[p.key]] for p in batch])
-            self._count(started, len(batch))
+            vecs, pooled = self._model(gate, len(batch), lambda: self.backend.embed_spans(  # type: ignore[attr-defined]
+                [p.text for p in batch], [[(q.start, q.end) for q in plans[p.key]] for p in batch]))
             overflow = {q.key: q.text for p, got in zip(batch, pooled) for q, v in zip(plans[p.key], got) if v is None}
-            alone, _ = self.texts(overflow, batch_size) if overflow else ({}, 0)
+            alone, _ = self.texts(overflow, batch_size, gate) if overflow else ({}, 0)
             fresh: dict[str, np.ndarray] = {}
             for p, vec, got in zip(batch, vecs, pooled):
                 vectors[p.key] = fresh[p.key] = vec

@@ -126,7 +126,8 @@ class OnnxEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         self._load()
-        return [len(e.ids) for e in self._counter.encode_batch(list(texts))]
+        # Lengths only: encode_batch_fast skips the character offsets (9,335 SciFact chunks: 0.8 s instead of 1.5).
+        return [len(e.ids) for e in self._counter.encode_batch_fast(list(texts))]
 
     def token_starts(self, text: str) -> tuple[int, list[int]]:
         self._load()

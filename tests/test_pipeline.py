@@ -162,12 +162,90 @@ def test_ingest_parses_the_next_documents_while_a_batch_is_embedded(tmp_path):
         view = rt.jobs.get(job_id)
         assert view.status == "running" and view.docs_done == 40 and view.chunks_done == view.chunks_total > 8
         # The first batch went to the model long before the last document was parsed, and documents kept being
-        # parsed while batches were embedded (each call saw more of them recorded than the one before).
+        # parsed while batches were embedded (between the model's calls: each saw more of them recorded).
         assert watch.seen[0] < 40 and len(watch.seen) >= 3
         assert any(b > a for a, b in zip(watch.seen, watch.seen[1:-1]))
         assert view.chunks_embedded == view.chunks_total and view.chunks_reused == 0
     finally:
         rt.close()
+
+
+def test_parsing_never_runs_while_the_model_does(tmp_path):
+    # Beside the model, parsing stalled its threads (see ingest.pipeline._Turns): a document is parsed only
+    # between calls of the model, and a call waits for the document being parsed.
+    import threading
+    import time
+    from dataclasses import replace
+
+    from index_snapshots.service import run_ingest_job
+
+    rt = make_runtime(tmp_path)
+    try:
+        rt.ingestor.config = replace(rt.ingestor.config, embed_batch_size=8, first_embed_batch=8)
+        job_id = rt.jobs.create("default", _many_docs(40))
+        parsed: list[tuple[float, float]] = []
+        modelled: list[tuple[float, float]] = []
+        lock = threading.Lock()
+
+        def timed(fn, into):
+            def run(*args, **kwargs):
+                started = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    with lock:
+                        into.append((started, time.perf_counter()))
+            return run
+
+        rt.ingestor._process = timed(rt.ingestor._process, parsed)
+        watch = _Watching(rt, job_id, pause_s=0.05)
+        watch.embed_spans = timed(watch.embed_spans, modelled)
+        rt.embedding.backend = watch
+        assert run_ingest_job(rt.ingestor, rt.jobs, job_id)
+        assert len(parsed) == 40 and len(modelled) >= 5
+        overlaps = [(p, m) for p in parsed for m in modelled if p[0] < m[1] and m[0] < p[1]]
+        assert overlaps == []
+        # Still overlapped at the batch level: documents were parsed after the first call of the model began.
+        assert sum(p[0] > modelled[0][0] for p in parsed) > 10
+    finally:
+        rt.close()
+
+
+def test_a_waiting_model_call_goes_before_the_next_document():
+    import threading
+    import time
+
+    from ingest.pipeline import _Turns
+
+    turns, order = _Turns(), []
+    inside, release = threading.Event(), threading.Event()
+
+    def parse(name, hold=False):
+        with turns.parsing():
+            order.append(name)
+            if hold:
+                inside.set()
+                release.wait(10)
+
+    def model():
+        with turns.model():
+            order.append("model")
+
+    threads = [threading.Thread(target=parse, args=("doc1", True))]
+    threads[0].start()
+    assert inside.wait(10)
+    threads.append(threading.Thread(target=model))
+    threads[1].start()
+    while not turns._model_wants:  # the model's call is waiting for doc1
+        time.sleep(0.001)
+    threads.append(threading.Thread(target=parse, args=("doc2",)))
+    threads[2].start()
+    time.sleep(0.05)
+    assert order == ["doc1"]  # neither the model (doc1 is being parsed) nor doc2 (the model waits) got in
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert order == ["doc1", "model", "doc2"]
 
 
 def test_a_job_hands_its_first_chunks_to_the_model_early_then_full_batches(tmp_path):
