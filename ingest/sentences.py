@@ -35,19 +35,17 @@ def _classes():
     class LanguageVars(punkt.PunktLanguageVars):
         re_boundary_realignment = _on_re(punkt.PunktLanguageVars.re_boundary_realignment)
 
+        def _once(self, name: str, stock) -> re.Pattern:
+            """The stock pattern `stock()` compiles, on `re`, made once per instance (as nltk memoizes its own)."""
+            if name not in self.__dict__:
+                self.__dict__[name] = _on_re(stock())
+            return self.__dict__[name]
+
         def _word_tokenizer_re(self):
-            try:
-                return self._re_word_tokenizer_on_re
-            except AttributeError:
-                self._re_word_tokenizer_on_re = _on_re(super()._word_tokenizer_re())
-                return self._re_word_tokenizer_on_re
+            return self._once("_word_tokenizer_on_re", super()._word_tokenizer_re)
 
         def period_context_re(self):
-            try:
-                return self._re_period_context_on_re
-            except AttributeError:
-                self._re_period_context_on_re = _on_re(super().period_context_re())
-                return self._re_period_context_on_re
+            return self._once("_period_context_on_re", super().period_context_re)
 
     non_punct = _on_re(punkt._re_non_punct)
 
