@@ -110,7 +110,7 @@ class Runtime:
     def index_config(self) -> IndexConfig:
         return IndexConfig(parsing.PARSER_VERSION, self.chunker_config, self.embedder.model_id, self.embedder.dim,
                            BM25Params(self.settings.bm25_k1, self.settings.bm25_b), self.window_config,
-                           self.settings.vector_datatype)
+                           self.settings.vector_storage)
 
     @cached_property
     def builder(self) -> SnapshotBuilder:

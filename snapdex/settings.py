@@ -98,9 +98,11 @@ class Settings(BaseSettings):
     window_method: Literal["late", "standalone"] = Field(
         default="late", description="late: pooled from the chunk's own pass; standalone: each window embedded alone")
 
-    # How dense and window vectors are stored (part of every snapshot hash): float16 halves their disk and memory
-    # (measured: README, "Memory"); float32 keeps the model's precision.
-    vector_datatype: Literal["float16", "float32"] = "float16"
+    # How dense and window vectors are stored (part of every snapshot hash): turbo8 (Qdrant's TurboQuant, 8 bits a
+    # dimension) halves float16's disk and memory again, float16 halves float32's, float32 keeps the model's
+    # precision (measured: README, "Memory at 100k chunks"). Unset: turbo8 on the embedded engine; float16 on a
+    # Qdrant server, whose turbo8 could not be checked here (no Docker engine).
+    vector_datatype: Literal["float16", "float32", "turbo8"] | None = None
 
     # Queries longer than this are refused (422): room for a pasted chat message, not a whole document.
     max_query_chars: int = Field(default=16_000, ge=64, le=200_000)
@@ -245,6 +247,11 @@ class Settings(BaseSettings):
     @property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'catalog.sqlite3').absolute()}"
+
+    @property
+    def vector_storage(self) -> str:
+        """SNAPDEX_VECTOR_DATATYPE, or the store backend's default when it is unset."""
+        return self.vector_datatype or ("turbo8" if self.store_backend == "edge" else "float16")
 
     @property
     def qdrant_path(self) -> Path:

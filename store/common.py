@@ -13,7 +13,7 @@ from .types import Hit, SparseVector
 
 UPSERT_BATCH = 256
 # float16 halves what vectors take on disk and in memory; scores move by about 1e-3 (README, "Memory").
-VECTOR_DATATYPES = ("float32", "float16")
+VECTOR_DATATYPES = ("float32", "float16", "turbo8")
 FUSIONS = ("rrf", "dbsf")
 # Extra hits fetched so a group of tied scores straddling `limit` is seen whole.
 TIE_SLACK = 8

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.helpers import embedded_texts, ingest, make_runtime, text_doc
+from snapdex.settings import Settings
 from tests.procs import REPO, wait_until
 
 DOCS = {
@@ -159,6 +160,33 @@ def test_config_change_forces_a_full_build_and_old_live_serves_until_then(rt, tm
         assert result.embedded > 0  # new chunk boundaries: new chunks
     finally:
         changed.close()
+
+
+def test_vectors_default_to_turbo8_embedded_and_an_index_of_the_float16_release_is_rebuilt_from_the_cache(tmp_path):
+    # The release before stored vectors as float16. Its index still serves after the upgrade; the new default is a
+    # config drift ("vectors"), and the rebuild takes every vector from the embedding cache: nothing is embedded.
+    before = make_runtime(tmp_path / "a", vector_datatype="float16")
+    try:
+        v1 = ingest(before, docs()).snapshot
+        assert before.manifest.live("default").config["vectors"] == "float16"
+    finally:
+        before.close()
+    after = make_runtime(tmp_path / "a")
+    try:
+        assert after.settings.vector_storage == "turbo8"
+        assert after.config_drift() == {"default": ["vectors"]}
+        assert after.resolver.resolve("default").hash == v1
+        result = after.snapshots.rebuild("default")
+        assert result.built and result.hash != v1 and result.embedded == 0
+        assert after.manifest.live("default").config["vectors"] == "turbo8"
+        hits = after.pipeline.run(after.manifest.live("default").collection, "topic3 item2", 5,
+                                  after.pipeline.stages()).hits
+        assert hits
+    finally:
+        after.close()
+    # A Qdrant server keeps float16 unless told: its turbo8 is not checked on this machine (no Docker engine).
+    assert Settings(store_backend="qdrant", qdrant_url="http://qdrant:6333").vector_storage == "float16"
+    assert Settings(store_backend="qdrant", vector_datatype="turbo8").vector_storage == "turbo8"
 
 
 CRASHING_BUILD = """

@@ -377,12 +377,20 @@ def test_rescore_scores_each_leg_of_the_given_points(store, other, points):
     assert store.rescore("win", [], dense=dense) == {}
 
 
-def test_float16_vectors_score_within_their_precision_on_both_backends(store, other, points):
-    """Vectors stored as float16 (the service's default) read back and score within float16's precision of their
-    float32 values, dense and windows alike, the same on both backends; a datatype no backend knows is refused."""
+# Largest score error allowed against float32, at these tests' 16 dimensions. turbo8 rotates each vector and keeps 8
+# bits a dimension: measured at 16 dimensions its error reached 4.4e-3, at the model's 384 dimensions 1.3e-3.
+COMPACT_TOLERANCE = {"float16": 2e-3, "turbo8": 1e-2}
+
+
+@pytest.mark.parametrize("datatype", ["float16", "turbo8"])
+def test_compact_vectors_score_within_their_precision_on_both_backends(store, other, points, datatype):
+    """Vectors stored as float16 or turbo8 (the embedded engine's default: Qdrant's TurboQuant, 8 bits a dimension)
+    read back and score within their precision of the float32 values, dense and windows alike, on both backends;
+    a datatype no backend knows is refused."""
+    tolerance = COMPACT_TOLERANCE[datatype]
     points = _with_windows(points, seed=11)
     for s in (store, other):
-        s.create_collection("half", DIM, windows=True, datatype="float16")
+        s.create_collection("half", DIM, windows=True, datatype=datatype)
         s.upsert("half", points)
     by_id = {p.id: p for p in points}
     for dense, sparse in queries():
@@ -392,12 +400,17 @@ def test_float16_vectors_score_within_their_precision_on_both_backends(store, ot
         for s in (store, other):
             got = s.rescore("half", ids, dense=dense, windows=dense)
             for i in ids:
-                assert got[i]["dense"] == pytest.approx(float(by_id[i].dense @ q), abs=2e-3)
-                assert got[i]["windows"] == pytest.approx(float((by_id[i].windows @ q).max()), abs=2e-3)
-        hits = store.search_dense("half", dense, 5)
-        assert [h.id for h in hits] == [h.id for h in other.search_dense("half", dense, 5)]
+                assert got[i]["dense"] == pytest.approx(float(by_id[i].dense @ q), abs=tolerance)
+                assert got[i]["windows"] == pytest.approx(float((by_id[i].windows @ q).max()), abs=tolerance)
+        truth = sorted(points, key=lambda p: -float(p.dense @ q))
+        hits = [h.id for h in store.search_dense("half", dense, 5)]
+        # Every hit scores within the tolerance of the true fifth best: only near-ties may trade places.
+        assert all(float(by_id[h].dense @ q) >= float(truth[4].dense @ q) - 2 * tolerance for h in hits)
+        if datatype == "float16":
+            assert hits == [h.id for h in other.search_dense("half", dense, 5)]
     (record,) = store.retrieve("half", [points[0].id], with_vectors=True)
-    assert np.asarray(record.dense) == pytest.approx(points[0].dense / np.linalg.norm(points[0].dense), abs=1e-3)
+    assert np.asarray(record.dense) == pytest.approx(points[0].dense / np.linalg.norm(points[0].dense),
+                                                     abs=tolerance)
     with pytest.raises(ValueError, match="datatype 'int4' is not one of"):
         store.create_collection("bad", DIM, datatype="int4")
 
