@@ -47,7 +47,9 @@ def test_worker_killed_mid_task_job_still_finishes_once(tmp_path, scifact_dir):
             first.send_signal(signal.SIGKILL)
             first.wait(10)
         mid = rt.jobs.get(job_id)
-        assert mid.status == "running" and mid.chunks_done < mid.chunks_total
+        # Killed part way: documents are left (chunks_done may equal chunks_total for a moment, while the embedding
+        # thread has caught up with the batches handed over and parsing fills the next one).
+        assert mid.status == "running" and sum(mid.counts.values()) < 300
 
         with snapdex_worker(data, "second", **env):
             wait_until(lambda: rt.jobs.get(job_id).status in ("succeeded", "failed"), 400, "the redelivered job")
