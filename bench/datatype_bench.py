@@ -5,8 +5,8 @@ For each datatype, a data folder of its own under --work starts from a copy of -
 cache (an index `snapdex eval run` made there), so nothing is embedded again: `snapdex eval run` rebuilds SciFact's
 snapshot with that datatype and scores the test split (every variant), then bench/retrieve_bench.py's synthetic
 100k snapshot is written from it. Then, in turns (--rounds), a fresh server per datatype answers the 300 test
-queries three times, first stage and default pipeline alternating (the first pass is a warm-up), and its peak RSS
-(VmHWM) is read at the end.
+queries twice, first stage and default pipeline in turns as bench/peer_bench.py times systems (the first pass is a
+warm-up), and its peak RSS (VmHWM) is read at the end.
 
 Usage: .venv/bin/python bench/datatype_bench.py --data-dir ./eval-data --work /tmp/dt [--datatypes float16 turbo8]
 """
@@ -19,19 +19,17 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import machine, write_result  # noqa: E402
-from bench.peer_bench import Server  # noqa: E402
+from bench.peer_bench import PASSES, Server, take_turns, turn_pads  # noqa: E402
 from bench.retrieve_bench import BIG, SCIFACT, build_synthetic  # noqa: E402
 
 MODES = {"first stage": {"rerank": "none"}, "default": {}}
+TIMED = tuple(p for p in PASSES if p[0] != "quality")  # quality is scored by `snapdex eval run`
 SEEDED = ("catalog.sqlite3", "embeddings.sqlite3", "webhook-secret.key", "models")
 
 
@@ -50,34 +48,21 @@ def prepare(source: Path, data: Path, datatype: str, synthetic: int) -> dict:
     out = data.parent / f"eval-{datatype}.json"
     subprocess.run([sys.executable, "-m", "snapdex", "eval", "run", "--dataset", str(SCIFACT), "--split", "test",
                     "--json", str(out)], cwd=REPO, env=env, check=True)
-    os.environ["SNAPDEX_VECTOR_DATATYPE"] = datatype  # build_synthetic reads the settings from the environment
-    try:
-        build_synthetic(data, "eval-scifact", synthetic)
-    finally:
-        del os.environ["SNAPDEX_VECTOR_DATATYPE"]
+    build_synthetic(data, "eval-scifact", synthetic, vector_datatype=datatype)
     return json.loads(out.read_text())
 
 
-def serve(data: Path, datatype: str, queries: list[str], log: Path) -> dict:
+def serve(data: Path, datatype: str, queries: dict[str, str], log: Path) -> dict:
+    """One server of `datatype`: both modes in turns, query by query, as bench/peer_bench.py times systems (a
+    warm-up pass, then the timed one); its peak RSS after."""
     svc = Server(data, log, SNAPDEX_VECTOR_DATATYPE=datatype, SNAPDEX_DEFAULT_TENANT=BIG)
     try:
-        took: dict[str, list[float]] = {m: [] for m in MODES}
-        for p in range(3):
-            for q in queries:
-                for i, (mode, options) in enumerate(MODES.items()):
-                    # Trailing spaces make each pass's text new to the answer cache; the server trims them.
-                    text = q + " " * (1 + p + 3 * i)
-                    started = time.perf_counter()
-                    r = svc.client.post("/retrieve", json={"query": text, "top_k": 10, "options": options})
-                    if r.status_code != 200:
-                        raise RuntimeError(f"/retrieve answered {r.status_code}: {r.text[:300]}")
-                    if p:
-                        took[mode].append((time.perf_counter() - started) * 1000)
+        systems = {mode: svc.search(options, {}) for mode, options in MODES.items()}
+        answers = take_turns(systems, queries, turn_pads(systems), passes=TIMED)
         rss = svc.rss_mib()
     finally:
         svc.stop()
-    return {"rss_mib": rss, **{m: {"p50": round(float(np.percentile(v, 50)), 1),
-                                   "p95": round(float(np.percentile(v, 95)), 1)} for m, v in took.items()}}
+    return {"rss_mib": rss, **{mode: answers[mode]["latency_ms"] for mode in MODES}}
 
 
 def main() -> None:
@@ -89,7 +74,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "datatypes.json")
     args = ap.parse_args()
-    queries = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").open()][:300]
+    lines = [json.loads(line) for line in (SCIFACT / "queries.jsonl").open()][:300]
+    queries = {q["_id"]: q["text"] for q in lines}
     result: dict = {"machine": machine(), "synthetic_chunks": args.synthetic, "datatypes": {}}
     for dt in args.datatypes:
         quality = prepare(args.data_dir, args.work / dt / "data", dt, args.synthetic)

@@ -448,7 +448,7 @@ def take_turns(systems: dict[str, Search], queries: dict[str, str], pads: dict[s
     """Every pass, query by query, each system in turn (the order rotates). Returns per system: the timed pass's
     latency, the quality pass's latency and rankings."""
     names = list(systems)
-    took = {n: {p: [] for p, _ in PASSES} for n in names}
+    took = {n: {p: [] for p, _ in passes} for n in names}
     rankings: dict[str, dict[str, list[str]]] = {n: {} for n in names}
     for pass_name, k in passes:
         for i, (qid, text) in enumerate(queries.items()):
@@ -458,8 +458,14 @@ def take_turns(systems: dict[str, Search], queries: dict[str, str], pads: dict[s
                 if pass_name == "quality":
                     rankings[name][qid] = list(dict.fromkeys(found))
     return {n: {"latency_ms": percentiles(took[n]["timed"]), "rankings": rankings[n],
-                **({"latency_top100_ms": percentiles(took[n]["quality"])} if took[n]["quality"] else {})}
+                **({"latency_top100_ms": percentiles(took[n]["quality"])} if took[n].get("quality") else {})}
             for n in names}
+
+
+def turn_pads(names) -> dict[str, dict[str, str]]:
+    """Trailing spaces per system and pass: no snapdex pass shares a query text with another, so no query vector
+    and no answer comes from a cache (the server trims them)."""
+    return {name: {p: " " * (1 + i + 3 * j) for i, (p, _) in enumerate(PASSES)} for j, name in enumerate(names)}
 
 
 class Phases(dict):
@@ -670,9 +676,7 @@ def main() -> int:
                    "snapdex first stage": svc.search({"rerank": "none"}, stages["first"]),
                    PEER: peer.search("peer"),
                    "bm25s": bm25.search("bm25s")}
-        # Trailing spaces: no snapdex pass shares a query text with another, so no query vector comes from the cache.
-        pads = {name: {p: " " * (1 + i + 3 * j) for i, (p, _) in enumerate(PASSES)}
-                for j, name in enumerate(("snapdex default", "snapdex first stage"))}
+        pads = turn_pads(("snapdex default", "snapdex first stage"))
         spies = {"snapdex queries (all passes, both modes)": Spy(
                      svc.proc.pid, args.profile / "snapdex-queries.collapsed.txt" if args.profile else None, 200),
                  "peer queries (all passes)": Spy(

@@ -40,14 +40,15 @@ def percentiles(ms: list[float]) -> dict[str, float]:
             "p99": round(float(np.percentile(a, 99)), 2), "n": len(ms)}
 
 
-def build_synthetic(data_dir: Path, source_tenant: str, total: int, seed: int = 7) -> str:
-    """A live snapshot of `total` chunks for tenant bench-100k: the source tenant's chunks, then synthetic ones."""
+def build_synthetic(data_dir: Path, source_tenant: str, total: int, seed: int = 7, **settings) -> str:
+    """A live snapshot of `total` chunks for tenant bench-100k: the source tenant's chunks, then synthetic ones.
+    `settings`: Settings fields for the service the index is written for (e.g. vector_datatype)."""
     from encoders.lexical import average_length, document_vector, term_counts
     from snapdex.runtime import Runtime
     from snapdex.settings import Settings
     from store.types import Point
 
-    rt = Runtime(Settings(data_dir=data_dir))
+    rt = Runtime(Settings(data_dir=data_dir, **settings))
     try:
         live = rt.manifest.live(BIG)
         # A catalog copied without its collections names a live snapshot that is not there: build it again.

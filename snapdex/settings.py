@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from db.engine import check_url
 from eval.gate import GatePolicy
 from snapdex.keys import check_configured
+from store.common import VectorDatatype
 
 
 class Settings(BaseSettings):
@@ -102,7 +103,7 @@ class Settings(BaseSettings):
     # dimension) halves float16's disk and memory again, float16 halves float32's, float32 keeps the model's
     # precision (measured: README, "Memory at 100k chunks"). Unset: turbo8 on the embedded engine; float16 on a
     # Qdrant server, whose turbo8 could not be checked here (no Docker engine).
-    vector_datatype: Literal["float16", "float32", "turbo8"] | None = None
+    vector_datatype: VectorDatatype | None = None
 
     # Queries longer than this are refused (422): room for a pasted chat message, not a whole document.
     max_query_chars: int = Field(default=16_000, ge=64, le=200_000)
