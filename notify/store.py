@@ -190,6 +190,8 @@ class WebhookStore:
         due = self.db.all(select(d.id, d.next_attempt_at).where(d.status == "pending", d.next_attempt_at <= now)
                           .order_by(d.next_attempt_at).limit(limit))
         claimed = []
+        if not due:  # the usual case, once a second: no write transaction to open
+            return claimed
         with self.db.tx() as conn:
             for r in due:
                 if conn.execute(update(deliveries).where(d.id == r["id"], d.status == "pending",

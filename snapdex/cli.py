@@ -343,7 +343,9 @@ def _watch_jobs(client, jobs: list[str], quiet: bool) -> dict[str, dict]:
     with tqdm(total=None, unit="doc", desc="ingest", disable=quiet) as bar:
         while True:
             missed = False
-            for j in jobs:
+            # A settled job's view no longer changes: only the others are asked again (each view counts its
+            # documents in the catalog, and the server is busy ingesting the rest).
+            for j in [j for j in jobs if views.get(j, {}).get("status") not in ("succeeded", "failed")]:
                 try:
                     r = client.get(f"/jobs/{j}")
                 except httpx.TransportError as e:

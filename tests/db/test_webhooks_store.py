@@ -88,3 +88,18 @@ def test_private_urls_are_refused_at_delivery_unless_allowed(catalog_db, store):
     (due,) = store.claim_due(lease_s=60)
     assert Deliverer(store, schedule_s=(), allow_private=False).deliver(due) == "dead"
     assert "loopback, link-local or private" in store.deliveries("acme", hook.id)[0].error
+
+
+def test_a_sweep_with_nothing_due_waits_for_no_writer(catalog_db, store):
+    # The sweeper runs every second beside ingest, whose transactions hold the catalog's write lock: with nothing
+    # due, a sweep must not queue behind them for a write transaction it would not use.
+    import threading
+
+    swept: list[list[str]] = []
+    with catalog_db.tx() as conn:
+        conn.execute(webhooks.insert().values(id="w-held", tenant="acme", url="http://127.0.0.1:9/x", events="[]",
+                                              secret=b"", created_at=0.0))
+        t = threading.Thread(target=lambda: swept.append(store.claim_due(lease_s=60)), daemon=True)
+        t.start()
+        t.join(10)
+        assert swept == [[]], "a sweep with nothing due waited for the open write transaction"

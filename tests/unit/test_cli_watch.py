@@ -45,3 +45,19 @@ def test_a_status_that_never_comes_back_gives_up_naming_the_jobs(monkeypatch):
     monkeypatch.setattr(cli, "POLL_MISSES", 3)
     with pytest.raises(SystemExit, match=r"3 times in a row; last: 500.*GET /jobs/\{id\} for a"):
         cli._watch_jobs(_client([(500, {"detail": "down"})]), ["a"], quiet=True)
+
+
+def test_a_settled_job_is_not_asked_again_while_the_others_run():
+    asked: list[str] = []
+    runs = {"a": ["succeeded"], "b": ["running", "running", "running", "succeeded"]}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        job = request.url.path.rsplit("/", 1)[1]
+        asked.append(job)
+        status = runs[job].pop(0) if len(runs[job]) > 1 else runs[job][0]
+        return httpx.Response(200, json={**_view(status, 2 if status == "succeeded" else 1), "job_id": job})
+
+    client = httpx.Client(base_url="http://snapdex", transport=httpx.MockTransport(handle))
+    views = cli._watch_jobs(client, ["a", "b"], quiet=True)
+    assert {j: v["status"] for j, v in views.items()} == {"a": "succeeded", "b": "succeeded"}
+    assert asked.count("a") == 1 and asked.count("b") == 4
