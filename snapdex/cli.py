@@ -338,14 +338,17 @@ def _watch_jobs(client, jobs: list[str], quiet: bool) -> dict[str, dict]:
     import httpx
     from tqdm import tqdm
 
+    from ingest.phases import SETTLED
+
     views: dict[str, dict] = {}
+    settled: set[str] = set()
     misses, last_error = 0, ""
     with tqdm(total=None, unit="doc", desc="ingest", disable=quiet) as bar:
         while True:
             missed = False
             # A settled job's view no longer changes: only the others are asked again (each view counts its
             # documents in the catalog, and the server is busy ingesting the rest).
-            for j in [j for j in jobs if views.get(j, {}).get("status") not in ("succeeded", "failed")]:
+            for j in [j for j in jobs if j not in settled]:
                 try:
                     r = client.get(f"/jobs/{j}")
                 except httpx.TransportError as e:
@@ -357,6 +360,7 @@ def _watch_jobs(client, jobs: list[str], quiet: bool) -> dict[str, dict]:
                 if r.status_code != 200:
                     raise SystemExit(f"reading job {j} failed ({r.status_code}): {r.text[:500]}")
                 views[j] = r.json()
+            settled = {j for j, v in views.items() if v["status"] in SETTLED}
             misses = misses + 1 if missed else 0
             if misses >= POLL_MISSES:
                 raise SystemExit(f"could not read the jobs' status {misses} times in a row; last: {last_error}. "
@@ -364,9 +368,9 @@ def _watch_jobs(client, jobs: list[str], quiet: bool) -> dict[str, dict]:
             bar.total = sum(v["progress"]["documents_total"] for v in views.values())
             bar.n = sum(v["progress"]["documents_done"] for v in views.values())
             chunks = sum(v["progress"]["chunks_done"] for v in views.values())
-            bar.set_postfix(chunks=chunks, settled=sum(v["status"] in ("succeeded", "failed") for v in views.values()))
+            bar.set_postfix(chunks=chunks, settled=len(settled))
             bar.refresh()
-            if len(views) == len(jobs) and all(v["status"] in ("succeeded", "failed") for v in views.values()):
+            if len(settled) == len(jobs):
                 return views
             time.sleep(POLL_S)
 

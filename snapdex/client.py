@@ -31,6 +31,7 @@ from api.schemas import (AccessIn, AccessResponse, ContextRequest, DocumentChunk
                          PrincipalIn, QuerySetListResponse, QuerySetRequest, QuerySetResponse, RebuildResponse,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveOptions, RetrieveRequest,
                          RetrieveResponse, SnapshotListResponse, SwitchResponse, DeleteDocumentResponse)
+from ingest.phases import SETTLED
 
 M = TypeVar("M", bound=BaseModel)
 RETRY_STATUS = (429, 503)
@@ -221,7 +222,7 @@ class Client(_Operations):
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
-            if job.status in ("succeeded", "failed"):
+            if job.status in SETTLED:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
@@ -284,7 +285,7 @@ class AsyncClient(_Operations):
         deadline = time.monotonic() + timeout
         while True:
             job = await self.job(job_id)
-            if job.status in ("succeeded", "failed"):
+            if job.status in SETTLED:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
