@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,7 +27,8 @@ from ingest.language import detect_language, document_language
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
 from index_snapshots.access import AccessSync
 from index_snapshots.manifest import Manifest
-from store.base import VectorStore
+from store.base import StoreUnavailable, VectorStore
+from store.payload import payload_problem
 from store.types import Point
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class BuildResult:
     embedded: int
     reused: int
     seconds: float
+    # Documents left out because the vector store cannot hold their payload: doc id -> why (naming the field).
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def point_id(chunk_hash: str) -> str:
@@ -82,6 +85,26 @@ def point_id(chunk_hash: str) -> str:
 
 def collection_name(tenant: str, snap_hash: str) -> str:
     return f"snap-{tenant}-{snap_hash[:24]}"
+
+
+class PayloadRefused(Exception):
+    """The store refused the payload of some points of a build: their documents (doc id -> why) are left out and
+    the build starts again without them."""
+
+    def __init__(self, documents: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{d}: {r}" for d, r in sorted(documents.items())[:10]))
+        self.documents = documents
+
+
+def document_payload_problem(doc: DocumentRow) -> str | None:
+    """Why a document's fields cannot go into its chunks' payloads (a NaN or 1e309 in its metadata, an integer past
+    64 bits, a lone surrogate), or None. Checked before a build writes a point: one such document fails alone."""
+    fields = {"doc_id": doc.doc_id, "source": doc.source, "title": doc.title, "metadata": doc.hit_metadata(),
+              ACCESS: document_tokens(doc.access)}
+    for name, value in fields.items():
+        if problem := payload_problem(value, name):
+            return problem
+    return None
 
 
 def _sources_of(docs: list[DocumentRow]) -> dict[str, list[DocumentRow]]:
@@ -187,11 +210,29 @@ class SnapshotBuilder:
         self.config = config
         self.batch_size = batch_size
 
+    # Builds started again after the store refused some documents' payloads: each round leaves more out, and a
+    # refusal no document explains (every point of a batch refused alone) fails the build instead.
+    REFUSAL_ROUNDS = 3
+
     def build(self, tenant: str) -> BuildResult:
         """The caller holds the tenant's build lock: SnapshotService takes it around the build, the gate and the
-        promotion, so that one verdict at a time decides what is live."""
+        promotion, so that one verdict at a time decides what is live. A document whose payload the store cannot
+        hold is left out of the snapshot, named in `refused`; the others build."""
+        refused: dict[str, str] = {}
+        for _ in range(self.REFUSAL_ROUNDS):
+            try:
+                return self._build(tenant, refused)
+            except PayloadRefused as e:
+                refused.update(e.documents)
+                log.warning("the vector store refused the payload of %d documents of %s; building without them: %s",
+                            len(e.documents), tenant, e)
+        return self._build(tenant, refused)
+
+    def _build(self, tenant: str, refused: dict[str, str]) -> BuildResult:
         started = time.perf_counter()
         docs = self._rechunk(tenant, self._languages(tenant, list(self.catalog.documents(tenant, status="indexed"))))
+        refused = {**refused, **{d.doc_id: p for d in docs if (p := document_payload_problem(d)) is not None}}
+        docs = [d for d in docs if d.doc_id not in refused]
         config = self.config.canonical()
         # The languages BM25 analysed the documents in: queries are analysed in each of them (see
         # encoders.lexical.query_counts). Part of the snapshot's config because the content decides it, not settings.
@@ -200,7 +241,7 @@ class SnapshotBuilder:
         name = collection_name(tenant, snap)
         existing = self.manifest.get(tenant, snap)
         if existing and existing.status in ("candidate", "live", "retired") and self.store.has_collection(name):
-            return BuildResult(snap, name, False, existing.documents, existing.chunks, 0, 0, 0.0)
+            return BuildResult(snap, name, False, existing.documents, existing.chunks, 0, 0, 0.0, refused)
 
         live = self.manifest.live(tenant)
         self.manifest.begin(tenant, snap, name, live.hash if live else None, config)
@@ -229,8 +270,8 @@ class SnapshotBuilder:
                 # Each chunk's length in the model's word pieces: the context builder's default tokenizer reads it
                 # instead of counting every hit again at query time.
                 tokens = dict(zip(part, self.embedding.backend.count_tokens([rows[h].text for h in part])))
-                self.store.upsert(name, [self._point(tenant, h, rows[h], got.vectors[h], sources[h], avgdl,
-                                                     got.windows.get(h), layouts, tokens[h]) for h in part])
+                self._upsert(name, [self._point(tenant, h, rows[h], got.vectors[h], sources[h], avgdl,
+                                                got.windows.get(h), layouts, tokens[h]) for h in part])
             # What this snapshot cost in model time: chunks its parent did not hold were embedded for it (at
             # ingest or just now); the rest were carried over.
             embedded = max(embedded, len(hashes) - len(self._parent_ids(live) & {point_id(h) for h in hashes}))
@@ -249,7 +290,33 @@ class SnapshotBuilder:
         self.manifest.finish(tenant, snap, documents=len(docs), chunks=len(hashes), embedded=embedded,
                              reused=len(hashes) - embedded, seconds=seconds)
         log.info("built snapshot %s for %s: %d chunks, %d embedded", snap[:12], tenant, len(hashes), embedded)
-        return BuildResult(snap, name, True, len(docs), len(hashes), embedded, len(hashes) - embedded, seconds)
+        return BuildResult(snap, name, True, len(docs), len(hashes), embedded, len(hashes) - embedded, seconds, refused)
+
+    def _upsert(self, name: str, points: list[Point]) -> None:
+        """Write a batch. When the store refuses it for a reason `document_payload_problem` did not foresee, each
+        point is tried alone: the documents of those refused are left out (PayloadRefused). If every point is
+        refused alone, the fault is not one document's, and the build fails with it."""
+        try:
+            self.store.upsert(name, points)
+            return
+        except StoreUnavailable:
+            raise
+        except Exception as e:
+            error = e
+        bad: dict[str, str] = {}
+        refused_points = 0
+        for p in points:
+            try:
+                self.store.upsert(name, [p])
+            except StoreUnavailable:
+                raise
+            except Exception as e:
+                refused_points += 1
+                for doc_id in p.payload.get("doc_ids", []):
+                    bad.setdefault(doc_id, f"the vector store refused its payload: {type(e).__name__}: {e}")
+        if not bad or refused_points == len(points):
+            raise error
+        raise PayloadRefused(bad)
 
     def _parent_ids(self, parent) -> set[str]:
         if parent is None or not self.store.has_collection(parent.collection):

@@ -121,6 +121,9 @@ class SnapshotService:
             for job_id in waiting:
                 self.jobs.finish(job_id, JobStatus.FAILED, error=f"snapshot build failed: {type(e).__name__}: {e}")
             raise
+        # Documents the store could not hold (a NaN in their metadata, say) are not in the snapshot: their jobs
+        # say so, and the rest of the build stands.
+        self.jobs.fail_documents(waiting, result.refused)
         try:
             self._settle(tenant, result, waiting, transient)
         except transient:

@@ -277,6 +277,18 @@ class JobStore:
             raise ValueError(f"outcome {outcome!r} is not one of {OUTCOMES}")
         conn.execute(_MARK, {"job": job_id, "s": seq, "o": outcome, "r": reason, "n": chunks})
 
+    def fail_documents(self, job_ids: Sequence[str], reasons: dict[str, str]) -> None:
+        """Documents a build left out (the vector store cannot hold their payload) fail,
+        with their reasons, in the jobs that sent them and wait for that build: before the jobs settle, so their
+        `failures` and their job.documents_failed event name them."""
+        if not job_ids or not reasons:
+            return
+        with self.db.tx() as conn:
+            for doc_id, reason in sorted(reasons.items()):
+                conn.execute(update(job_documents).where(
+                    job_documents.c.job_id.in_(list(job_ids)), job_documents.c.doc_id == doc_id,
+                    job_documents.c.outcome != "failed").values(outcome="failed", reason=reason, chunks=0))
+
     # --- what waits for what -----------------------------------------------------------------------
 
     def ingesting(self, tenant: str) -> bool:

@@ -297,3 +297,54 @@ def test_transient_build_failure_leaves_jobs_waiting_for_the_retry(rt, monkeypat
     monkeypatch.undo()
     assert rt.snapshots.build_pending("default").hash == rt.jobs.get(job_id).snapshot
     assert rt.jobs.get(job_id).status == "succeeded"
+
+
+# --- one document's payload never fails the build -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), 2**70, "lone \ud800 surrogate"],
+                         ids=["nan", "inf", "-inf", "int>64bit", "surrogate"])
+def test_a_document_whose_payload_the_store_cannot_hold_fails_alone(rt, bad):
+    """Stored before the API refused such values (or by any other writer of the catalog): the build leaves that
+    document out, names it in its job, and builds and promotes the rest; the next build does not fail either."""
+    job = ingest(rt, docs(d3=None) + [text_doc("bad", "A note about volcanoes and lava in Iceland.", x=bad)])
+    assert job.status == "succeeded" and job.snapshot, job
+    assert job.counts["failed"] == 1
+    [failure] = job.failures
+    assert failure["doc_id"] == "bad" and "metadata.x" in failure["reason"], failure
+    live = rt.manifest.live("default")
+    assert live.hash == job.snapshot and live.documents == len(DOCS) - 1
+    assert rt.store.count(live.collection, filters={"doc_ids": "bad"}) == 0
+    assert rt.store.count(live.collection, filters={"doc_ids": "d1"}) > 0
+    # A later job of the tenant builds too, still without it.
+    later = ingest(rt, [text_doc("d3", DOCS["d3"])])
+    assert later.status == "succeeded" and rt.manifest.live("default").hash == later.snapshot
+    assert rt.manifest.live("default").documents == len(DOCS)
+
+
+def test_a_payload_the_store_refuses_unforeseen_leaves_out_only_its_documents(rt, monkeypatch):
+    """A refusal the payload check did not foresee: the points of the batch are tried alone, the refused point's
+    documents are left out and named, and the build starts again without them."""
+    upsert = rt.store.upsert
+
+    def picky(name, points):
+        if any("d5" in p.payload["doc_ids"] for p in points):
+            raise ValueError("payload refused by the engine")
+        return upsert(name, points)
+
+    monkeypatch.setattr(rt.store, "upsert", picky)
+    job = ingest(rt, docs())
+    assert job.status == "succeeded", job
+    assert [(f["doc_id"], "payload refused by the engine" in f["reason"]) for f in job.failures] == [("d5", True)]
+    live = rt.manifest.live("default")
+    assert live.documents == len(DOCS) - 1 and rt.store.count(live.collection, filters={"doc_ids": "d5"}) == 0
+
+
+def test_a_refusal_of_every_point_fails_the_build_as_before(rt, monkeypatch):
+    """Not one document's fault (every point refused alone): the build fails with the store's error."""
+    def broken(name, points):
+        raise ValueError("the engine refuses everything")
+
+    monkeypatch.setattr(rt.store, "upsert", broken)
+    with pytest.raises(ValueError, match="refuses everything"):
+        ingest(rt, docs())
