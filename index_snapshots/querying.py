@@ -8,18 +8,21 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from cachetools import TTLCache, cachedmethod
 
 from eval.profiles import Profile, ProfileStore
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.builder import LANGUAGES_KEY, collection_name, point_id
-from ingest.access import FIELD as ACCESS, NO_ONE, Reader, visible_payload
+from ingest.access import Reader, visible_payload
+from ingest.filters import request_filter
 from ingest.windows import sentence_spans
 from retrieval.cache import ResultCache, request_key
 from retrieval.context import Context, ContextConfig, build_context, token_counter
 from retrieval.pipeline import RetrievalPipeline, StageConfig
 from retrieval.types import Candidate
+from store.filters import Filter
 
 # A newly adopted or rolled-back profile reaches every API process within this long; each answer names the profile
 # version it used, so an answer given meanwhile is still reproducible.
@@ -39,18 +42,6 @@ class Answer:
 
 def profile_recipe(profile: Profile) -> dict:
     return {"version": profile.version, "source": "global default" if profile.is_default else "tuned"}
-
-
-def with_access(filters: dict | None, reader: Reader | None) -> dict | None:
-    """The request's filters and the reader's access condition, ANDed in the one Qdrant request. The filters may not
-    name the access field themselves: one key per field, and the reader's condition must be the one that holds."""
-    if reader is None:
-        return filters
-    if filters and any(k == ACCESS or k.startswith(ACCESS + ".") for k in filters):
-        raise ValueError(f"filters may not name {ACCESS!r}: the principal decides what is readable")
-    # A reader with no token at all (no user, no group, a tenant denying by default) matches nothing: a token no
-    # document carries keeps the condition a valid match-any.
-    return {**(filters or {}), ACCESS: reader.tokens() or [NO_ONE]}
 
 
 class SnapshotSearcher:
@@ -100,8 +91,9 @@ class SnapshotSearcher:
         """`profile`: answer under this one instead of the tenant's live profile (the tuner's trials). `context`:
         also build the hits into passages within its token budget. `highlights`: find each hit's best sentence
         windows (what /retrieve shows; evaluation and tuning runs, reading only the ranking, go without).
-        `reader`: search only the chunks of documents it may read (None: all of them)."""
-        answer = self._search(tenant, query, top_k, with_access(filters, reader), snapshot, use_cache, profile,
+        `reader`: search only the chunks of documents it may read (None: all of them); `filters` (ingest/filters.py)
+        then match its readable documents only."""
+        answer = self._search(tenant, query, top_k, request_filter(filters, reader), snapshot, use_cache, profile,
                               highlights, reader, **stage_overrides)
         return self.with_context(tenant, answer, context) if context is not None else answer
 
@@ -122,7 +114,7 @@ class SnapshotSearcher:
         timings["total"] = round(answer.timings_ms.get("total", 0.0) + timings["context"], 3)
         return replace(answer, timings_ms=timings, context=block)
 
-    def _search(self, tenant: str, query: str, top_k: int, filters: dict | None, snapshot: str | None,
+    def _search(self, tenant: str, query: str, top_k: int, filters: Filter | None, snapshot: str | None,
                 use_cache: bool, profile: Profile | None, highlights: bool, reader: Reader | None,
                 **stage_overrides) -> Answer:
         started = time.perf_counter()
@@ -150,16 +142,17 @@ class SnapshotSearcher:
         elif stages.rerank == "late-interaction" and not snap.config.get("windows"):
             warnings.append(f"snapshot {snap.hash[:12]} holds no sentence windows: the late-interaction stage "
                             "ranked by its dense and BM25 legs only (the windows' weight went to dense)")
+        # The filter let through only chunks the reader may read; a chunk shared with a document it may not read
+        # still names that one among its sources: left out as the candidates arrive, before pruning (near-duplicate
+        # twins, the cap per document), context or the cache see them, so none of these is decided by it.
         result = self.pipeline.run(snap.collection, query, top_k, stages, filters=filters, dense=same_model,
                                    windows=bool(snap.config.get("windows")), highlights=highlights,
-                                   languages=tuple(snap.config.get(LANGUAGES_KEY) or ()))
+                                   languages=tuple(snap.config.get(LANGUAGES_KEY) or ()),
+                                   visible=partial(visible_payload, reader=reader) if reader else None)
         result.recipe["profile"] = profile_recipe(profile)
         timings = {"resolve": resolved, **result.timings_ms}
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
-        # The filter let through only chunks the reader may read; a chunk shared with a document it may not read
-        # still names that one among its sources: left out here, before anything (context, the cache) sees it.
-        hits = [replace(h, payload=visible_payload(h.payload, reader)) for h in result.hits] if reader else result.hits
-        answer = Answer(hits, snap.hash, result.recipe, timings, warnings)
+        answer = Answer(result.hits, snap.hash, result.recipe, timings, warnings)
         if use_cache:
             self.cache.put(key, answer)
         return answer
