@@ -16,13 +16,12 @@ from eval.profiles import Profile, ProfileStore
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.builder import LANGUAGES_KEY, collection_name, point_id
 from ingest.access import Reader, visible_payload
-from ingest.filters import request_filter
+from ingest.filters import every_source, parse_request_filters, request_filter
 from ingest.windows import sentence_spans
 from retrieval.cache import ResultCache, request_key
 from retrieval.context import Context, ContextConfig, build_context, token_counter
 from retrieval.pipeline import RetrievalPipeline, StageConfig
 from retrieval.types import Candidate
-from store.filters import Filter
 
 # A newly adopted or rolled-back profile reaches every API process within this long; each answer names the profile
 # version it used, so an answer given meanwhile is still reproducible.
@@ -93,13 +92,16 @@ class SnapshotSearcher:
         windows (what /retrieve shows; evaluation and tuning runs, reading only the ranking, go without).
         `reader`: search only the chunks of documents it may read (None: all of them); `filters` (ingest/filters.py)
         then match its readable documents only."""
-        answer = self._search(tenant, query, top_k, request_filter(filters, reader), snapshot, use_cache, profile,
-                              highlights, reader, **stage_overrides)
+        parse_request_filters(filters)  # a bad filter is refused before anything is looked up
+        answer = self._search(tenant, query, top_k, filters, snapshot, use_cache, profile, highlights, reader,
+                              **stage_overrides)
         return self.with_context(tenant, answer, context) if context is not None else answer
 
     def search_batch(self, tenant: str, requests: list[dict]) -> list[Answer]:
         """Many searches (each a `search` keyword set) with their query vectors made in one model batch; each
         answer is the one `search` gives alone."""
+        for r in requests:  # one bad filter refuses the batch before any of it runs
+            parse_request_filters(r.get("filters"))
         self.pipeline.embed_queries([r["query"] for r in requests])
         return [self.search(tenant, **r) for r in requests]
 
@@ -114,14 +116,16 @@ class SnapshotSearcher:
         timings["total"] = round(answer.timings_ms.get("total", 0.0) + timings["context"], 3)
         return replace(answer, timings_ms=timings, context=block)
 
-    def _search(self, tenant: str, query: str, top_k: int, filters: Filter | None, snapshot: str | None,
+    def _search(self, tenant: str, query: str, top_k: int, filters: dict | None, snapshot: str | None,
                 use_cache: bool, profile: Profile | None, highlights: bool, reader: Reader | None,
                 **stage_overrides) -> Answer:
         started = time.perf_counter()
         snap = self.resolver.resolve(tenant, snapshot)
         profile = profile or self.profile(tenant)
         stages, warnings = self.stages(profile, **stage_overrides)
-        key = request_key(snap.hash, query, top_k=top_k, filters=filters, stages=stages,
+        # The store filter, which is what decides the answer: part of the cache key, the reader's tokens with it.
+        where = request_filter(filters, reader, every_source(snap.config))
+        key = request_key(snap.hash, query, top_k=top_k, filters=where, stages=stages,
                           prune=self.pipeline.prune_config.recipe(), profile=profile.version,
                           # An access change rewrites the snapshot's payloads in place and moves this: an answer
                           # cached under the old lists is never served again (index_snapshots/access.py).
@@ -145,7 +149,7 @@ class SnapshotSearcher:
         # The filter let through only chunks the reader may read; a chunk shared with a document it may not read
         # still names that one among its sources: left out as the candidates arrive, before pruning (near-duplicate
         # twins, the cap per document), context or the cache see them, so none of these is decided by it.
-        result = self.pipeline.run(snap.collection, query, top_k, stages, filters=filters, dense=same_model,
+        result = self.pipeline.run(snap.collection, query, top_k, stages, filters=where, dense=same_model,
                                    windows=bool(snap.config.get("windows")), highlights=highlights,
                                    languages=tuple(snap.config.get(LANGUAGES_KEY) or ()),
                                    visible=partial(visible_payload, reader=reader) if reader else None)

@@ -25,7 +25,11 @@ several needs one source that meets every condition and the reader's tokens, a n
 
 Where the two branches agree one is enough: without a metadata condition the nested one alone (every source holds
 doc_id, title and source); for a key that reads everything and one condition, the top level alone (one condition
-holds on some document exactly when it holds on their union). No payload written before this needs to change.
+holds on some document exactly when it holds on their union). This needs no payload written before to change, but
+the engine reads a point's payload once per condition that needs it, and the first branch takes two or more such
+reads where the nested one takes one: a metadata filter costs about twice the engine time of the flat conditions it
+replaced (bench/filter_bench.py). A snapshot whose every source carries its document's metadata (SOURCE_METADATA in
+its config) is filtered by the nested condition alone, at the flat conditions' cost.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ METADATA = "metadata."
 # A document's own fields, in each of a point's sources, and where a point with one document holds them on top.
 DOCUMENT_FIELDS = {"doc_id": DOC_IDS, "title": f"{SOURCES}[].title", "source": f"{SOURCES}[].source"}
 ALLOWED = ", ".join([*DOCUMENT_FIELDS, f"{METADATA}<field>"])
+# In a snapshot's config when every source of its points carries its document's metadata, shared or not (the builder
+# writes it so): a filter then reads each condition once, on the source, where the older layout needs the top level
+# for a point of one document (twice the engine's time for a metadata filter: bench/filter_bench.py).
+SOURCE_METADATA_KEY, SOURCE_METADATA = "source_metadata", "every-source-v1"
 # One metadata field, named as the engines' payload paths name a key without quoting (metadata is flat: a field
 # holds a value or a list of values, never an object).
 _FIELD = re.compile(r"[\w-]{1,128}")
@@ -69,9 +77,15 @@ def parse_request_filters(filters: dict | None) -> list[Condition]:
     return out
 
 
-def request_filter(filters: dict | None, reader: Reader | None) -> Filter | None:
+def every_source(config: dict) -> bool:
+    """Whether a snapshot (by its config) has each document's metadata in its source, shared chunk or not."""
+    return config.get(SOURCE_METADATA_KEY) == SOURCE_METADATA
+
+
+def request_filter(filters: dict | None, reader: Reader | None, every_source: bool = False) -> Filter | None:
     """The store filter of a request's `filters` read on behalf of `reader` (None: a key that reads everything).
-    Raises ValueError for a key or value outside the grammar above."""
+    Raises ValueError for a key or value outside the grammar above. `every_source`: the snapshot's sources all carry
+    their document's metadata (`every_source(config)`): one nested condition then says it all."""
     conditions = parse_request_filters(filters)
     # A reader with no token at all (no user, no group, a tenant denying by default) matches nothing: a token no
     # document carries keeps the condition a valid match-any.
@@ -84,7 +98,7 @@ def request_filter(filters: dict | None, reader: Reader | None) -> Filter | None
     # Necessary either way, and keyword-indexed: the engine narrows the candidates by them before the nested check.
     narrow = access + tuple(c for c in on_top if c.key == DOC_IDS)
     in_source = Nested(SOURCES, Filter(must=access + tuple(conditions)))
-    if not any(c.key.startswith(METADATA) for c in conditions):
+    if every_source or not any(c.key.startswith(METADATA) for c in conditions):
         return Filter(must=(*narrow, in_source))
     # Sources carry metadata only where a point has several: a point with one takes it from the top level.
     alone = Filter(must=(Condition("count", DOC_IDS, {"lte": 1}), *on_top))

@@ -5,18 +5,14 @@ brute-force oracle on random corpora with shared chunks, and backend against bac
 from __future__ import annotations
 
 import random
-import uuid
-
-import numpy as np
 import pytest
 
 from conftest import DIM
-from encoders.lexical import term_counts
-from index_snapshots.builder import KEYWORD_INDEXES, IndexConfig, SnapshotBuilder, _Layout
+from index_snapshots.builder import KEYWORD_INDEXES
 from ingest.access import Reader, document_tokens
-from ingest.catalog import ChunkRow, DocumentRow
-from ingest.chunking import ChunkerConfig
+from ingest.catalog import DocumentRow
 from ingest.filters import request_filter
+from tests.helpers import builder_points
 
 TEAMS = ["hr", "eng", "legal", "board"]
 TITLES = ["Handbook", "Layoffs 2027", "Roadmap", "Minutes"]
@@ -40,34 +36,12 @@ def _doc(rng: random.Random, i: int) -> DocumentRow:
                        extracted={"language": "en"})
 
 
-def builder_points(docs_per_chunk: list[list[DocumentRow]], seed: int = 3):
-    """The points a build writes for these chunks (each shared by its documents): the builder's own `_point`."""
-    builder = SnapshotBuilder.__new__(SnapshotBuilder)
-    builder.config = IndexConfig("p", ChunkerConfig(), "fake-model", DIM, windows=None)
-    rng = np.random.default_rng(seed)
-    hashes = [uuid.UUID(int=i + 1).hex * 2 for i in range(len(docs_per_chunk))]
-    by_doc: dict[str, DocumentRow] = {}
-    for h, docs in zip(hashes, docs_per_chunk):
-        for d in docs:
-            by_doc.setdefault(d.doc_id, d).chunk_hashes.append(h)
-    layouts = {d.doc_id: _Layout(d) for d in by_doc.values()}
-    points = []
-    words = [f"w{i}" for i in range(40)]
-    for i, (h, docs) in enumerate(zip(hashes, docs_per_chunk)):
-        # Distinct words and counts per chunk: no two BM25 scores tie, so every engine orders them alike.
-        text = " ".join(words[j] for j in rng.choice(40, size=int(rng.integers(3, 12))))
-        vector = rng.normal(size=DIM).astype(np.float32)
-        points.append(builder._point("t", h, ChunkRow(h, text, term_counts(text)), vector / np.linalg.norm(vector),
-                                     sorted(docs, key=lambda d: d.doc_id), 5.0, None, layouts, 7))
-    return points
-
-
-def corpus(seed: int, documents: int = 30, chunks: int = 60):
+def corpus(seed: int, documents: int = 30, chunks: int = 60, every_source: bool = False):
     rng = random.Random(seed)
     docs = [_doc(rng, i) for i in range(documents)]
     # About half the chunks are shared by two or three documents (exact duplicates: one point, several sources).
     per_chunk = [rng.sample(docs, 1 if rng.random() < 0.5 else rng.randint(2, 3)) for _ in range(chunks)]
-    return docs, per_chunk, builder_points(per_chunk, seed)
+    return docs, per_chunk, builder_points(per_chunk, DIM, seed, every_source=every_source)
 
 
 def _holds(values, kind: str, want) -> bool:
@@ -127,9 +101,10 @@ def matched(store, name: str, flt) -> set[str]:
     return {r.id for r in records}
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_request_filters_match_the_oracle_on_shared_chunks(store, seed):
-    docs, per_chunk, points = corpus(seed)
+@pytest.mark.parametrize("seed, every_source", [(1, False), (2, False), (3, True)])
+def test_request_filters_match_the_oracle_on_shared_chunks(store, seed, every_source):
+    """Both payload layouts: sources with metadata on shared chunks only (as built so far), and on every chunk."""
+    docs, per_chunk, points = corpus(seed, every_source=every_source)
     assert any(len(p.payload["sources"]) > 1 for p in points) and any(len(p.payload["sources"]) == 1 for p in points)
     name = load_points(store, points)
     rng = random.Random(seed * 101)
@@ -138,7 +113,7 @@ def test_request_filters_match_the_oracle_on_shared_chunks(store, seed):
         filters = random_filter(rng, docs)
         for reader in READERS:
             want = {points[i].id for i in oracle(per_chunk, filters, reader)}
-            flt = request_filter(filters, reader)
+            flt = request_filter(filters, reader, every_source)
             assert matched(store, name, flt) == want, (filters, reader)
             assert store.count(name, flt) == len(want)
             checked += 1
@@ -156,7 +131,7 @@ def test_a_hidden_document_sharing_a_chunk_decides_nothing(store):
                          source="handbook.pdf", title="Handbook", metadata={"team": "hr", "year": 2020}, access=None)
     alone = DocumentRow(tenant="t", doc_id="leave", status="indexed", content_hash=None, raw_hash=None,
                         source=None, title="Leave", metadata={"team": "hr", "year": 2027}, access=None)
-    points = builder_points([[secret, shared], [alone]])
+    points = builder_points([[secret, shared], [alone]], DIM)
     name = load_points(store, points)
     alice = Reader.of("alice", [], True)
     for filters in ({"doc_id": "board-minutes"}, {"title": "Layoffs 2027"}, {"source": "minutes.pdf"},
