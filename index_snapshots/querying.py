@@ -16,7 +16,7 @@ from eval.profiles import Profile, ProfileStore
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.builder import LANGUAGES_KEY, collection_name, point_id
 from ingest.access import Reader, visible_payload
-from ingest.filters import every_source, parse_request_filters, request_filter
+from ingest.filters import parse_request_filters, request_filter, sources_carry_metadata
 from ingest.windows import sentence_spans
 from retrieval.cache import ResultCache, request_key
 from retrieval.context import Context, ContextConfig, build_context, token_counter
@@ -124,7 +124,7 @@ class SnapshotSearcher:
         profile = profile or self.profile(tenant)
         stages, warnings = self.stages(profile, **stage_overrides)
         # The store filter, which is what decides the answer: part of the cache key, the reader's tokens with it.
-        where = request_filter(filters, reader, every_source(snap.config))
+        where = request_filter(filters, reader, sources_carry_metadata(snap.config))
         key = request_key(snap.hash, query, top_k=top_k, filters=where, stages=stages,
                           prune=self.pipeline.prune_config.recipe(), profile=profile.version,
                           # An access change rewrites the snapshot's payloads in place and moves this: an answer

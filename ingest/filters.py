@@ -77,7 +77,7 @@ def parse_request_filters(filters: dict | None) -> list[Condition]:
     return out
 
 
-def every_source(config: dict) -> bool:
+def sources_carry_metadata(config: dict) -> bool:
     """Whether a snapshot (by its config) has each document's metadata in its source, shared chunk or not."""
     return config.get(SOURCE_METADATA_KEY) == SOURCE_METADATA
 
@@ -85,7 +85,7 @@ def every_source(config: dict) -> bool:
 def request_filter(filters: dict | None, reader: Reader | None, every_source: bool = False) -> Filter | None:
     """The store filter of a request's `filters` read on behalf of `reader` (None: a key that reads everything).
     Raises ValueError for a key or value outside the grammar above. `every_source`: the snapshot's sources all carry
-    their document's metadata (`every_source(config)`): one nested condition then says it all."""
+    their document's metadata (`sources_carry_metadata(config)`): one nested condition then says it all."""
     conditions = parse_request_filters(filters)
     # A reader with no token at all (no user, no group, a tenant denying by default) matches nothing: a token no
     # document carries keeps the condition a valid match-any.
