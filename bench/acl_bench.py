@@ -33,6 +33,13 @@ from tests.procs import auth, snapdex_serve  # noqa: E402
 TENANT = "bench-acl"
 
 
+def draw_access(rng: np.random.Generator, users: int, groups: int) -> dict | None:
+    """A document's access list: a fifth of them tenant-wide (None), the rest 0-3 users and 1-3 groups."""
+    return None if rng.random() < 0.2 else {
+        "users": [f"user{u}" for u in rng.integers(0, users, size=rng.integers(0, 4))],
+        "groups": [f"group{g}" for g in rng.integers(0, groups, size=rng.integers(1, 4))]}
+
+
 def build(data_dir: Path, total: int, users: int, groups: int, seed: int = 17) -> list[str]:
     """A live snapshot of `total` chunks with access tokens; returns the word list the texts are made of."""
     from encoders.lexical import average_length, document_vector, term_counts
@@ -57,10 +64,7 @@ def build(data_dir: Path, total: int, users: int, groups: int, seed: int = 17) -
                 v = rng.normal(size=dim)
                 v /= np.linalg.norm(v)
                 w = v + rng.normal(0, 0.3, size=(4, dim))
-                access = None if rng.random() < 0.2 else {
-                    "users": [f"user{u}" for u in rng.integers(0, users, size=rng.integers(0, 4))],
-                    "groups": [f"group{g}" for g in rng.integers(0, groups, size=rng.integers(1, 4))]}
-                tokens = document_tokens(access)
+                tokens = document_tokens(draw_access(rng, users, groups))
                 doc = f"doc-{i}"
                 payload = {"tenant": TENANT, "chunk_hash": hashlib.sha256(text.encode()).hexdigest(), "text": text,
                            "doc_ids": [doc], "access": sorted(set(tokens)),

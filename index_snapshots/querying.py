@@ -8,13 +8,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from cachetools import TTLCache, cachedmethod
 
 from eval.profiles import Profile, ProfileStore
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.builder import LANGUAGES_KEY, collection_name, point_id
-from ingest.access import FIELD as ACCESS, NO_ONE, Reader, visible_payload
+from ingest.access import Reader, visible_payload
+from ingest.filters import parse_request_filters, request_filter, sources_carry_metadata
 from ingest.windows import sentence_spans
 from retrieval.cache import ResultCache, request_key
 from retrieval.context import Context, ContextConfig, build_context, token_counter
@@ -39,18 +41,6 @@ class Answer:
 
 def profile_recipe(profile: Profile) -> dict:
     return {"version": profile.version, "source": "global default" if profile.is_default else "tuned"}
-
-
-def with_access(filters: dict | None, reader: Reader | None) -> dict | None:
-    """The request's filters and the reader's access condition, ANDed in the one Qdrant request. The filters may not
-    name the access field themselves: one key per field, and the reader's condition must be the one that holds."""
-    if reader is None:
-        return filters
-    if filters and any(k == ACCESS or k.startswith(ACCESS + ".") for k in filters):
-        raise ValueError(f"filters may not name {ACCESS!r}: the principal decides what is readable")
-    # A reader with no token at all (no user, no group, a tenant denying by default) matches nothing: a token no
-    # document carries keeps the condition a valid match-any.
-    return {**(filters or {}), ACCESS: reader.tokens() or [NO_ONE]}
 
 
 class SnapshotSearcher:
@@ -100,14 +90,18 @@ class SnapshotSearcher:
         """`profile`: answer under this one instead of the tenant's live profile (the tuner's trials). `context`:
         also build the hits into passages within its token budget. `highlights`: find each hit's best sentence
         windows (what /retrieve shows; evaluation and tuning runs, reading only the ranking, go without).
-        `reader`: search only the chunks of documents it may read (None: all of them)."""
-        answer = self._search(tenant, query, top_k, with_access(filters, reader), snapshot, use_cache, profile,
-                              highlights, reader, **stage_overrides)
+        `reader`: search only the chunks of documents it may read (None: all of them); `filters` (ingest/filters.py)
+        then match its readable documents only."""
+        parse_request_filters(filters)  # a bad filter is refused before anything is looked up
+        answer = self._search(tenant, query, top_k, filters, snapshot, use_cache, profile, highlights, reader,
+                              **stage_overrides)
         return self.with_context(tenant, answer, context) if context is not None else answer
 
     def search_batch(self, tenant: str, requests: list[dict]) -> list[Answer]:
         """Many searches (each a `search` keyword set) with their query vectors made in one model batch; each
         answer is the one `search` gives alone."""
+        for r in requests:  # one bad filter refuses the batch before any of it runs
+            parse_request_filters(r.get("filters"))
         self.pipeline.embed_queries([r["query"] for r in requests])
         return [self.search(tenant, **r) for r in requests]
 
@@ -129,7 +123,9 @@ class SnapshotSearcher:
         snap = self.resolver.resolve(tenant, snapshot)
         profile = profile or self.profile(tenant)
         stages, warnings = self.stages(profile, **stage_overrides)
-        key = request_key(snap.hash, query, top_k=top_k, filters=filters, stages=stages,
+        # The store filter, which is what decides the answer: part of the cache key, the reader's tokens with it.
+        where = request_filter(filters, reader, sources_carry_metadata(snap.config))
+        key = request_key(snap.hash, query, top_k=top_k, filters=where, stages=stages,
                           prune=self.pipeline.prune_config.recipe(), profile=profile.version,
                           # An access change rewrites the snapshot's payloads in place and moves this: an answer
                           # cached under the old lists is never served again (index_snapshots/access.py).
@@ -150,16 +146,17 @@ class SnapshotSearcher:
         elif stages.rerank == "late-interaction" and not snap.config.get("windows"):
             warnings.append(f"snapshot {snap.hash[:12]} holds no sentence windows: the late-interaction stage "
                             "ranked by its dense and BM25 legs only (the windows' weight went to dense)")
-        result = self.pipeline.run(snap.collection, query, top_k, stages, filters=filters, dense=same_model,
+        # The filter let through only chunks the reader may read; a chunk shared with a document it may not read
+        # still names that one among its sources: left out as the candidates arrive, before pruning (near-duplicate
+        # twins, the cap per document), context or the cache see them, so none of these is decided by it.
+        result = self.pipeline.run(snap.collection, query, top_k, stages, filters=where, dense=same_model,
                                    windows=bool(snap.config.get("windows")), highlights=highlights,
-                                   languages=tuple(snap.config.get(LANGUAGES_KEY) or ()))
+                                   languages=tuple(snap.config.get(LANGUAGES_KEY) or ()),
+                                   visible=partial(visible_payload, reader=reader) if reader else None)
         result.recipe["profile"] = profile_recipe(profile)
         timings = {"resolve": resolved, **result.timings_ms}
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
-        # The filter let through only chunks the reader may read; a chunk shared with a document it may not read
-        # still names that one among its sources: left out here, before anything (context, the cache) sees it.
-        hits = [replace(h, payload=visible_payload(h.payload, reader)) for h in result.hits] if reader else result.hits
-        answer = Answer(hits, snap.hash, result.recipe, timings, warnings)
+        answer = Answer(result.hits, snap.hash, result.recipe, timings, warnings)
         if use_cache:
             self.cache.put(key, answer)
         return answer

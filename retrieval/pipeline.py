@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import Callable
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from retrieval.late_interaction import LateInteractionWeights
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate, Query, QueryRewriter, Reranker, RewrittenQuery
 from store.base import VectorStore
+from store.filters import Filters
 
 FUSIONS = ("dbsf", "rrf")
 # How a query longer than the model's input is embedded: in windows that each fit, combined into the dense leg's
@@ -186,14 +188,15 @@ class RetrievalPipeline:
         for (t, n), v in zip(fits, vecs):
             self.vectors.put((self.embedder.model_id, (t,)), QueryEmbedding(_unit(np.mean([v], axis=0)), None, n))
 
-    def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: dict | None = None,
+    def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: Filters = None,
             dense: bool = True, windows: bool = True, highlights: bool = False,
-            languages: tuple[str, ...] = ()) -> PipelineResult:
+            languages: tuple[str, ...] = (), visible: Callable[[dict], dict] | None = None) -> PipelineResult:
         """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model.
         `languages`: those the snapshot's documents were analysed in (its config); the BM25 query is analysed in
         each (none given: English, as snapshots built before languages were).
         `windows=False`: the snapshot holds no sentence-window vectors. `highlights`: set each hit's best sentence
-        windows (one more read of the snapshot, for the hits' window vectors)."""
+        windows (one more read of the snapshot, for the hits' window vectors). `visible`: what of a candidate's
+        payload the answer may show (a reader's view), applied as the candidates arrive: no later stage reads more."""
         prune_config = self.prune_for(stages)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -221,7 +224,8 @@ class RetrievalPipeline:
         # Pruning drops near-duplicates: fetch a little more than top_k so it still returns top_k.
         depth = max(top_k + min(top_k, 10), stages.rerank_depth if reranker else 0)
         hits = self._first_stage(collection, vector, sparse, depth, stages, filters)
-        candidates = [Candidate(id=h.id, payload=h.payload, scores={"fused": h.score}, score=h.score) for h in hits]
+        candidates = [Candidate(id=h.id, payload=visible(h.payload) if visible else h.payload,
+                                scores={"fused": h.score}, score=h.score) for h in hits]
         lap("first_stage")
         query = Query(text=text, vector=vector, sparse=sparse, collection=collection, store=self.store,
                       filters=filters, windows=windows, tokens=embedded.tokens if embedded else 0,

@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from store.base import VectorStore
+from store.filters import Filters
 from store.types import SparseVector
 
 
@@ -44,7 +45,7 @@ class Query:
     sparse: SparseVector
     collection: str
     store: VectorStore
-    filters: dict | None = None
+    filters: Filters = None
     windows: bool = True
     tokens: int = 0
     window_query: np.ndarray | None = None

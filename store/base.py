@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
+from .filters import Filters
 from .types import Hit, Point, Record, SparseVector
 
 DENSE = "dense"
@@ -26,6 +27,9 @@ class StoreUnavailable(StoreError):
 
 @runtime_checkable
 class VectorStore(Protocol):
+    """Every `filters` is a dict of payload paths or a Filter tree (store/filters.py), applied inside the engine's
+    request: a search returns the best `limit` of the points that match, never fewer for points filtered later."""
+
     def create_collection(
         self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False,
         datatype: str = "float32",
@@ -55,7 +59,7 @@ class VectorStore(Protocol):
         stay as they are. Ids not in the collection are left out (nothing is created)."""
         ...
 
-    def count(self, name: str, filters: dict | None = None) -> int: ...
+    def count(self, name: str, filters: Filters = None) -> int: ...
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool | Sequence[str] = False,
                  with_payload: bool = True) -> list[Record]:
@@ -65,16 +69,16 @@ class VectorStore(Protocol):
     def scroll(
         self,
         name: str,
-        filters: dict | None = None,
+        filters: Filters = None,
         limit: int = 256,
         offset: str | None = None,
         with_vectors: bool = False,
     ) -> tuple[list[Record], str | None]: ...
 
-    def search_dense(self, name: str, vector, limit: int, filters: dict | None = None) -> list[Hit]: ...
+    def search_dense(self, name: str, vector, limit: int, filters: Filters = None) -> list[Hit]: ...
 
     def search_sparse(
-        self, name: str, vector: SparseVector, limit: int, filters: dict | None = None
+        self, name: str, vector: SparseVector, limit: int, filters: Filters = None
     ) -> list[Hit]: ...
 
     def search_hybrid(
@@ -86,7 +90,7 @@ class VectorStore(Protocol):
         candidates: int,
         fusion: str = "dbsf",
         rrf_k: int = 60,
-        filters: dict | None = None,
+        filters: Filters = None,
     ) -> list[Hit]: ...
 
     def rescore(

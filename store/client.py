@@ -15,9 +15,9 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from .base import DENSE, SPARSE, WINDOWS, StoreError, StoreUnavailable
-from .common import (batches, check_datatype, check_fusion, check_ids, check_name, check_positive, query_rows, rescore_legs,
-                     top_hits)
-from .filters import parse_filters
+from .common import (batches, check_datatype, check_fusion, check_ids, check_name, check_positive, query_rows,
+                     rescore_legs, top_hits)
+from .filters import Clause, Filter, Filters, Nested, as_filter
 from .types import Hit, Point, Record, SparseVector
 
 _EXACT = qm.SearchParams(exact=True)
@@ -25,16 +25,28 @@ _RETRY_STATUS = {429, 502, 503, 504}
 _RETRY_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
-def _filter(filters: dict | None) -> qm.Filter | None:
-    must = []
-    for kind, key, value in parse_filters(filters):
-        if kind == "match":
-            must.append(qm.FieldCondition(key=key, match=qm.MatchValue(value=value)))
-        elif kind == "any":
-            must.append(qm.FieldCondition(key=key, match=qm.MatchAny(any=value)))
-        else:
-            must.append(qm.FieldCondition(key=key, range=qm.Range(**value)))
-    return qm.Filter(must=must) if must else None
+def _clause(c: Clause):
+    if isinstance(c, Filter):
+        return _tree(c)
+    if isinstance(c, Nested):
+        return qm.NestedCondition(nested=qm.Nested(key=c.key, filter=_tree(c.filter)))
+    kind, key, value = c
+    if kind == "match":
+        return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
+    if kind == "any":
+        return qm.FieldCondition(key=key, match=qm.MatchAny(any=value))
+    if kind == "count":
+        return qm.FieldCondition(key=key, values_count=qm.ValuesCount(**value))
+    return qm.FieldCondition(key=key, range=qm.Range(**value))
+
+
+def _tree(f: Filter) -> qm.Filter:
+    return qm.Filter(must=[_clause(c) for c in f.must] or None, should=[_clause(c) for c in f.should] or None)
+
+
+def _filter(filters: Filters) -> qm.Filter | None:
+    tree = as_filter(filters)
+    return _tree(tree) if tree is not None else None
 
 
 def _sparse(vector: SparseVector) -> qm.SparseVector:
@@ -192,7 +204,7 @@ class ClientStore:
                 if ops:
                     self.client.batch_update_points(name, ops, wait=True)
 
-    def count(self, name: str, filters: dict | None = None) -> int:
+    def count(self, name: str, filters: Filters = None) -> int:
         flt = _filter(filters)
         with self._call(f"count in {name!r}"):
             return self.client.count(name, count_filter=flt, exact=True).count
@@ -209,7 +221,7 @@ class ClientStore:
     def scroll(
         self,
         name: str,
-        filters: dict | None = None,
+        filters: Filters = None,
         limit: int = 256,
         offset: str | None = None,
         with_vectors: bool = False,
@@ -233,14 +245,14 @@ class ClientStore:
 
         return fetch
 
-    def search_dense(self, name: str, vector, limit: int, filters: dict | None = None) -> list[Hit]:
+    def search_dense(self, name: str, vector, limit: int, filters: Filters = None) -> list[Hit]:
         flt = _filter(filters)
         fetch = self._fetcher(
             name, "dense search", query=_dense(vector), using=DENSE, query_filter=flt, search_params=self._exact
         )
         return top_hits(fetch, limit)
 
-    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: dict | None = None) -> list[Hit]:
+    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: Filters = None) -> list[Hit]:
         fetch = self._fetcher(name, "sparse search", query=_sparse(vector), using=SPARSE, query_filter=_filter(filters))
         return top_hits(fetch, limit)
 
@@ -253,7 +265,7 @@ class ClientStore:
         candidates: int,
         fusion: str = "dbsf",
         rrf_k: int = 60,
-        filters: dict | None = None,
+        filters: Filters = None,
     ) -> list[Hit]:
         check_fusion(fusion, rrf_k)
         check_positive("candidates", candidates)

@@ -14,9 +14,9 @@ import numpy as np
 import qdrant_edge as qe
 
 from .base import DENSE, SPARSE, WINDOWS, StoreError
-from .common import (batches, check_datatype, check_fusion, check_ids, check_name, check_positive, query_rows, rescore_legs,
-                     top_hits)
-from .filters import parse_filters
+from .common import (batches, check_datatype, check_fusion, check_ids, check_name, check_positive, query_rows,
+                     rescore_legs, top_hits)
+from .filters import Clause, Filter, Filters, Nested, as_filter
 from .types import Hit, Point, Record, SparseVector
 
 # Written by EdgeShard.create; marks a directory as a collection.
@@ -24,20 +24,33 @@ _MARKER = "edge_config.json"
 _EXACT = qe.SearchParams(exact=True)
 
 
-def _filter(filters: dict | None) -> qe.Filter | None:
-    must = []
-    for kind, key, value in parse_filters(filters):
-        if kind == "match":
-            # qdrant-edge 0.9.0 extracts a Python bool as the integer 0/1 (which then
-            # matches nothing); numpy.bool_ is not an int and reaches the Bool variant.
-            if isinstance(value, bool):
-                value = np.bool_(value)
-            must.append(qe.FieldCondition(key, match=qe.MatchValue(value)))
-        elif kind == "any":
-            must.append(qe.FieldCondition(key, match=qe.MatchAny(value)))
-        else:
-            must.append(qe.FieldCondition(key, range=qe.RangeFloat(**value)))
-    return qe.Filter(must=must) if must else None
+def _clause(c: Clause):
+    if isinstance(c, Filter):
+        return _tree(c)
+    if isinstance(c, Nested):
+        return qe.NestedCondition(c.key, _tree(c.filter))
+    kind, key, value = c
+    if kind == "match":
+        # qdrant-edge 0.9.0 extracts a Python bool as the integer 0/1 (which then
+        # matches nothing); numpy.bool_ is not an int and reaches the Bool variant.
+        if isinstance(value, bool):
+            value = np.bool_(value)
+        return qe.FieldCondition(key, match=qe.MatchValue(value))
+    if kind == "any":
+        return qe.FieldCondition(key, match=qe.MatchAny(value))
+    if kind == "count":
+        return qe.FieldCondition(key, values_count=qe.ValuesCount(**value))
+    return qe.FieldCondition(key, range=qe.RangeFloat(**value))
+
+
+def _tree(f: Filter) -> qe.Filter:
+    # An empty `should` would match everything: left out, as it means no alternative was asked for.
+    return qe.Filter(must=[_clause(c) for c in f.must] or None, should=[_clause(c) for c in f.should] or None)
+
+
+def _filter(filters: Filters) -> qe.Filter | None:
+    tree = as_filter(filters)
+    return _tree(tree) if tree is not None else None
 
 
 def _sparse(vector: SparseVector) -> qe.SparseVector:
@@ -258,7 +271,7 @@ class EdgeStore:
             if held:
                 shard.flush()
 
-    def count(self, name: str, filters: dict | None = None) -> int:
+    def count(self, name: str, filters: Filters = None) -> int:
         request = qe.CountRequest(exact=True, filter=_filter(filters))
         shard = self._shard(name)
         with _engine(f"count in {name!r}"):
@@ -276,7 +289,7 @@ class EdgeStore:
     def scroll(
         self,
         name: str,
-        filters: dict | None = None,
+        filters: Filters = None,
         limit: int = 256,
         offset: str | None = None,
         with_vectors: bool = False,
@@ -304,7 +317,7 @@ class EdgeStore:
 
         return fetch
 
-    def search_dense(self, name: str, vector, limit: int, filters: dict | None = None) -> list[Hit]:
+    def search_dense(self, name: str, vector, limit: int, filters: Filters = None) -> list[Hit]:
         query, flt = qe.Query.Nearest(_dense(vector), using=DENSE), _filter(filters)
         fetch = self._fetcher(
             name,
@@ -313,7 +326,7 @@ class EdgeStore:
         )
         return top_hits(fetch, limit)
 
-    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: dict | None = None) -> list[Hit]:
+    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: Filters = None) -> list[Hit]:
         query, flt = qe.Query.Nearest(_sparse(vector), using=SPARSE), _filter(filters)
         fetch = self._fetcher(
             name,
@@ -331,7 +344,7 @@ class EdgeStore:
         candidates: int,
         fusion: str = "dbsf",
         rrf_k: int = 60,
-        filters: dict | None = None,
+        filters: Filters = None,
     ) -> list[Hit]:
         check_fusion(fusion, rrf_k)
         check_positive("candidates", candidates)

@@ -1,25 +1,48 @@
 """Validation of our small filter language; each backend translates the parsed form.
 
+A condition's value:
+
     {"field": value}                  exact match (str, int or bool)
     {"field": [v1, v2]}               match any (all str or all int)
     {"field": {"gte": x, "lt": y}}    numeric range (gt, gte, lt, lte)
 
-Keys are ANDed; a key may be a dotted path ("metadata.lang"). On array payload
-fields Qdrant matches when any element matches, which is what we want.
+A dict of these (keys are payload paths, ANDed) is the stores' own filter form, which the project's internal reads use
+(`{"doc_ids": d}`, `{"tenant": t}`); a dotted path reaches into objects ("metadata.lang"), and on array payload fields
+Qdrant matches when any element matches, which is what we want. What a dict cannot say is built as a `Filter`: every
+condition of `must` holds, and at least one of `should` when it has any; a `Nested` holds when one element of an array
+of objects meets its filter (keys relative to the element); a "count" condition bounds how many values a field holds.
+Both backends translate the same tree. Request filters, a service's public grammar, are not this: they are checked
+against an allow-list and translated into a `Filter` in ingest/filters.py.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Union
 
 RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
+# The engines store integers as signed 64 bits: a larger one is refused here, not by the engine mid-request.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 class Condition(NamedTuple):
-    kind: Literal["match", "any", "range"]
+    kind: Literal["match", "any", "range", "count"]
     key: str
-    value: Any  # scalar, list of scalars, or {op: number}
+    value: Any  # scalar, list of scalars, {op: number} (range) or {op: int} (count of values)
+
+
+class Nested(NamedTuple):
+    key: str           # an array of objects
+    filter: "Filter"   # holds on one element of it; its keys are relative to the element
+
+
+class Filter(NamedTuple):
+    must: tuple["Clause", ...] = ()
+    should: tuple["Clause", ...] = ()  # at least one holds, when not empty
+
+
+Clause = Union[Condition, Nested, Filter]
+Filters = Union[dict, Filter, None]  # what every store method's `filters` takes
 
 
 def _bad(key: object, value: object) -> ValueError:
@@ -30,11 +53,41 @@ def _bad(key: object, value: object) -> ValueError:
 
 
 def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, int) and not isinstance(v, bool) and INT_MIN <= v <= INT_MAX
+
+
+def _encodes(v: str) -> bool:
+    # A lone surrogate is no text the engines can take (their strings are UTF-8).
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_str(v: object) -> bool:
+    return isinstance(v, str) and _encodes(v)
 
 
 def _is_number(v: object) -> bool:
     return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def condition(key: str, value: object) -> Condition:
+    """One `key: value` of the grammar above, checked."""
+    if isinstance(value, bool) or _is_int(value) or _is_str(value):
+        return Condition("match", key, value)
+    if isinstance(value, (list, tuple)):
+        values = list(value)
+        # The engines' match-any takes only all-str or all-int lists.
+        if not values or not (all(_is_str(v) for v in values) or all(_is_int(v) for v in values)):
+            raise _bad(key, value)
+        return Condition("any", key, values)
+    if isinstance(value, dict):
+        if not value or not value.keys() <= RANGE_OPS or not all(_is_number(v) for v in value.values()):
+            raise _bad(key, value)
+        return Condition("range", key, {op: float(v) for op, v in value.items()})
+    raise _bad(key, value)
 
 
 def parse_filters(filters: dict | None) -> list[Condition]:
@@ -44,20 +97,15 @@ def parse_filters(filters: dict | None) -> list[Condition]:
         raise ValueError(f"filters must be a dict or None, got {filters!r}")
     conditions = []
     for key, value in filters.items():
-        if not isinstance(key, str) or not key or "" in key.split("."):
+        if not isinstance(key, str) or not key or "" in key.split(".") or not _encodes(key):
             raise ValueError(f"invalid filter field name {key!r}")
-        if isinstance(value, (str, bool)) or _is_int(value):
-            conditions.append(Condition("match", key, value))
-        elif isinstance(value, (list, tuple)):
-            values = list(value)
-            # The engines' match-any takes only all-str or all-int lists.
-            if not values or not (all(isinstance(v, str) for v in values) or all(_is_int(v) for v in values)):
-                raise _bad(key, value)
-            conditions.append(Condition("any", key, values))
-        elif isinstance(value, dict):
-            if not value or not value.keys() <= RANGE_OPS or not all(_is_number(v) for v in value.values()):
-                raise _bad(key, value)
-            conditions.append(Condition("range", key, {op: float(v) for op, v in value.items()}))
-        else:
-            raise _bad(key, value)
+        conditions.append(condition(key, value))
     return conditions
+
+
+def as_filter(filters: Filters) -> Filter | None:
+    """What a store method was given, as one tree (None: no condition)."""
+    if isinstance(filters, Filter):
+        return filters if filters.must or filters.should else None
+    conditions = parse_filters(filters)
+    return Filter(must=tuple(conditions)) if conditions else None

@@ -38,6 +38,10 @@ BAD_FILTERS = [
     {"metadata.year": {"gte": "2010"}},
     {"metadata..year": 1},
     "tenant=acme",
+    {"tenant": 2**63},  # past the engines' 64-bit integers
+    {"tenant": [1, -(2**63) - 1]},
+    {"metadata.year": {"gte": 10**400}},
+    {"tenant": "\ud800"},  # a lone surrogate: no UTF-8 string
 ]
 RANGE_OPS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 

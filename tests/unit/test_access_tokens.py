@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from index_snapshots.querying import with_access
+from ingest.filters import request_filter
 from ingest.access import NO_ONE, Reader, document_tokens, normalize_access, visible_payload
+from store.filters import Condition, Filter
 
 
 def test_lists_are_normalised_and_checked():
@@ -30,11 +31,17 @@ def test_tokens_of_documents_and_readers_meet_where_access_is_granted():
 
 def test_the_access_condition_is_anded_and_cannot_be_overridden():
     reader = Reader.of("alice", ["hr"], True)
-    assert with_access({"metadata.team": "x"}, reader) == {"metadata.team": "x", "access": ["*", "g:hr", "u:alice"]}
-    assert with_access({"metadata.team": "x"}, None) == {"metadata.team": "x"}
-    with pytest.raises(ValueError, match="access"):
-        with_access({"access": "*"}, reader)
-    assert with_access(None, Reader.of(None, [], False)) == {"access": [NO_ONE]}
+    tokens = Condition("any", "access", ["*", "g:hr", "u:alice"])
+    assert request_filter(None, reader) == Filter(must=(tokens,))
+    assert request_filter({"metadata.team": "x"}, None) == Filter(must=(Condition("match", "metadata.team", "x"),))
+    # The reader's tokens narrow every filter, and the request's own conditions meet them on one readable source.
+    narrowed = request_filter({"doc_id": "d1"}, reader)
+    assert narrowed.must[0] == tokens and narrowed.must[-1].key == "sources"
+    assert tokens in narrowed.must[-1].filter.must
+    for key in ("access", "access.x", "sources[].access"):
+        with pytest.raises(ValueError, match="not a filterable field"):
+            request_filter({key: "*"}, reader)
+    assert request_filter(None, Reader.of(None, [], False)) == Filter(must=(Condition("any", "access", [NO_ONE]),))
 
 
 def test_a_shared_chunk_names_only_the_sources_its_reader_may_read():
