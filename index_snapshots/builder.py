@@ -23,6 +23,7 @@ from encoders.lexical import (DEFAULT_LANGUAGE, TOKENIZER_VERSION, BM25Params, a
 from ingest.access import FIELD as ACCESS, TWINS, document_tokens, merge_metadata, point_tokens
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig
+from ingest.filters import SOURCE_METADATA, SOURCE_METADATA_KEY
 from ingest.language import detect_language, document_language
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
 from index_snapshots.access import AccessSync
@@ -62,6 +63,7 @@ class IndexConfig:
             "windows": self.windows.canonical() if self.windows else None,
             **({"vectors": self.vectors} if self.vectors != "float32" else {}),  # float32: hashes as before
             "access": ACCESS_PAYLOAD,
+            SOURCE_METADATA_KEY: SOURCE_METADATA,  # every source with its document's metadata (see `_point`)
         }
 
 
@@ -370,12 +372,12 @@ class SnapshotBuilder:
         title = docs[0].title  # the title its window vectors were made under (the first document by id)
         docs = sorted(docs, key=lambda d: not layouts[d.doc_id].verbatim(chunk_hash, row.text))
         tokens_of = {d.doc_id: document_tokens(d.access) for d in docs}
-        # A chunk shared by documents carries each one's metadata in its source, so an answer can leave out the
-        # sources (and metadata) of the documents its reader may not see (ingest/access.py, visible_payload).
-        shared = len(docs) > 1
+        # Each source carries its document's metadata: an answer can leave out the sources (and metadata) of the
+        # documents its reader may not see (ingest/access.py, visible_payload), and a request filter reads every
+        # condition on one source, in one nested condition (ingest/filters.py: the top level as well, for points of
+        # one document, took twice the engine's time).
         sources = [{"doc_id": d.doc_id, "source": d.source, "title": d.title, "access": tokens_of[d.doc_id],
-                    **({"metadata": d.hit_metadata()} if shared else {}),
-                    **layouts[d.doc_id].place(chunk_hash)} for d in docs]
+                    "metadata": d.hit_metadata(), **layouts[d.doc_id].place(chunk_hash)} for d in docs]
         payload = {
             "tenant": tenant,
             "chunk_hash": chunk_hash,
