@@ -53,11 +53,11 @@ def get_asked_principal(x_snapdex_principal: PrincipalHeader = None) -> Principa
     """The principal a request names in its X-Snapdex-Principal header, parsed as /retrieve's body field is."""
     if x_snapdex_principal is None:
         return None
-    loc = ("header", "x-snapdex-principal")
+    loc, what = ("header", "x-snapdex-principal"), "X-Snapdex-Principal is not a principal: "
     try:
-        return PrincipalIn.model_validate(parse_json(x_snapdex_principal, loc))
+        return PrincipalIn.model_validate(parse_json(x_snapdex_principal, loc, what))
     except ValidationError as e:
-        raise invalid(e, loc, "X-Snapdex-Principal is not a principal: ") from e
+        raise invalid(e, loc, what) from e
 
 
 def get_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:

@@ -34,10 +34,11 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
+from api.schemas import INT64_MAX, json_errors
 from ingest.ids import CONTROL, describe
 
 MAX_DEPTH = 32  # arrays and objects inside one another; the deepest any schema here needs is 7
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN = -INT64_MAX - 1
 MAX_ERRORS = 20  # refusals listed in one answer
 _INT64_DIGITS = len(str(INT64_MAX))
 
@@ -140,21 +141,23 @@ def problems(value: Any, loc: tuple = ()) -> list[dict]:
     return found
 
 
-def parse_json(data: bytes | str, loc: tuple) -> Any:
-    """`data` as JSON, or a 422 naming where (under `loc`) it holds what the service cannot store."""
+def parse_json(data: bytes | str, loc: tuple, what: str = "") -> Any:
+    """`data` as JSON, or a 422 naming where (under `loc`) it holds what the service cannot store; `what` starts
+    each message."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise refused(refusal(loc, "json_invalid", f"not UTF-8: byte 0x{data[e.start]:02x} at {e.start}")) from e
+            raise refused(refusal(loc, "json_invalid", f"{what}not UTF-8: byte 0x{data[e.start]:02x} at {e.start}")) \
+                from e
     try:
         value = _DECODER.decode(data)
     except json.JSONDecodeError as e:
-        raise refused(refusal(loc, "json_invalid", f"not JSON: {e}")) from e
+        raise refused(refusal(loc, "json_invalid", f"{what}not JSON: {e}")) from e
     except RecursionError as e:
-        raise refused(refusal(loc, "json_depth", f"nested deeper than {MAX_DEPTH} arrays or objects")) from e
+        raise refused(refusal(loc, "json_depth", f"{what}nested deeper than {MAX_DEPTH} arrays or objects")) from e
     if found := problems(value, loc):
-        raise refused(*found)
+        raise refused(*({**f, "msg": what + f["msg"]} for f in found))
     return value
 
 
@@ -176,8 +179,8 @@ class StrictRequest(Request):
         declared = self.headers.get("content-length", "")
         if limit is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPException(status_code=413, detail=(
-                f"request body of {declared} bytes; at most {limit} (SNAPDEX_MAX_REQUEST_BYTES): send fewer "
-                "documents a request"))
+                f"request body of {declared} bytes; at most {limit} (SNAPDEX_MAX_REQUEST_BYTES): send less in one "
+                "request (fewer documents or files)"))
         size = 0
         async for chunk in super().stream():
             size += len(chunk)
@@ -194,6 +197,11 @@ class StrictRequest(Request):
 
 class StrictRoute(APIRoute):
     """The route class of every router: its handler sees a StrictRequest, after its parameters are checked."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if self.body_field is not None:  # a body past SNAPDEX_MAX_REQUEST_BYTES: documented where one is read
+            self.responses.setdefault(413, json_errors(413)[413])
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -105,3 +105,22 @@ def test_client_paths_round_trip_every_id():
         assert "/" not in segment and segment not in (".", "..")
         assert unquote(routed_path(segment)) == doc_id
         assert unquote(routed_path(quote(doc_id))) == doc_id  # slashes left plain: the same id
+
+
+def test_an_id_stored_before_the_grammar_stays_addressable(tmp_path):
+    """A document ingested when ids could hold a line feed (before the grammar) is still read and deleted: the path
+    keeps escaped control characters escaped for the router, and the route decodes them."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.helpers import ingest, make_runtime, text_doc
+
+    rt = make_runtime(tmp_path)
+    ingest(rt, [text_doc("old\r\nid", "A document from before the id grammar.")])
+    with TestClient(create_app(runtime=rt)) as c:
+        assert c.get("/documents/old%0D%0Aid").json()["doc_id"] == "old\r\nid"
+        assert c.get("/documents/old%0D%0Aid/chunks").json()["chunks"][0]["text"].startswith("A document")
+        assert c.patch("/documents/old%0D%0Aid/access", json={"access": {"users": ["eve"]}}).status_code == 202
+        assert c.delete("/documents/old%0D%0Aid").status_code == 202
+        assert c.get("/documents/old%0D%0Aid").status_code == 404
+        assert c.get("/documents/old%00id").status_code == 422  # no id holds a NUL: refused, not looked up
