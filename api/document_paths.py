@@ -46,8 +46,8 @@ class DocumentPaths:
                 text = raw.decode("ascii")
             except UnicodeDecodeError:  # not a path a client percent-encoded: left as the server decoded it
                 text = None
-            if text is not None:
-                scope = {**scope, "path": routed_path(text), _KEPT: True}
+            if text is not None:  # in place: the middlewares outside read what the router sets in it (the route)
+                scope["path"], scope[_KEPT] = routed_path(text), True
         await self.app(scope, receive, send)
 
 

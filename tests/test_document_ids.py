@@ -124,3 +124,7 @@ def test_an_id_stored_before_the_grammar_stays_addressable(tmp_path):
         assert c.delete("/documents/old%0D%0Aid").status_code == 202
         assert c.get("/documents/old%0D%0Aid").status_code == 404
         assert c.get("/documents/old%00id").status_code == 422  # no id holds a NUL: refused, not looked up
+        # Counted under their routes, as every request is.
+        metrics = c.get("/metrics").text
+        assert 'route="/documents/{doc_id:path}/chunks",status="200"' in metrics
+        assert 'method="DELETE",route="/documents/{doc_id:path}",status="202"' in metrics
