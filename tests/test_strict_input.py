@@ -189,6 +189,7 @@ CASES = [
     ("principal header NaN group", "GET", "/documents/open",
      {"headers": {"X-Snapdex-Principal": '{"groups": [NaN]}'}}, A, ["header", "x-snapdex-principal", "groups", 0]),
     ("query parameter NUL", "GET", "/eval/runs?query_set=a%00b", {}, A, ["query", "query_set"]),
+    ("cursor holding a NUL", "GET", "/documents?cursor=YQBi", {}, A, ["query", "cursor"]),
     ("path parameter NUL", "GET", "/eval/query-sets/a%00b", {}, A, ["path", "name"]),
     ("document id NUL", "DELETE", "/documents/memo%00", {}, A, ["path", "doc_id"]),
 ]

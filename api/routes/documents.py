@@ -14,7 +14,7 @@ from api.document_paths import DocIdDep
 from api.enqueue import enqueue
 from api.schemas import (AccessChange, AccessResponse, DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse,
                          DocumentListResponse, DocumentResponse, DocumentSummary, errors)
-from api.strict import StrictRoute, parse_json
+from api.strict import StrictRoute, parse_json, refusal, refused
 from index_snapshots.documents import holding_snapshots
 from ingest.access import Reader
 from ingest.catalog import DocumentRow
@@ -31,9 +31,13 @@ def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+        after = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+        if "\x00" in after:  # no id holds one: not a cursor this service gave (and PostgreSQL could not compare it)
+            raise ValueError("NUL")
+        return after
     except (binascii.Error, UnicodeDecodeError, ValueError) as e:
-        raise HTTPException(status_code=422, detail=f"cursor {cursor[:80]!r} is not one this service gave") from e
+        raise refused(refusal(("query", "cursor"), "cursor", f"cursor {cursor[:80]!r} is not one this service gave")) \
+            from e
 
 
 def _filters(filters: str | None) -> dict | None:
