@@ -88,7 +88,7 @@ def _form_fields(form) -> tuple[dict, dict | None]:
         raise invalid(e, ("body", "access")) from e
 
 
-async def _file_documents(form, settings: Settings) -> list[NewDocument]:
+def _file_documents(form, settings: Settings) -> list[NewDocument]:
     """The files of a parsed multipart body, as documents whose payload is read from its spool when it is staged
     (ingest/jobs.py): the request holds no file in memory."""
     meta, access = _form_fields(form)
@@ -122,7 +122,7 @@ async def ingest(request: Request, rt: RuntimeDep, settings: SettingsDep, tenant
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             form = await request.form(max_files=settings.max_documents_per_request, max_part_size=1024 * 1024)
             stack.push_async_callback(form.close)
-            docs = await _file_documents(form, settings)
+            docs = _file_documents(form, settings)
         else:
             docs = _json_documents(await request.json())
         if len(docs) > settings.max_documents_per_request:
