@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from api.auth import Principal
 from api.schemas import PrincipalIn
+from api.strict import invalid, parse_json
 from ingest.access import Reader, user_digest
 from ingest.catalog import TENANT_RE, check_tenant
 from snapdex.runtime import Runtime
@@ -52,11 +53,11 @@ def get_asked_principal(x_snapdex_principal: PrincipalHeader = None) -> Principa
     """The principal a request names in its X-Snapdex-Principal header, parsed as /retrieve's body field is."""
     if x_snapdex_principal is None:
         return None
+    loc, what = ("header", "x-snapdex-principal"), "X-Snapdex-Principal is not a principal: "
     try:
-        return PrincipalIn.model_validate_json(x_snapdex_principal)
+        return PrincipalIn.model_validate(parse_json(x_snapdex_principal, loc, what))
     except ValidationError as e:
-        detail = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'principal'}: {err['msg']}" for err in e.errors())
-        raise HTTPException(status_code=422, detail=f"X-Snapdex-Principal is not a principal: {detail}") from e
+        raise invalid(e, loc, what) from e
 
 
 def get_tenant(principal: PrincipalDep, x_tenant: TenantHeader = None) -> str:

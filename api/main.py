@@ -22,8 +22,10 @@ from prometheus_client import CollectorRegistry
 
 from api.metrics import HttpMetrics, RequestMetricsMiddleware, registry_for
 from api.auth import AuthMiddleware
+from api.document_paths import DocumentPaths
 from api.ratelimit import RateLimits
 from api.schemas import errors
+from api.strict import shown
 from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
                         snapshots, tuning, webhooks)
 from snapdex.keys import KeyStore
@@ -59,6 +61,8 @@ def _after_start(rt: Runtime) -> None:
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        return shown(value)
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -67,8 +71,8 @@ def _json_safe(value):
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's own 422, except for NaN and Infinity: Python's JSON reader takes them in a body, each error quotes
-    its input back, and strict JSON cannot carry them: the default answer would be a 500."""
+    """FastAPI's own 422, except for what strict JSON cannot carry (NaN, Infinity, lone surrogates), should an error
+    quote it back: the default answer would be a 500. (Bodies are read by api/strict.py, which refuses them.)"""
     return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
 
 
@@ -122,9 +126,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="snapdex", version="0.1.0", lifespan=lifespan,
                   description="RAG indexing and retrieval: versioned, measured, snapshot-hashed Qdrant indexes.")
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.state.max_request_bytes = settings.max_request_bytes  # every request body (api/strict.py)
     # One registry per app: request timings from this process, the rest read from the catalog at scrape time.
     app.state.metrics = CollectorRegistry()
     app.state.http_metrics = HttpMetrics(app.state.metrics)
+    app.add_middleware(DocumentPaths)  # innermost: what the router matches under /documents/
     app.add_middleware(AuthMiddleware, default_tenant=settings.default_tenant)  # inside: 401s are counted too
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
     app.state.rate_limits = RateLimits({"retrieve": settings.rate_limit_retrieve, "ingest": settings.rate_limit_ingest},

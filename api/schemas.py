@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from eval.benchmarks import parse_date
 from ingest.access import MAX_NAME_CHARS, MAX_NAMES, normalize_access
+from ingest.ids import CONTROL, MAX_ID_CHARS, check_id, describe
 from ingest.phases import JobPhase, JobStatus
 from notify import EVENT_TYPES
 from retrieval.context import MAX_NEIGHBORS, ContextConfig
@@ -22,6 +23,18 @@ def _not_blank(v: str) -> str:
 
 
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
+def _no_control(v: str) -> str:
+    if found := CONTROL.search(v):
+        raise ValueError(f"holds {describe(found.group())}: a name holds no control characters")
+    return v
+
+
+# A string that names something (a user, a group, a query, a set): no control character (Unicode category Cc).
+# Free text (a document's text, a query, a description) may hold them, but never a NUL (api/strict.py).
+Label = Annotated[str, AfterValidator(_no_control)]
+INT64_MAX = 2**63 - 1  # the catalog's INTEGER and the engine's: nothing larger is stored or looked up
 
 
 class ErrorResponse(BaseModel):
@@ -65,7 +78,11 @@ def unique_ids(items: list, message: str) -> list:
 
 
 # A user or group name of an access list or principal: matched exactly, so never blank.
-Name = Annotated[NonBlank, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+Name = Annotated[NonBlank, AfterValidator(_no_control), Field(min_length=1, max_length=MAX_NAME_CHARS)]
+# A document id (ingest/ids.py): what every route can address.
+DocId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(check_id)]
+Metadata = dict[str, Scalar | list[Scalar]]
+FormMetadata = TypeAdapter(Metadata)  # the multipart `metadata` field, checked as a JSON document's metadata
 
 
 class AccessIn(BaseModel):
@@ -96,9 +113,11 @@ class PrincipalIn(BaseModel):
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=512, description="Your id of the document; re-sending it replaces it")
+    id: DocId = Field(description=(
+        f"Your id of the document; re-sending it replaces it. 1-{MAX_ID_CHARS} characters, not blank, no control "
+        "characters; `/`, `%`, `?`, `#`, spaces and any script are fine (percent-encode them in URLs)"))
     text: NonBlank = Field(min_length=1, description="Plain text or Markdown")
-    metadata: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict,
+    metadata: Metadata = Field(default_factory=dict,
                                                        description="Filterable fields; 'title' and 'source' are shown with hits")
     access: AccessIn | None = Field(default=None, description=(
         "who may read it; absent: the whole tenant (or admin keys only where the tenant denies by default)"))
@@ -493,17 +512,17 @@ class RetrieveBatchResponse(BaseModel):
 class RelevantDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    doc_id: str = Field(min_length=1, max_length=512)
+    doc_id: DocId
     grade: int = Field(default=1, ge=1, le=100, description="graded relevance; higher is more relevant")
 
 
 class LabelledQueryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=512)
+    id: Label = Field(min_length=1, max_length=512)
     text: NonBlank = Field(min_length=1, max_length=QUERY_CHARS_CEILING,
                           description="up to SNAPDEX_MAX_QUERY_CHARS characters, as a query to /retrieve")
-    relevant: list[str | RelevantDoc] = Field(min_length=1, description='doc ids, or {"doc_id", "grade"} objects')
+    relevant: list[DocId | RelevantDoc] = Field(min_length=1, description='doc ids, or {"doc_id", "grade"} objects')
 
     def judgments(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -566,7 +585,7 @@ class EvalRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     snapshot: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="default: every kept snapshot")
-    query_set: str | None = Field(default=None, description="default: every active query set")
+    query_set: Label | None = Field(default=None, description="default: every active query set")
 
 
 class EvalRunQueued(BaseModel):
@@ -861,10 +880,10 @@ class TuningRequestIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query_sets: list[str] = Field(default_factory=list, max_length=100,
+    query_sets: list[Label] = Field(default_factory=list, max_length=100,
                                   description="names of active query sets; empty: every active set")
     folds: int = Field(default=5, ge=2, le=20, description="k of the k-fold cross-validation")
-    metric: str = Field(default="ndcg@10", description="what the search maximises, e.g. ndcg@10 or recall@10")
+    metric: Label = Field(default="ndcg@10", description="what the search maximises, e.g. ndcg@10 or recall@10")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="of the fold assignment and the bootstrap")
     level: float = Field(default=0.95, gt=0.5, lt=1.0, allow_inf_nan=False,
                          description="confidence of the bootstrap interval the gain over the live profile must clear")
@@ -940,7 +959,8 @@ class ProfileSwitchResponse(BaseModel):
 class WebhookRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: NonBlank = Field(max_length=2048, description="http(s) URL the events are POSTed to")
+    url: Annotated[NonBlank, AfterValidator(_no_control)] = Field(max_length=2048,
+                                                                  description="http(s) URL the events are POSTed to")
     events: list[str] = Field(min_length=1, max_length=32, description="event types to receive",
                               json_schema_extra={"items": {"enum": list(EVENT_TYPES)}})
     description: str = Field(default="", max_length=500)

@@ -67,22 +67,45 @@ class AccessSync:
         points rewritten. Idempotent: run again, it changes nothing but the revision. `always_bump` False: the
         revision moves only when a point changed (an ingest job, whose documents are mostly new, keeps the cache)."""
         with self.locks.hold(access_lock(tenant)):
-            lists = self.catalog.access_lists(tenant, doc_ids)
-            if not lists:
-                return 0
-            points = 0
-            for snap in self.manifest.list(tenant):
-                if snap.status != "deleted" and self.store.has_collection(snap.collection):
-                    try:
-                        points += rewrite_collection(self.store, snap.collection, lists)
-                    except StoreError:
-                        # Retention (under the build lock, not this one) may drop a collection meanwhile: gone,
-                        # it answers no one. Any other failure stands; the change is idempotent, so sending it
-                        # again finishes it.
-                        if self.store.has_collection(snap.collection):
-                            raise
-            if points or always_bump:
-                self.manifest.bump_access(tenant)
+            return self._write(tenant, doc_ids, always_bump)
+
+    def change(self, tenant: str, doc_id: str, access: dict | None) -> bool:
+        """A document's new list, in the catalog and every snapshot, or in none: if a snapshot cannot take it, the
+        catalog's previous list is put back and written over what was, all under the lock, and the error raised.
+        False when the catalog has no such document (or a deleted one)."""
+        with self.locks.hold(access_lock(tenant)):
+            before = self.catalog.access_lists(tenant, [doc_id])
+            if doc_id not in before or not self.catalog.set_access(tenant, doc_id, access):
+                return False
+            try:
+                self._write(tenant, [doc_id], always_bump=True)
+            except Exception:
+                self.catalog.set_access(tenant, doc_id, before[doc_id])
+                try:
+                    self._write(tenant, [doc_id], always_bump=True)
+                except Exception:  # the first error is the answer; the same change sent again finishes either
+                    log.exception("the previous access list of %r (tenant %s) could not be written back into "
+                                  "every snapshot", doc_id, tenant)
+                raise
+        return True
+
+    def _write(self, tenant: str, doc_ids: Iterable[str], always_bump: bool) -> int:
+        lists = self.catalog.access_lists(tenant, doc_ids)
+        if not lists:
+            return 0
+        points = 0
+        for snap in self.manifest.list(tenant):
+            if snap.status != "deleted" and self.store.has_collection(snap.collection):
+                try:
+                    points += rewrite_collection(self.store, snap.collection, lists)
+                except StoreError:
+                    # Retention (under the build lock, not this one) may drop a collection meanwhile: gone, it
+                    # answers no one. Any other failure stands; the change is idempotent, so sending it again
+                    # finishes it.
+                    if self.store.has_collection(snap.collection):
+                        raise
+        if points or always_bump:
+            self.manifest.bump_access(tenant)
         if points:
             log.info("access lists of %d documents of %s written into %d points of its snapshots", len(lists), tenant,
                      points)

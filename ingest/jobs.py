@@ -15,7 +15,7 @@ import uuid
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
@@ -28,6 +28,7 @@ from ingest.phases import BUILD_PHASES, SETTLED, InvalidTransition, JobPhase, Jo
 OUTCOMES = ("new", "updated", "unchanged", "duplicate", "near_duplicate", "failed")
 MAX_EVENT_DOCUMENTS = 1000  # failed documents listed in one job.documents_failed event
 PROGRESS_FIELDS = {"chunks_total", "chunks_done", "chunks_embedded", "chunks_reused", "snapshot"}
+STAGE_BATCH_BYTES = 8 * 1024 * 1024  # payload bytes staged in one INSERT
 
 
 class JobBusy(RuntimeError):
@@ -51,7 +52,7 @@ class StagedDocument:
 @dataclass(frozen=True)
 class NewDocument:
     doc_id: str
-    payload: bytes
+    payload: bytes | BinaryIO  # a file (an upload's spooled part) is read only when it is staged
     metadata: dict = field(default_factory=dict)
     filename: str | None = None
     access: dict | None = None  # normalised (ingest/access.py); None: the whole tenant
@@ -113,12 +114,18 @@ class JobStore:
         with self.db.tx() as conn:
             conn.execute(jobs.insert().values(id=job_id, tenant=tenant, status=JobStatus.QUEUED,
                                               created_at=time.time(), docs_total=len(documents)))
-            conn.execute(job_documents.insert(), [
-                {"job_id": job_id, "seq": i, "doc_id": d.doc_id, "filename": d.filename, "payload": d.payload,
-                 "metadata": json.dumps(d.metadata, sort_keys=True),
-                 "access": None if d.access is None else json.dumps(d.access, sort_keys=True)}
-                for i, d in enumerate(documents)
-            ])
+            # A few megabytes of payload an INSERT: an upload's files are read from their spool one after another,
+            # so staging holds about one file in memory, not all of a request's at once.
+            rows, size = [], 0
+            for i, d in enumerate(documents):
+                payload = d.payload if isinstance(d.payload, bytes) else d.payload.read()
+                rows.append({"job_id": job_id, "seq": i, "doc_id": d.doc_id, "filename": d.filename,
+                             "payload": payload, "metadata": json.dumps(d.metadata, sort_keys=True),
+                             "access": None if d.access is None else json.dumps(d.access, sort_keys=True)})
+                size += len(payload)
+                if size >= STAGE_BATCH_BYTES or i == len(documents) - 1:
+                    conn.execute(job_documents.insert(), rows)
+                    rows, size = [], 0
         return job_id
 
     def append(self, conn: Connection, job_id: str, documents: Sequence[NewDocument]) -> None:

@@ -88,8 +88,11 @@ def _as(principal: dict | None) -> dict:
 
 
 def _id(doc_id: str) -> str:
-    """A document id in a URL path: its "/" kept (the routes take them), everything else that is special escaped."""
-    return quote(doc_id, safe="/")
+    """A document id as one URL path segment: everything but unreserved characters percent-encoded, its `/` too, so
+    an id ending in `/chunks` or `/access` is never taken for a route's suffix; an id of dots alone is encoded
+    whole, lest it be read as a `.` or `..` path segment."""
+    segment = quote(doc_id, safe="")
+    return segment.replace(".", "%2E") if not segment.strip(".") else segment
 
 
 class _Operations:

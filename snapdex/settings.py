@@ -195,7 +195,8 @@ class Settings(BaseSettings):
     # Ingest limits.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_documents_per_request: int = Field(default=5000, ge=1)
-    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="JSON body of /ingest")
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description=(
+        "any request body: a JSON one, or a multipart upload as a whole; 413 while it streams past it"))
     max_document_chars: int = Field(default=5_000_000, ge=1000, description="text of one document after parsing")
 
     @field_validator("chunk_overlap")

@@ -118,18 +118,38 @@ def test_hostile_inputs_fail_alone_with_a_reason_and_leave_the_index_untouched(s
     assert hit["snapshot"] == live and hit["hits"][0]["doc_id"] == "ok"
 
 
-def test_oversized_json_bodies_are_refused_before_they_are_read(tmp_path):
-    with snapdex_serve(tmp_path / "data", SNAPDEX_MAX_REQUEST_BYTES="4096") as svc:
+def test_oversized_bodies_are_refused_before_they_are_read(tmp_path):
+    """SNAPDEX_MAX_REQUEST_BYTES bounds every body, JSON or multipart as a whole, while it streams; each file of an
+    upload is bounded by SNAPDEX_MAX_UPLOAD_BYTES too. Nothing of a refused request is stored."""
+    import sqlite3
+
+    with snapdex_serve(tmp_path / "data", SNAPDEX_MAX_REQUEST_BYTES="4096", SNAPDEX_MAX_UPLOAD_BYTES="2048") as svc:
         r = svc.client.post("/ingest", json={"documents": [{"id": "big", "text": "x" * 5000}]})
         assert r.status_code == 413 and "SNAPDEX_MAX_REQUEST_BYTES" in r.json()["detail"]
 
-        def chunks():  # no Content-Length: the limit applies while streaming
-            for _ in range(10):
-                yield b" " * 1000
+        def chunks(part: bytes = b" " * 1000, times: int = 10):  # no Content-Length: the limit applies while streaming
+            for _ in range(times):
+                yield part
 
         r = svc.client.post("/ingest", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413 and "over 4096 bytes" in r.json()["detail"]
+        # Multipart: four files each within the per-file cap, over the total together.
+        r = svc.client.post("/ingest", files=[("files", (f"f{i}.txt", b"x" * 1500)) for i in range(4)])
+        assert r.status_code == 413 and "SNAPDEX_MAX_REQUEST_BYTES" in r.json()["detail"], r.text
+        boundary = "cap"
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="s.txt"\r\n\r\n').encode()
+        r = svc.client.post("/ingest", content=chunks(head + b"y" * 1000, 6),
+                            headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        assert r.status_code == 413 and "over 4096 bytes" in r.json()["detail"], r.text
+        r = svc.client.post("/ingest", files=[("files", ("big.txt", b"x" * 3000))])
+        assert r.status_code == 413 and "SNAPDEX_MAX_UPLOAD_BYTES" in r.json()["detail"], r.text
+        # Every other body is bounded too.
+        r = svc.client.post("/retrieve", json={"query": "x" * 5000})
+        assert r.status_code == 413 and "SNAPDEX_MAX_REQUEST_BYTES" in r.json()["detail"], r.text
+        with sqlite3.connect(f"file:{tmp_path / 'data' / 'catalog.sqlite3'}?mode=ro", uri=True) as db:
+            assert db.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
         assert svc.client.post("/ingest", json={"documents": [{"id": "ok", "text": "fits"}]}).status_code == 202
+        assert svc.client.post("/ingest", files=[("files", ("ok.txt", b"fits " * 300))]).status_code == 202
 
 
 def test_rate_limits_answer_429_with_retry_after_per_key(tmp_path):

@@ -121,7 +121,7 @@ def test_a_bad_run_is_refused_naming_the_field(tmp_path):
         assert r.status_code == 422 and "systems.peer.latency_ms.p95" in error_fields(r)
         nan_extra = json.dumps({**peer_run(), "phases_s": {"queries": float("nan")}})
         r = c.post("/benchmarks", content=nan_extra, headers={**OPERATOR, "content-type": "application/json"})
-        assert r.status_code == 422 and "NaN" in r.json()["detail"]
+        assert r.status_code == 422 and "phases_s.queries" in error_fields(r) and "NaN" in r.text
         r = c.post("/benchmarks", params={"name": "no such name!"}, json=peer_run(), headers=OPERATOR)
         assert r.status_code == 422 and "query.name" in {".".join(map(str, e["loc"])) for e in r.json()["detail"]}
         assert c.get("/benchmarks", headers=OPERATOR).json() == {"benchmarks": []}  # nothing half-stored

@@ -13,14 +13,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import OperatorDep, RuntimeDep
 from api.schemas import (
-    BenchmarkDetailResponse, BenchmarkImportRequest, BenchmarkListResponse, BenchmarkResponse, errors,
+    BenchmarkDetailResponse, BenchmarkImportRequest, BenchmarkListResponse, BenchmarkResponse, INT64_MAX, errors,
 )
+from api.strict import StrictRoute
 from eval.benchmarks import NAME, BenchmarkTooLarge
 
-router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=errors(422))
+router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=errors(422), route_class=StrictRoute)
 BenchmarkName = Annotated[str, Query(pattern=NAME.pattern, description="which benchmark, e.g. peers")]
 AnyBenchmarkName = Annotated[str | None, Query(pattern=NAME.pattern, description="only this benchmark's runs")]
-BenchmarkId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # SQLite's INTEGER: a larger one could not be looked up
+BenchmarkId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 
 
 @router.post("", response_model=BenchmarkResponse, status_code=201,

@@ -22,9 +22,10 @@ from api.auth import COOKIE, LOGIN_PATH, login_page
 from api.deps import PrincipalDep, RuntimeDep, tenant_of
 from api.routes.evaluation import overview
 from api.schemas import errors, json_errors
+from api.strict import StrictRoute
 from snapdex.runtime import Runtime
 
-router = APIRouter(tags=["dashboard"], responses=errors(404, 422))
+router = APIRouter(tags=["dashboard"], responses=errors(404, 422), route_class=StrictRoute)
 
 # name -> media type; anything else is a 404 (no path from the request ever reaches the file system).
 ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",

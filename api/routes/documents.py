@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import logging
 import time
 from typing import Annotated
 
@@ -10,14 +10,17 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import AskedPrincipalDep, PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, TenantDep, reader_of
+from api.document_paths import DocIdDep
 from api.enqueue import enqueue
 from api.schemas import (AccessChange, AccessResponse, DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse,
                          DocumentListResponse, DocumentResponse, DocumentSummary, errors)
+from api.strict import StrictRoute, parse_json, refusal, refused
 from index_snapshots.documents import holding_snapshots
 from ingest.access import Reader
 from ingest.catalog import DocumentRow
 
-router = APIRouter(tags=["documents"], responses=errors(403, 404, 422, 503))
+router = APIRouter(tags=["documents"], responses=errors(403, 404, 422, 503), route_class=StrictRoute)
+log = logging.getLogger("snapdex.documents")
 
 
 def _cursor(doc_id: str) -> str:
@@ -28,18 +31,19 @@ def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+        after = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+        if "\x00" in after:  # no id holds one: not a cursor this service gave (and PostgreSQL could not compare it)
+            raise ValueError("NUL")
+        return after
     except (binascii.Error, UnicodeDecodeError, ValueError) as e:
-        raise HTTPException(status_code=422, detail=f"cursor {cursor[:80]!r} is not one this service gave") from e
+        raise refused(refusal(("query", "cursor"), "cursor", f"cursor {cursor[:80]!r} is not one this service gave")) \
+            from e
 
 
 def _filters(filters: str | None) -> dict | None:
     if filters is None:
         return None
-    try:
-        parsed = json.loads(filters)
-    except ValueError as e:
-        raise HTTPException(status_code=422, detail=f"filters is not JSON: {e}") from e
+    parsed = parse_json(filters, ("query", "filters"))
     if not isinstance(parsed, dict) or not all(isinstance(v, (str, int, float, bool)) for v in parsed.values()):
         raise HTTPException(status_code=422, detail='filters must be a JSON object of metadata values, e.g. '
                                                     '{"team": "hr"} (or {"metadata.team": "hr"}, as /retrieve takes it)')
@@ -84,10 +88,11 @@ async def list_documents(rt: RuntimeDep, tenant: ReadingTenantDep, principal: Pr
     return await run_in_threadpool(page)
 
 
-# Before GET /documents/{doc_id}: its :path would take ".../chunks" as part of the id.
+# Before GET /documents/{doc_id}: its :path would take ".../chunks" as part of the id. Only a literal "/chunks"
+# ends the raw path here; "a%2Fchunks" is the document "a/chunks" (api/document_paths.py).
 @router.get("/documents/{doc_id:path}/chunks", response_model=DocumentChunksResponse,
             summary="A document's chunks in order, with their offsets in its stored text, pages and heading paths")
-async def document_chunks(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep,
+async def document_chunks(doc_id: DocIdDep, rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep,
                           settings: SettingsDep, asked: AskedPrincipalDep) -> DocumentChunksResponse:
     reader = reader_of(principal, tenant, settings, asked)
 
@@ -108,7 +113,7 @@ async def document_chunks(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep,
 
 @router.get("/documents/{doc_id:path}", response_model=DocumentResponse,
             summary="A document: its stored text (what offsets index into) and metadata")
-async def get_document(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep,
+async def get_document(doc_id: DocIdDep, rt: RuntimeDep, tenant: ReadingTenantDep, principal: PrincipalDep,
                        settings: SettingsDep, asked: AskedPrincipalDep) -> DocumentResponse:
     reader = reader_of(principal, tenant, settings, asked)
 
@@ -123,16 +128,24 @@ async def get_document(doc_id: str, rt: RuntimeDep, tenant: ReadingTenantDep, pr
 # Before DELETE /documents/{doc_id}: its :path would take ".../access" as part of the id.
 @router.patch("/documents/{doc_id:path}/access", status_code=202, response_model=AccessResponse,
               summary="Change who may read a document, without parsing or embedding it again", responses=errors(400))
-async def set_access(doc_id: str, body: AccessChange, rt: RuntimeDep, tenant: TenantDep,
+async def set_access(doc_id: DocIdDep, body: AccessChange, rt: RuntimeDep, tenant: TenantDep,
                      settings: SettingsDep) -> AccessResponse:
     # A payload change only. Before the answer, the new list is written into every snapshot of the tenant holding
     # the document (live, candidates, retired, one being built): from here on no request, live, pinned or after a
     # rollback, reads it under the old list, and no cached answer from before is served (index_snapshots/access.py).
     # The next snapshot takes every vector from the cache; its hash differs (access lists are part of it).
+    # All or nothing: if a snapshot cannot take the new list, the catalog's old one is put back (index_snapshots/
+    # access.py), so the document is read under one list everywhere, the old one, until the change is sent again.
     access = body.access.stored() if body.access is not None else None
-    if not await run_in_threadpool(rt.catalog.set_access, tenant, doc_id, access):
+    try:
+        changed = await run_in_threadpool(rt.access_sync.change, tenant, doc_id, access)
+    except Exception as e:
+        log.exception("the access change of %r (tenant %s) was undone", doc_id, tenant)
+        raise HTTPException(status_code=503, headers={"Retry-After": "1"}, detail=(
+            f"the new access list could not be written into every snapshot of the tenant ({type(e).__name__}); "
+            "nothing was changed: the document keeps its old list. Send the change again")) from e
+    if not changed:
         raise HTTPException(status_code=404, detail=f"document {doc_id} not found")
-    await run_in_threadpool(rt.access_sync.apply, tenant, [doc_id])
     # Debounced as after an ingest job: a burst of changes makes one snapshot. A build already queued in the first
     # half of its countdown reads this change too (it reads the catalog when it starts), so no other is queued.
     now = time.monotonic()
@@ -147,7 +160,7 @@ _queued_builds: dict[str, float] = {}  # tenant -> until when an access change n
 
 @router.delete("/documents/{doc_id:path}", status_code=202, response_model=DeleteDocumentResponse,
                summary="Drop a document from the next snapshot")
-async def delete_document(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DeleteDocumentResponse:
+async def delete_document(doc_id: DocIdDep, rt: RuntimeDep, tenant: TenantDep) -> DeleteDocumentResponse:
     if not await run_in_threadpool(rt.catalog.mark_deleted, tenant, doc_id):
         raise HTTPException(status_code=404, detail=f"document {doc_id} not found")
     await run_in_threadpool(enqueue, "build_snapshot", tenant)

@@ -14,15 +14,16 @@ from api.schemas import (
     EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse, EvalRunListResponse, EvalRunQueued,
     EvalRunRequest, EvalRunResponse, check_query_chars, LabelledQueryOut, OverviewQuerySet, OverviewRun, QueryChange,
     QueryResultOut, QuerySetDetailResponse, QuerySetListResponse, QuerySetRequest, QuerySetResponse,
-    SnapshotResponse, errors,
+    SnapshotResponse, INT64_MAX, errors,
 )
+from api.strict import StrictRoute
 from eval.metrics import metric_names
 from eval.store import LabelledQuery
 from ingest.access import Reader
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
 
-router = APIRouter(prefix="/eval", tags=["evaluation"], responses=errors(400, 404, 422, 503))
+router = APIRouter(prefix="/eval", tags=["evaluation"], responses=errors(400, 404, 422, 503), route_class=StrictRoute)
 HASH = r"^[0-9a-f]{64}$"
 
 
@@ -64,7 +65,7 @@ def _query_set(rt: Runtime, tenant: str, name: str, version: int | None) -> Quer
 
 @router.get("/query-sets/{name}", response_model=QuerySetDetailResponse, summary="One version (default: newest)")
 async def get_query_set(name: str, rt: RuntimeDep, tenant: TenantDep,
-                        version: Annotated[int | None, Query(ge=1)] = None) -> QuerySetDetailResponse:
+                        version: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None) -> QuerySetDetailResponse:
     return await run_in_threadpool(_query_set, rt, tenant, name, version)
 
 
@@ -163,7 +164,8 @@ def viewer_reader(principal: Principal, tenant: str, settings: Settings) -> Read
 async def compare(rt: RuntimeDep, tenant: ViewingTenantDep, principal: PrincipalDep, settings: SettingsDep,
                   base: Annotated[str, Query(pattern=HASH)],
                   candidate: Annotated[str, Query(pattern=HASH)], query_set: str,
-                  version: Annotated[int | None, Query(ge=1)] = None, metric: str = "recall@10") -> EvalCompareResponse:
+                  version: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
+                  metric: str = "recall@10") -> EvalCompareResponse:
     reader = viewer_reader(principal, tenant, settings)
     return await run_in_threadpool(_compare, rt, tenant, base, candidate, query_set, version, metric, reader)
 

@@ -6,8 +6,9 @@ from fastapi.responses import JSONResponse
 
 from api.deps import RuntimeDep
 from api.schemas import HealthResponse, ReadyResponse, errors
+from api.strict import StrictRoute
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=StrictRoute)
 
 
 @router.get("/health", response_model=HealthResponse, summary="Liveness")

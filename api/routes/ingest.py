@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import json
+from contextlib import AsyncExitStack
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -10,11 +10,13 @@ from starlette.datastructures import UploadFile
 from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.enqueue import enqueue
 from api.ratelimit import IngestLimit
-from api.schemas import AccessIn, IngestRequest, IngestResponse, errors
+from api.schemas import AccessIn, FormMetadata, IngestRequest, IngestResponse, errors
+from api.strict import StrictRoute, invalid, parse_json, refusal, refused, shown
+from ingest.ids import id_problem
 from ingest.jobs import NewDocument
 from snapdex.settings import Settings
 
-router = APIRouter(tags=["ingest"], responses=errors(400, 413, 422, 429, 503))
+router = APIRouter(tags=["ingest"], responses=errors(400, 413, 422, 429, 503), route_class=StrictRoute)
 
 
 def _inline(schema: dict) -> dict:
@@ -54,85 +56,79 @@ _BODY_DOC = {
 }
 
 
-def _json_documents(body: bytes) -> list[NewDocument]:
+def _json_documents(body) -> list[NewDocument]:
     try:
-        req = IngestRequest.model_validate_json(body)
+        req = IngestRequest.model_validate(body)
     except ValidationError as e:
-        # Without the input echoed back: it may be invalid UTF-8, which no JSON response can carry.
-        detail = [{**err, "loc": list(err["loc"])} for err in e.errors(include_url=False, include_input=False,
-                                                                        include_context=False)]
-        raise HTTPException(status_code=422, detail=detail) from e
+        raise invalid(e, ("body",)) from e
     return [NewDocument(d.id, d.text.encode("utf-8"), dict(d.metadata), access=d.access.stored() if d.access else None)
             for d in req.documents]
 
 
-def _form_access(value) -> dict | None:
-    """The multipart `access` field: the same JSON object a JSON document's `access` is."""
+def _form_json(form, field: str):
+    """A multipart field holding JSON (`metadata`, `access`), read as every JSON body is; None when absent."""
+    value = form.get(field)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise HTTPException(status_code=422, detail="access must be a form field holding JSON, not a file")
+        raise refused(refusal(("body", field), "string_type", f"{field} must be a form field holding JSON, not a file"))
+    return parse_json(value, ("body", field))
+
+
+def _form_fields(form) -> tuple[dict, dict | None]:
+    """The multipart `metadata` (a JSON object, as a JSON document's) and `access`, each checked as in JSON."""
     try:
-        return AccessIn.model_validate_json(value).stored()
+        meta = FormMetadata.validate_python(_form_json(form, "metadata") or {})
     except ValidationError as e:
-        detail = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'access'}: {err['msg']}"
-                           for err in e.errors(include_url=False, include_input=False, include_context=False))
-        raise HTTPException(status_code=422, detail=f"access is not a valid access list: {detail}") from e
-
-
-async def _file_documents(request: Request, settings: Settings) -> list[NewDocument]:
-    form = await request.form(max_files=settings.max_documents_per_request, max_part_size=1024 * 1024)
+        raise invalid(e, ("body", "metadata")) from e
+    access = _form_json(form, "access")
     try:
-        meta = json.loads(form.get("metadata") or "{}")
-    except json.JSONDecodeError as e:
-        raise HTTPException(status_code=422, detail=f"metadata is not valid JSON: {e}") from e
-    if not isinstance(meta, dict):
-        raise HTTPException(status_code=422, detail="metadata must be a JSON object")
-    access = _form_access(form.get("access"))
+        return meta, None if access is None else AccessIn.model_validate(access).stored()
+    except ValidationError as e:
+        raise invalid(e, ("body", "access")) from e
+
+
+def _file_documents(form, settings: Settings) -> list[NewDocument]:
+    """The files of a parsed multipart body, as documents whose payload is read from its spool when it is staged
+    (ingest/jobs.py): the request holds no file in memory."""
+    meta, access = _form_fields(form)
     uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
     if not uploads:
-        raise HTTPException(status_code=422, detail="multipart upload has no 'files' part")
+        raise refused(refusal(("body", "files"), "missing", "multipart upload has no 'files' part"))
     docs: list[NewDocument] = []
-    for f in uploads:
+    for i, f in enumerate(uploads):
         name = (f.filename or "").strip()
-        if not name:
-            raise HTTPException(status_code=422, detail="every uploaded file needs a file name")
-        data = await f.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
-            raise HTTPException(status_code=413, detail=f"{name} is larger than {settings.max_upload_bytes} bytes")
-        docs.append(NewDocument(name, data, {**meta, "source": name}, filename=name, access=access))
+        if (problem := id_problem(name)) is not None:
+            raise refused(refusal(("body", "files", i), "document_id", f"the file name is the document id, and it "
+                                                                      f"{problem}"))
+        if f.size is not None and f.size > settings.max_upload_bytes:
+            raise HTTPException(status_code=413, detail=f"{shown(name)} is larger than {settings.max_upload_bytes} "
+                                                        "bytes (SNAPDEX_MAX_UPLOAD_BYTES)")
+        docs.append(NewDocument(name, f.file, {**meta, "source": name}, filename=name, access=access))
     names = [d.doc_id for d in docs]
     if len(set(names)) != len(names):
-        raise HTTPException(status_code=422, detail="two uploaded files share a file name (the document id)")
+        raise refused(refusal(("body", "files"), "document_id",
+                              "two uploaded files share a file name (the document id)"))
     return docs
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes `limit` bytes (never read whole first)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status_code=413, detail=f"request body of {declared} bytes; at most {limit} "
-                                                    "(SNAPDEX_MAX_REQUEST_BYTES): send fewer documents a request")
-    parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise HTTPException(status_code=413, detail=f"request body over {limit} bytes (SNAPDEX_MAX_REQUEST_BYTES)")
-        parts.append(part)
-    return b"".join(parts)
 
 
 @router.post("/ingest", status_code=202, response_model=IngestResponse, openapi_extra=_BODY_DOC,
              summary="Queue documents (JSON or multipart files) for ingestion")
 async def ingest(request: Request, rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep,
                  _: IngestLimit) -> IngestResponse:
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        docs = await _file_documents(request, settings)
-    else:
-        docs = _json_documents(await _bounded_body(request, settings.max_request_bytes))
-    if len(docs) > settings.max_documents_per_request:
-        raise HTTPException(status_code=413, detail=f"{len(docs)} documents; at most {settings.max_documents_per_request} a request")
-    job_id = await run_in_threadpool(rt.jobs.create, tenant, docs)
+    # Either body streams within SNAPDEX_MAX_REQUEST_BYTES (api/strict.py); a multipart one's files are spooled,
+    # to disk past a megabyte each, and read one at a time when the job is staged.
+    async with AsyncExitStack() as stack:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form(max_files=settings.max_documents_per_request, max_part_size=1024 * 1024)
+            stack.push_async_callback(form.close)
+            docs = _file_documents(form, settings)
+        else:
+            docs = _json_documents(await request.json())
+        if len(docs) > settings.max_documents_per_request:
+            raise HTTPException(status_code=413, detail=f"{len(docs)} documents; at most "
+                                                        f"{settings.max_documents_per_request} a request")
+        job_id = await run_in_threadpool(rt.jobs.create, tenant, docs)
     try:
         await run_in_threadpool(enqueue, "ingest_job", job_id)
     except HTTPException:  # 503: not accepted, so nothing of it stays behind

@@ -5,8 +5,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
 from api.schemas import JobResponse, errors
+from api.strict import StrictRoute
 
-router = APIRouter(tags=["ingest"], responses=errors(404, 422))
+router = APIRouter(tags=["ingest"], responses=errors(404, 422), route_class=StrictRoute)
 
 
 @router.get("/jobs/{job_id}", response_model=JobResponse, summary="Status, progress, counts and failures of a job")

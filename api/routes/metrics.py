@@ -5,8 +5,9 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import OperatorDep
+from api.strict import StrictRoute
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=StrictRoute)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, reader_of
 from api.ratelimit import RetrieveLimit, spend
+from api.strict import StrictRoute
 from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveHit, RetrieveRequest, RetrieveResponse,
                          check_query_chars, errors)
@@ -20,7 +21,7 @@ from index_snapshots.resolve import SnapshotNotFound
 from snapdex.logs import request_id_var, text_digest
 from store.base import StoreUnavailable
 
-router = APIRouter(tags=["retrieve"], responses=errors(400, 403, 404, 422, 429, 503))
+router = APIRouter(tags=["retrieve"], responses=errors(400, 403, 404, 422, 429, 503), route_class=StrictRoute)
 log = logging.getLogger("snapdex.retrieve")
 
 

@@ -7,9 +7,10 @@ from api.auth import Principal
 from api.deps import PrincipalDep, RuntimeDep, TenantDep
 from api.enqueue import enqueue
 from api.schemas import RebuildResponse, SnapshotListResponse, SnapshotResponse, SwitchResponse, errors
+from api.strict import StrictRoute
 from snapdex.runtime import Runtime
 
-router = APIRouter(tags=["snapshots"], responses=errors(404, 409, 422, 503))
+router = APIRouter(tags=["snapshots"], responses=errors(404, 409, 422, 503), route_class=StrictRoute)
 
 
 def who(principal: Principal) -> str:

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
 from api.enqueue import enqueue
 from api.schemas import (ProfileListResponse, ProfileResponse, ProfileSwitchResponse, TuningListResponse,
-                         TuningQueued, TuningRequestIn, TuningResponse, errors)
+                         TuningQueued, TuningRequestIn, TuningResponse, INT64_MAX, errors)
+from api.strict import StrictRoute
 from index_snapshots.tuning import TuningRequest
 from snapdex.runtime import Runtime
 
-router = APIRouter(tags=["tuning"], responses=errors(404, 409, 422, 503))
+router = APIRouter(tags=["tuning"], responses=errors(404, 409, 422, 503), route_class=StrictRoute)
 
 
 def _queue(rt: Runtime, tenant: str, request: TuningRequest) -> str:
@@ -80,7 +83,8 @@ async def rollback_profile(rt: RuntimeDep, tenant: TenantDep) -> ProfileSwitchRe
 
 @router.post("/profiles/{version}/activate", response_model=ProfileSwitchResponse,
              summary="Make a recorded profile (or 0, the global default) live by hand, e.g. one the test rejected")
-async def activate_profile(version: int, rt: RuntimeDep, tenant: TenantDep) -> ProfileSwitchResponse:
+async def activate_profile(version: Annotated[int, Path(ge=0, le=INT64_MAX)], rt: RuntimeDep,
+                           tenant: TenantDep) -> ProfileSwitchResponse:
     try:
         previous = await run_in_threadpool(rt.profiles.activate, tenant, version)
     except KeyError as e:

@@ -11,12 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.schemas import (DeliveryListResponse, DeliveryResponse, WebhookCreatedResponse, WebhookListResponse,
                          WebhookRequest, WebhookResponse, WebhookTestResponse, errors)
+from api.strict import StrictRoute
 from notify import EVENT_TYPES
 from notify.store import check_events
 from notify.urls import check_webhook_url
 from snapdex.runtime import Runtime
 
-router = APIRouter(tags=["webhooks"], responses=errors(400, 404, 422, 503))
+router = APIRouter(tags=["webhooks"], responses=errors(400, 404, 422, 503), route_class=StrictRoute)
 
 
 def _create(rt: Runtime, tenant: str, req: WebhookRequest, allow_private: bool):
