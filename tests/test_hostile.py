@@ -1,18 +1,32 @@
-"""Strict input at the edge (issue 31): what nothing here can store is a 422 naming the field, on every route and
-both body kinds, before anything is stored; an access change is all or nothing.
+"""The hostile-input suite (issue 31): what a hostile caller sends to a keyed `snapdex serve` with two tenants and
+per-document access lists, class by class, each case checking the status, the reason (the field, the limit or the
+key named), that neither tenant's documents, jobs or snapshots changed, and (at the end) that the service still
+ingests and answers and shows no tenant or principal what it may not read.
 
-The hostile cases run against a real `snapdex serve` with two tenants and access lists, each checking the status,
-the field named (FastAPI's `loc`), that neither tenant's documents, jobs or snapshots changed, and (at the end) that
-the service still ingests and answers. The all-or-nothing access change runs in process, with a real failure of
-the vector store injected half way through the snapshots.
+- What nothing here can store (non-finite numbers, integers past 64 bits, lone surrogates, NUL, control characters
+  in ids, names and keys, nesting past the limit, a JSON field sent as a file) is a 422 naming the field (FastAPI's
+  `loc`), on every route and both body kinds, before anything is stored.
+- Filters are an allow-list, read through the documents the principal may read, also where a hidden document shares
+  a chunk with a readable one.
+- A request body over SNAPDEX_MAX_REQUEST_BYTES is a 413, multipart included.
+- What held before stays held: keys, tenants, path tricks in ids, private webhook URLs, a zip bomb, a body that never
+  ends.
+- An access change is all or nothing (in process, with a real failure of the vector store injected half way).
+
+Elsewhere, by class: a parser that loops or eats memory (tests/test_parse_limits.py), ids with a route's suffix or
+reserved characters (tests/test_document_ids.py), filters against a brute-force oracle (tests/test_filters_http.py),
+every operation with hostile values (schemathesis, tests/test_fuzz_api.py), a document whose payload the store
+refuses (tests/test_snapshots.py).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -22,6 +36,7 @@ from ingest.access import reassigned
 from store.base import StoreError
 from tests.helpers import ingest, make_runtime, text_doc
 from tests.procs import auth, snapdex_serve
+from tests.test_access import bearer, keys_cli
 
 pytestmark = pytest.mark.slow
 
@@ -30,22 +45,27 @@ J = {"content-type": "application/json"}
 ALICE = {"X-Snapdex-Principal": json.dumps({"user": "alice@acme"})}
 BOB = {"X-Snapdex-Principal": json.dumps({"user": "bob@acme"})}
 DEEP = "[" * 100_000 + "]" * 100_000
+MAX_REQUEST = 8 * 1024 * 1024  # SNAPDEX_MAX_REQUEST_BYTES of the module's service
+OPEN_TEXT = "Opening hours of the canteen are eight to four."
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     data = tmp_path_factory.mktemp("strict") / "data"
     with snapdex_serve(data, tenants=("acme", "beta"), SNAPDEX_GATE_FLOORS="{}", SNAPDEX_RATE_LIMIT_INGEST="",
-                       SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
+                       SNAPDEX_RATE_LIMIT_RETRIEVE="", SNAPDEX_MAX_REQUEST_BYTES=str(MAX_REQUEST)) as svc:
         c = svc.client
         for h, docs in ((A, [{"id": "memo", "text": "The board memo on the merger of the two ledgers.",
                               "metadata": {"team": "board", "year": 2024}, "access": {"users": ["alice@acme"]}},
-                             {"id": "open", "text": "Opening hours of the canteen are eight to four.",
-                              "metadata": {"team": "all"}}]),
+                             {"id": "open", "text": OPEN_TEXT, "metadata": {"team": "all"}},
+                             # The same text as "open" (one chunk, two sources), hidden from alice.
+                             {"id": "open-copy", "text": OPEN_TEXT, "access": {"users": ["carol@acme"]},
+                              "metadata": {"title": "Board copy", "team": "board", "secret": "yes"}}]),
                         (B, [{"id": "beta-doc", "text": "Beta tenant's own ledger notes.", "metadata": {"x": 1}}])):
             job = c.post("/ingest", json={"documents": docs}, headers=h).json()["job_id"]
             assert svc.wait_job(job, headers=h)["status"] == "succeeded"
         svc.data = data
+        svc.alice = bearer(keys_cli(data, "create", "--tenant", "acme", "--scope", "user", "--user", "alice@acme"))
         yield svc
 
 
@@ -206,6 +226,86 @@ def test_what_cannot_be_stored_is_a_422_naming_the_field_and_nothing_is_stored(s
     assert loc in [e["loc"] for e in detail], (what, detail)
     assert all(e["msg"] for e in detail)
     assert state(service) == before, what
+
+
+# (what, method, path, request keywords, headers, status, a phrase the answer's detail must hold)
+HELD = [
+    ("no key", "GET", "/documents", {}, {}, 401, "no API key"),
+    ("a key nobody issued", "GET", "/documents", {}, {"Authorization": "Bearer sdx_made_up_0123456789abcdef"}, 401,
+     "is not valid"),
+    ("another tenant named", "GET", "/documents", {}, {**B, "X-Tenant": "acme"}, 403, "belongs to tenant 'beta'"),
+    ("another tenant's document", "GET", "/documents/memo", {}, B, 404, "not found"),
+    ("another tenant's document, deleted", "DELETE", "/documents/memo", {}, B, 404, "not found"),
+    ("another tenant's access list", "PATCH", "/documents/memo/access", {"json": {"access": None}}, B, 404,
+     "not found"),
+    ("a path climbing out of the documents", "GET", "/documents/..%2F..%2Fcatalog.sqlite3", {}, A, 404, "not found"),
+    ("a path climbing out, unencoded", "GET", "/documents/../../catalog.sqlite3", {}, A, 404, "not found"),
+    *[(f"a webhook to {url}", "POST", "/webhooks", {"json": {"url": url, "events": ["job.failed"]}}, A, 422,
+       "loopback, link-local or private") for url in
+      ("http://127.0.0.1:9/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x", "http://localhost/x",
+       "http://10.0.0.1/x", "http://0.0.0.0/x")],
+    ("a multipart body past SNAPDEX_MAX_REQUEST_BYTES", "POST", "/ingest",
+     {"files": [("files", (f"big-{i}.txt", b"x" * (MAX_REQUEST // 3))) for i in range(4)]}, A, 413,
+     "SNAPDEX_MAX_REQUEST_BYTES"),
+    ("a JSON body past SNAPDEX_MAX_REQUEST_BYTES", "POST", "/retrieve",
+     {"json": {"query": "x", "filters": {"metadata.team": ["y" * 1000] * (MAX_REQUEST // 900)}}}, A, 413,
+     "SNAPDEX_MAX_REQUEST_BYTES"),
+    # A user key (alice) on internal payload fields: who else reads a document is not hers to ask.
+    *[(f"a user key filtering on {key}", "POST", "/retrieve", {"json": {"query": "canteen", "filters": {key: value}}},
+       "alice", 422, key) for key, value in (("sources[].access", "u:carol@acme"), ("access", "u:carol@acme"),
+                                             ("doc_ids", "open-copy"), ("tenant", "beta"), ("sources[].doc_id", "x"),
+                                             ("text", "canteen"))],
+]
+
+
+@pytest.mark.parametrize("what,method,path,kwargs,headers,status,phrase", HELD, ids=[c[0] for c in HELD])
+def test_what_a_caller_may_not_reach_is_refused_with_its_reason_and_nothing_changes(service, what, method, path,
+                                                                                   kwargs, headers, status, phrase):
+    before = state(service)
+    headers = service.alice if headers == "alice" else headers
+    with httpx.Client(base_url=service.url, timeout=60) as bare:  # no key of its own: only what the case sends
+        r = bare.request(method, path, **{**kwargs, "headers": headers})
+    assert r.status_code == status, (what, r.status_code, r.text[:500])
+    assert phrase.lower() in r.text.lower(), (what, r.text[:500])
+    assert state(service) == before, what
+
+
+def test_filters_read_only_what_the_principal_may_read_where_a_hidden_document_shares_the_chunk(service):
+    """"open-copy" (carol's) has the same text as "open" (everyone's): one chunk, two sources. Alice's filters on
+    the hidden copy's id, title or metadata find nothing, on the open document's they find the chunk as "open" alone;
+    an admin key finds it through either."""
+    c = service.client
+    as_alice = [{"headers": service.alice, "json": {}},
+                {"headers": A, "json": {"principal": {"user": "alice@acme"}}}]
+    hidden = [{"doc_id": "open-copy"}, {"doc_id": ["open-copy", "nothing"]}, {"title": "Board copy"},
+              {"metadata.secret": "yes"}, {"metadata.team": "board", "doc_id": "open"}]
+    for who in as_alice:
+        for filters in hidden:
+            r = c.post("/retrieve", headers=who["headers"],
+                       json={"query": "canteen opening hours", "top_k": 5, "filters": filters, **who["json"]})
+            assert r.status_code == 200, r.text
+            assert r.json()["hits"] == [], (filters, r.json()["hits"])
+        for filters in ({"doc_id": "open"}, {"metadata.team": "all"}, None):
+            r = c.post("/retrieve", headers=who["headers"],
+                       json={"query": "canteen opening hours", "top_k": 5, "filters": filters, **who["json"]})
+            hits = r.json()["hits"]
+            assert [h["doc_id"] for h in hits][:1] == ["open"], (filters, hits)
+            assert "open-copy" not in r.text and "Board copy" not in r.text and "secret" not in r.text, filters
+    r = c.post("/retrieve", headers=A, json={"query": "canteen opening hours", "top_k": 5,
+                                             "filters": {"metadata.secret": "yes"}})
+    assert {s["doc_id"] for h in r.json()["hits"] for s in h["sources"]} >= {"open-copy"}, r.json()["hits"]
+
+
+def test_a_body_that_never_ends_holds_its_own_connection_only(service):
+    """A client that sends a body's head and then nothing: other requests, of both tenants, are answered meanwhile."""
+    url = urlsplit(service.url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as slow:
+        slow.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\n" + f"Authorization: {A['Authorization']}".encode()
+                     + b"\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"query\": \"ca")
+        for h, doc_id in ((A, "open"), (B, "beta-doc")):
+            r = service.client.post("/retrieve", headers=h, json={"query": "canteen ledger notes", "top_k": 1})
+            assert r.status_code == 200 and r.json()["hits"][0]["doc_id"] == doc_id, r.text[:300]
+        assert service.client.get("/health").status_code == 200
 
 
 def test_after_every_refusal_the_service_ingests_answers_and_keeps_its_access_lists(service):
