@@ -276,8 +276,8 @@ class JobStore:
         return sorted({r["doc_id"] for r in rows})
 
     def parse_started(self, job_id: str, seq: int) -> None:
-        """Count a start of the document's parse, committed before the parse begins: a process killed in it (or
-        by it) leaves the count behind, and the next start of the job sees it."""
+        """Count a start of the document's parse, committed while the parse runs: a process killed in it (or by
+        it) leaves the count behind, and the next start of the job sees it."""
         with self.db.tx() as conn:
             conn.execute(_PARSE_STARTED, {"job": job_id, "s": seq})
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from ingest import parse_child
 from ingest.parsing import ParsedDocument, ParseError
@@ -125,7 +126,7 @@ class _Child:
                   # Kernel backstop above the watchdog's limit (see ParserPool._wait): only an allocation faster
                   # than the watchdog's look reaches it.
                   "data_limit": limits.memory_bytes + limits.memory_bytes // 4,
-                  # A child left holding more than this after a document exits: the next starts clean.
+                  # A child whose peak passed this exits after its document: the next starts clean.
                   "recycle_bytes": limits.memory_bytes // 2}
         # The child gets no SNAPDEX_* settings (database URLs, keys): it parses bytes and needs none of them.
         env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDEX_")}
@@ -142,9 +143,12 @@ class _Child:
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
+        # One poll object for the child's life: Connection.poll builds a selector on every call (~25 us).
+        self._poller = select.poll()
+        self._poller.register(self.conn.fileno(), select.POLLIN)
         self.rusage = None
         try:
-            ready = self.conn.poll(START_TIMEOUT_S) and parse_child.unpack(self.conn.recv_bytes(1024))[0]
+            ready = self.readable(START_TIMEOUT_S) and parse_child.unpack(self.conn.recv_bytes(1024))[0]
         except (EOFError, OSError, ValueError):
             ready = None
         if not ready or ready.get("event") != "ready":
@@ -154,6 +158,10 @@ class _Child:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def readable(self, timeout_s: float) -> bool:
+        """An answer (or the end of the socket) is there to read, waiting up to `timeout_s`."""
+        return bool(self._poller.poll(max(0, int(timeout_s * 1000))))
 
     def alive(self) -> bool:
         return self.proc.returncode is None and self._reap(os.WNOHANG) is None
@@ -200,13 +208,17 @@ class ParserPool:
         self.limits = limits
         self._idle: list[_Child] = []
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
-    def parse_bytes(self, data: bytes, filename: str | None = None) -> ParsedDocument:
-        return self._call({"op": "bytes", "filename": filename}, data)["document"]
+    def parse_bytes(self, data: bytes, filename: str | None = None,
+                    slow: Callable[[], None] | None = None) -> ParsedDocument:
+        """`slow` is called (once, while the child works) if the parse has not answered within POLL_S."""
+        return self._call({"op": "bytes", "filename": filename}, data, slow)["document"]
 
-    def parse_text(self, utf8: bytes, filename: str | None = None) -> ParsedDocument:
+    def parse_text(self, utf8: bytes, filename: str | None = None,
+                   slow: Callable[[], None] | None = None) -> ParsedDocument:
         """JSON-submitted text, as its UTF-8 bytes."""
-        return self._call({"op": "text", "filename": filename}, utf8)["document"]
+        return self._call({"op": "text", "filename": filename}, utf8, slow)["document"]
 
     def warm_up(self) -> int:
         """Start a child and load unstructured and spaCy in it; returns the child's resident bytes."""
@@ -219,12 +231,13 @@ class ParserPool:
         for child in idle:
             child.close()
 
-    def _call(self, request: dict, payload: bytes) -> dict:
+    def _call(self, request: dict, payload: bytes, slow: Callable[[], None] | None = None) -> dict:
         message = parse_child.pack(request, [payload])
         for attempt in (1, 2):
             child = self._take()
             try:
-                header = self._wait(child, message)
+                header = self._wait(child, message, slow)
+                slow = None  # once, even when a child that had left is replaced
             except _Gone:
                 child.kill()
                 if attempt == 2:
@@ -249,6 +262,12 @@ class ParserPool:
         raise AssertionError("unreachable")
 
     def _take(self) -> _Child:
+        if self._pid != os.getpid():
+            # A forked process (a Celery prefork worker) inherits the idle children of the process that warmed up:
+            # they are not its children; it lets go of its copies of their sockets and starts its own.
+            for child in self._idle:
+                child.conn.close()
+            self._idle, self._lock, self._pid = [], threading.Lock(), os.getpid()
         with self._lock:
             while self._idle:
                 child = self._idle.pop()
@@ -258,13 +277,10 @@ class ParserPool:
         return _Child(self.limits)
 
     def _give_back(self, child: _Child) -> None:
-        if not child.alive():
-            child.kill()
-            return
-        with self._lock:
+        with self._lock:  # one that has left since is found out when it is next taken
             self._idle.append(child)
 
-    def _wait(self, child: _Child, message: bytes) -> dict:
+    def _wait(self, child: _Child, message: bytes, slow: Callable[[], None] | None) -> dict:
         """Send one request and wait for its answer, killing the child past a limit.
 
         Memory: the parent reads the child's resident memory (with tesseract's under it) every POLL_S and kills it
@@ -287,7 +303,7 @@ class ParserPool:
                 if loading_since is not None:
                     raise ParseError(f"the parser did not load within {LOAD_TIMEOUT_S:g} s")
                 raise ParseLimitExceeded(limits.timeout_reason())
-            if child.conn.poll(min(POLL_S, deadline - now)):
+            if child.readable(min(POLL_S, deadline - now)):
                 try:
                     header, blobs = parse_child.unpack(child.conn.recv_bytes(limits.memory_bytes))
                 except EOFError:
@@ -312,9 +328,12 @@ class ParserPool:
                     except (ValueError, TypeError, KeyError) as e:
                         raise ParseError(f"the parser answered with a malformed message ({e})") from e
                 return header
+            if slow is not None:
+                slow()
+                slow = None
             if _tree_rss(child.pid) > limits.memory_bytes:
                 raise ParseLimitExceeded(limits.memory_reason())
-            if not child.alive() and not child.conn.poll(0):  # an answer sent just before it exited is read first
+            if not child.alive() and not child.readable(0):  # an answer sent just before it exited is read first
                 break
         self._died(child)
 

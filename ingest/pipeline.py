@@ -220,10 +220,14 @@ class Ingestor:
     def _parse(self, job_id: str, item: StagedDocument) -> tuple[parsing.ParsedDocument, str]:
         """The parsed document and its content (what decides a duplicate), parsed in a child process. Raises
         ParseError (ParseLimitExceeded past a limit); anything else that ends the wait (this thread interrupted)
-        is not the document's failure and is raised as it is."""
+        is not the document's failure and is raised as it is.
+
+        The parse's start is counted (committed) once it has run for parse_process.POLL_S (20 ms), while the child
+        works: a quicker parse cannot be what stopped the process (it runs contained), and a transaction for every
+        document cost 0.1 ms each, as much again as the child's round trip."""
+        started = lambda: self.jobs.parse_started(job_id, item.seq)  # noqa: E731
         if item.is_file:
-            self.jobs.parse_started(job_id, item.seq)
-            parsed = self.parser.parse_bytes(item.payload, item.filename)
+            parsed = self.parser.parse_bytes(item.payload, item.filename, slow=started)
             return parsed, parsed.text
         try:
             # Submitted text is its own content; how a parser renders it must not decide what is a duplicate.
@@ -231,8 +235,7 @@ class Ingestor:
         except UnicodeDecodeError as e:
             raise parsing.ParseError(f"{type(e).__name__}: {e}") from e
         self._check_length(len(content))
-        self.jobs.parse_started(job_id, item.seq)
-        return self.parser.parse_text(item.payload), content
+        return self.parser.parse_text(item.payload, slow=started), content
 
     def _stage_attachments(self, conn, job_id: str, item: StagedDocument, parsed: parsing.ParsedDocument) -> None:
         """A mail's attachments join its job as documents of their own (`<mail id>/<file name>`, the mail's metadata

@@ -208,7 +208,8 @@ def _worker(args: argparse.Namespace) -> int:
     except (CatalogUnavailable, SchemaError) as e:
         raise SystemExit(str(e)) from e
     set_runtime(rt)
-    rt.warm_up()  # once per worker process, before it takes its first task
+    # Once per worker process, before it takes its first task. Prefork processes start parse children of their own.
+    rt.warm_up(ingest=args.pool != "prefork")
     app = configure(s)
     app.Worker(pool=args.pool, concurrency=args.concurrency or s.worker_concurrency, loglevel=args.log_level.upper(),
                hostname=args.hostname, queues=args.queues.split(",")).start()

@@ -1,7 +1,8 @@
 """Issue 31, parsing is contained, against a real `snapdex serve`: a PDF that makes the parser loop for ever fails
 alone with its limit as the reason, while another tenant's job, sent after it, goes first; the service still
 ingests and answers. A document whose parse is cut short by the service's death (kill -9) is parsed again once,
-and failed with its reason on the next start rather than hanging every start after it."""
+and failed with its reason on the next start rather than hanging every start after it. In production's shape
+(Redis, a prefork `snapdex worker`), Celery's soft time limit queues the job again instead of failing it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.looping_pdf import looping_pdf
-from tests.procs import auth, snapdex_serve, wait_until
+from ingest.jobs import NewDocument
+from snapdex.runtime import Runtime
+from snapdex.settings import Settings
+from tests.procs import auth, redis_server, snapdex_serve, snapdex_worker, wait_until
+from tests.runaway_inputs import SLOW_TEXT, looping_pdf
 
 pytestmark = pytest.mark.slow
 
@@ -116,3 +120,32 @@ def test_a_parse_cut_short_twice_fails_on_the_next_start(tmp_path):
     assert job["failures"] == [{"doc_id": "loop.pdf", "filename": "loop.pdf", "reason":
                                 "parsing was cut short 2 times (the service stopped while parsing it)"}]
     assert _parse_starts(data, job_id, "loop.pdf") == 2
+
+
+def test_a_soft_time_limit_queues_the_job_again_instead_of_failing_it(tmp_path):
+    data = tmp_path / "data"
+    with redis_server(tmp_path / "redis") as redis_url:
+        env = dict(SNAPDEX_BROKER_URL=redis_url + "/0", SNAPDEX_EMBEDDED_WORKER="false",
+                   SNAPDEX_TASK_SOFT_TIME_LIMIT_S="3", SNAPDEX_TASK_TIME_LIMIT_S="60", SNAPDEX_PARSE_TIMEOUT_S="600",
+                   SNAPDEX_GATE_FLOORS="{}")
+        # The limits travel in each message, set by whoever sends it: the API's process, here this one.
+        settings = Settings(data_dir=data, broker_url=redis_url + "/0", embedded_worker=False,
+                            task_soft_time_limit_s=3, task_time_limit_s=60)
+        rt = Runtime(settings)  # stages and enqueues the job, as the API does
+        from workers import tasks
+        from workers.celery_app import configure
+
+        configure(settings)
+        job_id = rt.jobs.create("default", [NewDocument("slow", SLOW_TEXT),
+                                            NewDocument("good", b"Harbour seals rest on the sandbank at low tide.")])
+        tasks.ingest_job.delay(job_id)
+        with snapdex_worker(data, "prefork", "--pool", "prefork", **env):
+            wait_until(lambda: rt.jobs.get(job_id).settled, 180, "the job")
+        view = rt.jobs.get(job_id)
+        # The soft limit cut the slow parse short twice, each time ending the task and queueing the job again; the
+        # third task failed that document with the reason and ingested the rest.
+        assert view.status == "succeeded" and view.attempts == 3, view
+        assert view.failures == [{"doc_id": "slow", "filename": None, "reason":
+                                  "parsing was cut short 2 times (the service stopped while parsing it)"}]
+        assert view.counts["new"] == 1
+        rt.close()

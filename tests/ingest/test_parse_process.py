@@ -20,12 +20,8 @@ from ingest.parse_process import ParseLimitExceeded, ParseLimits, ParserPool
 from ingest.pipeline import MAX_PARSE_STARTS
 from tests import office_files as files
 from tests.helpers import make_runtime
-from tests.looping_pdf import looping_pdf
 from tests.procs import wait_until
-
-# Quadratic in the Markdown sniffer's link pattern (a line of "[" without "]"): CPU only, no memory growth, in a
-# regular expression that holds the GIL (no thread could stop it). Over a minute on this machine.
-SLOW_TEXT = b"[" * 150_000
+from tests.runaway_inputs import SLOW_TEXT, looping_pdf
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
-"""Parsing is contained (issue 31): each staged document counts how many times its parse was started. A parse
-that never finished (the process was killed in it, or died of it) counts once each time; at
-ingest.pipeline.MAX_PARSE_STARTS the document fails with that reason instead of being parsed again on every start.
-Documents staged before the upgrade start at 0.
+"""Parsing is contained (issue 31): each staged document counts how many times its parse was started (once it has
+run 20 ms: ingest.pipeline.Ingestor._parse). A parse that never finished (the process was killed in it, or died of
+it) counts once each time; at ingest.pipeline.MAX_PARSE_STARTS the document fails with that reason instead of being
+parsed again on every start. Documents staged before the upgrade start at 0.
 
 Revision ID: 0009
 Revises: 0008

@@ -1,11 +1,16 @@
-"""A PDF of a few hundred bytes that PDFium never finishes loading (issue 31): the page's /Resources name a form
-XObject whose own /Resources are the page's, and the form draws itself twice. PDFium follows the self-reference
-level after level (2^n draws), allocating as it goes (~240 MB/s here, 8.6 GB after 36 s, never done); pdfminer
-refuses the circular form, finds no text, and hands the page to OCR, which renders it with PDFium.
+"""Documents the parser never finishes (issue 31), made by code rather than kept as binaries.
 
-Written by code rather than kept as a binary: each object is plain text, the xref offsets are computed."""
+`looping_pdf()`: 591 bytes that PDFium never finishes loading. The page's /Resources name a form XObject whose own
+/Resources are the page's, and the form draws itself twice. PDFium follows the self-reference level after level
+(2^n draws), allocating as it goes (~240 MB/s here, 8.6 GB after 36 s, never done); pdfminer refuses the circular
+form, finds no text, and hands the page to OCR, which renders it with PDFium.
+
+`SLOW_TEXT`: JSON text that is one line of "[": the Markdown sniffer's link pattern is quadratic on it (1.3 s for
+20,000, over a minute for 150,000 on this machine), CPU only, in a regular expression that holds the GIL."""
 
 from __future__ import annotations
+
+SLOW_TEXT = b"[" * 150_000
 
 OBJECTS = [
     b"<< /Type /Catalog /Pages 2 0 R >>",
