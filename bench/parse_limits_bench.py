@@ -9,7 +9,7 @@
    good one, B a document right after. Seconds from A's request until the looping document's failure is recorded,
    B's wait (from its request until its job started, and until it settled), for the 591-byte looping PDF (PDFium
    grows ~240 MB/s: the memory limit ends it) and a JSON text the Markdown sniffer is quadratic on (CPU only: the
-   clock ends it).
+   clock ends it). Before the change neither ended: B waited for ever.
 3. Resident memory: the serving process after a file was ingested, this checkout and `--base` (which parsed in
    process), and the parse child, with only the parser imported and with unstructured and spaCy loaded.
 
@@ -32,15 +32,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import machine, write_result  # noqa: E402
-from tests.procs import auth, snapdex_serve, wait_until  # noqa: E402
-from tests.runaway_inputs import SLOW_TEXT, looping_pdf  # noqa: E402
+from tests.procs import auth, parse_children, snapdex_serve, wait_until  # noqa: E402
+from tests.runaway_inputs import looping_pdf, slow_text  # noqa: E402
 
 KEEPERS = "The keeper trims the wick at dusk."
 # (what A sends, as files or as JSON documents): the looping document first, a good one after it.
 HOSTILE = [
     ("looping PDF (591 bytes)", [("files", ("loop.pdf", looping_pdf())),
                                  ("files", ("keepers.md", f"# Keepers\n\n{KEEPERS}\n".encode()))], None),
-    ("JSON text of 150,000 '['", None, [{"id": "brackets", "text": SLOW_TEXT.decode()},
+    # 400,000: ~6 min here, well past the 60 s clock (150,000 took 52-60 s, too close to it).
+    ("JSON text of 400,000 '['", None, [{"id": "brackets", "text": slow_text(400_000).decode()},
                                         {"id": "keepers", "text": KEEPERS}]),
 ]
 
@@ -137,13 +138,10 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _parse_children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            if b"ingest.parse_child" in Path(f"/proc/{child}/cmdline").read_bytes():
-                out.append(int(child))
-    return out
+def _failures_or_end(c, job_id: str) -> list[dict]:
+    """The job's failed documents; [{}] if it settled with none (the document was not hostile enough here)."""
+    view = c.get(f"/jobs/{job_id}", headers=auth("a")).json()
+    return view["failures"] or ([{}] if view["status"] in ("succeeded", "failed") else [])
 
 
 def hostile(name: str, files: list | None, documents: list | None) -> dict:
@@ -160,12 +158,12 @@ def hostile(name: str, files: list | None, documents: list | None) -> dict:
         b = c.post("/ingest", json={"documents": [{"id": "b-otters", "text": "Sea otters hold hands while they "
                                                                           "sleep on the water."}]},
                    headers=auth("b")).json()["job_id"]
-        failed = wait_until(lambda: c.get(f"/jobs/{a}", headers=auth("a")).json()["failures"], 600, "A's failure")
+        failed = wait_until(lambda: _failures_or_end(c, a), 600, "A's failure")
         failed_after = time.perf_counter() - sent
         b_view = svc.wait_job(b, headers=auth("b"), timeout=600)
         b_settled_after = time.perf_counter() - b_sent
         a_view = svc.wait_job(a, headers=auth("a"), timeout=600)
-    return {"document": name, "reason": failed[0]["reason"], "failure_recorded_s": round(failed_after, 1),
+    return {"document": name, "reason": failed[0].get("reason"), "failure_recorded_s": round(failed_after, 1),
             "b_started_after_s": round(b_view["started_at"] - b_view["created_at"], 1),
             "b_settled_after_s": round(b_settled_after, 1), "b_status": b_view["status"],
             "a_status": a_view["status"], "a_counts": a_view["counts"], "a_attempts": a_view["attempts"]}
@@ -192,11 +190,11 @@ def serve_rss(tree: Path) -> dict:
         serving = _rss_mib(info["pid"])
         job = c.post("/ingest", json={"documents": [{"id": "t", "text": "Plain words about harbour seals."}]})
         wait_until(lambda: c.get(f"/jobs/{job.json()['job_id']}").json()["status"] == "succeeded", 120, "text job")
-        children = _parse_children(info["pid"])
+        children = parse_children(info["pid"])
         after_text = {"serve": _rss_mib(info["pid"]), "child": [_rss_mib(p) for p in children]}
         job = c.post("/ingest", files=[("files", ("k.md", b"# Keepers\n\nThe keeper trims the wick at dusk.\n"))])
         wait_until(lambda: c.get(f"/jobs/{job.json()['job_id']}").json()["status"] == "succeeded", 120, "file job")
-        children = _parse_children(info["pid"])
+        children = parse_children(info["pid"])
         after_file = {"serve": _rss_mib(info["pid"]), "child": [_rss_mib(p) for p in children]}
         return {"serving_only_mib": serving, "after_text_mib": after_text, "after_file_mib": after_file}
     finally:

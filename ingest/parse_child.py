@@ -24,7 +24,6 @@ import select
 import signal
 import struct
 import sys
-import time
 import traceback
 from typing import Any, Sequence
 
@@ -119,8 +118,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
+def rss(pid: int | str = "self") -> int:
+    """Resident bytes of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
@@ -181,12 +181,11 @@ def main(argv: list[str]) -> int:
 
 
 def _answer(parsing: Any, header: dict, blobs: list[bytes], collect: _Collect) -> bytes:
-    started = time.monotonic()
     try:
         op = header["op"]
         if op == "warm":
             parsing.warm_up()
-            return pack({"ok": True, "rss": _rss(), "log": collect.take()})
+            return pack({"ok": True, "rss": rss(), "log": collect.take()})
         if op == "bytes":
             doc = parsing.parse_bytes(blobs[0], header["filename"])
         elif op == "text":
@@ -194,8 +193,7 @@ def _answer(parsing: Any, header: dict, blobs: list[bytes], collect: _Collect) -
         else:
             raise ValueError(f"unknown request {op!r}")
         head, out = encode_document(doc)
-        return pack({"ok": True, "document": head, "seconds": time.monotonic() - started, "log": collect.take()},
-                    out)
+        return pack({"ok": True, "document": head, "log": collect.take()}, out)
     except BaseException as e:  # SystemExit from a library too: the child must answer, not leave
         expected = isinstance(e, parsing.ParseError)
         return pack({"ok": False, "error": str(e) if expected else f"{type(e).__name__}: {e}",

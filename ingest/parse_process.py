@@ -35,7 +35,6 @@ from ingest import parse_child
 from ingest.parsing import ParsedDocument, ParseError
 
 _ROOT = Path(__file__).resolve().parents[1]  # where `ingest` is imported from: the child imports the same code
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 # How often the parent looks at the clock and the child's memory while it waits. Growing at PDFium's ~240 MB/s,
 # a child passes the memory limit by at most ~5 MB before it is killed.
 POLL_S = 0.02
@@ -108,8 +107,7 @@ def _tree_rss(pid: int) -> int:
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/statm") as fh:
-                total += int(fh.read().split()[1]) * _PAGE
+            total += parse_child.rss(p)
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
                     todo.extend(int(c) for c in fh.read().split())

@@ -6,11 +6,18 @@
 form, finds no text, and hands the page to OCR, which renders it with PDFium.
 
 `SLOW_TEXT`: JSON text that is one line of "[": the Markdown sniffer's link pattern is quadratic on it (1.3 s for
-20,000, over a minute for 150,000 on this machine), CPU only, in a regular expression that holds the GIL."""
+20,000, 52-60 s for 150,000 on this machine; `slow_text(400_000)` takes ~6 min), CPU only, in a regular expression
+that holds the GIL."""
 
 from __future__ import annotations
 
-SLOW_TEXT = b"[" * 150_000
+
+
+def slow_text(n: int = 150_000) -> bytes:
+    return b"[" * n
+
+
+SLOW_TEXT = slow_text()
 
 OBJECTS = [
     b"<< /Type /Catalog /Pages 2 0 R >>",

@@ -14,7 +14,7 @@ import pytest
 from ingest.jobs import NewDocument
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
-from tests.procs import auth, redis_server, snapdex_serve, snapdex_worker, wait_until
+from tests.procs import auth, parse_children, redis_server, snapdex_serve, snapdex_worker, wait_until
 from tests.runaway_inputs import SLOW_TEXT, looping_pdf
 
 pytestmark = pytest.mark.slow
@@ -37,15 +37,6 @@ def _parse_starts(data: Path, job_id: str, doc_id: str) -> int:
     except sqlite3.OperationalError:  # the service holds its write lock this instant
         return 0
     return row[0] if row else 0
-
-
-def _parse_children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            if b"ingest.parse_child" in Path(f"/proc/{child}/cmdline").read_bytes():
-                out.append(int(child))
-    return out
 
 
 def _gone(pid: int) -> bool:
@@ -110,7 +101,7 @@ def test_a_parse_cut_short_twice_fails_on_the_next_start(tmp_path):
                 job_id = svc.client.post("/ingest", files=[("files", ("loop.pdf", looping_pdf())),
                                                            ("files", ("keepers.md", GOOD_MD))]).json()["job_id"]
             wait_until(lambda: _parse_starts(data, job_id, "loop.pdf") == start, 120, f"parse start {start}")
-            children = wait_until(lambda: _parse_children(svc.proc.pid), 30, "the parse child")
+            children = wait_until(lambda: parse_children(svc.proc.pid), 30, "the parse child")
             svc.kill()  # kill -9: no shutdown, the parse under way just stops
             # The child dies with the service (it would loop on as an orphan otherwise).
             wait_until(lambda: all(_gone(pid) for pid in children), 30, "the parse child to die with the service")
