@@ -20,6 +20,7 @@ import logging
 import os
 import select
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -35,6 +36,9 @@ from ingest import parse_child
 from ingest.parsing import ParsedDocument, ParseError
 
 _ROOT = Path(__file__).resolve().parents[1]  # where `ingest` is imported from: the child imports the same code
+# An installed package is found from site-packages anyway; a checkout (a test run, an editable install of another
+# checkout) goes first on the child's path. site-packages itself must not: it would come before the standard library.
+_EXTRA_PATH = [] if str(_ROOT) in {*site.getsitepackages(), site.getusersitepackages()} else [str(_ROOT)]
 # How often the parent looks at the clock and the child's memory while it waits. Growing at PDFium's ~240 MB/s,
 # a child passes the memory limit by at most ~5 MB before it is killed.
 POLL_S = 0.02
@@ -128,12 +132,14 @@ class _Child:
                   "recycle_bytes": limits.memory_bytes // 2}
         # The child gets no SNAPDEX_* settings (database URLs, keys): it parses bytes and needs none of them.
         env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDEX_")}
-        env["PYTHONPATH"] = os.pathsep.join([str(_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        path = os.pathsep.join([*_EXTRA_PATH, *filter(None, [env.pop("PYTHONPATH", None)])])
+        if path:
+            env["PYTHONPATH"] = path
         try:
             # -P: the working folder is not on the child's import path, only the code this process runs.
             self.proc = _spawn([sys.executable, "-P", "-m", "ingest.parse_child", str(theirs.fileno()),
                                 str(os.getpid()), json.dumps(config)],
-                               pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env, cwd=_ROOT,
+                               pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
                                start_new_session=True)  # its own process group: a kill takes tesseract too
         except BaseException:
             ours.close()
