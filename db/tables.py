@@ -119,6 +119,9 @@ job_documents = Table(
     Column("outcome", Text),  # new | updated | unchanged | duplicate | near_duplicate | failed
     Column("reason", Text),
     Column("chunks", Integer, nullable=False, server_default="0"),
+    # 0009: times its parse was started (counted once it has run 20 ms); a parse that never finished (the process
+    # died in it) is not retried for ever (ingest.pipeline.MAX_PARSE_STARTS).
+    Column("parse_starts", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("job_id", "seq"),
 )
 

@@ -14,7 +14,7 @@ from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest, SnapshotRow
 from ingest.jobs import JobStore, JobView
 from ingest.phases import BUILD_PHASES, JobPhase, JobStatus
-from ingest.pipeline import Ingestor
+from ingest.pipeline import Ingestor, Yielded
 from store.base import VectorStore
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,20 @@ def _left_to_do(view: JobView | None, job_id: str) -> str | None:
     return "build" if view.phase in BUILD_PHASES else "ingest"
 
 
+class Requeue(Exception):
+    """The job went back to the queue unsettled, with documents left: the caller enqueues it again, and it resumes
+    where it stopped."""
+
+
 def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
                    transient: tuple[type[BaseException], ...] = (), lease_s: float = 30.0,
-                   access: AccessSync | None = None) -> str | None:
+                   access: AccessSync | None = None, interrupts: tuple[type[BaseException], ...] = ()) -> str | None:
     """Ingest a job's documents under the job's claim (JobBusy while another live worker ingests it). Returns the
     tenant whose snapshot now needs a build, or None when the job was settled already (a redelivered message)
     or failed. `access`: a document sent again with another access list has it written into the built snapshots
     that hold its earlier version before the job moves on (a crash before that ingests the job again, which
-    writes it then)."""
+    writes it then). Raises Requeue when the job gave its worker up after a document passed a parse limit
+    (`Yielded`), or when one of `interrupts` (Celery's soft time limit) cut the run short."""
     view = jobs.get(job_id)
     todo = _left_to_do(view, job_id)
     if todo != "ingest":
@@ -60,6 +66,9 @@ def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
             return view.tenant
         except transient:
             raise
+        except (Yielded, *interrupts) as e:
+            jobs.requeue(job_id)
+            raise Requeue(job_id) from e
         except Exception as e:
             log.exception("job %s failed", job_id)
             jobs.finish(job_id, JobStatus.FAILED, error=f"{type(e).__name__}: {e}")

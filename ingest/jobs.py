@@ -43,6 +43,7 @@ class StagedDocument:
     payload: bytes
     metadata: dict
     access: dict | None = None
+    parse_starts: int = 0  # times its parse was started before (none of them finished)
 
     @property
     def is_file(self) -> bool:
@@ -88,10 +89,12 @@ _j = job_documents.c
 # Built once: one of these runs per document or per batch of chunks.
 _MARK = (update(job_documents).where(_j.job_id == bindparam("job"), _j.seq == bindparam("s"))
          .values(done=True, outcome=bindparam("o"), reason=bindparam("r"), chunks=bindparam("n")))
+_PARSE_STARTED = (update(job_documents).where(_j.job_id == bindparam("job"), _j.seq == bindparam("s"))
+                  .values(parse_starts=_j.parse_starts + 1))
 _ADD_EMBEDDED = (update(jobs).where(jobs.c.id == bindparam("job")).values(
     chunks_done=jobs.c.chunks_done + bindparam("done"), chunks_embedded=jobs.c.chunks_embedded + bindparam("emb"),
     chunks_reused=jobs.c.chunks_reused + bindparam("reused")))
-_PENDING = (select(_j.seq, _j.doc_id, _j.filename, _j.payload, _j.metadata, _j.access)
+_PENDING = (select(_j.seq, _j.doc_id, _j.filename, _j.payload, _j.metadata, _j.access, _j.parse_starts)
             .where(_j.job_id == bindparam("job"), _j.done == False, _j.seq > bindparam("after"))  # noqa: E712
             .order_by(_j.seq).limit(64))
 
@@ -272,11 +275,26 @@ class JobStore:
             for r in rows:
                 last = r["seq"]
                 yield StagedDocument(r["seq"], r["doc_id"], r["filename"], bytes(r["payload"] or b""),
-                                     json.loads(r["metadata"]), json.loads(r["access"]) if r["access"] else None)
+                                     json.loads(r["metadata"]), json.loads(r["access"]) if r["access"] else None,
+                                     r["parse_starts"])
 
     def doc_ids(self, job_id: str) -> list[str]:
         rows = self.db.all(select(job_documents.c.doc_id).where(job_documents.c.job_id == job_id))
         return sorted({r["doc_id"] for r in rows})
+
+    def parse_started(self, job_id: str, seq: int) -> None:
+        """Count a start of the document's parse, committed while the parse runs: a process killed in it (or by
+        it) leaves the count behind, and the next start of the job sees it."""
+        with self.db.tx() as conn:
+            conn.execute(_PARSE_STARTED, {"job": job_id, "s": seq})
+
+    def requeue(self, job_id: str) -> None:
+        """A job that gave its worker up with documents left to ingest is queued again, unsettled: its phase and
+        progress stay, and its next run resumes where this one stopped."""
+        with self.db.tx() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING,
+                                            _phase_in([JobPhase.PARSING, JobPhase.EMBEDDING]))
+                         .values(status=JobStatus.QUEUED))
 
     def mark_document(self, conn: Connection, job_id: str, seq: int, outcome: str,
                       reason: str | None = None, chunks: int = 0) -> None:

@@ -8,6 +8,12 @@ one being embedded, so parsing never runs far ahead of the model.
 Every step is idempotent, so a job whose worker died can run again from the top: documents already done
 are skipped (their outcome was committed with their catalog change), and chunks already embedded come out
 of the embedding cache.
+
+Documents are parsed in child processes under a time and a memory limit (`ingest/parse_process.py`). A document
+past a limit fails alone, and its job then gives the worker up (`Yielded`) when documents are left: it is queued
+again behind the jobs already waiting, so one tenant's hostile files hold the others' ingestion for at most one
+document's limit at a time. A document whose parse was started MAX_PARSE_STARTS times without finishing (the
+process was killed while parsing it, or died of it) fails with that reason rather than being parsed again.
 """
 
 from __future__ import annotations
@@ -27,9 +33,19 @@ from ingest.dedup import NearDuplicateIndex, from_bytes, minhash, to_bytes
 from ingest.jobs import JobStore, NewDocument, StagedDocument
 from ingest.language import document_language
 from ingest.normalize import bytes_hash, content_hash
+from ingest.parse_process import ParseLimitExceeded, ParseLimits, ParserFailed, ParserPool
 from ingest.windows import WindowConfig, embed_chunks
 
 log = logging.getLogger(__name__)
+
+# Starts of one document's parse that may end without an outcome before it fails: once may be a restart that had
+# nothing to do with it (a deploy), twice in the same document is not.
+MAX_PARSE_STARTS = 2
+
+
+class Yielded(Exception):
+    """A document of the job passed a parse limit and documents are left: the job gives its worker up, to be
+    queued again (unsettled) behind the jobs already waiting."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,7 @@ class IngestConfig:
     # A job's first batches are smaller (this many chunks, then twice as many each time up to embed_batch_size):
     # the model starts as soon as the first documents are chunked instead of idling while a whole batch is parsed.
     first_embed_batch: int = 32
+    parse: ParseLimits = ParseLimits()  # SNAPDEX_PARSE_TIMEOUT_S, SNAPDEX_PARSE_MEMORY_MB, SNAPDEX_OCR_LANGUAGES
 
 
 class Ingestor:
@@ -52,6 +69,10 @@ class Ingestor:
         self.embedding = embedding
         self.config = config
         self.chunker = Chunker(config.chunker)
+        self.parser = ParserPool(config.parse)
+
+    def close(self) -> None:
+        self.parser.close()
 
     def run(self, job_id: str) -> None:
         """Parse and record every pending document; its new chunks are embedded meanwhile, batch by batch."""
@@ -66,9 +87,18 @@ class Ingestor:
             # Documents an earlier attempt of this job recorded: their chunks may not all have been embedded.
             for h, title in self.jobs.chunk_titles(job_id).items():
                 feed.add([h], title)
+            limited = False
             for item in self.jobs.pending(job_id):
-                with feed.turns.parsing():
-                    new = self._process(job_id, tenant, item, near)
+                if limited:
+                    # The batches handed over finish first (leaving the `with`); the chunks not handed over are
+                    # the job's next run's (chunk_titles above finds them).
+                    raise Yielded(f"job {job_id}: a document passed a parse limit; the rest waits its turn")
+                try:
+                    with feed.turns.parsing():
+                        new = self._process(job_id, tenant, item, near)
+                except ParseLimitExceeded:
+                    limited = True
+                    continue
                 if new is not None:
                     feed.add(*new)
             feed.close()
@@ -105,15 +135,19 @@ class Ingestor:
             with self.catalog.db.tx() as conn:
                 self.jobs.mark_document(conn, job_id, item.seq, "unchanged", chunks=len(old.chunk_hashes))
             return
+        if item.parse_starts >= MAX_PARSE_STARTS:
+            return self._fail(job_id, item, f"parsing was cut short {item.parse_starts} times (the service stopped "
+                                            "while parsing it)")
         try:
-            if item.is_file:
-                parsed = parsing.parse_bytes(item.payload, item.filename)
-                content = parsed.text
-            else:
-                # Submitted text is its own content; how a parser renders it must not decide what is a duplicate.
-                content = item.payload.decode("utf-8")
-                self._check_length(len(content))
-                parsed = parsing.parse_text(content, None)
+            parsed, content = self._parse(job_id, item)
+        except parsing.ParseError as e:
+            if isinstance(e, ParserFailed):
+                log.error("parsing %s failed:\n%s", item.doc_id, e.child_traceback)
+            self._fail(job_id, item, str(e))
+            if isinstance(e, ParseLimitExceeded):
+                raise
+            return
+        try:
             if not parsed.text.strip():
                 raise parsing.ParseError("no text could be extracted")
             # Tables longer than a chunk become parts that each repeat the header row: the stored text holds them.
@@ -127,14 +161,10 @@ class Ingestor:
             except ValueError as e:
                 raise parsing.ParseError(f"metadata: {e}") from e
         except parsing.ParseError as e:
-            with self.catalog.db.tx() as conn:
-                self.jobs.mark_document(conn, job_id, item.seq, "failed", reason=str(e))
-            return
+            return self._fail(job_id, item, str(e))
         except Exception as e:  # a bad document fails alone, never the batch
             log.exception("parsing %s failed", item.doc_id)
-            with self.catalog.db.tx() as conn:
-                self.jobs.mark_document(conn, job_id, item.seq, "failed", reason=f"{type(e).__name__}: {e}")
-            return
+            return self._fail(job_id, item, f"{type(e).__name__}: {e}")
 
         chash = content_hash(content)
         doc = DocumentRow(
@@ -182,6 +212,30 @@ class Ingestor:
             self._stage_attachments(conn, job_id, item, parsed)
         near.add(item.doc_id, sig)
         return doc.chunk_hashes, doc.title
+
+    def _fail(self, job_id: str, item: StagedDocument, reason: str) -> None:
+        with self.catalog.db.tx() as conn:
+            self.jobs.mark_document(conn, job_id, item.seq, "failed", reason=reason)
+
+    def _parse(self, job_id: str, item: StagedDocument) -> tuple[parsing.ParsedDocument, str]:
+        """The parsed document and its content (what decides a duplicate), parsed in a child process. Raises
+        ParseError (ParseLimitExceeded past a limit); anything else that ends the wait (this thread interrupted)
+        is not the document's failure and is raised as it is.
+
+        The parse's start is counted (committed) once it has run for parse_process.POLL_S (20 ms), while the child
+        works: a quicker parse cannot be what stopped the process (it runs contained), and a transaction for every
+        document cost 0.1 ms each, as much again as the child's round trip."""
+        started = lambda: self.jobs.parse_started(job_id, item.seq)  # noqa: E731
+        if item.is_file:
+            parsed = self.parser.parse_bytes(item.payload, item.filename, slow=started)
+            return parsed, parsed.text
+        try:
+            # Submitted text is its own content; how a parser renders it must not decide what is a duplicate.
+            content = item.payload.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise parsing.ParseError(f"{type(e).__name__}: {e}") from e
+        self._check_length(len(content))
+        return self.parser.parse_text(item.payload, slow=started), content
 
     def _stage_attachments(self, conn, job_id: str, item: StagedDocument, parsed: parsing.ParsedDocument) -> None:
         """A mail's attachments join its job as documents of their own (`<mail id>/<file name>`, the mail's metadata

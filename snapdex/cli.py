@@ -19,19 +19,13 @@ FILE_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".pp
 
 def _keep_torch_out(settings) -> None:
     """In a process whose model runs on ONNX Runtime (and with no cross-encoder, the one other torch user), mark
-    torch absent: spaCy's thinc, which unstructured loads to parse files and Markdown, imports torch whenever it is
-    installed (~190 MB of RSS and 2 s), and nothing here would use it. The ONNX export, which needs torch, runs in a
-    child process of its own."""
+    torch absent: nothing here would use it (~190 MB of RSS and 2 s when something imports it only because it is
+    installed, as spaCy's thinc does; parsing runs in child processes that refuse it too). The ONNX export, which
+    needs torch, runs in a child process of its own."""
     if settings.embedder_backend != "torch" and settings.cross_encoder_path is None and "torch" not in sys.modules:
-        # A finder that refuses torch, rather than sys.modules["torch"] = None: scipy looks torch up in sys.modules.
-        sys.meta_path.insert(0, _NoTorch())
+        from ingest.parse_child import RefuseImports
 
-
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r} (this process serves with ONNX Runtime)", name=name)
-        return None
+        sys.meta_path.insert(0, RefuseImports(("torch",), "this process serves with ONNX Runtime"))
 
 
 def _settings():
@@ -214,7 +208,8 @@ def _worker(args: argparse.Namespace) -> int:
     except (CatalogUnavailable, SchemaError) as e:
         raise SystemExit(str(e)) from e
     set_runtime(rt)
-    rt.warm_up()  # once per worker process, before it takes its first task
+    # Once per worker process, before it takes its first task. Prefork processes start parse children of their own.
+    rt.warm_up(ingest=args.pool != "prefork")
     app = configure(s)
     app.Worker(pool=args.pool, concurrency=args.concurrency or s.worker_concurrency, loglevel=args.log_level.upper(),
                hostname=args.hostname, queues=args.queues.split(",")).start()

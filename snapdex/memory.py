@@ -54,6 +54,11 @@ class MemoryLedger:
                 self.components[component] = self.components.get(component, 0) + grown
                 self.load_seconds[component] = round(time.perf_counter() - started, 3)
 
+    def record(self, component: str, resident: int) -> None:
+        """A component that loaded in a child process of its own: that process's resident bytes."""
+        with self._lock:
+            self.components[component] = resident
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self.components)

@@ -36,6 +36,7 @@ from ingest import parsing
 from ingest.catalog import Catalog
 from ingest.chunking import ChunkerConfig
 from ingest.jobs import JobStore
+from ingest.parse_process import ParseLimits
 from ingest.pipeline import IngestConfig, Ingestor
 from notify.delivery import Deliverer
 from notify.secrets import SecretBox, key_material
@@ -101,9 +102,9 @@ class Runtime:
     @cached_property
     def ingestor(self) -> Ingestor:
         s = self.settings
-        parsing.OCR_LANGUAGES = s.ocr_languages  # module-wide: the parser has no other configuration
         cfg = IngestConfig(self.chunker_config, s.near_duplicate_threshold, s.minhash_permutations,
-                           max(256, s.embedding_batch_size * 4), self.window_config, s.max_document_chars)
+                           max(256, s.embedding_batch_size * 4), self.window_config, s.max_document_chars,
+                           parse=ParseLimits(s.parse_timeout_s, s.parse_memory_mb, s.ocr_languages))
         return Ingestor(self.catalog, self.jobs, self.embedding, cfg)
 
     @cached_property
@@ -191,8 +192,9 @@ class Runtime:
     def warm_up(self, ingest: bool = True) -> None:
         """Load what this process serves once, one after another, measuring each load's RSS (`self.memory`):
         the embedding model (exported to ONNX first, in a child process, if the data folder lacks it), the
-        collections of live snapshots, a configured cross-encoder, and, in a process that ingests, the parser
-        for files and Markdown (unstructured with spaCy; JSON plain text never needs it)."""
+        collections of live snapshots, a configured cross-encoder, and, in a process that ingests, a parse child
+        with the parser for files and Markdown loaded (unstructured with spaCy; JSON plain text never needs it):
+        "parser" is that child's resident memory, not this process's."""
         try:
             with self.memory.measure("embedder"):
                 self.embedder.embed(["warm up"])
@@ -206,8 +208,7 @@ class Runtime:
                 with self.memory.measure("cross_encoder"):
                     cross.load()  # once, at start-up, not on the first request
             if ingest:
-                with self.memory.measure("parser"):
-                    parsing.warm_up()
+                self.memory.record("parser", self.ingestor.parser.warm_up())
         except Exception:  # a failure here shows on /ready and again, with its cause, on the first job
             log.exception("warm-up failed")
         # What is loaded now (model, tokenizers, libraries: millions of objects) lives as long as the process.
@@ -242,6 +243,8 @@ class Runtime:
         return self.jobs.unsettled(unclaimed=True)
 
     def close(self) -> None:
+        if "ingestor" in self.__dict__:
+            self.ingestor.close()
         if "store" in self.__dict__:
             self.store.close()
         self.db.dispose()

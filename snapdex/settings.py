@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=3600, ge=10)
     # How often kombu looks for messages of dead workers whose visibility timeout ran out (kombu: ~100 s).
     broker_restore_interval_s: int = Field(default=10, ge=1)
+    # Celery's time limits of an ingest task (prefork workers only: Celery's threads pool, the embedded worker's and
+    # `snapdex worker`'s default, enforces none). At the soft limit the task stops and its job is queued again (it
+    # resumes where it stopped); past the hard limit the worker process is killed and the message redelivered.
+    # Unset: half and three quarters of the visibility timeout (1800 and 2700 s); each below the next.
+    task_soft_time_limit_s: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    task_time_limit_s: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
 
     # Snapshots: build once no ingest job has arrived for this long (and none is running); keep this many besides
     # live and previous.
@@ -198,6 +204,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description=(
         "any request body: a JSON one, or a multipart upload as a whole; 413 while it streams past it"))
     max_document_chars: int = Field(default=5_000_000, ge=1000, description="text of one document after parsing")
+    # Each document is parsed (and OCRed) in a child process killed past either limit; the document then fails
+    # alone, with the limit as its reason (README, "How ingestion works"). The memory default is twice the most a
+    # real document was measured to need (~770 MiB: a poster-sized scanned page, tesseract included; ~245 MiB of it
+    # is unstructured and spaCy, loaded once per child).
+    parse_timeout_s: float = Field(default=60.0, gt=0.0, allow_inf_nan=False, description="wall-clock seconds")
+    parse_memory_mb: int = Field(default=1536, ge=64, le=1024 * 1024, description="MiB of resident memory")
 
     @field_validator("chunk_overlap")
     @classmethod
@@ -241,6 +253,21 @@ class Settings(BaseSettings):
     def _gate_names_known_metrics(self) -> "Settings":
         self.gate_policy.validate(self.eval_ks)
         return self
+
+    @model_validator(mode="after")
+    def _task_limits_in_order(self) -> "Settings":
+        soft, hard = self.task_time_limits
+        if not soft < hard < self.visibility_timeout_s:
+            raise ValueError(f"task_soft_time_limit_s ({soft:g}) < task_time_limit_s ({hard:g}) < "
+                             f"visibility_timeout_s ({self.visibility_timeout_s}) must hold: a task still running "
+                             "past the visibility timeout is delivered again")
+        return self
+
+    @property
+    def task_time_limits(self) -> tuple[float, float]:
+        """(soft, hard) time limit of an ingest task, in seconds."""
+        soft = self.task_soft_time_limit_s or self.visibility_timeout_s / 2
+        return soft, self.task_time_limit_s or max(self.visibility_timeout_s * 3 / 4, soft + 1)
 
     @property
     def gate_policy(self) -> GatePolicy:

@@ -146,6 +146,19 @@ def snapdex_serve(data_dir: Path, log_level: str = "warning", tenants: tuple[str
         _stop(proc)
 
 
+def parse_children(pid: int) -> list[int]:
+    """The parse child processes (ingest/parse_child.py) a process has started."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                if b"ingest.parse_child" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    out.append(int(child))
+            except FileNotFoundError:  # ended meanwhile
+                continue
+    return out
+
+
 @contextmanager
 def snapdex_worker(data_dir: Path, name: str, *args: str, **env: str) -> Iterator[subprocess.Popen]:
     log = data_dir.parent / f"worker-{name}.log"

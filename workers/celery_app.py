@@ -49,6 +49,11 @@ def configure(settings: Settings) -> Celery:
             else {"polling_interval": 0.01}  # memory:// polls once a second by default
         ),
     )
+    # Enforced by prefork workers only: Celery's threads pool has no time limits (see workers/tasks.py). Set on the
+    # task before a worker starts, which reads them once.
+    from workers.tasks import ingest_job
+
+    ingest_job.soft_time_limit, ingest_job.time_limit = settings.task_time_limits
     return app
 
 

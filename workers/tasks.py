@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from db import CatalogUnavailable
-from index_snapshots.service import run_ingest_job
+from index_snapshots.service import Requeue, run_ingest_job
 from ingest.jobs import JobBusy
 from snapdex.runtime import get_runtime
 from store.base import StoreUnavailable
@@ -25,11 +26,20 @@ TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True, autor
                     retry_backoff_max=120, retry_jitter=True, max_retries=8)
 
 
-@app.task(name="snapdex.ingest_job", **TASK_OPTIONS)
+# The time limits (workers/celery_app.py) back up the per-document parse limits, which are the real guard: Celery's
+# threads pool (the embedded worker, `snapdex worker`'s default) enforces none. At the soft limit the job goes back
+# to the queue (it resumes where it stopped); past the hard limit the process is killed and, not acknowledged on a
+# timeout, the message is delivered again: the document being parsed then counts one start that never finished.
+@app.task(name="snapdex.ingest_job", acks_on_timeout=False, **TASK_OPTIONS)
 def ingest_job(self, job_id: str) -> None:
     rt = get_runtime()
-    tenant = run_ingest_job(rt.ingestor, rt.jobs, job_id, transient=TRANSIENT, lease_s=rt.settings.lock_lease_s,
-                            access=rt.access_sync)
+    try:
+        tenant = run_ingest_job(rt.ingestor, rt.jobs, job_id, transient=TRANSIENT, lease_s=rt.settings.lock_lease_s,
+                                access=rt.access_sync, interrupts=(SoftTimeLimitExceeded,))
+    except (Requeue, SoftTimeLimitExceeded):
+        # Behind what is queued already: another tenant's job waiting for this worker goes first.
+        ingest_job.apply_async(args=(job_id,))
+        return
     if tenant is not None:
         # Debounced: jobs arriving close together share one build (build_pending skips while any ingests).
         build_snapshot.apply_async(args=(tenant,), countdown=rt.jobs.build_delay(tenant, rt.settings.build_debounce_s))

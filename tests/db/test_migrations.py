@@ -207,3 +207,25 @@ def test_keys_made_before_scopes_become_admin_keys(catalog_db):
     old = next(k for k in KeyStore(catalog_db).list() if k.id == "old1")
     assert old.scope == "admin" and old.user is None and old.groups == ()
     assert differences(catalog_db) == []
+
+
+def test_documents_staged_before_parse_starts_are_parsed_from_a_count_of_zero(catalog_db, tmp_path):
+    """0009: a job staged before the upgrade goes on, each document's parse starts counted from 0; the queued job
+    the release before migrations left behind too."""
+    assert downgrade(catalog_db, "0008") == (head(), "0008")
+    jobs = JobStore(catalog_db)
+    job = jobs.create("acme", [NewDocument("d1", b"x"), NewDocument("d2", b"y")])
+    assert "parse_starts" not in {c["name"] for c in inspect(catalog_db.engine).get_columns("job_documents")}
+    assert upgrade(catalog_db) == ("0008", head())
+    assert [d.parse_starts for d in jobs.pending(job)] == [0, 0]
+    jobs.parse_started(job, 1)
+    assert [d.parse_starts for d in jobs.pending(job)] == [0, 1] and differences(catalog_db) == []
+
+    path = tmp_path / "legacy.sqlite3"
+    shutil.copy(FIXTURE, path)
+    legacy = open_catalog(f"sqlite:///{path}")
+    try:
+        (queued,) = JobStore(legacy).unsettled(unclaimed=True)
+        assert [d.parse_starts for d in JobStore(legacy).pending(queued)] == [0] * len(JobStore(legacy).doc_ids(queued))
+    finally:
+        legacy.dispose()

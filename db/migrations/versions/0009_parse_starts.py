@@ -1,0 +1,28 @@
+"""Parsing is contained (issue 31): each staged document counts how many times its parse was started (once it has
+run 20 ms: ingest.pipeline.Ingestor._parse). A parse that never finished (the process was killed in it, or died of
+it) counts once each time; at ingest.pipeline.MAX_PARSE_STARTS the document fails with that reason instead of being
+parsed again on every start. Documents staged before the upgrade start at 0.
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-08
+"""
+
+from typing import Sequence, Union
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0009"
+down_revision: Union[str, Sequence[str], None] = "0008"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    op.add_column("job_documents", sa.Column("parse_starts", sa.Integer(), nullable=False, server_default="0"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("job_documents") as batch:
+        batch.drop_column("parse_starts")
