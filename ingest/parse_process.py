@@ -158,6 +158,9 @@ class _Child:
         if not ready or ready.get("event") != "ready":
             self.kill()
             raise ParseError(f"the parser process did not start (exit status {self.proc.returncode})")
+        # The ru_maxrss it was started with (this process's, carried over fork and exec): a peak wait4 reports at
+        # its death counts as the child's own only above it.
+        self.inherited_peak = int(ready.get("inherited_peak", 0))
 
     @property
     def pid(self) -> int:
@@ -344,7 +347,7 @@ class ParserPool:
     def _died(self, child: _Child) -> NoReturn:
         code = child._reap(0)
         peak = child.rusage.ru_maxrss * 1024 if child.rusage is not None else 0
-        if peak > self.limits.memory_bytes:
+        if peak > self.limits.memory_bytes and peak > child.inherited_peak:
             raise ParseLimitExceeded(self.limits.memory_reason())
         if code == 0:
             raise _Gone()

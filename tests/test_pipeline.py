@@ -86,7 +86,7 @@ def test_bad_file_fails_alone(rt):
         NewDocument("notes.txt", LONG.encode(), {}, filename="notes.txt"),
     ])
     assert job.status == "succeeded"
-    assert job.counts["failed"] == 1 and job.counts["new"] == 1
+    assert job.counts["failed"] == 1 and job.counts["new"] == 1, job.failures
     assert job.failures[0]["doc_id"] == "broken.pdf" and job.failures[0]["reason"]
 
 

@@ -89,6 +89,26 @@ def test_a_child_that_crashes_fails_only_its_document(pool):
     assert pool.parse_text(b"still here").text == "still here"
 
 
+def test_a_child_is_not_blamed_for_the_memory_of_the_process_that_started_it():
+    """ru_maxrss survives fork and exec: a child of a service already past the limit starts with that "peak". It is
+    neither recycled after every document nor failed for the memory limit when it dies of something else."""
+    ballast = bytearray(192 * 1024 * 1024)  # this process's peak past the limit, whatever ran before
+    ballast[::4096] = b"\1" * len(range(0, len(ballast), 4096))
+    p = ParserPool(ParseLimits(timeout_s=30, memory_mb=128))
+    try:
+        assert p.parse_text(b"one").text == "one"
+        child = p._idle[0]
+        assert child.inherited_peak > p.limits.memory_bytes
+        assert p.parse_text(b"two").text == "two"
+        assert p._idle == [child] and child.alive()  # kept for the next document, not recycled
+        threading.Timer(1.0, os.kill, (child.pid, signal.SIGSEGV)).start()
+        with pytest.raises(parsing.ParseError, match=r"^the parser crashed \(SIGSEGV\)$"):
+            p.parse_text(SLOW_TEXT)
+    finally:
+        p.close()
+        del ballast
+
+
 def test_an_idle_child_leaves_and_another_takes_its_place():
     p = ParserPool(ParseLimits(idle_exit_s=0.3))
     try:
