@@ -30,6 +30,7 @@ from ingest import parsing
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig, relocate
 from ingest.dedup import NearDuplicateIndex, from_bytes, minhash, to_bytes
+from ingest.ids import attachment_ids, clean_name
 from ingest.jobs import JobStore, NewDocument, StagedDocument
 from ingest.language import document_language
 from ingest.normalize import bytes_hash, content_hash
@@ -242,15 +243,12 @@ class Ingestor:
         plus `attachment_of`), in the transaction that records the mail: a job run again finds them staged once."""
         if not parsed.attachments:
             return
-        seen: set[str] = set()
-        staged = []
-        for name, payload in parsed.attachments:
-            doc_id, n = f"{item.doc_id}/{name}", 1
-            while doc_id in seen:
-                n += 1
-                doc_id = f"{item.doc_id}/{n}-{name}"
-            seen.add(doc_id)
-            staged.append(NewDocument(doc_id, payload, {**item.metadata, "attachment_of": item.doc_id}, name))
+        # A sender names attachments: their names are cleaned into valid ids (no control character, no lone
+        # surrogate, at most MAX_ID_CHARS; ingest/ids.py), as the API requires of every id it takes.
+        ids = attachment_ids(item.doc_id, [name for name, _ in parsed.attachments])
+        staged = [NewDocument(doc_id, payload, {**item.metadata, "attachment_of": item.doc_id},
+                              clean_name(name, f"attachment-{i}"))
+                  for i, (doc_id, (name, payload)) in enumerate(zip(ids, parsed.attachments), 1)]
         self.jobs.append(conn, job_id, staged)
 
 

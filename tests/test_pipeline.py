@@ -90,6 +90,27 @@ def test_bad_file_fails_alone(rt):
     assert job.failures[0]["doc_id"] == "broken.pdf" and job.failures[0]["reason"]
 
 
+def test_attachments_named_with_what_an_id_may_not_hold_get_valid_ids(rt):
+    """A sender names attachments (RFC 2231 lets a name hold any byte): control characters, a blank name and a repeat
+    become ids every route can address (ingest/ids.py), each attachment ingested as its own document."""
+    from ingest.ids import id_problem
+
+    def part(name: str) -> str:
+        return ("--b\nContent-Type: text/plain\n"
+                f"Content-Disposition: attachment; filename*=utf-8''{name}\n\n"
+                "Quarterly figures: revenue rose in every region.\n")
+
+    mail = ("From: a@example.com\nTo: b@example.com\nSubject: Reports\nMIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\n"
+            "The quarterly reports are attached.\n" + part("re%0D%0Aport%00.txt") + part("re%0D%0Aport%00.txt")
+            + part("%20%09") + "--b--\n")
+    job = ingest(rt, [NewDocument("mail.eml", mail.encode(), {}, filename="mail.eml")])
+    assert job.status == "succeeded" and job.failures == [], job
+    ids = sorted(d.doc_id for d in rt.catalog.documents("default"))
+    assert ids == ["mail.eml", "mail.eml/2-re  port .txt", "mail.eml/attachment-3", "mail.eml/re  port .txt"], ids
+    assert all(id_problem(i) is None for i in ids)
+
+
 def test_rerunning_a_job_after_a_crash_finishes_without_duplicates(rt):
     docs = [text_doc("a", LONG), text_doc("b", OTHER), text_doc("c", THIRD)]
     job_id = rt.jobs.create("default", docs)
