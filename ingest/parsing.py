@@ -364,10 +364,12 @@ def _parse(fmt: str, data: bytes | None, text: str | None) -> ParsedDocument:
     if title is None and titles:
         title = " ".join(titles[0].text.split())
     return ParsedDocument(
-        text=rendered,
+        # A file may decode to NUL characters (a mail body in base64, a PDF's unmapped glyphs), which no text column
+        # of PostgreSQL takes: the document would fail to be stored, with its job. A space keeps every offset.
+        text=rendered.replace("\x00", " "),
         format=fmt,
         structured=fmt in _SECTIONED and (bool(titles) or fmt in ("pptx", "xlsx")),
-        title=title,
+        title=title.replace("\x00", " ") if title else title,
         elements=len(elements),
         pages=tuple(pages) if fmt in ("pdf", "pptx", "xlsx") else (),
         metadata=tuple(sorted(meta.items())),

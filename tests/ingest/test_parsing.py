@@ -216,6 +216,17 @@ def test_invalid_utf8_bytes_are_replaced_not_fatal():
     assert "Grüße aus Köln, schön war es." in doc.text and "\ufffd" in doc.text
 
 
+def test_a_nul_a_file_decodes_to_is_a_space_in_its_text():
+    """PostgreSQL's text columns take no NUL: a mail body in base64 may decode to one (so may a PDF's glyphs)."""
+    import base64
+
+    body = base64.b64encode(b"Hello team,\n\nthe offsite is on\x00 Friday in Lisbon.\n").decode()
+    mail = ("From: a@example.com\nTo: b@example.com\nSubject: Offsite\nMIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n" + body + "\n")
+    doc = parsing.parse_bytes(mail.encode(), "offsite.eml")
+    assert doc.text == "Hello team,\n\nthe offsite is on  Friday in Lisbon."
+
+
 def test_html_detection():
     page = "\ufeff  <!DOCTYPE html><html><body><h1>Überblick</h1><p>Hallo Welt.</p></body></html>"
     doc = parse_bytes(page.encode("utf-8"), "page.txt")
