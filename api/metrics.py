@@ -145,8 +145,9 @@ class OpsCollector:
                                      labels=["tenant"])
         failed = CounterMetricFamily("snapdex_document_failures", "documents that failed to ingest",
                                      labels=["tenant"])
-        waiting = GaugeMetricFamily("snapdex_jobs_oldest_age_seconds", "age of the oldest job still queued or running "
-                                    "(0: none): a job stuck in the queue shows here", labels=["tenant", "status"])
+        waiting = GaugeMetricFamily("snapdex_jobs_oldest_age_seconds", "age of the oldest job still queued (since it was "
+                                    "last queued) or running (since it was made); 0: none. A job stuck in the queue "
+                                    "shows here", labels=["tenant", "status"])
         now = time.time()
         for tenant, s in self.rt.jobs.stats().items():
             for status in JobStatus:

@@ -102,6 +102,8 @@ jobs = Table(
     # 0002: who is ingesting the job now, until when (a lease its holder renews; a dead holder's claim runs out).
     Column("claimed_by", Text),
     Column("claim_expires_at", Epoch),
+    # 0009: when a job that gave its worker up (a parse limit) was queued again; null for one queued once.
+    Column("queued_at", Epoch),
     Index("jobs_tenant", "tenant", "created_at"),
     Index("jobs_by_status", "status", "created_at"),  # 0002: unsettled jobs, on every start
 )

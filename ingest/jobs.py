@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
 
 from db.engine import Database
 from db.locks import Renewer, holder_gone, holder_id
@@ -97,6 +97,12 @@ _ADD_EMBEDDED = (update(jobs).where(jobs.c.id == bindparam("job")).values(
 _PENDING = (select(_j.seq, _j.doc_id, _j.filename, _j.payload, _j.metadata, _j.access, _j.parse_starts)
             .where(_j.job_id == bindparam("job"), _j.done == False, _j.seq > bindparam("after"))  # noqa: E712
             .order_by(_j.seq).limit(64))
+
+
+# Since when a job waits, for the oldest-job gauge: a queued job since it was last queued (a job that gave its worker
+# up after a parse limit is queued again, and has not waited since its creation), any other since its creation.
+_WAITING_SINCE = case((jobs.c.status == JobStatus.QUEUED, func.coalesce(jobs.c.queued_at, jobs.c.created_at)),
+                      else_=jobs.c.created_at)
 
 
 def _phase_in(phases) -> object:
@@ -294,7 +300,7 @@ class JobStore:
         with self.db.tx() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING,
                                             _phase_in([JobPhase.PARSING, JobPhase.EMBEDDING]))
-                         .values(status=JobStatus.QUEUED))
+                         .values(status=JobStatus.QUEUED, queued_at=time.time()))
 
     def mark_document(self, conn: Connection, job_id: str, seq: int, outcome: str,
                       reason: str | None = None, chunks: int = 0) -> None:
@@ -364,11 +370,11 @@ class JobStore:
             for r in conn.execute(select(jobs.c.tenant, jobs.c.status, func.count().label("n"),
                                          func.sum(jobs.c.chunks_embedded).label("embedded"),
                                          func.sum(jobs.c.chunks_reused).label("reused"),
-                                         func.min(jobs.c.created_at).label("oldest"))
+                                         func.min(_WAITING_SINCE).label("oldest"))
                                   .group_by(jobs.c.tenant, jobs.c.status)).mappings():
                 t = out[r["tenant"]]
                 t["jobs"][r["status"]] = r["n"]
-                t["oldest"][r["status"]] = r["oldest"]  # created_at of the oldest job in this status
+                t["oldest"][r["status"]] = r["oldest"]  # since when the oldest job in this status waits (_WAITING_SINCE)
                 t["embedded"] += r["embedded"] or 0
                 t["reused"] += r["reused"] or 0
             for r in conn.execute(select(jobs.c.tenant, func.count().label("n"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -128,8 +129,11 @@ def test_a_job_whose_document_passed_a_limit_is_queued_again_with_its_progress(t
         job_id = rt.jobs.create("default", docs)
         with pytest.raises(Requeue):
             run_ingest_job(rt.ingestor, rt.jobs, job_id)
+        requeued = time.time()
         view = rt.jobs.get(job_id)
         assert (view.status, view.phase, view.docs_done) == ("queued", "parsing", 1)
+        # The oldest-queued gauge (and its alert) counts its wait from now, not from its creation 3 s ago.
+        assert view.created_at < requeued - 2 < rt.jobs.stats()["default"]["oldest"]["queued"] <= requeued
         assert view.failures == [{"doc_id": "slow", "filename": None,
                                   "reason": "parse exceeded 3 s (SNAPDEX_PARSE_TIMEOUT_S)"}]
         assert rt.recover() == [job_id]  # a restart now enqueues it again
