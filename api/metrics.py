@@ -215,7 +215,8 @@ class OpsCollector:
         memory = GaugeMetricFamily(
             "snapdex_memory_rss_bytes",
             "resident memory of this process (/proc/self): component=process is now, process_peak the high-water "
-            "mark; embedder, vector_store, cross_encoder, parser: how much RSS grew while each loaded at start-up; "
+            "mark; embedder, vector_store, cross_encoder: how much RSS grew while each loaded at start-up; parser: "
+            "the resident memory of the parse child once it loaded (a process of its own, not in process); "
             "answers_cache, query_vectors_cache: bytes their entries hold", labels=["component"])
         memory.add_metric(["process"], rss_bytes())
         memory.add_metric(["process_peak"], peak_rss_bytes())
