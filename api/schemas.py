@@ -34,7 +34,6 @@ def _no_control(v: str) -> str:
 # A string that names something (a user, a group, a query, a set): no control character (Unicode category Cc).
 # Free text (a document's text, a query, a description) may hold them, but never a NUL (api/strict.py).
 Label = Annotated[str, AfterValidator(_no_control)]
-INT64_MAX = 2**63 - 1  # the catalog's INTEGER and the engine's: nothing larger is stored or looked up
 
 
 class ErrorResponse(BaseModel):

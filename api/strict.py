@@ -34,11 +34,11 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from api.schemas import INT64_MAX, json_errors
+from api.schemas import json_errors
 from ingest.ids import CONTROL, describe
+from store.payload import INT64_MAX, INT64_MIN
 
 MAX_DEPTH = 32  # arrays and objects inside one another; the deepest any schema here needs is 7
-INT64_MIN = -INT64_MAX - 1
 MAX_ERRORS = 20  # refusals listed in one answer
 _INT64_DIGITS = len(str(INT64_MAX))
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, NamedTuple, Union
 
+from .payload import INT64_MAX, INT64_MIN, is_utf8
+
 RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
-# The engines store integers as signed 64 bits: a larger one is refused here, not by the engine mid-request.
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 class Condition(NamedTuple):
@@ -53,20 +53,12 @@ def _bad(key: object, value: object) -> ValueError:
 
 
 def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and INT_MIN <= v <= INT_MAX
-
-
-def _encodes(v: str) -> bool:
-    # A lone surrogate is no text the engines can take (their strings are UTF-8).
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    # The engines store integers as signed 64 bits: a larger one is refused here, not by the engine mid-request.
+    return isinstance(v, int) and not isinstance(v, bool) and INT64_MIN <= v <= INT64_MAX
 
 
 def _is_str(v: object) -> bool:
-    return isinstance(v, str) and _encodes(v)
+    return isinstance(v, str) and is_utf8(v)
 
 
 def _is_number(v: object) -> bool:
@@ -97,7 +89,7 @@ def parse_filters(filters: dict | None) -> list[Condition]:
         raise ValueError(f"filters must be a dict or None, got {filters!r}")
     conditions = []
     for key, value in filters.items():
-        if not isinstance(key, str) or not key or "" in key.split(".") or not _encodes(key):
+        if not isinstance(key, str) or not key or "" in key.split(".") or not is_utf8(key):
             raise ValueError(f"invalid filter field name {key!r}")
         conditions.append(condition(key, value))
     return conditions

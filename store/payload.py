@@ -43,6 +43,11 @@ def payload_problem(value: object, path: str = "payload", depth: int = 0) -> str
     return f"{path} is a {type(value).__name__}, not a JSON value"
 
 
+def is_utf8(text: str) -> bool:
+    """Whether the engines can take `text`: their strings are UTF-8, which no lone surrogate encodes to."""
+    return _text_problem(text, "") is None
+
+
 def _text_problem(text: str, path: str) -> str | None:
     try:
         text.encode("utf-8")

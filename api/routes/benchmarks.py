@@ -13,10 +13,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import OperatorDep, RuntimeDep
 from api.schemas import (
-    BenchmarkDetailResponse, BenchmarkImportRequest, BenchmarkListResponse, BenchmarkResponse, INT64_MAX, errors,
+    BenchmarkDetailResponse, BenchmarkImportRequest, BenchmarkListResponse, BenchmarkResponse, errors,
 )
 from api.strict import StrictRoute
 from eval.benchmarks import NAME, BenchmarkTooLarge
+from store.payload import INT64_MAX  # the catalog's INTEGER and the engine's: nothing larger is stored
 
 router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=errors(422), route_class=StrictRoute)
 BenchmarkName = Annotated[str, Query(pattern=NAME.pattern, description="which benchmark, e.g. peers")]

@@ -14,7 +14,7 @@ from api.schemas import (
     EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse, EvalRunListResponse, EvalRunQueued,
     EvalRunRequest, EvalRunResponse, check_query_chars, LabelledQueryOut, OverviewQuerySet, OverviewRun, QueryChange,
     QueryResultOut, QuerySetDetailResponse, QuerySetListResponse, QuerySetRequest, QuerySetResponse,
-    SnapshotResponse, INT64_MAX, errors,
+    SnapshotResponse, errors,
 )
 from api.strict import StrictRoute
 from eval.metrics import metric_names
@@ -22,6 +22,7 @@ from eval.store import LabelledQuery
 from ingest.access import Reader
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
+from store.payload import INT64_MAX  # the catalog's INTEGER and the engine's: nothing larger is stored
 
 router = APIRouter(prefix="/eval", tags=["evaluation"], responses=errors(400, 404, 422, 503), route_class=StrictRoute)
 HASH = r"^[0-9a-f]{64}$"

@@ -13,10 +13,11 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import RuntimeDep, TenantDep
 from api.enqueue import enqueue
 from api.schemas import (ProfileListResponse, ProfileResponse, ProfileSwitchResponse, TuningListResponse,
-                         TuningQueued, TuningRequestIn, TuningResponse, INT64_MAX, errors)
+                         TuningQueued, TuningRequestIn, TuningResponse, errors)
 from api.strict import StrictRoute
 from index_snapshots.tuning import TuningRequest
 from snapdex.runtime import Runtime
+from store.payload import INT64_MAX  # the catalog's INTEGER and the engine's: nothing larger is stored
 
 router = APIRouter(tags=["tuning"], responses=errors(404, 409, 422, 503), route_class=StrictRoute)
 
