@@ -54,6 +54,9 @@ def configure(settings: Settings) -> Celery:
     from workers.tasks import ingest_job
 
     ingest_job.soft_time_limit, ingest_job.time_limit = settings.task_time_limits
+    # Celery caches a task's send options, the limits among them, at its first send (Task._get_exec_options; its
+    # own bind() clears the cache so): a process configured again (tests do) would send the old ones.
+    ingest_job._exec_options = None
     return app
 
 
