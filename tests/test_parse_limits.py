@@ -134,8 +134,9 @@ def test_a_soft_time_limit_queues_the_job_again_instead_of_failing_it(tmp_path):
             wait_until(lambda: rt.jobs.get(job_id).settled, 180, "the job")
         view = rt.jobs.get(job_id)
         # The soft limit cut the slow parse short twice, each time ending the task and queueing the job again; the
-        # third task failed that document with the reason and ingested the rest.
-        assert view.status == "succeeded" and view.attempts == 3, view
+        # next task failed that document with the reason and ingested the rest. A task the limit cut before its
+        # parse had run 20 ms counts no start (seen on a loaded machine: 4 tasks), so at least 3.
+        assert view.status == "succeeded" and view.attempts >= 3, view
         assert view.failures == [{"doc_id": "slow", "filename": None, "reason":
                                   "parsing was cut short 2 times (the service stopped while parsing it)"}]
         assert view.counts["new"] == 1
