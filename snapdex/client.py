@@ -28,7 +28,8 @@ from api.schemas import (AccessIn, AccessResponse, ContextRequest, DocumentChunk
                          EvalRunListResponse, EvalRunQueued, IngestRequest, IngestResponse, JobResponse,
                          PrincipalIn, QuerySetListResponse, QuerySetRequest, QuerySetResponse, RebuildResponse,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveOptions, RetrieveRequest,
-                         RetrieveResponse, SnapshotListResponse, SwitchResponse, DeleteDocumentResponse)
+                         RetrieveResponse, SnapshotListResponse, SwitchResponse, DeleteDocumentResponse, UsageRequest,
+                         UsageResponse)
 from ingest.phases import SETTLED
 
 M = TypeVar("M", bound=BaseModel)
@@ -128,6 +129,14 @@ class _Operations:
     def retrieve_batch(self, requests: Sequence[RetrieveRequest | dict]):
         return self._run(_Call("POST", "/retrieve/batch", RetrieveBatchResponse,
                                {"json": _body(RetrieveBatchRequest, {"requests": list(requests)})}))
+
+    def report_usage(self, request_id: str, cited: Sequence[str] = (), helpful: bool | None = None,
+                     principal: dict | None = None):
+        """Which parts of an answer (its `request_id`) the answer written from it used: its citation labels ("[2]"),
+        chunk ids or document ids. `principal`: with a service key, the end user the answer was for."""
+        body = _body(UsageRequest, {"request_id": request_id, "cited": list(cited), "helpful": helpful,
+                                    "principal": principal})
+        return self._run(_Call("POST", "/usage", UsageResponse, {"json": body}))
 
     # --- documents
     # `principal` {"user", "groups"}: with a service key, the end user the documents are read for.

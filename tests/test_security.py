@@ -143,6 +143,8 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("POST", "/retrieve"): ("/retrieve", {"json": {"query": "quarter close"}}, {200, 404}),
             ("POST", "/retrieve/batch"): ("/retrieve/batch", {"json": {"requests": [
                 {"query": "quarter close", "context": {"max_tokens": 200}}]}}, {200, 404}),
+            ("POST", "/usage"): ("/usage", {"json": {"request_id": before["request_id"], "cited": ["[1]"]}},
+                                 {422}),  # alpha's answer is not one beta's key was given
             ("GET", "/documents"): ("/documents", {}, {200}),  # beta's own (none yet): never alpha's
             ("GET", "/documents/{doc_id}"): ("/documents/ledger", {}, {404}),
             ("GET", "/documents/{doc_id}/chunks"): ("/documents/ledger/chunks", {}, {404}),
