@@ -13,6 +13,9 @@ nothing of one key's session is there for another key to use.
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import httpx
 from fastapi import FastAPI
 from mcp.server.mcpserver import Context
@@ -25,13 +28,30 @@ from snapdex.logs import request_id_var
 from snapdex.settings import Settings
 
 PATH = "/mcp"
+LOOPBACK = "http://snapdex"  # the base URL of the calls to the service's own routes (no socket: ASGI)
 # What decides who a call is, as the service reads it (api/auth.py, api/deps.py), passed on to the routes it calls.
 CREDENTIALS = ("authorization", "x-api-key", "cookie", "x-tenant")
 
 
+def _quiet() -> None:
+    """Per tool call, httpx logs the inner request at info (the route logs its own line already) and the SDK a
+    "Terminating session: None" (there are no sessions here): neither says anything; and httpx's ASGI transport
+    imports sniffio on every request to ask whether trio runs, which, not installed, searched sys.path each time
+    (0.3 ms of every call). Its absence is remembered as the import system remembers one: None in sys.modules."""
+    logging.getLogger("httpx").addFilter(
+        lambda record: not (isinstance(record.args, tuple) and len(record.args) > 1
+                            and str(record.args[1]).startswith(LOOPBACK)))
+    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
+    try:
+        import sniffio  # noqa: F401
+    except ImportError:
+        sys.modules["sniffio"] = None
+
+
 class McpEndpoint:
     def __init__(self, app: FastAPI, settings: Settings) -> None:
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://snapdex", timeout=None)
+        _quiet()
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=LOOPBACK, timeout=None)
         self.server = build_server(self.connect, settings.mcp_allow_writes)
         # Built for its session manager (the Starlette app it returns is not used: the route below serves the manager
         # inside the service's app). No DNS-rebinding check: the service is reached under any host name, and a key
