@@ -23,11 +23,12 @@ from prometheus_client import CollectorRegistry
 from api.metrics import HttpMetrics, RequestMetricsMiddleware, registry_for
 from api.auth import AuthMiddleware
 from api.document_paths import DocumentPaths
+from api.mcp_server.http import McpEndpoint
 from api.ratelimit import RateLimits
 from api.schemas import errors
 from api.strict import shown
 from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
-                        snapshots, tuning, webhooks)
+                        snapshots, tuning, usage, webhooks)
 from snapdex.keys import KeyStore
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
@@ -112,7 +113,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             delivering, send = None, partial(enqueue, "deliver_webhook")
         sweeper = Sweeper(rt.webhooks, send, settings.webhook_sweep_interval_s,
                           lease_s=2 * settings.webhook_timeout_s + 60).start()
-        yield
+        async with app.state.mcp.run():  # /mcp's calls run in its task group
+            yield
+        await app.state.mcp.aclose()
         sweeper.stop()
         if delivering:  # an attempt cut short is due again after its lease: at least once, still
             delivering.shutdown(wait=False, cancel_futures=True)
@@ -135,8 +138,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
     app.state.rate_limits = RateLimits({"retrieve": settings.rate_limit_retrieve, "ingest": settings.rate_limit_ingest},
                                        settings.redis_url)
-    for module in (ingest, jobs, documents, snapshots, retrieve, evaluation, tuning, webhooks, dashboard, metrics,
-                   benchmarks):
+    for module in (ingest, jobs, documents, snapshots, retrieve, usage, evaluation, tuning, webhooks, dashboard,
+                   metrics, benchmarks):
         app.include_router(module.router, responses=errors(401, 403))
     app.include_router(health.router)  # /ready is keyed too: it declares its own 401
+    # MCP over Streamable HTTP (api/mcp_server/): an ASGI route behind the same middleware, not in the OpenAPI document.
+    app.state.mcp = McpEndpoint(app, settings)
+    app.state.mcp.mount(app)
     return app

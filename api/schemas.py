@@ -505,6 +505,42 @@ class RetrieveBatchResponse(BaseModel):
     answers: list[RetrieveResponse] = Field(description="one per request, each what POST /retrieve answers")
 
 
+MAX_CITED = 100
+
+
+class UsageRequest(BaseModel):
+    """Which parts of a /retrieve answer the answer written from it used (eval/usage.py)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"request_id": "5f0c2d9e8b7a4c1d9e6f3a2b1c0d9e8f", "cited": ["[1]", "[3]"], "helpful": True}]})
+
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description=(
+        "the request_id of an answer this key (and principal) got from /retrieve, or MCP's search or get_context, "
+        "within SNAPDEX_USAGE_WINDOW_S"))
+    cited: list[Annotated[Label, Field(min_length=1, max_length=MAX_ID_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_CITED, description=(
+            'what the answer used: citation labels of that answer ("[2]": its context passages, or its hits in '
+            "order when it had no context block), chunk ids or document ids it held"))
+    helpful: bool | None = Field(default=None, description="what the end user thought of the answer, if known")
+    principal: PrincipalIn | None = Field(default=None, description=(
+        "service keys: the end user the answer was for, as /retrieve named them. A user key may not send one"))
+
+
+class UsageCited(BaseModel):
+    ref: str = Field(description="as reported")
+    citation: str | None = Field(description="the citation label, when the reference was one")
+    doc_id: str
+    chunk_ids: list[str] = Field(description="the answer's hits this reference covers")
+
+
+class UsageResponse(BaseModel):
+    request_id: str
+    snapshot: str = Field(description="the snapshot that gave the answer reported on")
+    cited: list[UsageCited]
+    helpful: bool | None
+    replaced: bool = Field(description="an earlier report on the same answer by the same reporter was replaced")
+
+
 # --- recall tracking -------------------------------------------------------------------------------------
 
 

@@ -368,6 +368,23 @@ delivery_attempts = Table(
     PrimaryKeyConstraint("delivery_id", "attempt"),
 )
 
+# --- usage reports: which parts of an answer the answer written from it used (eval/usage.py), 0010 ---------------
+
+usage_reports = Table(
+    "usage_reports", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("request_id", Text, nullable=False),  # of the /retrieve answer reported on
+    # JSON [key id, user, [groups]]: who the answer was for, and so who alone may report on it.
+    Column("reporter", Text, nullable=False),
+    Column("snapshot", Text, nullable=False),  # that answered
+    Column("cited", Text, nullable=False),  # JSON [{"ref", "citation", "doc_id", "chunk_ids"}], as reported
+    Column("helpful", Flag),  # NULL: not said
+    Column("answered_at", Epoch, nullable=False),
+    Column("reported_at", Epoch, nullable=False),
+    PrimaryKeyConstraint("tenant", "request_id", "reporter"),  # one report per answer and reporter: a new one replaces
+    Index("usage_reports_by_tenant", "tenant", "reported_at"),
+)
+
 # --- API keys (snapdex/keys.py) ----------------------------------------------------------------------------------
 
 api_keys = Table(

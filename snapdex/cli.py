@@ -1,6 +1,6 @@
 """`snapdex`: serve (embedded default), worker (production), keys (API keys of tenants), ingest (a folder or a BEIR
-corpus.jsonl), eval (BEIR: import a split as a labelled query set, or run every retrieval variant in process), bench
-(import a benchmark run into the dashboard's history)."""
+corpus.jsonl), mcp (an MCP server on stdio over a running service), eval (BEIR: import a split as a labelled query
+set, or run every retrieval variant in process), bench (import a benchmark run into the dashboard's history)."""
 
 from __future__ import annotations
 
@@ -190,6 +190,12 @@ def _client(args: argparse.Namespace):
 
     key = args.api_key or os.environ.get("SNAPDEX_API_KEY")
     return httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=300)
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from api.mcp_server.stdio import serve
+
+    return serve(args.url, os.environ.get("SNAPDEX_API_KEY"), args.principal, _settings().mcp_allow_writes)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -479,6 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--batch-size", type=int, default=1000, help="documents per request")
     i.add_argument("--quiet", action="store_true")
     i.set_defaults(func=_ingest)
+
+    mc = sub.add_parser("mcp", help="an MCP server on stdio (a desktop client starts it) answering from a running "
+                                    "service; its key comes from $SNAPDEX_API_KEY")
+    mc.add_argument("--url", default=os.environ.get("SNAPDEX_URL", "http://127.0.0.1:8000"))
+    mc.add_argument("--principal", default=os.environ.get("SNAPDEX_PRINCIPAL"), help=(
+        'service keys: the end user to read for when a tool call names nobody, JSON {"user": ..., "groups": [...]} '
+        "(default: $SNAPDEX_PRINCIPAL)"))
+    mc.set_defaults(func=_mcp)
 
     mo = sub.add_parser("model", help="the embedding model: export it for the ONNX backends ahead of the first start")
     mosub = mo.add_subparsers(dest="model_command", required=True)

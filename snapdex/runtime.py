@@ -16,6 +16,7 @@ from encoders.lexical import BM25Params
 from eval.benchmarks import BenchmarkStore
 from eval.profiles import ProfileStore
 from eval.store import EvalStore
+from eval.usage import AnswerMemory, UsageLog
 from index_snapshots.access import AccessSync
 from index_snapshots.builder import LANGUAGES_KEY, IndexConfig, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
@@ -82,6 +83,11 @@ class Runtime:
     def webhooks(self) -> WebhookStore:
         s = self.settings
         return WebhookStore(self.db, SecretBox(key_material(s.webhook_secret_key, s.data_dir)))
+
+    @cached_property
+    def usage(self) -> UsageLog:
+        s = self.settings
+        return UsageLog(self.db, AnswerMemory(s.usage_window_s, s.usage_answers_kept, s.redis_url))
 
     @cached_property
     def deliverer(self) -> Deliverer:

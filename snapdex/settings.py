@@ -184,6 +184,15 @@ class Settings(BaseSettings):
     # Logs: one JSON object per line (request id on each), or plain text for a terminal.
     log_format: Literal["json", "text"] = "json"
 
+    # MCP (README, "MCP: agents call snapdex as a tool"): the tools that change the index (ingest_text,
+    # delete_document) are listed only when this is true; the reading tools always are.
+    mcp_allow_writes: bool = False
+    # Usage reports (report_usage over MCP, POST /usage): an answer may be reported on this long after it was given
+    # (0: never). Answers are remembered in Redis when SNAPDEX_REDIS_URL is set (every replica reads them), else in
+    # the process, at most `usage_answers_kept` of them (~1 KiB each at top_k 8).
+    usage_window_s: float = Field(default=3600.0, ge=0.0, le=7 * 86400.0, allow_inf_nan=False)
+    usage_answers_kept: int = Field(default=10_000, ge=0, le=10_000_000)
+
     # Webhooks (README, "Webhooks"). URLs resolving to loopback, link-local or private addresses are refused unless
     # this is true (a service on an internal network, the tests).
     webhook_allow_private: bool = False

@@ -116,9 +116,10 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         assert c.post(f"/webhooks/{hook['id']}/test", headers=A).status_code == 202
         delivery = c.get(f"/webhooks/{hook['id']}/deliveries", headers=A).json()["deliveries"][0]["id"]
 
-        # Without a key, or with one that is not valid, every operation but /health is 401 (docs included).
+        # Without a key, or with one that is not valid, every operation but /health is 401 (docs and MCP included).
         spec = c.get("/openapi.json", headers=A).json()
-        for method, path in sorted(operations(spec) | {("GET", "/docs"), ("GET", "/openapi.json")}):
+        for method, path in sorted(operations(spec) | {("GET", "/docs"), ("GET", "/openapi.json"), ("POST", "/mcp"),
+                                                       ("GET", "/mcp")}):
             url = path.format(job_id=job, snap_hash=snap, doc_id="ledger", name="qa", run_id=run_id,
                               benchmark_id=bench_id, tuning_id=tuning_id, version=1,
                               webhook_id=hook["id"], delivery_id=delivery)
@@ -143,6 +144,8 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("POST", "/retrieve"): ("/retrieve", {"json": {"query": "quarter close"}}, {200, 404}),
             ("POST", "/retrieve/batch"): ("/retrieve/batch", {"json": {"requests": [
                 {"query": "quarter close", "context": {"max_tokens": 200}}]}}, {200, 404}),
+            ("POST", "/usage"): ("/usage", {"json": {"request_id": before["request_id"], "cited": ["[1]"]}},
+                                 {422}),  # alpha's answer is not one beta's key was given
             ("GET", "/documents"): ("/documents", {}, {200}),  # beta's own (none yet): never alpha's
             ("GET", "/documents/{doc_id}"): ("/documents/ledger", {}, {404}),
             ("GET", "/documents/{doc_id}/chunks"): ("/documents/ledger/chunks", {}, {404}),

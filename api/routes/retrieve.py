@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from api.strict import StrictRoute
 from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveHit, RetrieveRequest, RetrieveResponse,
                          check_query_chars, errors)
+from eval.usage import Shown, reporter
 from index_snapshots.querying import Answer
 from retrieval.context import Context
 from retrieval.types import Candidate
@@ -60,6 +62,26 @@ def _response(answer: Answer, request_id: str) -> RetrieveResponse:
                             warnings=answer.warnings, context=_context(answer.context) if answer.context else None)
 
 
+def _shown(response: RetrieveResponse) -> Shown:
+    return Shown.of(response.snapshot,
+                    [(h.chunk_id, [(s.doc_id, s.start, s.end) for s in h.sources]) for h in response.hits],
+                    [(p.doc_id, p.start, p.end) for p in response.context.passages] if response.context else None)
+
+
+def _answered(rt, tenant: str, request_id: str, key_id: str | None, calls: list[dict],
+              answers: list[Answer]) -> list[RetrieveResponse]:
+    """The answers as responses, each remembered for usage reports (eval/usage.py) under whom it was for; a batch's
+    answers to one principal as one, since they share the request id."""
+    responses = [_response(a, request_id) for a in answers]
+    shown: dict[str, tuple[list, list[Shown]]] = {}
+    for call, response in zip(calls, responses):
+        who = reporter(key_id, call["reader"])
+        shown.setdefault(json.dumps(who), (who, []))[1].append(_shown(response))
+    for who, each in shown.values():
+        rt.usage.remember(tenant, request_id, who, each[0] if len(answers) == 1 else Shown.merged(each))
+    return responses
+
+
 def _call(req: RetrieveRequest, settings, principal, tenant: str) -> dict:
     """A request as `SnapshotSearcher.search` keywords; bad input raises ValueError (a 422), a principal the key
     may not send (or must) an HTTPException (403)."""
@@ -87,10 +109,16 @@ def _answering():
              responses={404: {"model": ErrorResponse, "description": "no live snapshot, or the pinned one is not readable"}})
 async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, tenant: ReadingTenantDep,
                    request: Request, principal: PrincipalDep, _: RetrieveLimit) -> RetrieveResponse:
+    request_id = request_id_var.get() or uuid.uuid4().hex
+
+    def answer(call: dict) -> tuple[Answer, RetrieveResponse]:
+        found = rt.searcher.search(tenant, **call)
+        return found, _answered(rt, tenant, request_id, principal.key_id, [call], [found])[0]
+
     with _answering():
-        answer = await run_in_threadpool(rt.searcher.search, tenant, **_call(req, settings, principal, tenant))
-    _record(request, tenant, req.query, answer)
-    return _response(answer, request_id_var.get() or uuid.uuid4().hex)
+        found, response = await run_in_threadpool(answer, _call(req, settings, principal, tenant))
+    _record(request, tenant, req.query, found)
+    return response
 
 
 @router.post("/retrieve/batch", response_model=RetrieveBatchResponse,
@@ -100,10 +128,15 @@ async def retrieve_batch(req: RetrieveBatchRequest, rt: RuntimeDep, settings: Se
                          request: Request, principal: PrincipalDep) -> RetrieveBatchResponse:
     # The retrieve rate limit counts each query of the batch (known once the body is read).
     spend(request, "retrieve", principal.rate_key, len(req.requests))
-    with _answering():
-        calls = [_call(r, settings, principal, tenant) for r in req.requests]
-        answers = await run_in_threadpool(rt.searcher.search_batch, tenant, calls)
     request_id = request_id_var.get() or uuid.uuid4().hex
-    for r, answer in zip(req.requests, answers):
-        _record(request, tenant, r.query, answer)
-    return RetrieveBatchResponse(answers=[_response(a, request_id) for a in answers])
+
+    def answer(calls: list[dict]) -> tuple[list[Answer], list[RetrieveResponse]]:
+        found = rt.searcher.search_batch(tenant, calls)
+        return found, _answered(rt, tenant, request_id, principal.key_id, calls, found)
+
+    with _answering():
+        answers, responses = await run_in_threadpool(answer, [_call(r, settings, principal, tenant)
+                                                              for r in req.requests])
+    for r, found in zip(req.requests, answers):
+        _record(request, tenant, r.query, found)
+    return RetrieveBatchResponse(answers=responses)

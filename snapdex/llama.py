@@ -1,0 +1,50 @@
+"""LlamaIndex over snapdex: `SnapdexRetriever` (also importable from snapdex.client, where it used to live)."""
+
+from __future__ import annotations
+
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from api.schemas import RetrieveResponse
+from snapdex.client import AsyncClient, Client
+
+
+def nodes_of(answer: RetrieveResponse):
+    """An answer as LlamaIndex nodes: its context passages when it has a context block (each scored by the best
+    hit of its document), else its hits; each node's metadata carries its citation and place in the document."""
+    if answer.context is not None:
+        best: dict[str, float] = {}
+        for h in answer.hits:
+            best.setdefault(h.doc_id, h.score)
+        return [NodeWithScore(node=TextNode(
+            id_=f"{answer.snapshot[:12]}:{p.doc_id}:{p.start}:{p.end}", text=p.text,
+            metadata={"citation": p.citation, "doc_id": p.doc_id, "title": p.title, "start": p.start, "end": p.end,
+                      "pages": p.pages, "headings": p.headings, "tokens": p.tokens, "snapshot": answer.snapshot}),
+            score=best.get(p.doc_id)) for p in answer.context.passages]
+    return [NodeWithScore(node=TextNode(
+        id_=h.chunk_id, text=h.text,
+        metadata={"citation": f"[{i}]", "doc_id": h.doc_id, "title": h.sources[0].title if h.sources else None,
+                  "start": h.start, "end": h.end, "pages": h.pages, "headings": h.headings,
+                  "snapshot": answer.snapshot}), score=h.score) for i, h in enumerate(answer.hits, 1)]
+
+
+class SnapdexRetriever(BaseRetriever):
+    """A LlamaIndex retriever over snapdex, so a chat engine uses it in one line:
+    `CondensePlusContextChatEngine.from_defaults(SnapdexRetriever(Client(url, api_key)))`. With `context`
+    ({"max_tokens": ..., "expand": ...}) the nodes are the context block's cited passages, else the hits."""
+
+    def __init__(self, client: Client | AsyncClient, top_k: int = 5, context: dict | None = None,
+                 filters: dict | None = None) -> None:
+        super().__init__()
+        self.client, self.top_k, self.context, self.filters = client, top_k, context, filters
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        if isinstance(self.client, AsyncClient):
+            raise TypeError("a retriever on an AsyncClient answers aretrieve(); give it a Client for retrieve()")
+        return nodes_of(self.client.retrieve(query_bundle.query_str, self.top_k, self.filters, context=self.context))
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        if isinstance(self.client, AsyncClient):
+            return nodes_of(await self.client.retrieve(query_bundle.query_str, self.top_k, self.filters,
+                                                       context=self.context))
+        return self._retrieve(query_bundle)
