@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, NoReturn
 
 from ingest import parse_child
-from ingest.parsing import ParsedDocument, ParseError
+from ingest.formats import ParsedDocument, ParseError
 
 _ROOT = Path(__file__).resolve().parents[1]  # where `ingest` is imported from: the child imports the same code
 # An installed package is found from site-packages anyway; a checkout (a test run, an editable install of another
