@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest.formats import ParseError, parse_bytes
+
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO.parent / "shared" / "data" / "documents"
 
@@ -122,3 +124,10 @@ def pdf(*parts: str, blank: int = 0, rotate: int = 0) -> bytes:
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
+
+
+def refused(data: bytes, reason: str) -> None:
+    """An upload parse_bytes refuses with a ParseError matching `reason`, its message a reason to show."""
+    with pytest.raises(ParseError, match=reason) as exc:
+        parse_bytes(data, "upload.bin")
+    assert str(exc.value)

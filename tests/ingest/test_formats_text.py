@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.formats import ParseError, parse_bytes, parse_text
+from ingest.formats import ParseError, parse_text
+from tests.ingest.format_samples import refused
 
 
 def test_plain_json_text_keeps_its_paragraphs_and_invents_no_headings():
@@ -41,6 +42,4 @@ def test_parse_text():
 
 
 def test_html_without_text_raises_parse_error():
-    with pytest.raises(ParseError, match="no text found") as exc:
-        parse_bytes(b"<html><body><div> </div></body></html>", "upload.bin")
-    assert str(exc.value)
+    refused(b"<html><body><div> </div></body></html>", "no text found")
