@@ -69,7 +69,7 @@ def main() -> None:
     from encoders.lexical import TOKENIZER_VERSION, query_counts, tokenize
     from eval.beir import BeirDataset
     from ingest.language import detect_language
-    from ingest.parsing import parse_text
+    from ingest.formats import parse_text
 
     data = BeirDataset(args.dataset)
     docs = list(data.documents())

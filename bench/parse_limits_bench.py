@@ -102,7 +102,7 @@ def round_trip(corpus: Path, limit: int) -> dict:
     transaction that counts a parse start."""
     from encoders.dense import HashEmbedder
     from eval.beir import corpus_documents
-    from ingest import parsing
+    from ingest import formats
     from ingest.jobs import NewDocument
     from ingest.parse_process import ParserPool
     from snapdex.runtime import Runtime
@@ -113,7 +113,7 @@ def round_trip(corpus: Path, limit: int) -> dict:
     pool.parse_text(b"a child started before the clock")
     started = time.perf_counter()
     for text in texts:
-        parsing.parse_text(text)
+        formats.parse_text(text)
     here = time.perf_counter() - started
     started = time.perf_counter()
     for text in texts:

@@ -392,7 +392,7 @@ PROFILE_RULES = (
     ("sentence-transformers glue", ("sentence_transformers/",)),
     ("sentence windows (punkt)", ("ingest/windows.py", "nltk/")),
     ("chunking (SentenceSplitter)", ("ingest/chunking.py", "node_parser", "tiktoken")),
-    ("parsing", ("ingest/parsing.py", "unstructured/")),
+    ("parsing", ("ingest/formats/", "unstructured/")),
     ("dedup (MinHash)", ("ingest/dedup.py", "datasketch")),
     ("catalog, jobs, embedding cache (sqlite)", ("ingest/catalog.py", "ingest/jobs.py", "db/", "sqlalchemy/",
                                                  "encoders/dense.py")),

@@ -2,7 +2,7 @@
 
     python -P -m ingest.parse_child FD PARENT_PID CONFIG_JSON
 
-It reads requests from the socket FD, parses each with `ingest/parsing.py` and answers on the same socket, one
+It reads requests from the socket FD, parses each with `ingest/formats/` and answers on the same socket, one
 document at a time, until its parent closes the socket, it has been idle for `idle_exit_s` seconds, or a document
 took its peak resident memory past `recycle_bytes` (Python rarely gives freed memory back): then it exits with
 code 0, and the parent starts another one when it next needs it. It loads nothing the parser does not need: torch
@@ -62,7 +62,7 @@ def encode_document(doc: Any) -> tuple[dict, list[bytes]]:
 
 
 def decode_document(header: dict, blobs: list[bytes]) -> Any:
-    from ingest.parsing import ParsedDocument
+    from ingest.formats import ParsedDocument
 
     text, payloads = blobs[0].decode("utf-8", "surrogatepass"), blobs[1:]
     if len(payloads) != len(header["attachments"]):
@@ -163,11 +163,11 @@ def main(argv: list[str]) -> int:
 
     from multiprocessing.connection import Connection
 
-    from ingest import parsing
+    from ingest import formats
+    from ingest.formats import unstructured_setup
 
-    parsing.OCR_LANGUAGES = config["ocr_languages"]
     conn = Connection(fd)
-    load = parsing._load_unstructured
+    load = unstructured_setup.load_unstructured
 
     def load_reported():
         # Loading unstructured and spaCy (~2 s) is not the document's parsing: the parent stops the document's
@@ -179,7 +179,7 @@ def main(argv: list[str]) -> int:
         conn.send_bytes(pack({"event": "loaded"}))
         return u
 
-    parsing._load_unstructured = load_reported
+    unstructured_setup.load_unstructured = load_reported
     poller = select.poll()  # once: Connection.poll builds a selector on every call
     poller.register(fd, select.POLLIN)
     conn.send_bytes(pack({"event": "ready", "inherited_peak": inherited_peak()}))
@@ -190,7 +190,7 @@ def main(argv: list[str]) -> int:
             header, blobs = unpack(conn.recv_bytes())
         except EOFError:
             return 0  # the parent closed the socket
-        conn.send_bytes(_answer(parsing, header, blobs, collect))
+        conn.send_bytes(_answer(formats, header, blobs, collect, config["ocr_languages"]))
         # The peak, not the current size. ru_maxrss (one getrusage call, where /proc costs ~13 us a document) is at
         # least the real peak: only when it passes the bound is the real one (VmHWM) read, since it may be the peak
         # of the service that started this child (`inherited_peak`).
@@ -198,22 +198,22 @@ def main(argv: list[str]) -> int:
             return 0
 
 
-def _answer(parsing: Any, header: dict, blobs: list[bytes], collect: _Collect) -> bytes:
+def _answer(formats: Any, header: dict, blobs: list[bytes], collect: _Collect, ocr_languages: str) -> bytes:
     try:
         op = header["op"]
         if op == "warm":
-            parsing.warm_up()
+            formats.warm_up()
             return pack({"ok": True, "rss": rss(), "log": collect.take()})
         if op == "bytes":
-            doc = parsing.parse_bytes(blobs[0], header["filename"])
+            doc = formats.parse_bytes(blobs[0], header["filename"], ocr_languages=ocr_languages)
         elif op == "text":
-            doc = parsing.parse_text(blobs[0].decode("utf-8"), header["filename"])
+            doc = formats.parse_text(blobs[0].decode("utf-8"), header["filename"])
         else:
             raise ValueError(f"unknown request {op!r}")
         head, out = encode_document(doc)
         return pack({"ok": True, "document": head, "log": collect.take()}, out)
     except BaseException as e:  # SystemExit from a library too: the child must answer, not leave
-        expected = isinstance(e, parsing.ParseError)
+        expected = isinstance(e, formats.ParseError)
         return pack({"ok": False, "error": str(e) if expected else f"{type(e).__name__}: {e}",
                      "memory": _memory_error(e), "traceback": None if expected else traceback.format_exc(),
                      "log": collect.take()})

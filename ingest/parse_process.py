@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, NoReturn
 
 from ingest import parse_child
-from ingest.parsing import ParsedDocument, ParseError
+from ingest.formats import DEFAULT_OCR_LANGUAGES, ParsedDocument, ParseError
 
 _ROOT = Path(__file__).resolve().parents[1]  # where `ingest` is imported from: the child imports the same code
 # An installed package is found from site-packages anyway; a checkout (a test run, an editable install of another
@@ -52,7 +52,7 @@ class ParseLimits:
 
     timeout_s: float = 60.0
     memory_mb: int = 1536  # how it was chosen: snapdex/settings.py, parse_memory_mb
-    ocr_languages: str = "eng"
+    ocr_languages: str = DEFAULT_OCR_LANGUAGES
     idle_exit_s: float = 60.0
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from encoders.embedding import EmbeddingService, Gate
-from ingest import parsing
+from ingest import formats
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig, relocate
 from ingest.dedup import NearDuplicateIndex, from_bytes, minhash, to_bytes
@@ -121,7 +121,7 @@ class Ingestor:
 
     def _check_length(self, chars: int) -> None:
         if chars > self.config.max_document_chars:
-            raise parsing.ParseError(f"document has {chars} characters; at most {self.config.max_document_chars} "
+            raise formats.ParseError(f"document has {chars} characters; at most {self.config.max_document_chars} "
                                      "(SNAPDEX_MAX_DOCUMENT_CHARS): split it into smaller documents")
 
     def _process(self, job_id: str, tenant: str, item: StagedDocument, near: NearDuplicateIndex
@@ -141,7 +141,7 @@ class Ingestor:
                                             "while parsing it)")
         try:
             parsed, content = self._parse(job_id, item)
-        except parsing.ParseError as e:
+        except formats.ParseError as e:
             if isinstance(e, ParserFailed):
                 log.error("parsing %s failed:\n%s", item.doc_id, e.child_traceback)
             self._fail(job_id, item, str(e))
@@ -150,7 +150,7 @@ class Ingestor:
             return
         try:
             if not parsed.text.strip():
-                raise parsing.ParseError("no text could be extracted")
+                raise formats.ParseError("no text could be extracted")
             # Tables longer than a chunk become parts that each repeat the header row: the stored text holds them.
             text, pages = self.chunker.split_tables(parsed.text, parsed.pages)
             if text is not parsed.text:
@@ -160,8 +160,8 @@ class Ingestor:
             try:
                 language = document_language(parsed.text, item.metadata)
             except ValueError as e:
-                raise parsing.ParseError(f"metadata: {e}") from e
-        except parsing.ParseError as e:
+                raise formats.ParseError(f"metadata: {e}") from e
+        except formats.ParseError as e:
             return self._fail(job_id, item, str(e))
         except Exception as e:  # a bad document fails alone, never the batch
             log.exception("parsing %s failed", item.doc_id)
@@ -218,7 +218,7 @@ class Ingestor:
         with self.catalog.db.tx() as conn:
             self.jobs.mark_document(conn, job_id, item.seq, "failed", reason=reason)
 
-    def _parse(self, job_id: str, item: StagedDocument) -> tuple[parsing.ParsedDocument, str]:
+    def _parse(self, job_id: str, item: StagedDocument) -> tuple[formats.ParsedDocument, str]:
         """The parsed document and its content (what decides a duplicate), parsed in a child process. Raises
         ParseError (ParseLimitExceeded past a limit); anything else that ends the wait (this thread interrupted)
         is not the document's failure and is raised as it is.
@@ -234,11 +234,11 @@ class Ingestor:
             # Submitted text is its own content; how a parser renders it must not decide what is a duplicate.
             content = item.payload.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise parsing.ParseError(f"{type(e).__name__}: {e}") from e
+            raise formats.ParseError(f"{type(e).__name__}: {e}") from e
         self._check_length(len(content))
         return self.parser.parse_text(item.payload, slow=started), content
 
-    def _stage_attachments(self, conn, job_id: str, item: StagedDocument, parsed: parsing.ParsedDocument) -> None:
+    def _stage_attachments(self, conn, job_id: str, item: StagedDocument, parsed: formats.ParsedDocument) -> None:
         """A mail's attachments join its job as documents of their own (`<mail id>/<file name>`, the mail's metadata
         plus `attachment_of`), in the transaction that records the mail: a job run again finds them staged once."""
         if not parsed.attachments:

@@ -25,7 +25,7 @@ from index_snapshots.querying import SnapshotSearcher
 from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.service import SnapshotService
 from index_snapshots.tuning import ProfileTuner
-from ingest import parsing
+from ingest import formats
 from ingest.windows import WindowConfig
 from retrieval.feedback import FeedbackConfig, PseudoRelevanceRewriter
 from retrieval.late_interaction import LateInteractionReranker
@@ -33,7 +33,6 @@ from retrieval.pipeline import RetrievalPipeline, StageConfig
 from retrieval.cache import ResultCache
 from retrieval.pruning import PruneConfig
 from retrieval.rewrite import LLMRewriter, NormalizeRewriter
-from ingest import parsing
 from ingest.catalog import Catalog
 from ingest.chunking import ChunkerConfig
 from ingest.jobs import JobStore
@@ -115,7 +114,7 @@ class Runtime:
 
     @cached_property
     def index_config(self) -> IndexConfig:
-        return IndexConfig(parsing.PARSER_VERSION, self.chunker_config, self.embedder.model_id, self.embedder.dim,
+        return IndexConfig(formats.PARSER_VERSION, self.chunker_config, self.embedder.model_id, self.embedder.dim,
                            BM25Params(self.settings.bm25_k1, self.settings.bm25_b), self.window_config,
                            self.settings.vector_storage)
 

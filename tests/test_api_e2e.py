@@ -83,7 +83,7 @@ def test_hostile_inputs_fail_alone_with_a_reason_and_leave_the_index_untouched(s
     import io
     import zipfile
 
-    from ingest.parsing import MAX_UNZIPPED_BYTES
+    from ingest.formats import MAX_UNZIPPED_BYTES
 
     h = auth("hostile")
     c = service.client

@@ -1,6 +1,6 @@
-"""OCR languages are a setting (SNAPDEX_OCR_LANGUAGES -> parsing.OCR_LANGUAGES): a scanned German page read with
-German language data keeps its ß and umlauts; a language whose Debian pack is missing fails the scan with a reason
-naming it."""
+"""OCR languages are a setting, passed down (SNAPDEX_OCR_LANGUAGES -> ParseLimits -> the parse child ->
+parse_bytes(ocr_languages=...)): a scanned German page read with German language data keeps its ß and umlauts; a
+language whose Debian pack is missing fails the scan with a reason naming it, in process and in the parse child."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest import parsing
-from ingest.parsing import ParseError, parse_bytes
+from ingest.formats import ParseError, parse_bytes
+from ingest.parse_process import ParseLimits, ParserPool
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian fonts-dejavu-core
 GERMAN = ["Die Straße führt über die Brücke.", "Größere Häuser stehen am Fluss."]
@@ -42,17 +42,24 @@ def _installed(lang: str) -> bool:
 
 @pytest.mark.skipif(not _installed("deu") if shutil.which("tesseract") else True,
                     reason="needs tesseract-ocr-deu (scripts/apt-packages.txt)")
-def test_german_scan_read_with_german_language_data(monkeypatch):
-    monkeypatch.setattr(parsing, "OCR_LANGUAGES", "deu+eng")
-    text = parse_bytes(_scanned_pdf(GERMAN)).text
+def test_german_scan_read_with_german_language_data():
+    text = parse_bytes(_scanned_pdf(GERMAN), ocr_languages="deu+eng").text
     for word in ("Straße", "führt", "über", "Brücke", "Größere", "Häuser"):
         assert word in text, text
 
 
-def test_a_missing_language_pack_fails_the_scan_naming_it(monkeypatch):
-    monkeypatch.setattr(parsing, "OCR_LANGUAGES", "zzz")
+def test_a_missing_language_pack_fails_the_scan_naming_it():
     with pytest.raises(ParseError, match="image-only.*'zzz'"):
-        parse_bytes(_scanned_pdf(GERMAN))
+        parse_bytes(_scanned_pdf(GERMAN), ocr_languages="zzz")
+
+
+def test_the_parse_child_reads_scans_in_the_languages_it_is_given():
+    pool = ParserPool(ParseLimits(timeout_s=60, memory_mb=4096, ocr_languages="zzz"))
+    try:
+        with pytest.raises(ParseError, match="image-only.*'zzz'"):
+            pool.parse_bytes(_scanned_pdf(GERMAN), "scan.pdf")
+    finally:
+        pool.close()
 
 
 def test_the_setting_is_checked():

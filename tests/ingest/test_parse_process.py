@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from index_snapshots.service import Requeue, run_ingest_job
-from ingest import parsing
+from ingest import formats
 from ingest.jobs import NewDocument
 from ingest.parse_process import ParseLimitExceeded, ParseLimits, ParserPool
 from ingest.pipeline import MAX_PARSE_STARTS
@@ -43,12 +43,12 @@ def test_what_a_child_parses_equals_what_the_parser_gives_in_process(pool, docum
                     "offsite.eml": files.eml(), "audit.msg": files.msg(), "sailing.epub": files.epub(),
                     "greenhouse.odt": files.odt(), "observatory.rtf": files.rtf()})
     for name, data in uploads.items():
-        assert pool.parse_bytes(data, name) == parsing.parse_bytes(data, name), name
+        assert pool.parse_bytes(data, name) == formats.parse_bytes(data, name), name
     assert pool.parse_bytes(files.eml(), "m.eml").attachments  # mail attachments cross back, bytes and all
     for text in ("plain words\n\nand a second paragraph", "# Title\n\nMarkdown body", files.csv_text().decode(),
                  "<html><body><h1>Hi</h1><p>there</p></body></html>", "Zürich und Köln"):
-        assert pool.parse_text(text.encode()) == parsing.parse_text(text), text
-    with pytest.raises(parsing.ParseError, match="^not a valid PDF"):
+        assert pool.parse_text(text.encode()) == formats.parse_text(text), text
+    with pytest.raises(formats.ParseError, match="^not a valid PDF"):
         pool.parse_bytes(b"%PDF-1.4 this is not really a pdf", "broken.pdf")
 
 
@@ -85,7 +85,7 @@ def test_a_child_that_crashes_fails_only_its_document(pool):
     pool.parse_text(b"warm")
     child = _child(pool)
     threading.Timer(1.0, os.kill, (child, signal.SIGSEGV)).start()  # the way a C parser dies
-    with pytest.raises(parsing.ParseError, match=r"^the parser crashed \(SIGSEGV\)$"):
+    with pytest.raises(formats.ParseError, match=r"^the parser crashed \(SIGSEGV\)$"):
         pool.parse_text(SLOW_TEXT)
     assert pool.parse_text(b"still here").text == "still here"
 
@@ -103,7 +103,7 @@ def test_a_child_is_not_blamed_for_the_memory_of_the_process_that_started_it():
         assert p.parse_text(b"two").text == "two"
         assert p._idle == [child] and child.alive()  # kept for the next document, not recycled
         threading.Timer(1.0, os.kill, (child.pid, signal.SIGSEGV)).start()
-        with pytest.raises(parsing.ParseError, match=r"^the parser crashed \(SIGSEGV\)$"):
+        with pytest.raises(formats.ParseError, match=r"^the parser crashed \(SIGSEGV\)$"):
             p.parse_text(SLOW_TEXT)
     finally:
         p.close()

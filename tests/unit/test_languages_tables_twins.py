@@ -9,7 +9,7 @@ from encoders.lexical import LANGUAGES, check_language, query_counts, query_vect
 from ingest.catalog import DocumentRow
 from ingest.chunking import Chunk, Chunker, ChunkerConfig
 from ingest.language import detect_language, document_language
-from ingest.parsing import ParseError, parse_bytes, parse_text
+from ingest.formats import ParseError, parse_bytes, parse_text
 from index_snapshots.builder import twin_groups
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate
