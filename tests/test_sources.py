@@ -580,3 +580,36 @@ def test_a_restart_mid_sync_resumes(tmp_path, site):
         # Alpha and bravo went in before the kill (a job each); the resumed run counts them as this sync's.
         assert counts(done) == {"listed": 5, "new": 5, "changed": 0, "unchanged": 0, "deleted": 0, "failed": 0}
         assert again.client.get(f"/sources/{sid}").json()["documents"] == 5
+
+
+def test_beat_and_workers_beside_redis(tmp_path):
+    """The production shape: `snapdex beat` sends the tick through Redis and a `snapdex worker` runs the sync."""
+    from snapdex.runtime import Runtime
+    from snapdex.settings import Settings
+    from tests.procs import _stop, redis_server, snapdex_worker
+
+    folder = tmp_path / "roots" / "docs"
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("The beat-driven source holds the hollowmere memo.")
+    data = tmp_path / "data"
+    with redis_server(tmp_path / "redis") as redis_url:
+        env = dict(SNAPDEX_BROKER_URL=redis_url + "/0", SNAPDEX_EMBEDDED_WORKER="false", SNAPDEX_SOURCE_TICK_S="0.5",
+                   SNAPDEX_SOURCE_FOLDER_ROOTS=json.dumps([str(tmp_path / "roots")]), SNAPDEX_GATE_FLOORS="{}")
+        # The test plays the API: the source goes straight into the catalog, due now.
+        rt = Runtime(Settings(data_dir=data, source_folder_roots=[tmp_path / "roots"]))
+        sid = rt.sources.create("default", "docs", "folder", {"path": str(folder)}, {}, {"every_s": 3600}, {}, None,
+                                time.time()).id
+        log = (tmp_path / "beat.log").open("w")
+        beat = subprocess.Popen([sys.executable, "-m", "snapdex", "beat", "--log-level", "warning"], cwd=REPO,
+                                env=snapdex_env(data, **env), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            with snapdex_worker(data, "sources", **env):
+                done = wait_until(lambda: [s for s in rt.sources.syncs(sid) if s.status != "running"], 180,
+                                  "the scheduled sync")
+            assert done[0].trigger == "schedule" and done[0].status == "succeeded", done[0]
+            assert done[0].counts["new"] == 1 and len(rt.sources.syncs(sid)) == 1  # once: next in an hour
+            assert 3000 < rt.sources.by_id(sid).next_sync_at - time.time() <= 3600
+        finally:
+            _stop(beat)
+            log.close()
+            rt.close()
