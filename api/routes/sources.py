@@ -33,6 +33,18 @@ def _busy(e: SyncRunning) -> HTTPException:
                                                  "a source runs at a time; wait for it (GET /sources/{id}/syncs)")
 
 
+async def _unless_busy(source_id: str, action, *args):
+    """`action` (which answers None for a source that is not there) off the event loop: 409 while a sync of the
+    source runs, 404 for no such source."""
+    try:
+        done = await run_in_threadpool(action, *args)
+    except SyncRunning as e:
+        raise _busy(e) from e
+    if done is None:
+        raise _not_found(source_id)
+    return done
+
+
 def _view(rt: Runtime, row: SourceRow) -> SourceResponse:
     last = rt.sources.last_finished(row.id)
     state = "syncing" if row.running_sync else "new" if last is None else "ok" if last.status == "succeeded" else "failed"
@@ -154,12 +166,7 @@ async def patch_source(source_id: str, req: SourcePatch, rt: RuntimeDep, setting
 @router.post("/sources/{source_id}/sync", status_code=202, response_model=SyncQueued, responses=errors(409),
              summary="Sync the source now (one sync of a source runs at a time)")
 async def sync_source(source_id: str, rt: RuntimeDep, tenant: TenantDep) -> SyncQueued:
-    try:
-        sync_id = await run_in_threadpool(rt.syncer.start, tenant, source_id)
-    except SyncRunning as e:
-        raise _busy(e) from e
-    if sync_id is None:
-        raise _not_found(source_id)
+    sync_id = await _unless_busy(source_id, rt.syncer.start, tenant, source_id)
     try:
         await run_in_threadpool(enqueue, "sync_source", sync_id)
     except HTTPException:  # 503: not queued, so the source is free for the next request
@@ -183,12 +190,7 @@ async def list_syncs(source_id: str, rt: RuntimeDep, tenant: TenantDep,
 @router.delete("/sources/{source_id}", status_code=202, response_model=SourceDeletedResponse, responses=errors(409),
                summary="Delete a source; its documents leave the next snapshot")
 async def delete_source(source_id: str, rt: RuntimeDep, tenant: TenantDep) -> SourceDeletedResponse:
-    try:
-        deleted = await run_in_threadpool(rt.syncer.delete_source, tenant, source_id)
-    except SyncRunning as e:
-        raise _busy(e) from e
-    if deleted is None:
-        raise _not_found(source_id)
+    deleted = await _unless_busy(source_id, rt.syncer.delete_source, tenant, source_id)
     if deleted:
         await run_in_threadpool(enqueue, "build_snapshot", tenant)
     return SourceDeletedResponse(source_id=source_id, documents=deleted)
