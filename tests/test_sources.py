@@ -228,7 +228,16 @@ def test_s3_source_and_its_keys_never_show(svc, moto_s3, tmp_path):
     r = svc.client.patch(f"/sources/{sid}", json={"config": {"region": "eu-west-1"}})
     assert r.status_code == 200 and r.json()["config"]["region"] == "eu-west-1", r.text
     assert r.json()["credentials"] == ["secret_access_key"]
-    answers += [r.text, json.dumps(first), json.dumps(second), svc.client.get("/sources").text,
+    answers.append(r.text)
+
+    # An endpoint that does not answer: the sync fails with the reason and deletes nothing; back, it recovers.
+    assert svc.client.patch(f"/sources/{sid}", json={"config": {"endpoint_url": f"http://127.0.0.1:{free_port()}"}}) \
+        .status_code == 200
+    down = run_sync(svc, sid)
+    assert down["status"] == "failed" and "did not answer the listing" in down["error"], down
+    assert counts(down)["deleted"] == 0 and svc.client.get(f"/sources/{sid}").json()["documents"] == 5
+    assert svc.client.patch(f"/sources/{sid}", json={"config": {"endpoint_url": moto_s3}}).status_code == 200
+    answers += [json.dumps(down), json.dumps(first), json.dumps(second), svc.client.get("/sources").text,
                 svc.client.get(f"/sources/{sid}").text, svc.client.get(f"/sources/{sid}/syncs").text,
                 svc.client.get("/metrics").text, svc.client.get("/dashboard").text]
     assert counts(run_sync(svc, sid))["unchanged"] == 5  # the sealed key still opens the bucket
@@ -495,8 +504,9 @@ def test_a_restart_mid_sync_resumes(tmp_path, site):
     site.sitemap = [f"/site/{n}.html" for n in pages]
     reached, release = threading.Event(), threading.Event()
     site.hold = ("/site/bravo.html", reached, release)
+    # No snapshot is built here (a build would only compete with the sync for the CPU): the debounce outlasts the test.
     env = dict(SNAPDEX_SOURCE_ALLOW_PRIVATE="true", SNAPDEX_GATE_FLOORS="{}", SNAPDEX_SOURCE_BATCH_ITEMS="1",
-               SNAPDEX_SOURCE_TIMEOUT_S="5")
+               SNAPDEX_SOURCE_TIMEOUT_S="5", SNAPDEX_BUILD_DEBOUNCE_S="3600")
     data = tmp_path / "data"
     with snapdex_serve(data, **env) as first:
         sid = create(first, "restart", "web", {"sitemap": f"{site.base}/sitemap.xml",
@@ -530,7 +540,8 @@ def test_beat_and_workers_beside_redis(tmp_path):
     data = tmp_path / "data"
     with redis_server(tmp_path / "redis") as redis_url:
         env = dict(SNAPDEX_BROKER_URL=redis_url + "/0", SNAPDEX_EMBEDDED_WORKER="false", SNAPDEX_SOURCE_TICK_S="0.5",
-                   SNAPDEX_SOURCE_FOLDER_ROOTS=json.dumps([str(tmp_path / "roots")]), SNAPDEX_GATE_FLOORS="{}")
+                   SNAPDEX_SOURCE_FOLDER_ROOTS=json.dumps([str(tmp_path / "roots")]), SNAPDEX_GATE_FLOORS="{}",
+                   SNAPDEX_BUILD_DEBOUNCE_S="3600")  # no build after the sync: the worker stops without waiting
         # The test plays the API: the source goes straight into the catalog, due now.
         rt = Runtime(Settings(data_dir=data, source_folder_roots=[tmp_path / "roots"]))
         sid = rt.sources.create("default", "docs", "folder", {"path": str(folder)}, {}, {"every_s": 3600}, {}, None,
