@@ -1,6 +1,7 @@
 """`snapdex`: serve (embedded default), worker and beat (production), keys (API keys of tenants), ingest (a folder or
-a BEIR corpus.jsonl), sources (folders, buckets, repositories and sites kept in sync), eval (BEIR: import a split as a labelled query set, or run every retrieval variant in process), bench
-(import a benchmark run into the dashboard's history)."""
+a BEIR corpus.jsonl), sources (folders, buckets, repositories and sites kept in sync), eval (BEIR: import a split as
+a labelled query set, or run every retrieval variant in process), bench (import a benchmark run into the dashboard's
+history)."""
 
 from __future__ import annotations
 

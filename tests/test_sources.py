@@ -151,7 +151,8 @@ def test_folder_source(svc, roots):
     assert doc["metadata"]["team"] == "hr" and doc["metadata"]["source_uri"] == (folder / "bravo.txt").as_uri()
     assert doc["metadata"]["source_id"] == sid and doc["metadata"]["source_modified"].endswith("+00:00")
     listed = svc.client.get("/documents", params={"filters": json.dumps({"source_id": sid})}).json()["documents"]
-    assert sorted(d["doc_id"] for d in listed) == sorted(ids[n] for n in ("alpha", "bravo", "delta2", "echo", "foxtrot"))
+    assert sorted(d["doc_id"] for d in listed) == sorted(ids[n]
+                                                         for n in ("alpha", "bravo", "delta2", "echo", "foxtrot"))
 
     # An item that fails is reported with its reason and tried again; the others go on.
     (folder / "broken.txt").write_bytes(b"\x00\x01 binary \x00" * 40)
@@ -241,8 +242,8 @@ def test_s3_source_and_its_keys_never_show(svc, moto_s3, tmp_path):
                 svc.client.get(f"/sources/{sid}").text, svc.client.get(f"/sources/{sid}/syncs").text,
                 svc.client.get("/metrics").text, svc.client.get("/dashboard").text]
     assert counts(run_sync(svc, sid))["unchanged"] == 5  # the sealed key still opens the bucket
-    export = subprocess.run([sys.executable, "-m", "snapdex", "db", "export"], cwd=REPO, env=snapdex_env(_data_dir(svc)),
-                            capture_output=True, text=True, timeout=120)
+    export = subprocess.run([sys.executable, "-m", "snapdex", "db", "export"], cwd=REPO,
+                            env=snapdex_env(_data_dir(svc)), capture_output=True, text=True, timeout=120)
     assert export.returncode == 0, export.stderr
     catalog = b"".join(p.read_bytes() for p in _data_dir(svc).glob("catalog.sqlite3*"))
     for where, content in [*((f"answer {i}", a) for i, a in enumerate(answers)), ("log", svc.log.read_text()),
@@ -457,7 +458,8 @@ def test_the_cli(svc, roots):
                                     cwd=REPO, env=snapdex_env(_data_dir(svc)), capture_output=True, text=True,
                                     timeout=180)
     listing = run("list")
-    assert listing.returncode == 0 and sid in listing.stdout and "cli-docs" in listing.stdout and "new=1" in listing.stdout
+    assert listing.returncode == 0 and sid in listing.stdout
+    assert "cli-docs" in listing.stdout and "new=1" in listing.stdout
     synced = run("sync", sid, "--wait", "120")
     assert synced.returncode == 0 and json.loads(synced.stdout.splitlines()[1])["counts"]["unchanged"] == 1
     removed = run("remove", sid)

@@ -47,7 +47,8 @@ async def _unless_busy(source_id: str, action, *args):
 
 def _view(rt: Runtime, row: SourceRow) -> SourceResponse:
     last = rt.sources.last_finished(row.id)
-    state = "syncing" if row.running_sync else "new" if last is None else "ok" if last.status == "succeeded" else "failed"
+    state = ("syncing" if row.running_sync else "new" if last is None
+             else "ok" if last.status == "succeeded" else "failed")
     last_view = SyncResponse.from_row(last, rt.sources.chunks_embedded(last.job_ids)) if last else None
     return SourceResponse(
         id=row.id, tenant=row.tenant, name=row.name, kind=row.kind, config=row.config, credentials=row.secret_names,

@@ -29,7 +29,8 @@ import httpx
 from pydantic import Field, model_validator
 
 from notify.urls import check_public_url
-from sources.connectors.base import Item, ItemFailed, Known, Limits, SourceError, SourceUnreachable, StrictConfig, sha256
+from sources.connectors.base import (Item, ItemFailed, Known, Limits, SourceError, SourceUnreachable, StrictConfig,
+                                     sha256)
 
 ALLOW_PRIVATE = "SNAPDEX_SOURCE_ALLOW_PRIVATE"
 USER_AGENT = "snapdex"  # what robots.txt rules are matched against

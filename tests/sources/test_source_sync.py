@@ -55,8 +55,8 @@ def folder(rt, request) -> Path:
 
 
 def add_source(rt, folder: Path, access=None, **config) -> str:
-    return rt.sources.create("default", folder.name, "folder", {"path": str(folder), **config}, {}, None, {"team": "hr"},
-                             access, None).id
+    return rt.sources.create("default", folder.name, "folder", {"path": str(folder), **config}, {}, None,
+                             {"team": "hr"}, access, None).id
 
 
 def sync(rt, source_id: str) -> dict:
@@ -275,8 +275,8 @@ def test_what_a_tenant_may_point_a_source_at(tmp_path):
     (inside / "escape").symlink_to(tmp_path / "secret")
     limits = Limits(folder_roots=(tmp_path / "root",))
     checked(KINDS["folder"], {"path": str(inside)}, limits)
-    for path, why in ((str(tmp_path / "secret"), "outside the folders"), (str(inside / "escape"), "outside the folders"),
-                      ("docs", "must be absolute")):
+    for path, why in ((str(tmp_path / "secret"), "outside the folders"),
+                      (str(inside / "escape"), "outside the folders"), ("docs", "must be absolute")):
         with pytest.raises(SourceError, match=why):
             checked(KINDS["folder"], {"path": path}, limits)
     with pytest.raises(SourceError, match="SNAPDEX_SOURCE_FOLDER_ROOTS"):
