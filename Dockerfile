@@ -8,7 +8,7 @@ ENV PYTHONUNBUFFERED=1 \
     DO_NOT_TRACK=true
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libmagic1 tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd pandoc \
+    && apt-get install -y --no-install-recommends libmagic1 tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd pandoc git \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -28,11 +28,11 @@ from api.ratelimit import RateLimits
 from api.schemas import errors
 from api.strict import shown
 from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
-                        snapshots, tuning, usage, webhooks)
+                        snapshots, sources, tuning, usage, webhooks)
 from snapdex.keys import KeyStore
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
-from workers.celery_app import EmbeddedWorker, configure
+from workers.celery_app import EmbeddedBeat, EmbeddedWorker, configure
 
 log = logging.getLogger("snapdex")
 WEBHOOK_THREADS = 2  # embedded: deliveries at once (each bounded by SNAPDEX_WEBHOOK_TIMEOUT_S)
@@ -104,6 +104,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             for job_id in rt.recover():
                 log.warning("re-enqueueing job %s left unsettled by an earlier run", job_id)
                 enqueue("ingest_job", job_id)
+            for sync_id in rt.syncer.interrupted():
+                log.warning("re-enqueueing source sync %s left running by an earlier run: it resumes", sync_id)
+                enqueue("sync_source", sync_id)
+        # The sources' schedule: Celery beat, here when the worker is (`snapdex beat` runs it beside Redis workers).
+        beat = EmbeddedBeat() if worker else None
         # Webhook deliveries that are due go to their queue (a Celery task each; the catalog holds the schedule),
         # or, embedded, to threads of this process that run the same task.
         if settings.embedded_worker:
@@ -117,6 +122,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             yield
         await app.state.mcp.aclose()
         sweeper.stop()
+        if beat:
+            await asyncio.to_thread(beat.stop)
         if delivering:  # an attempt cut short is due again after its lease: at least once, still
             delivering.shutdown(wait=False, cancel_futures=True)
         # uvicorn has let the requests in flight finish; now the task in flight, within the grace.
@@ -138,8 +145,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
     app.state.rate_limits = RateLimits({"retrieve": settings.rate_limit_retrieve, "ingest": settings.rate_limit_ingest},
                                        settings.redis_url)
-    for module in (ingest, jobs, documents, snapshots, retrieve, usage, evaluation, tuning, webhooks, dashboard,
-                   metrics, benchmarks):
+    for module in (ingest, jobs, documents, snapshots, retrieve, usage, evaluation, tuning, webhooks, sources,
+                   dashboard, metrics, benchmarks):
         app.include_router(module.router, responses=errors(401, 403))
     app.include_router(health.router)  # /ready is keyed too: it declares its own 401
     # MCP over Streamable HTTP (api/mcp_server/): an ASGI route behind the same middleware, not in the OpenAPI document.

@@ -239,7 +239,47 @@ class OpsCollector:
             return None
 
 
+class SourcesCollector:
+    """Each source's syncs and last sync, from the catalog (labels: tenant, source id, name, kind)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def collect(self):
+        labels = ["tenant", "source", "name", "kind"]
+        syncs = CounterMetricFamily("snapdex_source_syncs", "syncs of a source that ended, by status",
+                                    labels=[*labels, "status"])
+        running = GaugeMetricFamily("snapdex_source_sync_running", "1 while a sync of the source is queued or running",
+                                    labels=labels)
+        items = GaugeMetricFamily("snapdex_source_documents", "items the source holds (one document each)",
+                                  labels=labels)
+        last_end = GaugeMetricFamily("snapdex_source_last_sync_timestamp_seconds", "when the last sync ended, by "
+                                     "its status", labels=[*labels, "status"])
+        last_seconds = GaugeMetricFamily("snapdex_source_last_sync_duration_seconds", "how long the last sync took",
+                                         labels=labels)
+        last_items = GaugeMetricFamily("snapdex_source_last_sync_items", "the last sync's counts (listed, new, "
+                                       "changed, unchanged, deleted, failed)", labels=[*labels, "outcome"])
+        next_at = GaugeMetricFamily("snapdex_source_next_sync_timestamp_seconds", "when the schedule starts the next "
+                                    "sync; absent without a schedule", labels=labels)
+        for s in self.rt.sources.stats():
+            key = [s["tenant"], s["source"], s["name"], s["kind"]]
+            syncs.add_metric([*key, "succeeded"], s["succeeded"])
+            syncs.add_metric([*key, "failed"], s["failed"])
+            running.add_metric(key, 1.0 if s["running"] else 0.0)
+            items.add_metric(key, s["items"])
+            if s["next_sync_at"] is not None:
+                next_at.add_metric(key, s["next_sync_at"])
+            last = s["last"]
+            if last is not None:
+                last_end.add_metric([*key, last.status], last.finished_at or 0)
+                last_seconds.add_metric(key, last.seconds or 0.0)
+                for outcome, n in last.counts.items():
+                    last_items.add_metric([*key, outcome], n)
+        yield from (syncs, running, items, last_end, last_seconds, last_items, next_at)
+
+
 def registry_for(rt: Runtime, registry: CollectorRegistry) -> CollectorRegistry:
     registry.register(EvalCollector(rt))
     registry.register(OpsCollector(rt))
+    registry.register(SourcesCollector(rt))
     return registry

@@ -413,3 +413,67 @@ leases = Table(
     Column("acquired_at", Epoch, nullable=False),
     Column("expires_at", Epoch, nullable=False),
 )
+
+# --- sources: folders, buckets, repositories and sites kept in sync (sources/), 0010 ----------------------------
+
+sources = Table(
+    "sources", metadata,
+    Column("id", Text, primary_key=True),  # src_...: its documents' ids start with it (`<id>:<path or URL>`)
+    Column("tenant", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # folder | s3 | git | web (sources/kinds.py)
+    Column("config", Text, nullable=False),  # JSON object, its credentials left out
+    # The credentials of the config (S3 keys, a git token) as a JSON object, encrypted (Fernet) under a key derived
+    # from SNAPDEX_WEBHOOK_SECRET_KEY, as webhook secrets are (notify/secrets.py); null when it has none.
+    Column("secrets", LargeBinary),
+    Column("schedule", Text),  # JSON: {"cron": "*/30 * * * *"} or {"every_s": 1800}; null: syncs on request only
+    Column("metadata", Text, nullable=False, server_default="{}"),  # JSON object every document of it carries
+    Column("access", Text),  # JSON {"users": [...], "groups": [...]} its documents get; null: the whole tenant
+    Column("access_rev", Integer, nullable=False, server_default="0"),  # moved by every change of `access`
+    Column("created_at", Epoch, nullable=False),
+    Column("updated_at", Epoch, nullable=False),
+    Column("next_sync_at", Epoch),  # when the schedule fires next; null: no schedule
+    Column("running_sync", Text),  # the sync running now: one at a time per source (set and cleared atomically)
+    Column("syncs_succeeded", Integer, nullable=False, server_default="0"),
+    Column("syncs_failed", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("tenant", "name"),
+    Index("sources_due", "next_sync_at"),
+)
+
+source_syncs = Table(
+    "source_syncs", metadata,
+    Column("id", Text, primary_key=True),  # sync_...
+    Column("source_id", Text, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("trigger", Text, nullable=False),  # manual | schedule
+    Column("status", Text, nullable=False),  # running | succeeded | failed
+    Column("created_at", Epoch, nullable=False),
+    Column("started_at", Epoch),  # its first run took the source's lock
+    Column("finished_at", Epoch),
+    Column("attempts", Integer, nullable=False, server_default="0"),  # runs started (a resumed sync counts 2)
+    Column("counts", Text, nullable=False, server_default="{}"),  # JSON {listed, new, changed, unchanged, ...}
+    Column("failures", Text, nullable=False, server_default="[]"),  # JSON [{item, doc_id, reason}], the first ones
+    Column("error", Text),  # why a failed sync failed
+    Column("job_ids", Text, nullable=False, server_default="[]"),  # JSON: the ingest jobs it staged
+    Index("source_syncs_by_source", "source_id", "created_at"),
+)
+
+# What the last sync saw of each item of a source: what the next one compares the listing with.
+source_items = Table(
+    "source_items", metadata,
+    Column("source_id", Text, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),  # its path in the source, or its URL
+    Column("doc_id", Text, nullable=False),
+    Column("state", Text, nullable=False),  # synced | deleted (kept until another sync, so a resumed one counts it)
+    Column("version", Text),  # what says it changed without reading it: ETag, size and mtime, blob id
+    Column("content_hash", Text),  # SHA-256 of the bytes ingested
+    Column("modified", Epoch),  # when the source says it last changed
+    Column("extra", Text, nullable=False, server_default="{}"),  # JSON: per kind (a page's ETag and links)
+    Column("meta_hash", Text),  # of the source's metadata it was ingested with: a change re-ingests it
+    Column("access_rev", Integer, nullable=False, server_default="0"),  # the source's access_rev it was written at
+    Column("access_written", Text),  # JSON: the access list the sync gave its document ("null": the whole tenant)
+    Column("own_access", Flag, nullable=False, server_default="0"),  # its document's own list (set later) is kept
+    Column("sync_id", Text),  # the sync that wrote it last
+    Column("outcome", Text),  # new | changed | deleted: what that sync counted it as
+    PrimaryKeyConstraint("source_id", "key"),
+)

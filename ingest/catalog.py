@@ -181,11 +181,18 @@ class Catalog:
                      .values(extracted_metadata=json.dumps(extracted, sort_keys=True)))
 
     def mark_deleted(self, tenant: str, doc_id: str) -> bool:
-        d = documents.c
+        return self.mark_deleted_many(tenant, [doc_id]) > 0
+
+    def mark_deleted_many(self, tenant: str, doc_ids: Iterable[str]) -> int:
+        """Drop documents from the next snapshot (a source's items that are gone); how many were not deleted yet."""
+        d, ids, done = documents.c, sorted(set(doc_ids)), 0
         with self.db.tx() as conn:
-            return conn.execute(update(documents).where(d.tenant == tenant, d.doc_id == doc_id, d.status != "deleted")
-                                .values(status="deleted", chunk_hashes="[]", chunk_spans=None,
-                                        updated_at=time.time())).rowcount > 0
+            for i in range(0, len(ids), 500):
+                done += conn.execute(update(documents).where(d.tenant == tenant, d.doc_id.in_(ids[i:i + 500]),
+                                                             d.status != "deleted")
+                                     .values(status="deleted", chunk_hashes="[]", chunk_spans=None,
+                                             updated_at=time.time())).rowcount
+        return done
 
     def documents(self, tenant: str, status: str | None = "indexed") -> Iterator[DocumentRow]:
         """By doc_id in code point order, whichever database's collation (the order decides which document a

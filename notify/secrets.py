@@ -41,8 +41,11 @@ def key_material(configured: str | None, data_dir: Path) -> bytes:
 
 
 class SecretBox:
-    def __init__(self, material: bytes) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"snapdex webhook secrets").derive(material)
+    """`info` tells apart what the one server secret seals: each purpose gets a key of its own (HKDF), so a value
+    sealed for one cannot be opened as another's."""
+
+    def __init__(self, material: bytes, info: bytes = b"snapdex webhook secrets") -> None:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(material)
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def seal(self, secret: str) -> bytes:

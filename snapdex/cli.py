@@ -1,6 +1,7 @@
-"""`snapdex`: serve (embedded default), worker (production), keys (API keys of tenants), ingest (a folder or a BEIR
-corpus.jsonl), mcp (an MCP server on stdio over a running service), eval (BEIR: import a split as a labelled query
-set, or run every retrieval variant in process), bench (import a benchmark run into the dashboard's history)."""
+"""`snapdex`: serve (embedded default), worker and beat (production), keys (API keys of tenants), ingest (a folder or
+a BEIR corpus.jsonl), sources (folders, buckets, repositories and sites kept in sync), mcp (an MCP server on stdio
+over a running service), eval (BEIR: import a split as a labelled query set, or run every retrieval variant in
+process), bench (import a benchmark run into the dashboard's history)."""
 
 from __future__ import annotations
 
@@ -222,6 +223,95 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _beat(args: argparse.Namespace) -> int:
+    """Celery beat beside Redis workers: it sends the sources' tick every SNAPDEX_SOURCE_TICK_S (the schedule itself is
+    in the catalog). The embedded service runs its own; one beat per deployment is enough (a second only sends
+    ticks that find nothing due)."""
+    from snapdex.logs import configure as configure_logging
+    from workers.celery_app import configure
+
+    s = _settings()
+    configure_logging(s.log_format, args.log_level)
+    app = configure(s)
+    app.Beat(loglevel=args.log_level.upper(), scheduler=app.conf.beat_scheduler).run()
+    return 0
+
+
+def _json_arg(value: str | None, what: str):
+    """A JSON argument: the text itself, @FILE, or - for standard input (credentials stay off the command line)."""
+    if value is None:
+        return None
+    if value == "-":
+        value = sys.stdin.read()
+    elif value.startswith("@"):
+        value = Path(value[1:]).read_text(encoding="utf-8")
+    try:
+        return json.loads(value)
+    except ValueError as e:
+        raise SystemExit(f"{what} is not JSON: {e}") from e
+
+
+def _when(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) if epoch else "-"
+
+
+def _sources(args: argparse.Namespace) -> int:
+    client = _client(args)
+
+    def call(method: str, path: str, **kw) -> dict:
+        r = client.request(method, path, **kw)
+        if r.status_code >= 400:
+            raise SystemExit(f"{method} {path} refused ({r.status_code}): {r.text[:1000]}")
+        return r.json()
+
+    if args.sources_command == "add":
+        body = {"name": args.name, "kind": args.kind, "config": _json_arg(args.config, "--config") or {},
+                "metadata": _json_arg(args.metadata, "--metadata") or {}}
+        if args.schedule and args.every:
+            raise SystemExit("give --schedule CRON or --every SECONDS, not both")
+        body["schedule"] = args.schedule or ({"every_s": args.every} if args.every else None)
+        if args.access:
+            body["access"] = _json_arg(args.access, "--access")
+        made = call("POST", "/sources", json=body)
+        print(made["id"])
+        print(f"source {made['id']} ({made['kind']}) named {made['name']!r}; "
+              + (f"next sync {_when(made['next_sync_at'])} UTC" if made["next_sync_at"] else "syncs on request"),
+              file=sys.stderr)
+        if args.sync:
+            return _sync_source(call, made["id"], args.wait)
+    elif args.sources_command == "list":
+        for src in call("GET", "/sources")["sources"]:
+            last = src["last_sync"]
+            counts = " ".join(f"{k}={v}" for k, v in (src["counts"] or {}).items()) or "-"
+            print(f"{src['id']}  {src['name']:<24} {src['kind']:<6} {src['state']:<8} docs={src['documents']:<7} "
+                  f"last={_when(last['finished_at'] if last else None)}  next={_when(src['next_sync_at'])}  {counts}"
+                  + (f"  error: {src['last_error']}" if src["last_error"] else ""))
+    elif args.sources_command == "sync":
+        return _sync_source(call, args.id, args.wait)
+    elif args.sources_command == "remove":
+        gone = call("DELETE", f"/sources/{args.id}")
+        print(f"source {args.id} removed; its {gone['documents']} documents leave the next snapshot")
+    return 0
+
+
+def _sync_source(call, source_id: str, wait: float) -> int:
+    sync_id = call("POST", f"/sources/{source_id}/sync")["sync_id"]
+    print(sync_id)
+    if not wait:
+        return 0
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        sync = next((s for s in call("GET", f"/sources/{source_id}/syncs")["syncs"] if s["sync_id"] == sync_id), None)
+        if sync is not None and sync["status"] != "running":
+            print(json.dumps({"status": sync["status"], "counts": sync["counts"], "seconds": sync["seconds"],
+                              "chunks_embedded": sync["chunks_embedded"], "error": sync["error"]}))
+            for f in sync["failures"]:
+                print(f"failed: {f['item']}: {f['reason']}", file=sys.stderr)
+            return 0 if sync["status"] == "succeeded" else 1
+        time.sleep(POLL_S)
+    raise SystemExit(f"sync {sync_id} still running after {wait} s (GET /sources/{source_id}/syncs)")
+
+
 def _model_export(args: argparse.Namespace) -> int:
     """Export the ONNX models now (at set-up, or into an image), rather than on the service's first start."""
     if args.data_dir:
@@ -438,6 +528,34 @@ def main(argv: list[str] | None = None) -> int:
                         "keeps alerts flowing while the others ingest")
     w.add_argument("--log-level", default="info")
     w.set_defaults(func=_worker)
+
+    bt = sub.add_parser("beat", help="Celery beat beside Redis workers: starts the sources' scheduled syncs "
+                                     "(the embedded service runs its own)")
+    bt.add_argument("--log-level", default="info")
+    bt.set_defaults(func=_beat)
+
+    so = sub.add_parser("sources", help="folders, S3 buckets, Git repositories and websites kept in sync")
+    so.add_argument("--url", default=os.environ.get("SNAPDEX_URL", "http://127.0.0.1:8000"))
+    so.add_argument("--api-key", default=None, help="the tenant's admin key (default: $SNAPDEX_API_KEY)")
+    sosub = so.add_subparsers(dest="sources_command", required=True)
+    sa = sosub.add_parser("add", help="register a source and print its id")
+    sa.add_argument("name")
+    sa.add_argument("kind", choices=["folder", "s3", "git", "web"])
+    sa.add_argument("--config", required=True, help='JSON, @FILE or - (standard input: keep credentials off the '
+                                                    'command line), e.g. \'{"path": "/srv/handbook"}\'')
+    sa.add_argument("--schedule", help='a cron expression in UTC, e.g. "*/30 * * * *"')
+    sa.add_argument("--every", type=float, metavar="SECONDS", help="sync every this many seconds")
+    sa.add_argument("--metadata", help="JSON object every document of the source carries")
+    sa.add_argument("--access", help='JSON {"users": [...], "groups": [...]}: who may read its documents')
+    sa.add_argument("--sync", action="store_true", help="sync it now")
+    sa.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="with --sync: wait for it, print counts")
+    sosub.add_parser("list", help="the tenant's sources, each with its last sync")
+    ss = sosub.add_parser("sync", help="sync a source now and print the sync id")
+    ss.add_argument("id")
+    ss.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait for it and print its counts")
+    sr = sosub.add_parser("remove", help="delete a source; its documents leave the next snapshot")
+    sr.add_argument("id")
+    so.set_defaults(func=_sources)
 
     d = sub.add_parser("db", help="the catalog database: migrations (also run at every start), backup and restore")
     d.add_argument("--data-dir", type=Path, help="the service's data folder (default: SNAPDEX_DATA_DIR)")

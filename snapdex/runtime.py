@@ -43,6 +43,9 @@ from notify.secrets import SecretBox, key_material
 from notify.store import WebhookStore
 from snapdex.memory import MemoryLedger
 from snapdex.settings import Settings
+from sources.connectors.base import Limits as SourceLimits
+from sources.store import BOX_INFO, SourceStore
+from sources.sync import Syncer
 from store import open_store
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,23 @@ class Runtime:
         s = self.settings
         return Deliverer(self.webhooks, tuple(s.webhook_retry_schedule_s), s.webhook_timeout_s,
                          s.webhook_allow_private)
+
+    @cached_property
+    def sources(self) -> SourceStore:
+        s = self.settings
+        return SourceStore(self.db, SecretBox(key_material(s.webhook_secret_key, s.data_dir), info=BOX_INFO))
+
+    @cached_property
+    def source_limits(self) -> SourceLimits:
+        s = self.settings
+        return SourceLimits(tuple(s.source_folder_roots), s.source_allow_private, s.source_timeout_s,
+                            s.source_max_items, s.max_upload_bytes, s.data_dir)
+
+    @cached_property
+    def syncer(self) -> Syncer:
+        return Syncer(self.sources, self.catalog, self.jobs, self.ingestor, self.access_sync, self.locks,
+                      self.source_limits, batch_items=self.settings.source_batch_items,
+                      lease_s=self.settings.lock_lease_s)
 
     @cached_property
     def embedding(self) -> EmbeddingService:

@@ -207,6 +207,25 @@ class Settings(BaseSettings):
     # How often due deliveries are handed to the queue (each `snapdex serve` sweeps; claims keep them single).
     webhook_sweep_interval_s: float = Field(default=1.0, gt=0.0, le=300.0)
 
+    # Sources (README, "Sources"): folders, S3 buckets, Git repositories and websites kept in sync.
+    # The folders of this host a `folder` source (or a `git` source naming a local repository) may read, each with
+    # everything under it; empty (the default): such sources are refused. A tenant admin names the path: without
+    # this list, any file the service can read would be theirs to ingest.
+    source_folder_roots: list[Path] = Field(default=[], description="absolute paths")
+    # `web`, `s3` and `git` sources whose URLs resolve to loopback, link-local or private addresses are refused
+    # unless this is true (an intranet site, a MinIO on the internal network, the tests).
+    source_allow_private: bool = False
+    # How often the schedule is looked at (Celery beat sends a tick; due sources start a sync), and the shortest
+    # `every_s` a source may ask for.
+    source_tick_s: float = Field(default=15.0, gt=0.0, le=3600.0)
+    source_min_interval_s: float = Field(default=60.0, ge=0.0, le=86400.0)
+    # Each request a sync makes (an HTTP page, an S3 call); a git fetch may take 20 times as long.
+    source_timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
+    # Items one source may list (a web source's max_pages is capped by it too).
+    source_max_items: int = Field(default=100_000, ge=1, le=10_000_000)
+    # Items a sync stages in one ingest job (its documents are ingested, and its progress recorded, job by job).
+    source_batch_items: int = Field(default=256, ge=1, le=5000)
+
     # Ingest limits.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_documents_per_request: int = Field(default=5000, ge=1)
@@ -235,6 +254,14 @@ class Settings(BaseSettings):
             return None
         check_url(v.strip())  # says what is wrong and which dialects work
         return v.strip()
+
+    @field_validator("source_folder_roots")
+    @classmethod
+    def _roots_absolute(cls, roots: list[Path]) -> list[Path]:
+        relative = [str(r) for r in roots if not r.is_absolute()]
+        if relative:
+            raise ValueError(f"source_folder_roots {relative} must be absolute paths")
+        return roots
 
     @field_validator("webhook_retry_schedule_s")
     @classmethod

@@ -17,7 +17,8 @@ def test_compose_file_is_valid_and_complete():
     assert out.returncode == 0, out.stderr
     config = yaml.safe_load(out.stdout)
     services = config["services"]
-    assert {"postgres", "qdrant", "redis", "api", "worker"} <= set(services)
+    assert {"postgres", "qdrant", "redis", "api", "worker", "beat"} <= set(services)
+    assert services["beat"]["command"] == ["snapdex", "beat"]  # the sources' schedule: one beat, beside the workers
     env = services["worker"]["environment"]
     assert env["SNAPDEX_STORE_BACKEND"] == "qdrant" and env["SNAPDEX_BROKER_URL"].startswith("redis://")
     assert "--appendonly" in services["redis"]["command"]

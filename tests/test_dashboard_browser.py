@@ -1,9 +1,10 @@
 """The recall dashboard in a real browser (Debian's chromium driven by Playwright) against a real service: two
 builds scored on an uploaded query set, the chart, the snapshot table, the per-query drill-down, the benchmark
-history, and not one request leaving the machine."""
+history, the sources with their last sync, and not one request leaving the machine."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -86,7 +87,8 @@ def test_dashboard_in_chromium(tmp_path):
     if sync_playwright is None:
         pytest.skip("playwright is not installed (pip install -e '.[dev]'); it drives Debian's chromium")
 
-    with snapdex_serve(tmp_path / "data", tenants=("dash", "nobody"), SNAPDEX_WEBHOOK_ALLOW_PRIVATE="true") as svc:
+    with snapdex_serve(tmp_path / "data", tenants=("dash", "nobody"), SNAPDEX_WEBHOOK_ALLOW_PRIVATE="true",
+                       SNAPDEX_SOURCE_FOLDER_ROOTS=json.dumps([str(tmp_path)])) as svc:
         # --- state: a build, a query set scored on it, a second build scored and gated ----------------------
         first = ingest(svc, DOCS)
         r = svc.client.post("/eval/query-sets", json={"name": "kb", "queries": QUERIES}, headers=TENANT)
@@ -129,6 +131,21 @@ def test_dashboard_in_chromium(tmp_path):
         assert svc.client.post(f"/webhooks/{hook['id']}/test", headers=TENANT).status_code == 202
         wait_until(lambda: svc.client.get(f"/webhooks/{hook['id']}/deliveries", headers=TENANT)
                    .json()["deliveries"][0]["attempts"] >= 1, 30, "the first delivery attempt")
+
+        # Two sources, neither changing a document: one synced (its include matches no file), one whose folder is
+        # gone by its sync (it fails with the reason).
+        for name, include in (("shelf", ["*.none"]), ("archive", None)):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "a.txt").write_text("a file")
+            config = {"path": str(tmp_path / name), **({"include": include} if include else {})}
+            r = svc.client.post("/sources", json={"name": name, "kind": "folder", "config": config,
+                                                  "schedule": {"every_s": 86400}}, headers=TENANT)
+            assert r.status_code == 201, r.text
+            if name == "archive":
+                shutil.rmtree(tmp_path / name)
+            assert svc.client.post(f"/sources/{r.json()['id']}/sync", headers=TENANT).status_code == 202
+            wait_until(lambda: svc.client.get(f"/sources/{r.json()['id']}", headers=TENANT).json()["state"]
+                       in ("ok", "failed"), 60, f"the sync of {name}")
 
         # --- the page in chromium ----------------------------------------------------------------------------
         requests: list[str] = []
@@ -263,6 +280,16 @@ def test_dashboard_in_chromium(tmp_path):
                 assert "webhook.test" in text and "no answer" in text and "next try" in text and "ConnectError" in text
                 assert hook["secret"] not in page.content()
 
+                # The sources, each with its last sync.
+                page.wait_for_selector('[data-testid="sources"][data-state="loaded"]', timeout=20_000)
+                shelf = page.locator('[data-testid="source-row"][data-state="ok"]')
+                archive = page.locator('[data-testid="source-row"][data-state="failed"]')
+                assert page.locator('[data-testid="source-row"]').count() == 2
+                assert shelf.count() == 1 and archive.count() == 1
+                assert "shelf" in shelf.inner_text() and "listed 0" in shelf.inner_text()
+                assert "on request" not in shelf.locator('[data-col="next"]').inner_text()
+                assert "is not there" in archive.inner_text()
+
                 out = artifacts_dir() / "dashboard.png"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(out), full_page=True)
@@ -287,6 +314,7 @@ def test_dashboard_in_chromium(tmp_path):
                 assert page.locator('[data-testid="promote-button"]').count() == 0
                 assert page.locator('[data-testid="profiles"]').is_hidden()
                 assert page.locator('[data-testid="webhooks"]').is_hidden()
+                assert page.locator('[data-testid="sources"]').is_hidden()
                 page.select_option('[data-testid="compare-base"]', first["snapshot"])
                 page.select_option('[data-testid="compare-candidate"]', second["snapshot"])
                 page.select_option('[data-testid="compare-metric"]', "ndcg@10")
@@ -310,6 +338,8 @@ def test_dashboard_in_chromium(tmp_path):
                 assert page.locator('[data-testid="benchmark-row"]').count() == 2
                 page.wait_for_selector('[data-testid="webhooks"][data-state="empty"]', timeout=20_000)
                 assert page.locator('[data-testid="webhooks-empty"]').is_visible()
+                page.wait_for_selector('[data-testid="sources"][data-state="empty"]', timeout=20_000)
+                assert page.locator('[data-testid="sources-empty"]').is_visible()
             finally:
                 browser.close()
 
@@ -320,4 +350,5 @@ def test_dashboard_in_chromium(tmp_path):
     assert any(u == f"{svc.url}/benchmarks" for u in requests), requests
     assert any(u == f"{svc.url}/profiles" for u in requests), requests
     assert any(u == f"{svc.url}/webhooks" for u in requests), requests
+    assert any(u == f"{svc.url}/sources" for u in requests), requests
     assert not errors, errors

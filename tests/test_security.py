@@ -1,6 +1,6 @@
 """API keys over HTTP, as an operator runs them: `snapdex keys` beside a running `snapdex serve`.
 
-A tenant's key never reaches another tenant's chunks, snapshots, jobs, query sets, runs or dashboard: every
+A tenant's key never reaches another tenant's chunks, snapshots, jobs, query sets, runs, sources or dashboard: every
 operation of the OpenAPI document is tried with the wrong key (a test case per operation, so a new route
 without one fails here), and the owner's data is checked unchanged afterwards.
 """
@@ -93,7 +93,7 @@ def operations(openapi: dict) -> set[tuple[str, str]]:
 def test_a_key_never_reaches_another_tenants_data(tmp_path):
     data = tmp_path / "data"
     with snapdex_serve(data, tenants=("alpha", "beta"), SNAPDEX_GATE_FLOORS="{}",
-                       SNAPDEX_WEBHOOK_ALLOW_PRIVATE="true") as svc:
+                       SNAPDEX_WEBHOOK_ALLOW_PRIVATE="true", SNAPDEX_SOURCE_ALLOW_PRIVATE="true") as svc:
         c, A, B = svc.client, auth("alpha"), auth("beta")
         job = c.post("/ingest", json={"documents": DOCS}, headers=A).json()["job_id"]
         snap = svc.wait_job(job, headers=A)["snapshot"]
@@ -115,6 +115,12 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         hook = c.post("/webhooks", json={"url": nowhere, "events": ["job.failed"]}, headers=A).json()
         assert c.post(f"/webhooks/{hook['id']}/test", headers=A).status_code == 202
         delivery = c.get(f"/webhooks/{hook['id']}/deliveries", headers=A).json()["deliveries"][0]["id"]
+        # A source of alpha's with a sealed key (never synced: nothing answers at its endpoint).
+        r = c.post("/sources", json={"name": "alpha-bucket", "kind": "s3", "config": {
+            "endpoint_url": f"http://127.0.0.1:{free_port()}", "bucket": "alpha-docs", "access_key_id": "AKIAALPHA",
+            "secret_access_key": "alpha-s3-secret-value"}}, headers=A)
+        assert r.status_code == 201, r.text
+        source = r.json()
 
         # Without a key, or with one that is not valid, every operation but /health is 401 (docs and MCP included).
         spec = c.get("/openapi.json", headers=A).json()
@@ -122,7 +128,7 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
                                                        ("GET", "/mcp")}):
             url = path.format(job_id=job, snap_hash=snap, doc_id="ledger", name="qa", run_id=run_id,
                               benchmark_id=bench_id, tuning_id=tuning_id, version=1,
-                              webhook_id=hook["id"], delivery_id=delivery)
+                              webhook_id=hook["id"], delivery_id=delivery, source_id=source["id"])
             for headers in ({"Authorization": ""}, {"Authorization": "Bearer sdx_wrong"},
                             {"Authorization": "", "X-API-Key": "nope"}):
                 r = c.request(method, url, headers=headers)
@@ -172,6 +178,14 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("GET", "/webhooks/{webhook_id}/deliveries"): (f"/webhooks/{hook['id']}/deliveries", {}, {404}),
             ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): (
                 f"/webhooks/{hook['id']}/deliveries/{delivery}/redeliver", {}, {404}),
+            ("POST", "/sources"): ("/sources", {"json": {"name": "beta-site", "kind": "web", "config": {
+                "url": "http://127.0.0.1:9/beta/"}}}, {201}),  # beta's own
+            ("GET", "/sources"): ("/sources", {}, {200}),
+            ("GET", "/sources/{source_id}"): (f"/sources/{source['id']}", {}, {404}),
+            ("PATCH", "/sources/{source_id}"): (f"/sources/{source['id']}", {"json": {"name": "mine"}}, {404}),
+            ("DELETE", "/sources/{source_id}"): (f"/sources/{source['id']}", {}, {404}),
+            ("POST", "/sources/{source_id}/sync"): (f"/sources/{source['id']}/sync", {}, {404}),
+            ("GET", "/sources/{source_id}/syncs"): (f"/sources/{source['id']}/syncs", {}, {404}),
             ("GET", "/dashboard"): ("/dashboard", {}, {200}),
             ("GET", "/dashboard/assets/{name}"): ("/dashboard/assets/dashboard.js", {}, {200}),  # code, no data
             ("POST", "/dashboard/login"): ("/dashboard/login", {"data": {"key": key_for("beta")}}, {303}),
@@ -185,7 +199,7 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         }
         assert set(cases) == operations(spec), operations(spec) ^ set(cases)
         secrets = ("ledger", "gateway", snap, job, run_id, tuning_id, "alpha's own", hook["secret"], hook["id"], delivery,
-                   "alpha-hook")
+                   "alpha-hook", source["id"], "alpha-bucket", "alpha-docs", "alpha-s3-secret-value")
         for (method, _), (url, kw, allowed) in cases.items():
             r = c.request(method, url, headers=B, follow_redirects=False, **kw)
             assert r.status_code in allowed, (method, url, r.status_code, r.text[:300])
@@ -216,6 +230,8 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         assert c.get(f"/jobs/{job}", headers=A).json()["status"] == "succeeded"
         assert c.get("/profiles", headers=A).json()["live"] == 1
         assert [h["id"] for h in c.get("/webhooks", headers=A).json()["webhooks"]] == [hook["id"]]
+        assert [x["id"] for x in c.get("/sources", headers=A).json()["sources"]] == [source["id"]]
+        assert "alpha-s3-secret-value" not in c.get("/sources", headers=A).text
 
 
 def test_settings_keys_are_checked_at_start_up(tmp_path):

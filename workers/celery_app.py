@@ -37,6 +37,12 @@ def configure(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # Celery beat sends one message, the sources' tick; the schedule itself is in the catalog (each source's next
+        # sync time), so the beat keeps no state (no schedule file) and a tick that waited past the next is dropped.
+        beat_schedule={"snapdex-sources-tick": {"task": "snapdex.sources_tick", "schedule": settings.source_tick_s,
+                                                "options": {"expires": settings.source_tick_s}}},
+        beat_scheduler="celery.beat:Scheduler",
+        beat_max_loop_interval=min(5.0, settings.source_tick_s),
         broker_transport_options=(
             {
                 "visibility_timeout": settings.visibility_timeout_s,
@@ -82,3 +88,19 @@ class EmbeddedWorker:
         stopper.start()
         stopper.join(grace_s)
         return not stopper.is_alive()
+
+
+class EmbeddedBeat:
+    """Celery beat on a thread of the service's own process: with the embedded memory:// broker only a beat in this
+    process reaches its worker. It sends the sources' tick (workers/tasks.py sources_tick) every
+    SNAPDEX_SOURCE_TICK_S."""
+
+    def __init__(self) -> None:
+        from celery.beat import EmbeddedService
+
+        # The plain Scheduler (Service's default is the persistent one, which writes a schedule file in the cwd).
+        self.service = EmbeddedService(app, thread=True, scheduler_cls=app.conf.beat_scheduler)
+        self.service.start()
+
+    def stop(self) -> None:
+        self.service.stop()

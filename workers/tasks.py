@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
@@ -96,3 +98,35 @@ def deliver_webhook(self, delivery_id: str) -> str | None:
     """One attempt at one delivery (notify/delivery.py). Its retries are scheduled in the catalog, not here: the
     sweeper enqueues the delivery again when its next attempt is due, for up to ~24 h."""
     return get_runtime().deliverer.deliver(delivery_id)
+
+
+def _syncer(rt):
+    """The runtime's syncer, retrying what the tasks retry, and queueing the tenant's debounced build (as an ingest
+    job's end does) once a sync changed its documents."""
+    def changed(tenant: str) -> None:
+        build_snapshot.apply_async(args=(tenant,), countdown=rt.jobs.build_delay(tenant, rt.settings.build_debounce_s))
+
+    return replace(rt.syncer, transient=TRANSIENT, changed=changed)
+
+
+@app.task(name="snapdex.sync_source", **TASK_OPTIONS)
+def sync_source(self, sync_id: str) -> str | None:
+    """One sync of a source (sources/sync.py): its ingest jobs run here, in this task, one after another. Redelivered
+    after a crash it resumes; retried while a dependency is down, and failed with the reason past the last retry."""
+    rt = get_runtime()
+    try:
+        return _syncer(rt).run(sync_id)
+    except TRANSIENT as e:
+        if self.request.retries >= self.max_retries:
+            rt.syncer.give_up(sync_id, f"gave up after {self.request.retries} retries: {type(e).__name__}: {e}")
+        raise
+
+
+@app.task(name="snapdex.sources_tick", **TASK_OPTIONS)
+def sources_tick(self) -> list[str]:
+    """Sent by Celery beat every SNAPDEX_SOURCE_TICK_S: a sync of each source whose schedule has come."""
+    rt = get_runtime()
+    started = rt.syncer.tick()
+    for sync_id in started:
+        sync_source.apply_async(args=(sync_id,))
+    return started

@@ -646,6 +646,37 @@
     });
   }
 
+  // --- sources: each one with its last sync (GET /sources) ------------------------------------------------------
+
+  var COUNTS = ["listed", "new", "changed", "unchanged", "deleted", "failed"];
+
+  function sourceRow(s) {
+    var last = s.last_sync;
+    var counts = s.counts ? COUNTS.map(function (k) {
+      return '<span class="count" data-count="' + k + '">' + k + " " + num(s.counts[k]) + "</span>";
+    }).join(" · ") : '<span class="muted">never synced</span>';
+    return '<tr data-testid="source-row" data-id="' + esc(s.id) + '" data-state="' + esc(s.state) + '">' +
+      '<td data-col="name"><b>' + esc(s.name) + '</b> <span class="muted small">' + esc(s.kind) + "</span>" +
+      '<div class="muted small">' + esc(s.id) + "</div></td>" +
+      '<td data-col="state"><span class="badge source ' + esc(s.state) + '">' + esc(s.state) + "</span></td>" +
+      '<td data-col="last" class="nowrap">' + (last ? esc(fmtTime(last.finished_at)) + ' <span class="muted small">' +
+        fixed(last.seconds, 1) + " s · " + esc(last.trigger) + "</span>" : "—") + "</td>" +
+      '<td data-col="counts" class="small">' + counts +
+      (s.last_error ? '<div class="error-line small">' + esc(s.last_error) + "</div>" : "") + "</td>" +
+      '<td data-col="documents" class="num">' + num(s.documents) + "</td>" +
+      '<td data-col="next" class="nowrap">' + (s.next_sync_at ? esc(fmtTime(s.next_sync_at)) : '<span class="muted">' +
+        "on request</span>") + "</td></tr>";
+  }
+
+  function loadSources() {
+    loadCard("source", "/sources", "Sources", function (body) {
+      if (!body.sources.length) return false;
+      $("source-rows").innerHTML = body.sources.map(sourceRow).join("");
+      $("source-table").hidden = false;
+      return true;
+    });
+  }
+
   // --- wiring --------------------------------------------------------------------------------------------------
 
   function main() {
@@ -677,10 +708,12 @@
       // A user key: the recall figures and its own drill-down rows; the admin's cards stay out of the page.
       $("profile-card").hidden = true;
       $("webhook-card").hidden = true;
+      $("source-card").hidden = true;
       $("viewer-note").hidden = false;
     } else {
       loadProfiles();
       loadWebhooks();
+      loadSources();
     }
     $("profile-rollback").addEventListener("click", function (e) { rollbackProfile(e.currentTarget); });
     $("compare-form").addEventListener("submit", function (e) { e.preventDefault(); compare(); });

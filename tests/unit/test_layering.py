@@ -9,7 +9,7 @@ import sys
 from tests.procs import REPO
 
 PROJECT = ("api", "workers", "index_snapshots", "eval", "ingest", "retrieval", "encoders", "store", "snapdex", "db",
-           "notify")
+           "notify", "sources")
 
 
 def loaded_after(module: str) -> set[str]:
@@ -33,3 +33,9 @@ def test_the_webhooks_package_sits_just_above_the_catalog():
     """ingest/ and index_snapshots/ write events in their own transactions, so notify/ reaches nothing above db/."""
     for module in ("notify", "notify.store", "notify.delivery", "notify.secrets"):
         assert loaded_after(module) == {"db", "notify"}, module
+
+
+def test_sources_sit_below_the_api_and_the_workers():
+    """sources/ runs its syncs through index_snapshots/ and ingest/; api/ and workers/ call it, never the reverse."""
+    for module in ("sources.sync", "sources.kinds", "sources.store", "sources.schedule"):
+        assert not {"api", "workers"} & loaded_after(module), module
