@@ -59,7 +59,7 @@ def run_ingest_job(ingestor: Ingestor, jobs: JobStore, job_id: str,
         if todo != "ingest":
             return view.tenant if todo else None
         try:
-            ingestor.run(job_id)
+            ingestor.run(job_id, interrupts)
             if access is not None:
                 access.apply(view.tenant, jobs.doc_ids(job_id), always_bump=False)
             jobs.set_phase(job_id, JobPhase.AWAITING_BUILD)

@@ -75,8 +75,9 @@ class Ingestor:
     def close(self) -> None:
         self.parser.close()
 
-    def run(self, job_id: str) -> None:
-        """Parse and record every pending document; its new chunks are embedded meanwhile, batch by batch."""
+    def run(self, job_id: str, interrupts: tuple[type[BaseException], ...] = ()) -> None:
+        """Parse and record every pending document; its new chunks are embedded meanwhile, batch by batch.
+        `interrupts` (Celery's soft time limit) end the run wherever they land: they are not a document's failure."""
         tenant = self.jobs.tenant_of(job_id)
         if tenant is None:
             raise KeyError(f"job {job_id} does not exist")
@@ -96,7 +97,7 @@ class Ingestor:
                     raise Yielded(f"job {job_id}: a document passed a parse limit; the rest waits its turn")
                 try:
                     with feed.turns.parsing():
-                        new = self._process(job_id, tenant, item, near)
+                        new = self._process(job_id, tenant, item, near, interrupts)
                 except ParseLimitExceeded:
                     limited = True
                     continue
@@ -124,8 +125,8 @@ class Ingestor:
             raise formats.ParseError(f"document has {chars} characters; at most {self.config.max_document_chars} "
                                      "(SNAPDEX_MAX_DOCUMENT_CHARS): split it into smaller documents")
 
-    def _process(self, job_id: str, tenant: str, item: StagedDocument, near: NearDuplicateIndex
-                 ) -> tuple[list[str], str | None] | None:
+    def _process(self, job_id: str, tenant: str, item: StagedDocument, near: NearDuplicateIndex,
+                 interrupts: tuple[type[BaseException], ...] = ()) -> tuple[list[str], str | None] | None:
         """Parse, dedup and record one document. Returns the chunks it points at and its title when they are to
         be embedded (or found in the cache): a new or changed document's."""
         old = self.catalog.get_document(tenant, item.doc_id)
@@ -164,6 +165,8 @@ class Ingestor:
         except formats.ParseError as e:
             return self._fail(job_id, item, str(e))
         except Exception as e:  # a bad document fails alone, never the batch
+            if isinstance(e, interrupts):  # the task's time is up (seen on a loaded machine): the job is requeued
+                raise
             log.exception("parsing %s failed", item.doc_id)
             return self._fail(job_id, item, f"{type(e).__name__}: {e}")
 

@@ -315,3 +315,27 @@ def test_an_embedding_failure_stops_the_job_and_a_rerun_embeds_each_chunk_once(t
         assert rt.embedder.texts_embedded == len(hashes) and before < len(hashes)
     finally:
         rt.close()
+
+
+class TimeUp(Exception):
+    """Stands for Celery's SoftTimeLimitExceeded, an Exception raised in the task's thread wherever it is."""
+
+
+def test_a_soft_time_limit_during_a_document_requeues_the_job_instead_of_failing_the_document(rt, monkeypatch):
+    from index_snapshots.service import Requeue, run_ingest_job
+    from ingest import pipeline
+
+    job_id = rt.jobs.create("default", [text_doc("a", LONG)])
+
+    def time_up(*_args, **_kwargs):  # the limit lands after the parse, while the document's language is found
+        raise TimeUp()
+
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "document_language", time_up)
+        with pytest.raises(Requeue):
+            run_ingest_job(rt.ingestor, rt.jobs, job_id, interrupts=(TimeUp,))
+    view = rt.jobs.get(job_id)
+    assert view.status == "queued" and view.failures == [] and view.counts["failed"] == 0, view
+    # Its next turn ingests the document.
+    assert run_ingest_job(rt.ingestor, rt.jobs, job_id, interrupts=(TimeUp,)) == "default"
+    assert rt.jobs.get(job_id).counts["new"] == 1
