@@ -133,12 +133,18 @@ def term_counts(text: str, language: str = DEFAULT_LANGUAGE) -> dict[str, int]:
 class BM25Params:
     k1: float = 1.2
     b: float = 0.75
+    # Share of a chunk's weights taken from its whole document's (0: the chunk alone). A chunk sees only part of its
+    # document's terms; with a share of the document's, a query term found elsewhere in the document still counts,
+    # lower (see bench/bm25_leg_bench.py and README, "The BM25 leg against bm25s").
+    document: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.k1 <= 10.0:
             raise ValueError(f"bm25 k1={self.k1} is out of range (0, 10]")
         if not 0.0 <= self.b <= 1.0:
             raise ValueError(f"bm25 b={self.b} is out of range [0, 1]")
+        if not 0.0 <= self.document <= 1.0:
+            raise ValueError(f"bm25 document={self.document} is out of range [0, 1]")
 
 
 def _to_sparse(weights: Mapping[int, float]) -> SparseVector:
@@ -146,14 +152,28 @@ def _to_sparse(weights: Mapping[int, float]) -> SparseVector:
     return SparseVector(indices=[i for i, _ in items], values=[float(v) for _, v in items])
 
 
-def document_vector(counts: Mapping[str, int], avgdl: float, params: BM25Params) -> SparseVector:
+def _saturated(counts: Mapping[str, int], avgdl: float, params: BM25Params, share: float,
+               weights: dict[int, float]) -> None:
+    """Add `share` of BM25's saturated term frequencies of `counts` (length normalised by `avgdl`) to `weights`."""
     dl = sum(counts.values())
     norm = params.k1 * (1.0 - params.b + params.b * dl / avgdl) if avgdl > 0 else params.k1
-    weights: dict[int, float] = {}
     for term, tf in counts.items():
         tid = term_id(term)
         # Two terms hashing to one id add up, as they would in one posting list.
-        weights[tid] = weights.get(tid, 0.0) + tf * (params.k1 + 1.0) / (tf + norm)
+        w = tf * (params.k1 + 1.0) / (tf + norm)
+        weights[tid] = weights.get(tid, 0.0) + (w if share == 1.0 else share * w)
+
+
+def document_vector(counts: Mapping[str, int], avgdl: float, params: BM25Params,
+                    document: Mapping[str, int] | None = None, document_avgdl: float = 0.0) -> SparseVector:
+    """A chunk's BM25 weights: its terms' saturated frequencies, and with `params.document` > 0 that share of its
+    whole document's (`document`: the document's term counts, `document_avgdl`: the snapshot's average document
+    length), the chunk's own taking the rest."""
+    weights: dict[int, float] = {}
+    share = params.document if document else 0.0
+    _saturated(counts, avgdl, params, 1.0 - share, weights)
+    if share:
+        _saturated(document, document_avgdl, params, share, weights)
     return _to_sparse(weights)
 
 
