@@ -230,11 +230,18 @@ def evaluate(rank, corpus: Corpus, queries: dict[str, str], qrels: dict[str, dic
     return {m: round(float(np.mean(v)), 4) for m, v in per_query(rank, corpus, queries, qrels).items()}
 
 
-def leg(corpus: Corpus, analysis: Analysis = Analysis(), k1: float = 1.2, b: float = 0.75, unit: str = "chunk",
-        languages: tuple[str, ...] | None = None, title: bool = False, document: float = 0.0):
-    """A ranker for the service's leg with these parts (defaults: the leg as it is). `title`: a chunk that does not
-    open with its document's title gets the title's terms too. `document`: each chunk's weights are
-    (1 - document) * its own + document * its document's (whole-document BM25, documents' average length)."""
+def leg(corpus: Corpus, analysis: Analysis = Analysis(), languages: tuple[str, ...] | str | None = None, **parts):
+    """A ranker for the service's leg with these parts (defaults: the leg as it is; see `leg_index`)."""
+    index, unit_docs = leg_index(corpus, analysis, **parts)
+    return lambda q: document_ranking(index.scores(analysis.query(q, languages, corpus.languages)), unit_docs,
+                                      len(corpus.doc_ids))
+
+
+def leg_index(corpus: Corpus, analysis: Analysis = Analysis(), k1: float = 1.2, b: float = 0.75, unit: str = "chunk",
+              title: bool = False, document: float = 0.0) -> tuple[Index, list[list[int]] | None]:
+    """The index of the leg with these parts, and each unit's documents (None: units are documents). `title`: a
+    chunk that does not open with its document's title gets the title's terms too. `document`: each chunk's weights
+    are (1 - document) * its own + document * its document's (SNAPDEX_BM25_DOCUMENT_WEIGHT)."""
     if unit == "chunk":
         units = [Counter(analysis.tokenize(t, lang)) for t, lang in zip(corpus.chunk_texts, corpus.chunk_langs)]
         unit_docs = corpus.chunk_docs
@@ -254,8 +261,7 @@ def leg(corpus: Corpus, analysis: Analysis = Analysis(), k1: float = 1.2, b: flo
                               shape=(len(unit_docs), len(corpus.doc_ids)))  # each chunk -> its first document
         own = saturated(units, index.vocab, k1, b)
         index.set((1.0 - document) * own + document * (first @ docs))
-    return lambda q: document_ranking(index.scores(analysis.query(q, languages, corpus.languages)), unit_docs,
-                                      len(corpus.doc_ids))
+    return index, unit_docs
 
 
 def bm25s_ranker(corpus: Corpus, unit: str, stop: list[str], stemmer=None, **params):
@@ -276,9 +282,10 @@ def bm25s_ranker(corpus: Corpus, unit: str, stop: list[str], stemmer=None, **par
 
 # ---- the real leg in Qdrant, for one shape: the numpy scores above must be its scores
 
-def check_qdrant(corpus: Corpus, queries: dict[str, str], work: Path) -> dict:
-    """Write the chunks into an in-process Qdrant collection as a build does and compare its sparse search with
-    `leg(corpus)`: the same top 10 chunks, scores within float32 rounding."""
+def check_qdrant(corpus: Corpus, queries: dict[str, str], work: Path, k1: float = 1.2, b: float = 0.75,
+                 document: float = 0.0) -> dict:
+    """Write the chunks into an in-process Qdrant collection as a build does (with these BM25 parameters) and
+    compare its sparse search with `leg_index`'s: the same top 10 chunks, scores within float32 rounding."""
     import uuid
 
     from encoders.lexical import BM25Params, average_length, document_vector, query_counts, query_vector, term_counts
@@ -286,16 +293,19 @@ def check_qdrant(corpus: Corpus, queries: dict[str, str], work: Path) -> dict:
     from store.edge import EdgeStore
     from store.types import Point
 
+    params = BM25Params(k1, b, document)
     counts = [term_counts(t, lang) for t, lang in zip(corpus.chunk_texts, corpus.chunk_langs)]
-    avgdl = average_length(counts)
+    whole = [term_counts(t, lang) for t, lang in zip(corpus.doc_texts, corpus.doc_langs)]
+    avgdl, whole_avgdl = average_length(counts), average_length(whole)
     store = EdgeStore(work)
     name = "bm25-leg-check"
     store.delete_collection(name)
     store.create_collection(name, 4)
     ids = [str(uuid.UUID(int=i + 1)) for i in range(len(counts))]
-    store.upsert(name, [Point(ids[i], [1.0, 0.0, 0.0, 0.0], document_vector(c, avgdl, BM25Params()), {"i": i})
+    store.upsert(name, [Point(ids[i], [1.0, 0.0, 0.0, 0.0],
+                              document_vector(c, avgdl, params, whole[corpus.chunk_docs[i][0]], whole_avgdl), {"i": i})
                         for i, c in enumerate(counts)])
-    index = Index([Counter(c) for c in counts], 1.2, 0.75)
+    index, _ = leg_index(corpus, k1=k1, b=b, document=document)
     same_top, worst = 0, 0.0
     for text in queries.values():
         weights = query_language_weights(text, corpus.languages)
@@ -307,7 +317,8 @@ def check_qdrant(corpus: Corpus, queries: dict[str, str], work: Path) -> dict:
         worst = max([worst, *(abs(h.score - ours[h.payload["i"]]) / max(h.score, 1e-9) for h in hits)])
     store.delete_collection(name)
     store.close()
-    return {"queries": len(queries), "same_top10": same_top, "max_relative_score_difference": float(f"{worst:.2e}")}
+    return {"k1": k1, "b": b, "document": document, "queries": len(queries), "same_top10": same_top,
+            "max_relative_score_difference": float(f"{worst:.2e}")}
 
 
 ABLATIONS = {
@@ -384,8 +395,11 @@ def main() -> None:
     if args.check_qdrant:
         data = BeirDataset(SHAPES[args.check_qdrant])
         queries = data.queries(set(data.qrels("test")))
-        result["qdrant_check"] = {"shape": args.check_qdrant, **check_qdrant(load_corpus(SHAPES[args.check_qdrant]),
-                                                                             queries, CACHE / "qdrant")}
+        corpus = load_corpus(SHAPES[args.check_qdrant])
+        # The leg as it is, and with a share of each document's weights (SNAPDEX_BM25_DOCUMENT_WEIGHT).
+        result["qdrant_check"] = {"shape": args.check_qdrant, "checks": [
+            check_qdrant(corpus, queries, CACHE / "qdrant"),
+            check_qdrant(corpus, queries, CACHE / "qdrant", b=0.9, document=0.4)]}
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(table(result))
     if "qdrant_check" in result:
