@@ -62,6 +62,11 @@ TOKENIZER_VERSION = (
     "+cjk-bigram+lang-prefix"
 )
 
+# How a query's analyses in the snapshot's languages are weighed (ingest.language.query_language_weights): part of
+# every answer's recipe, so evaluation runs made under equal weights are not reused. Documents' terms do not depend
+# on it: snapshots keep their hash.
+QUERY_LANGUAGE_WEIGHTS = "py3langid-probability-v1"
+
 
 def _cjk_terms(word: str) -> tuple[list[str], list[str]]:
     """A word holding CJK characters: its CJK runs as bigrams, and the pieces between them as words."""
@@ -128,12 +133,18 @@ def term_counts(text: str, language: str = DEFAULT_LANGUAGE) -> dict[str, int]:
 class BM25Params:
     k1: float = 1.2
     b: float = 0.75
+    # Share of a chunk's weights taken from its whole document's (0: the chunk alone). A chunk sees only part of its
+    # document's terms; with a share of the document's, a query term found elsewhere in the document still counts,
+    # lower (see bench/bm25_leg_bench.py and README, "The BM25 leg against bm25s").
+    document: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.k1 <= 10.0:
             raise ValueError(f"bm25 k1={self.k1} is out of range (0, 10]")
         if not 0.0 <= self.b <= 1.0:
             raise ValueError(f"bm25 b={self.b} is out of range [0, 1]")
+        if not 0.0 <= self.document <= 1.0:
+            raise ValueError(f"bm25 document={self.document} is out of range [0, 1]")
 
 
 def _to_sparse(weights: Mapping[int, float]) -> SparseVector:
@@ -141,35 +152,55 @@ def _to_sparse(weights: Mapping[int, float]) -> SparseVector:
     return SparseVector(indices=[i for i, _ in items], values=[float(v) for _, v in items])
 
 
-def document_vector(counts: Mapping[str, int], avgdl: float, params: BM25Params) -> SparseVector:
+def _saturated(counts: Mapping[str, int], avgdl: float, params: BM25Params, share: float,
+               weights: dict[int, float]) -> None:
+    """Add `share` of BM25's saturated term frequencies of `counts` (length normalised by `avgdl`) to `weights`."""
     dl = sum(counts.values())
     norm = params.k1 * (1.0 - params.b + params.b * dl / avgdl) if avgdl > 0 else params.k1
-    weights: dict[int, float] = {}
     for term, tf in counts.items():
         tid = term_id(term)
         # Two terms hashing to one id add up, as they would in one posting list.
-        weights[tid] = weights.get(tid, 0.0) + tf * (params.k1 + 1.0) / (tf + norm)
+        w = tf * (params.k1 + 1.0) / (tf + norm)
+        weights[tid] = weights.get(tid, 0.0) + (w if share == 1.0 else share * w)
+
+
+def document_vector(counts: Mapping[str, int], avgdl: float, params: BM25Params,
+                    document: Mapping[str, int] | None = None, document_avgdl: float = 0.0) -> SparseVector:
+    """A chunk's BM25 weights: its terms' saturated frequencies, and with `params.document` > 0 that share of its
+    whole document's (`document`: the document's term counts, `document_avgdl`: the snapshot's average document
+    length), the chunk's own taking the rest."""
+    weights: dict[int, float] = {}
+    share = params.document if document else 0.0
+    _saturated(counts, avgdl, params, 1.0 - share, weights)
+    if share:
+        _saturated(document, document_avgdl, params, share, weights)
     return _to_sparse(weights)
 
 
-def query_counts(text: str, languages: Sequence[str] = (DEFAULT_LANGUAGE,)) -> Counter:
+def query_counts(text: str, languages: Sequence[str] | Mapping[str, float] = (DEFAULT_LANGUAGE,)) -> Counter:
     """The query's terms under each language of the snapshot it searches. Stems of each language are its own terms
     (see `tokenize`); a term two analyses share (a CJK bigram) counts with its largest count, never their sum. With
-    English alone this is exactly the English analysis."""
+    English alone this is exactly the English analysis.
+
+    `languages` may map each language to a weight (ingest.language.query_language_weights: how likely the query is
+    in it): a term counts `weight * count`. Documents of a language meet only its stems, so each is scored by its
+    own language's analysis times that weight; with every weight 1 this is the plain sequence."""
+    weights = languages if isinstance(languages, Mapping) else dict.fromkeys(languages, 1.0)
     counts: Counter = Counter()
-    for language in languages or (DEFAULT_LANGUAGE,):
+    for language, weight in (weights or {DEFAULT_LANGUAGE: 1.0}).items():
         for term, tf in Counter(tokenize(text, language)).items():
-            counts[term] = max(counts[term], tf)
+            counts[term] = max(counts[term], tf * weight if weight != 1.0 else tf)
     return counts
 
 
 def query_vector(text: str, extra_terms: Mapping[str, float] | None = None,
-                 languages: Sequence[str] = (DEFAULT_LANGUAGE,)) -> SparseVector:
+                 languages: Sequence[str] | Mapping[str, float] = (DEFAULT_LANGUAGE,)) -> SparseVector:
     """BM25's query side: score = sum over query *tokens* (repeats included) of idf * saturated tf, so each term
     weighs its count in the query, as in rank-bm25, bm25s and Lucene. Weighting each term once departs from BM25
     on long queries, where terms repeat: 0.426 against 0.494 nDCG@10 on a set of paragraph-long queries.
     `extra_terms` are already-tokenised terms with their own weights (pseudo-relevance feedback), added where not
-    in the query. `languages`: those of the snapshot's documents (see `query_counts`)."""
+    in the query. `languages`: those of the snapshot's documents, or their weights for this query (see
+    `query_counts`)."""
     weights: dict[int, float] = {}
     for term, tf in query_counts(text, languages).items():
         tid = term_id(term)

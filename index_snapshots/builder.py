@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,7 +59,9 @@ class IndexConfig:
             "parser": self.parser_version,
             "chunker": self.chunker.canonical(),
             "embedding": {"model": self.model_id, "dim": self.dim},
-            "bm25": {"tokenizer": TOKENIZER_VERSION, "k1": self.bm25.k1, "b": self.bm25.b, "idf": "qdrant-modifier"},
+            "bm25": {"tokenizer": TOKENIZER_VERSION, "k1": self.bm25.k1, "b": self.bm25.b, "idf": "qdrant-modifier",
+                     # 0 (the chunk alone) hashes as before it existed
+                     **({"document": self.bm25.document} if self.bm25.document else {})},
             "windows": self.windows.canonical() if self.windows else None,
             **({"vectors": self.vectors} if self.vectors != "float32" else {}),  # float32: hashes as before
             "access": ACCESS_PAYLOAD,
@@ -138,6 +140,21 @@ def _terms_in(row: ChunkRow, language: str) -> ChunkRow:
     if language == DEFAULT_LANGUAGE and not has_cjk(row.text) and not any(":" in t for t in row.terms):
         return row
     return ChunkRow(row.chunk_hash, row.text, term_counts(row.text, language))
+
+
+def _document_terms(docs: list[DocumentRow], rows: dict[str, ChunkRow]) -> dict[str, dict[str, int]]:
+    """Each document's BM25 term counts, for the share of a chunk's weights its document gives (BM25Params.document):
+    its stored text counted in its language, or, without stored text, the sum of its chunks' counts."""
+    out: dict[str, dict[str, int]] = {}
+    for d in docs:
+        if d.text:
+            out[d.doc_id] = term_counts(d.text, d.language)
+            continue
+        total: Counter = Counter()
+        for h in dict.fromkeys(d.chunk_hashes):
+            total.update(rows[h].terms)
+        out[d.doc_id] = dict(total)
+    return out
 
 
 def twin_groups(docs: list[DocumentRow]) -> dict[str, list[str]]:
@@ -263,6 +280,8 @@ class SnapshotBuilder:
                 raise RuntimeError(f"{len(missing)} chunks are referenced but absent from the catalog")
             rows = {h: _terms_in(r, sources[h][0].language) for h, r in rows.items()}
             avgdl = average_length(r.terms for r in rows.values())
+            whole = _document_terms(docs, rows) if self.config.bm25.document else {}
+            whole_avgdl = average_length(whole.values())
             embedded = 0
             for i in range(0, len(hashes), self.batch_size):
                 part = hashes[i : i + self.batch_size]
@@ -273,7 +292,8 @@ class SnapshotBuilder:
                 # instead of counting every hit again at query time.
                 tokens = dict(zip(part, self.embedding.backend.count_tokens([rows[h].text for h in part])))
                 self._upsert(name, [self._point(tenant, h, rows[h], got.vectors[h], sources[h], avgdl,
-                                                got.windows.get(h), layouts, tokens[h]) for h in part])
+                                                got.windows.get(h), layouts, tokens[h],
+                                                (whole.get(sources[h][0].doc_id), whole_avgdl)) for h in part])
             # What this snapshot cost in model time: chunks its parent did not hold were embedded for it (at
             # ingest or just now); the rest were carried over.
             embedded = max(embedded, len(hashes) - len(self._parent_ids(live) & {point_id(h) for h in hashes}))
@@ -366,7 +386,8 @@ class SnapshotBuilder:
         return docs
 
     def _point(self, tenant, chunk_hash, row, vector, docs: list[DocumentRow], avgdl: float,
-               windows: np.ndarray | None, layouts: dict[str, "_Layout"], tokens: int) -> Point:
+               windows: np.ndarray | None, layouts: dict[str, "_Layout"], tokens: int,
+               document: tuple[dict[str, int] | None, float] = (None, 0.0)) -> Point:
         # The documents whose stored text holds the chunk verbatim come first (an exact duplicate may differ from
         # its twin in white space): the first is the hit's document, and its offsets are exact.
         title = docs[0].title  # the title its window vectors were made under (the first document by id)
@@ -394,4 +415,4 @@ class SnapshotBuilder:
             # the best-scoring windows of a hit are its highlights.
             payload["windows"] = [[w.start, w.end] for w in chunk_windows(row.text, title, self.config.windows)]
         return Point(id=point_id(chunk_hash), dense=vector, windows=windows,
-                     sparse=document_vector(row.terms, avgdl, self.config.bm25), payload=payload)
+                     sparse=document_vector(row.terms, avgdl, self.config.bm25, *document), payload=payload)

@@ -17,6 +17,7 @@ from index_snapshots.resolve import SnapshotResolver
 from index_snapshots.builder import LANGUAGES_KEY, collection_name, point_id
 from ingest.access import Reader, visible_payload
 from ingest.filters import parse_request_filters, request_filter, sources_carry_metadata
+from ingest.language import query_language_weights
 from ingest.windows import sentence_spans
 from retrieval.cache import ResultCache, request_key
 from retrieval.context import Context, ContextConfig, build_context, token_counter
@@ -151,7 +152,7 @@ class SnapshotSearcher:
         # twins, the cap per document), context or the cache see them, so none of these is decided by it.
         result = self.pipeline.run(snap.collection, query, top_k, stages, filters=where, dense=same_model,
                                    windows=bool(snap.config.get("windows")), highlights=highlights,
-                                   languages=tuple(snap.config.get(LANGUAGES_KEY) or ()),
+                                   languages=query_language_weights(query, snap.config.get(LANGUAGES_KEY) or ()),
                                    visible=partial(visible_payload, reader=reader) if reader else None)
         result.recipe["profile"] = profile_recipe(profile)
         timings = {"resolve": resolved, **result.timings_ms}

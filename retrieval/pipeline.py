@@ -9,12 +9,12 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
 from encoders.dense import Embedder, input_windows
-from encoders.lexical import DEFAULT_LANGUAGE, TOKENIZER_VERSION, query_vector
+from encoders.lexical import DEFAULT_LANGUAGE, QUERY_LANGUAGE_WEIGHTS, TOKENIZER_VERSION, query_vector
 from retrieval.cache import BoundedCache
 from retrieval.context import add_highlights
 from retrieval.late_interaction import LateInteractionWeights
@@ -190,10 +190,12 @@ class RetrievalPipeline:
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: Filters = None,
             dense: bool = True, windows: bool = True, highlights: bool = False,
-            languages: tuple[str, ...] = (), visible: Callable[[dict], dict] | None = None) -> PipelineResult:
+            languages: tuple[str, ...] | Mapping[str, float] = (),
+            visible: Callable[[dict], dict] | None = None) -> PipelineResult:
         """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model.
-        `languages`: those the snapshot's documents were analysed in (its config); the BM25 query is analysed in
-        each (none given: English, as snapshots built before languages were).
+        `languages`: those the snapshot's documents were analysed in (its config), or each one's weight for this
+        query (ingest.language.query_language_weights); the BM25 query is analysed in each (none given: English, as
+        snapshots built before languages were).
         `windows=False`: the snapshot holds no sentence-window vectors. `highlights`: set each hit's best sentence
         windows (one more read of the snapshot, for the hits' window vectors). `visible`: what of a candidate's
         payload the answer may show (a reader's view), applied as the candidates arrive: no later stage reads more."""
@@ -253,6 +255,8 @@ class RetrievalPipeline:
                            else vector)
             lap("highlights")
         recipe = self._recipe(stages, rewriter, rewritten, reranker, vector is not None, prune_config)
+        if isinstance(languages, Mapping) and len(languages) > 1:  # what this query's BM25 analyses weighed
+            recipe["first_stage"]["bm25_language_weights"] = {k: round(v, 4) for k, v in sorted(languages.items())}
         if embedded is not None and embedded.rows is not None:
             # What was done to a query past the model's input, for this answer.
             recipe["first_stage"]["query_windows"] = {"tokens": embedded.tokens, "windows": embedded.windows,
@@ -304,6 +308,7 @@ class RetrievalPipeline:
                 "long_queries": {"max_tokens": self.embedder.max_tokens, "combine": self.long_query_combine}
                 if dense else None,
                 "bm25_tokenizer": TOKENIZER_VERSION,
+                "bm25_query_languages": QUERY_LANGUAGE_WEIGHTS,
                 "fusion": stages.fusion,
                 **({"rrf_k": stages.rrf_k} if stages.fusion == "rrf" else {}),
                 "candidates_per_leg": stages.candidates,

@@ -36,6 +36,7 @@ from retrieval.rewrite import LLMRewriter, NormalizeRewriter
 from ingest.catalog import Catalog
 from ingest.chunking import ChunkerConfig
 from ingest.jobs import JobStore
+from ingest.language import query_language_weights
 from ingest.parse_process import ParseLimits
 from ingest.pipeline import IngestConfig, Ingestor
 from notify.delivery import Deliverer
@@ -134,9 +135,10 @@ class Runtime:
 
     @cached_property
     def index_config(self) -> IndexConfig:
+        s = self.settings
         return IndexConfig(formats.PARSER_VERSION, self.chunker_config, self.embedder.model_id, self.embedder.dim,
-                           BM25Params(self.settings.bm25_k1, self.settings.bm25_b), self.window_config,
-                           self.settings.vector_storage)
+                           BM25Params(s.bm25_k1, s.bm25_b, s.bm25_document_weight), self.window_config,
+                           s.vector_storage)
 
     @cached_property
     def builder(self) -> SnapshotBuilder:
@@ -228,6 +230,9 @@ class Runtime:
                     live = self.manifest.live(tenant)
                     if live is not None and self.store.has_collection(live.collection):
                         self.store.count(live.collection)  # opens it (qdrant-edge loads a shard on first use)
+                    if live is not None and len(live.config.get(LANGUAGES_KEY) or ()) > 1:
+                        # Its queries are weighed by language: the identifier loads now (~1.5 s), not on a request.
+                        query_language_weights("warm up", live.config[LANGUAGES_KEY])
             cross = self.pipeline.rerankers.get("cross-encoder")
             if cross is not None:
                 with self.memory.measure("cross_encoder"):

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # BM25 (part of every snapshot hash).
     bm25_k1: float = Field(default=1.2, gt=0.0, le=10.0)
     bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
+    bm25_document_weight: float = Field(default=0.0, ge=0.0, le=1.0,
+                                        description="share of a chunk's BM25 weights taken from its whole document's")
 
     # Sentence windows stored with each chunk for the late-interaction stage (part of every snapshot hash).
     windows_enabled: bool = True

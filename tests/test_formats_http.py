@@ -195,6 +195,15 @@ def test_languages_detected_and_named_on_hits_and_snapshot(svc):
     assert live["config"]["bm25"]["tokenizer"].startswith("lex4:")
 
 
+def test_a_query_is_analysed_in_each_language_weighed_by_how_likely_it_is_in_it(svc):
+    r = svc.client.post("/retrieve", json={"query": "Die Schüler lesen Bücher", "top_k": 5, "options": BM25})
+    assert r.status_code == 200, r.text
+    weights = r.json()["recipe"]["first_stage"]["bm25_language_weights"]
+    assert set(weights) >= {"de", "en", "es", "fr", "ja"} and weights["de"] > 0.9
+    assert weights["ja"] == weights["en"] < 0.1
+    assert r.json()["hits"][0]["doc_id"] == "de-bib"
+
+
 def test_metadata_language_overrides_detection_and_is_checked(svc):
     job = svc.wait_job(svc.client.post("/ingest", json={"documents": [
         {"id": "lang-given", "text": "Gatos y perros", "metadata": {"language": "es-MX"}},

@@ -352,3 +352,35 @@ def test_a_refusal_of_every_point_fails_the_build_as_before(rt, monkeypatch):
     monkeypatch.setattr(rt.store, "upsert", broken)
     with pytest.raises(ValueError, match="refuses everything"):
         ingest(rt, docs())
+
+
+def test_a_chunk_takes_a_share_of_its_documents_bm25_weights_when_set(tmp_path):
+    # "obsidian" is in the last chunk of `rocks` only; with SNAPDEX_BM25_DOCUMENT_WEIGHT every chunk of `rocks`
+    # matches it (the chunk holding it first), and the setting is a config drift that rebuilds from the cache.
+    filler = " ".join(f"Lava flow {j} cooled slowly on the slope of the mountain near the village." for j in range(12))
+    corpus = docs(rocks=f"{filler} Obsidian is volcanic glass formed when lava cools fast.")
+
+    def obsidian_hits(rt) -> list[tuple[str, int]]:
+        snap = rt.manifest.live("default")
+        hits = rt.pipeline.run(snap.collection, "obsidian", 20, rt.pipeline.stages(first_stage="bm25", rerank="none"),
+                               dense=False).hits
+        return [(h.payload["doc_ids"][0], h.payload["sources"][0]["position"]) for h in hits]
+
+    before = make_runtime(tmp_path / "a")
+    try:
+        v1 = ingest(before, corpus).snapshot
+        assert "document" not in before.manifest.live("default").config["bm25"]  # 0: hashes as before the setting
+        chunks = len(before.catalog.get_document("default", "rocks").chunk_hashes)
+        assert chunks >= 3 and obsidian_hits(before) == [("rocks", chunks - 1)]
+    finally:
+        before.close()
+    after = make_runtime(tmp_path / "a", bm25_document_weight=0.4)
+    try:
+        assert after.config_drift() == {"default": ["bm25"]}
+        result = after.snapshots.rebuild("default")
+        assert result.built and result.hash != v1 and result.embedded == 0
+        assert after.manifest.live("default").config["bm25"]["document"] == 0.4
+        hits = obsidian_hits(after)
+        assert hits[0] == ("rocks", chunks - 1) and sorted(hits) == [("rocks", i) for i in range(chunks)]
+    finally:
+        after.close()

@@ -8,7 +8,7 @@ import pytest
 from encoders.lexical import LANGUAGES, check_language, query_counts, query_vector, tokenize
 from ingest.catalog import DocumentRow
 from ingest.chunking import Chunk, Chunker, ChunkerConfig
-from ingest.language import detect_language, document_language
+from ingest.language import detect_language, document_language, query_language_weights
 from ingest.formats import ParseError, parse_bytes, parse_text
 from index_snapshots.builder import twin_groups
 from retrieval.pruning import PruneConfig, prune
@@ -49,6 +49,24 @@ def test_query_side_analyses_in_each_language_of_the_snapshot():
     english = dict(zip(*[query_vector("studies of cells").indices, query_vector("studies of cells").values]))
     mixed = query_vector("studies of cells", languages=("de", "en", "es", "fr"))
     assert {i: v for i, v in zip(mixed.indices, mixed.values) if i in english} == english
+
+
+def test_a_query_weighs_each_language_of_the_snapshot_by_how_likely_it_is_in_it():
+    german = query_language_weights("Verzeichnisinhalte auflisten", ("de", "en"))
+    assert german["de"] > 0.9 and german["en"] < 0.1
+    # ja/ko/zh analyse Latin words as English: they take its weight.
+    english = query_language_weights("list directory contents", ("de", "en", "ja"))
+    assert english["en"] > 0.9 and english["ja"] == english["en"] and english["de"] < 0.1
+    # Where nothing can be told, every analysis at weight 1, as before: one analysis, CJK, no letters.
+    assert query_language_weights("Verzeichnisinhalte auflisten", ("de",)) == {"de": 1.0}
+    assert query_language_weights("tower", ("en", "ja")) == {"en": 1.0, "ja": 1.0}
+    assert query_language_weights("東京 tower", ("en", "de")) == {"en": 1.0, "de": 1.0}
+    assert query_language_weights("2019", ("en", "de")) == {"en": 1.0, "de": 1.0}
+    # A term counts its weight times its count (a shared one, its largest); a sequence is every language at 1.
+    assert query_counts("Häuser Häuser", {"de": 0.75, "en": 0.25}) == {"de:haus": 1.5, "häuser": 0.5}
+    assert query_counts("Häuser", {"de": 1.0, "en": 1.0}) == query_counts("Häuser", ("de", "en"))
+    weighted = query_vector("Verzeichnisinhalte auflisten", languages=german)
+    assert sorted(weighted.values) == pytest.approx(sorted([german["de"]] * 2 + [german["en"]] * 2))
 
 
 def test_language_codes_are_checked():

@@ -56,3 +56,21 @@ def test_query_vector_weights_each_term_by_its_count_in_the_query():
     q = query_vector("Cats chase cats; the dog", extra_terms={"dog": 0.3, "mous": 0.3})
     assert dict(zip(q.indices, q.values)) == {term_id("cat"): 2.0, term_id("chase"): 1.0, term_id("dog"): 1.0,
                                               term_id("mous"): 0.3}
+
+
+def test_a_document_share_blends_the_chunks_weights_with_its_documents():
+    chunk, whole = {"cat": 2}, {"cat": 3, "dog": 4}
+    alone = BM25Params(k1=1.2, b=0.75)
+    blended = BM25Params(k1=1.2, b=0.75, document=0.25)
+
+    def weights(p, *doc):
+        v = document_vector(chunk, 2.0, p, *doc)
+        return dict(zip(v.indices, v.values))
+
+    own, doc = weights(alone), dict(zip(*[(v := document_vector(whole, 5.0, alone)).indices, v.values]))
+    mixed = weights(blended, whole, 5.0)
+    assert mixed[term_id("cat")] == pytest.approx(0.75 * own[term_id("cat")] + 0.25 * doc[term_id("cat")])
+    assert mixed[term_id("dog")] == pytest.approx(0.25 * doc[term_id("dog")])  # a term only its document holds
+    assert weights(alone, whole, 5.0) == own  # no share: the chunk alone, whatever document is given
+    with pytest.raises(ValueError, match="document=1.5"):
+        BM25Params(document=1.5)
