@@ -6,7 +6,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, reader_of
 from api.schemas import UsageRequest, UsageResponse, errors
 from api.strict import StrictRoute
-from eval.usage import MemoryUnavailable, UsageRefused, reporter
+from eval.usage import UsageRefused, reporter
 
 router = APIRouter(tags=["retrieve"], responses=errors(403, 422, 503), route_class=StrictRoute)
 
@@ -22,6 +22,4 @@ async def report_usage(body: UsageRequest, rt: RuntimeDep, settings: SettingsDep
         report = await run_in_threadpool(rt.usage.report, tenant, body.request_id, who, body.cited, body.helpful)
     except UsageRefused as e:
         raise HTTPException(status_code=422, detail=str(e)) from e
-    except MemoryUnavailable as e:
-        raise HTTPException(status_code=503, detail=str(e), headers={"Retry-After": "1"}) from e
     return UsageResponse(**report)
