@@ -179,7 +179,8 @@ class AnswerStore:
                 self.db.replace(conn, answers, row)
             self._purge_now_and_then()
         except Exception as e:  # the answer is served all the same; only a report on it will be refused
-            log.warning("answer %s not remembered for feedback (%s: %s)", request_id, type(e).__name__, e)
+            # The error's type only: a database error's text quotes the statement's parameters, the query among them.
+            log.warning("answer %s not remembered for feedback (%s)", request_id, type(e).__name__)
 
     def recall(self, tenant: str, request_id: str, who: list, kind: str) -> Recalled:
         """The answer `request_id` as given to `who`, if within the `kind` ("usage" or "feedback") window; else
@@ -187,8 +188,8 @@ class AnswerStore:
         old. The words 'not an answer this key and principal were given' begin each reason."""
         window, setting = self.windows[kind], f"SNAPDEX_{kind.upper()}_WINDOW_S"
         if window <= 0:
-            raise Refused(f"{'usage reports' if kind == 'usage' else 'feedback'} is off on this service ({setting}=0)"
-                          .replace("usage reports is", "usage reports are"))
+            what = "usage reports are" if kind == "usage" else "feedback is"
+            raise Refused(f"{what} off on this service ({setting}=0)")
         head = f"request_id {request_id!r} is not an answer this key and principal were given"
         rows = self.db.all(select(answers).where(A.tenant == tenant, A.request_id == request_id))
         mine = next((r for r in rows if r["reporter"] == json.dumps(who)), None)
@@ -240,8 +241,7 @@ class AnswerStore:
                 conn.execute(delete(feedback).where(match, F.target == "answer",
                                                     F.signal == ("not_helpful" if helpful else "helpful")))
             for r in rows:
-                r["new"] = self.db.insert_ignore(conn, feedback, {**key, **{k: v for k, v in r.items()},
-                                                                  "via": via, "snapshot": shown.snapshot,
+                r["new"] = self.db.insert_ignore(conn, feedback, {**key, **r, "via": via, "snapshot": shown.snapshot,
                                                                   "reported_at": now}) > 0
         return rows
 

@@ -9,6 +9,11 @@ from api.schemas import RetrieveResponse
 from snapdex.client import AsyncClient, Client
 
 
+# Ids a node carries for feedback (SnapdexRetriever.feedback), kept out of the text the LLM and an embedder are given.
+FOR_FEEDBACK_ONLY = {"excluded_llm_metadata_keys": ["request_id", "chunk_id"],
+                     "excluded_embed_metadata_keys": ["request_id", "chunk_id"]}
+
+
 def nodes_of(answer: RetrieveResponse):
     """An answer as LlamaIndex nodes: its context passages when it has a context block (each scored by the best
     hit of its document), else its hits; each node's metadata carries its citation and place in the document."""
@@ -20,14 +25,14 @@ def nodes_of(answer: RetrieveResponse):
             id_=f"{answer.snapshot[:12]}:{p.doc_id}:{p.start}:{p.end}", text=p.text,
             metadata={"citation": p.citation, "doc_id": p.doc_id, "title": p.title, "start": p.start, "end": p.end,
                       "pages": p.pages, "headings": p.headings, "tokens": p.tokens, "snapshot": answer.snapshot,
-                      "request_id": answer.request_id}),
+                      "request_id": answer.request_id}, **FOR_FEEDBACK_ONLY),
             score=best.get(p.doc_id)) for p in answer.context.passages]
     return [NodeWithScore(node=TextNode(
         id_=h.chunk_id, text=h.text,
         metadata={"citation": f"[{i}]", "doc_id": h.doc_id, "title": h.sources[0].title if h.sources else None,
                   "start": h.start, "end": h.end, "pages": h.pages, "headings": h.headings,
-                  "snapshot": answer.snapshot, "chunk_id": h.chunk_id, "request_id": answer.request_id}),
-        score=h.score) for i, h in enumerate(answer.hits, 1)]
+                  "snapshot": answer.snapshot, "chunk_id": h.chunk_id, "request_id": answer.request_id},
+        **FOR_FEEDBACK_ONLY), score=h.score) for i, h in enumerate(answer.hits, 1)]
 
 
 def signals_of(nodes, signal: str) -> list[dict]:

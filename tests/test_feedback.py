@@ -10,6 +10,7 @@ import sqlite3
 from contextlib import ExitStack
 
 import pytest
+from llama_index.core.schema import MetadataMode
 
 from db import Database
 from eval.answers import AnswerStore
@@ -172,6 +173,7 @@ def test_positive_feedback_becomes_a_query_set_the_gate_runs(served):
         nodes = retriever.retrieve("laptops replaced by the IT desk")
         cited = [n for n in nodes if n.node.metadata["doc_id"] == "laptop"]
         assert retriever.feedback(cited, helpful=True).signals[0].chunk_id == cited[0].node.id_
+        assert nodes[0].node.metadata["request_id"] not in nodes[0].node.get_content(MetadataMode.LLM)
         with pytest.raises(SnapdexError) as e:  # the future: nothing since
             sx.query_set_from_feedback("prod", since="2999-01-01T00:00:00Z")
         assert e.value.status == 422 and "no query has a document credited" in str(e.value.detail)
