@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from eval.benchmarks import parse_date
 from ingest.access import MAX_NAME_CHARS, MAX_NAMES, normalize_access
@@ -541,6 +541,68 @@ class UsageResponse(BaseModel):
     replaced: bool = Field(description="an earlier report on the same answer by the same reporter was replaced")
 
 
+class FeedbackSignal(BaseModel):
+    """One signal on a chunk or a document of the answer: name exactly one of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[0-9a-f]+$",
+                                 description="a hit of the answer")
+    doc_id: DocId | None = Field(default=None, description="a document of the answer's hits or context passages")
+    signal: Literal["cited", "clicked", "helpful", "not_helpful"]
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "FeedbackSignal":
+        if (self.chunk_id is None) == (self.doc_id is None):
+            raise ValueError("a signal names exactly one of chunk_id and doc_id")
+        return self
+
+    def target(self) -> tuple[str, str, str]:
+        return ("chunk", self.chunk_id, self.signal) if self.chunk_id else ("doc", self.doc_id, self.signal)
+
+
+class FeedbackRequest(BaseModel):
+    """What the chat backend saw of a /retrieve answer: the hits its model cited, the user clicked or judged, and
+    whether the answer helped (eval/feedback.py)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"request_id": "5f0c2d9e8b7a4c1d9e6f3a2b1c0d9e8f", "helpful": True,
+         "signals": [{"chunk_id": "5d1f" + "0" * 60, "signal": "cited"},
+                     {"doc_id": "handbook", "signal": "clicked"}]}]})
+
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description=(
+        "the request_id of an answer this key (and principal) got from /retrieve within SNAPDEX_FEEDBACK_WINDOW_S"))
+    signals: list[FeedbackSignal] = Field(default_factory=list, max_length=MAX_CITED, description=(
+        "each names a chunk_id or a doc_id the answer held; the same signal twice counts once"))
+    helpful: bool | None = Field(default=None, description="what the end user thought of the whole answer, if known")
+    principal: PrincipalIn | None = Field(default=None, description=(
+        "service keys: the end user the answer was for, as /retrieve named them. A user key may not send one"))
+
+    @model_validator(mode="after")
+    def _something(self) -> "FeedbackRequest":
+        if not self.signals and self.helpful is None:
+            raise ValueError("feedback needs signals, helpful, or both")
+        return self
+
+
+class FeedbackSignalOut(BaseModel):
+    chunk_id: str | None
+    doc_id: str = Field(description="the document credited (a chunk's first document)")
+    signal: str
+    position: int | None = Field(description="1-based rank of the hit in the answer (a document: its first hit's); "
+                                             "null for a document only a context passage showed")
+    new: bool = Field(description="false: the same signal was stored already, and counts once")
+
+
+class FeedbackResponse(BaseModel):
+    request_id: str
+    snapshot: str = Field(description="the snapshot that gave the answer")
+    helpful: bool | None
+    recorded: int = Field(description="signals stored now (helpful included)")
+    duplicates: int = Field(description="signals stored already, by an earlier report: counted once")
+    signals: list[FeedbackSignalOut]
+
+
 # --- recall tracking -------------------------------------------------------------------------------------
 
 
@@ -567,10 +629,13 @@ class LabelledQueryIn(BaseModel):
         return out
 
 
+SET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # a query set's name
+
+
 class QuerySetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="the set's name; uploads version it")
+    name: str = Field(pattern=SET_NAME, description="the set's name; uploads version it")
     description: str | None = Field(default=None, max_length=2000)
     queries: list[LabelledQueryIn] = Field(min_length=1)
     principal: PrincipalIn | None = Field(default=None, description=(
@@ -604,6 +669,32 @@ class QuerySetResponse(BaseModel):
 class QuerySetListResponse(BaseModel):
     tenant: str
     query_sets: list[QuerySetResponse] = Field(description="every version of every set, by name then version")
+
+
+class FromFeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"min_signals": 3, "since": "2026-12-01T00:00:00Z"}]})
+
+    min_signals: int = Field(default=3, ge=1, le=1_000_000, description=(
+        "a document is relevant to a query when this many signals credit it, over the answers to that query"))
+    since: str | None = Field(default=None, max_length=64, description=(
+        "ISO 8601 date-time: only answers given since (default: every answer kept)"))
+    description: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("since")
+    @classmethod
+    def _date(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_date(v)
+        return v
+
+    def since_epoch(self) -> float:
+        return 0.0 if self.since is None else parse_date(self.since)
+
+
+class FromFeedbackResponse(QuerySetResponse):
+    answers: int = Field(description="answers with their query kept and signals, since `since`, looked at")
+    signals: int = Field(description="signals on their chunks and documents")
 
 
 class LabelledQueryOut(BaseModel):

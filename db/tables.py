@@ -385,6 +385,44 @@ usage_reports = Table(
     Index("usage_reports_by_tenant", "tenant", "reported_at"),
 )
 
+# --- answers and their feedback (eval/answers.py, eval/feedback.py), 0012 ------------------------------------------
+
+answers = Table(
+    "answers", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("request_id", Text, nullable=False),  # of the /retrieve answer
+    Column("reporter", Text, nullable=False),  # JSON [key id, user, [groups]]: who it was for, who alone reports on it
+    Column("snapshot", Text, nullable=False),  # that answered
+    # JSON eval.answers.Shown: the hits in rank order (chunk id, doc ids), the context passages, and each hit's arm
+    # (null until a rollout answers), so a signal on a hit is credited to its position and arm.
+    Column("shown", Text, nullable=False),
+    Column("rollout", Text),  # the rollout that answered; NULL: none
+    Column("query", Text),  # the query; NULL when SNAPDEX_FEEDBACK_KEEP_QUERIES is false, or for a batch
+    Column("answered_at", Epoch, nullable=False),
+    PrimaryKeyConstraint("tenant", "request_id", "reporter"),
+    Index("answers_by_time", "answered_at"),
+)
+
+feedback = Table(
+    "feedback", metadata,
+    Column("tenant", Text, nullable=False),
+    Column("request_id", Text, nullable=False),
+    Column("reporter", Text, nullable=False),  # as answers.reporter
+    # What the signal is about: "chunk:<id>", "doc:<id>", or "answer" (the answer as a whole: helpful or not).
+    Column("target", Text, nullable=False),
+    Column("signal", Text, nullable=False),  # cited | clicked | helpful | not_helpful
+    Column("via", Text, nullable=False),  # feedback (POST /feedback) | usage (POST /usage, MCP report_usage)
+    Column("chunk_id", Text),
+    Column("doc_id", Text),  # the document credited (a chunk's first); deleting it deletes the row
+    Column("position", Integer),  # 1-based rank of the hit in the answer (a document: its first hit's)
+    Column("arm", Text),  # the rollout arm that contributed the hit; NULL: no rollout
+    Column("snapshot", Text, nullable=False),
+    Column("reported_at", Epoch, nullable=False),
+    PrimaryKeyConstraint("tenant", "request_id", "reporter", "target", "signal"),  # the same signal twice: once
+    Index("feedback_by_doc", "tenant", "doc_id"),
+    Index("feedback_by_time", "tenant", "reported_at"),
+)
+
 # --- API keys (snapdex/keys.py) ----------------------------------------------------------------------------------
 
 api_keys = Table(

@@ -26,12 +26,14 @@ from sqlalchemy import Boolean, Connection, LargeBinary, Table, delete, func, se
 from db.engine import Database
 from db.migrate import current, history
 from db.tables import (
+    answers,
     api_keys,
     benchmarks,
     chunks,
     documents,
     eval_results,
     eval_runs,
+    feedback,
     gate_verdicts,
     job_documents,
     jobs,
@@ -51,13 +53,13 @@ VERSION = 1
 # Tables with a tenant column, parents before the children that point at them.
 TENANT_TABLES: tuple[Table, ...] = (documents, chunks, jobs, snapshots, live, switches, query_sets, eval_runs,
                                     gate_verdicts, retrieval_profiles, profile_live, profile_switches, tuning_runs,
-                                    api_keys)
+                                    api_keys, answers, feedback)
 # Children of a tenant's rows: (table, its column, the parent table whose id it holds).
 CHILDREN: tuple[tuple[Table, str, Table], ...] = (
     (job_documents, "job_id", jobs), (query_set_items, "set_id", query_sets), (eval_results, "run_id", eval_runs))
 ORDER: tuple[Table, ...] = (documents, chunks, jobs, job_documents, snapshots, live, switches, query_sets,
                             query_set_items, eval_runs, eval_results, gate_verdicts, retrieval_profiles, profile_live,
-                            profile_switches, tuning_runs, api_keys, benchmarks)
+                            profile_switches, tuning_runs, api_keys, answers, feedback, benchmarks)
 RESET_ON_IMPORT = {"jobs": {"claimed_by": None, "claim_expires_at": None}}  # claims of the old database's workers
 BATCH = 500
 

@@ -10,11 +10,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from db.engine import Database
 from db.tables import chunks as chunks_table
-from db.tables import documents
+from db.tables import documents, feedback
 from encoders.lexical import DEFAULT_LANGUAGE, term_counts
 from ingest.chunking import Chunk
 from ingest.tenants import TENANT_RE, check_tenant  # noqa: F401  (named here by the API)
@@ -184,14 +184,16 @@ class Catalog:
         return self.mark_deleted_many(tenant, [doc_id]) > 0
 
     def mark_deleted_many(self, tenant: str, doc_ids: Iterable[str]) -> int:
-        """Drop documents from the next snapshot (a source's items that are gone); how many were not deleted yet."""
-        d, ids, done = documents.c, sorted(set(doc_ids)), 0
+        """Drop documents from the next snapshot (a source's items that are gone), and the feedback crediting them;
+        how many were not deleted yet."""
+        d, f, ids, done = documents.c, feedback.c, sorted(set(doc_ids)), 0
         with self.db.tx() as conn:
             for i in range(0, len(ids), 500):
                 done += conn.execute(update(documents).where(d.tenant == tenant, d.doc_id.in_(ids[i:i + 500]),
                                                              d.status != "deleted")
                                      .values(status="deleted", chunk_hashes="[]", chunk_spans=None,
                                              updated_at=time.time())).rowcount
+                conn.execute(delete(feedback).where(f.tenant == tenant, f.doc_id.in_(ids[i:i + 500])))
         return done
 
     def documents(self, tenant: str, status: str | None = "indexed") -> Iterator[DocumentRow]:

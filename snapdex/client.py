@@ -25,7 +25,8 @@ from pydantic import BaseModel
 
 from api.schemas import (AccessIn, AccessResponse, ContextRequest, DocumentChunksResponse, DocumentListResponse, DocumentResponse,
                          DocumentSummary, EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse,
-                         EvalRunListResponse, EvalRunQueued, IngestRequest, IngestResponse, JobResponse,
+                         EvalRunListResponse, EvalRunQueued, FeedbackRequest, FeedbackResponse, FeedbackSignal,
+                         FromFeedbackRequest, FromFeedbackResponse, IngestRequest, IngestResponse, JobResponse,
                          PrincipalIn, QuerySetListResponse, QuerySetRequest, QuerySetResponse, RebuildResponse,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveOptions, RetrieveRequest,
                          RetrieveResponse, SnapshotListResponse, SwitchResponse, DeleteDocumentResponse, UsageRequest,
@@ -138,6 +139,15 @@ class _Operations:
                                     "principal": principal})
         return self._run(_Call("POST", "/usage", UsageResponse, {"json": body}))
 
+    def feedback(self, request_id: str, signals: Sequence[dict | FeedbackSignal] = (), helpful: bool | None = None,
+                 principal: dict | None = None):
+        """What became of an answer (its `request_id`): `signals` on its hits, each {"chunk_id" or "doc_id",
+        "signal": "cited" | "clicked" | "helpful" | "not_helpful"}, and whether it helped. Sending the same signal
+        again counts once. `principal`: with a service key, the end user the answer was for."""
+        body = _body(FeedbackRequest, {"request_id": request_id, "signals": list(signals), "helpful": helpful,
+                                       "principal": principal})
+        return self._run(_Call("POST", "/feedback", FeedbackResponse, {"json": body}))
+
     # --- documents
     # `principal` {"user", "groups"}: with a service key, the end user the documents are read for.
     def documents(self, limit: int = 50, cursor: str | None = None, filters: dict | None = None,
@@ -177,6 +187,13 @@ class _Operations:
     def upload_query_set(self, name: str, queries: Sequence[dict | BaseModel], description: str | None = None):
         body = _body(QuerySetRequest, {"name": name, "queries": list(queries), "description": description})
         return self._run(_Call("POST", "/eval/query-sets", QuerySetResponse, {"json": body}))
+
+    def query_set_from_feedback(self, name: str, min_signals: int = 3, since: str | None = None,
+                                description: str | None = None):
+        """A version of the set `name` made of the queries whose answers got positive feedback (`since`: ISO 8601)."""
+        body = _body(FromFeedbackRequest, {"min_signals": min_signals, "since": since, "description": description})
+        return self._run(_Call("POST", f"/eval/query-sets/{quote(name, safe='')}/from-feedback", FromFeedbackResponse,
+                               {"json": body}))
 
     def query_sets(self):
         return self._run(_Call("GET", "/eval/query-sets", QuerySetListResponse))

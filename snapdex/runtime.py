@@ -16,7 +16,9 @@ from encoders.lexical import BM25Params
 from eval.benchmarks import BenchmarkStore
 from eval.profiles import ProfileStore
 from eval.store import EvalStore
-from eval.usage import AnswerMemory, UsageLog
+from eval.answers import AnswerStore
+from eval.feedback import FeedbackLog
+from eval.usage import UsageLog
 from index_snapshots.access import AccessSync
 from index_snapshots.builder import LANGUAGES_KEY, IndexConfig, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
@@ -88,9 +90,19 @@ class Runtime:
         return WebhookStore(self.db, SecretBox(key_material(s.webhook_secret_key, s.data_dir)))
 
     @cached_property
-    def usage(self) -> UsageLog:
+    def answers(self) -> AnswerStore:
+        """The answers /retrieve gave and the signals on them: usage reports and feedback share it."""
         s = self.settings
-        return UsageLog(self.db, AnswerMemory(s.usage_window_s, s.usage_answers_kept, s.redis_url))
+        return AnswerStore(self.db, s.usage_window_s, s.feedback_window_s, s.feedback_keep_queries,
+                           s.feedback_retention_days)
+
+    @cached_property
+    def usage(self) -> UsageLog:
+        return UsageLog(self.db, self.answers)
+
+    @cached_property
+    def feedback(self) -> FeedbackLog:
+        return FeedbackLog(self.answers)
 
     @cached_property
     def deliverer(self) -> Deliverer:

@@ -190,10 +190,16 @@ class Settings(BaseSettings):
     # delete_document) are listed only when this is true; the reading tools always are.
     mcp_allow_writes: bool = False
     # Usage reports (report_usage over MCP, POST /usage): an answer may be reported on this long after it was given
-    # (0: never). Answers are remembered in Redis when SNAPDEX_REDIS_URL is set (every replica reads them), else in
-    # the process, at most `usage_answers_kept` of them (~1 KiB each at top_k 8).
+    # (0: never). Answers are remembered in the catalog (table answers), as for feedback: every replica reads them.
     usage_window_s: float = Field(default=3600.0, ge=0.0, le=7 * 86400.0, allow_inf_nan=False)
-    usage_answers_kept: int = Field(default=10_000, ge=0, le=10_000_000)
+    # Feedback (README, "Feedback"): POST /feedback may name an answer this long after it was given (0: never).
+    # Each answer is one catalog row (~1 KiB at top_k 8) kept twice the longer of the two windows, then dropped
+    # unless it got a signal; answers with signals, and the signals, are kept `feedback_retention_days`.
+    feedback_window_s: float = Field(default=86400.0, ge=0.0, le=30 * 86400.0, allow_inf_nan=False)
+    # The query text is kept with each answer (the catalog only, never a log line), so answers with positive signals
+    # can become labelled queries (POST /eval/query-sets/{name}/from-feedback). False: no query text is stored.
+    feedback_keep_queries: bool = True
+    feedback_retention_days: float = Field(default=90.0, gt=0.0, le=3650.0, allow_inf_nan=False)
 
     # Webhooks (README, "Webhooks"). URLs resolving to loopback, link-local or private addresses are refused unless
     # this is true (a service on an internal network, the tests).

@@ -26,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from db import Database
-from eval.usage import AnswerMemory, UsageLog
+from eval.usage import AnswerStore, UsageLog
 from tests.procs import REPO, auth, key_for, snapdex_serve, wait_until
 from tests.test_access import GROUPS, USERS, corpus, keys_cli, visible, word_index
 
@@ -431,13 +431,16 @@ def test_report_usage_records_what_an_answer_used_for_its_own_principal(served):
         return admin_answer, service_answer
 
     admin_answer, service_answer = asyncio.run(run())
-    reports = {r["request_id"]: r for r in UsageLog(Database(served.data / "catalog.sqlite3"),
-                                                    AnswerMemory(0, 0)).reports(TENANT)}
+    db = Database(served.data / "catalog.sqlite3")
+    usage = UsageLog(db, AnswerStore(db, 0, 0))
+    reports = {r["request_id"]: r for r in usage.reports(TENANT)}
     assert [c["ref"] for c in reports[admin_answer]["cited"]] == ["[2]"]  # replaced by the second report
     assert reports[service_answer]["reporter"][1:] == [principal["user"], principal["groups"]]
     assert reports[service_answer]["helpful"] is False and reports[service_answer]["snapshot"] == served.snapshot
-    assert len(reports) == 4 and not UsageLog(Database(served.data / "catalog.sqlite3"),
-                                              AnswerMemory(0, 0)).reports(OTHER)
+    assert len(reports) == 4 and not usage.reports(OTHER)
+    # report_usage records the same feedback signals as POST /feedback: the second report's citations only.
+    cited = [s for s in usage.answers.signals(TENANT, admin_answer) if s["target"] != "answer"]
+    assert [(s["signal"], s["via"], s["position"]) for s in cited] == [("cited", "usage", 2)]
 
 
 def test_write_tools_and_a_rate_limit(served):

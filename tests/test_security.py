@@ -101,6 +101,10 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         run_id = wait_until(lambda: next((r["id"] for r in c.get("/eval/runs", headers=A).json()["runs"]
                                           if r["status"] == "done"), None), 120, "alpha's evaluation run")
         before = c.post("/retrieve", json={"query": "ledger close"}, headers=A).json()
+        # Feedback of alpha's on that answer, enough for a query set of alpha's made of it.
+        r = c.post("/feedback", json={"request_id": before["request_id"], "helpful": True, "signals": [
+            {"chunk_id": before["hits"][0]["chunk_id"], "signal": "cited"}]}, headers=A)
+        assert r.status_code == 200 and r.json()["recorded"] == 2, r.text
         # Benchmarks are the service's, not a tenant's: the operator imports a run, which every key may read.
         r = c.post("/benchmarks", json=peer_run(), headers=auth(None))
         assert r.status_code == 201, r.text
@@ -152,6 +156,8 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
                 {"query": "quarter close", "context": {"max_tokens": 200}}]}}, {200, 404}),
             ("POST", "/usage"): ("/usage", {"json": {"request_id": before["request_id"], "cited": ["[1]"]}},
                                  {422}),  # alpha's answer is not one beta's key was given
+            ("POST", "/feedback"): ("/feedback", {"json": {"request_id": before["request_id"], "signals": [
+                {"doc_id": "ledger", "signal": "cited"}]}}, {422}),  # alpha's answer is not one of beta's
             ("GET", "/documents"): ("/documents", {}, {200}),  # beta's own (none yet): never alpha's
             ("GET", "/documents/{doc_id}"): ("/documents/ledger", {}, {404}),
             ("GET", "/documents/{doc_id}/chunks"): ("/documents/ledger/chunks", {}, {404}),
@@ -159,6 +165,8 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("GET", "/eval/query-sets"): ("/eval/query-sets", {}, {200}),
             ("GET", "/eval/query-sets/{name}"): ("/eval/query-sets/qa", {}, {404}),
             ("DELETE", "/eval/query-sets/{name}"): ("/eval/query-sets/qa", {}, {404}),
+            ("POST", "/eval/query-sets/{name}/from-feedback"): ("/eval/query-sets/qa/from-feedback",
+                                                                {"json": {"min_signals": 1}}, {422}),  # none of beta's
             ("POST", "/eval/runs"): ("/eval/runs", {"json": {"query_set": "qa"}}, {404}),
             ("GET", "/eval/runs"): ("/eval/runs", {}, {200}),
             ("GET", "/eval/runs/{run_id}"): (f"/eval/runs/{run_id}", {}, {404}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.auth import Principal
@@ -12,9 +12,9 @@ from api.deps import PrincipalDep, RuntimeDep, SettingsDep, TenantDep, ViewingTe
 from api.enqueue import enqueue
 from api.schemas import (
     EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse, EvalRunListResponse, EvalRunQueued,
-    EvalRunRequest, EvalRunResponse, check_query_chars, LabelledQueryOut, OverviewQuerySet, OverviewRun, QueryChange,
-    QueryResultOut, QuerySetDetailResponse, QuerySetListResponse, QuerySetRequest, QuerySetResponse,
-    SnapshotResponse, errors,
+    EvalRunRequest, EvalRunResponse, FromFeedbackRequest, FromFeedbackResponse, check_query_chars, LabelledQueryOut,
+    OverviewQuerySet, OverviewRun, QueryChange, QueryResultOut, QuerySetDetailResponse, QuerySetListResponse,
+    QuerySetRequest, QuerySetResponse, SET_NAME, SnapshotResponse, errors,
 )
 from api.strict import StrictRoute
 from eval.metrics import metric_names
@@ -42,12 +42,36 @@ async def upload_query_set(req: QuerySetRequest, rt: RuntimeDep, settings: Setti
         raise HTTPException(422, str(e)) from e
     queries = [LabelledQuery(q.id, q.text, q.judgments()) for q in req.queries]
     principal = req.principal.model_dump() if req.principal else None
-    ref, created = await run_in_threadpool(rt.evals.put_query_set, tenant, req.name, queries, req.description,
-                                           principal)
+    ref, created = await _put_set(rt, tenant, req.name, queries, req.description, principal, response)
+    return QuerySetResponse.from_ref(ref, created=created, evaluation="queued")
+
+
+async def _put_set(rt: Runtime, tenant: str, name: str, queries: list[LabelledQuery], description: str | None,
+                   principal: dict | None, response: Response):
+    """Store the set (200 when its newest version has the same content) and queue its evaluation."""
+    ref, created = await run_in_threadpool(rt.evals.put_query_set, tenant, name, queries, description, principal)
     if not created:
         response.status_code = 200
     await run_in_threadpool(enqueue, "evaluate", tenant, ref.name)  # score the kept snapshots on it
-    return QuerySetResponse.from_ref(ref, created=created, evaluation="queued")
+    return ref, created
+
+
+@router.post("/query-sets/{name}/from-feedback", response_model=FromFeedbackResponse, status_code=201,
+             summary="Make a query set of the queries whose answers got positive feedback, and the documents credited",
+             responses={200: {"description": "same content as the newest version: nothing new stored"}})
+async def query_set_from_feedback(name: Annotated[str, Path(pattern=SET_NAME)], req: FromFeedbackRequest,
+                                  rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep,
+                                  response: Response) -> FromFeedbackResponse:
+    labels = await run_in_threadpool(rt.feedback.labels, tenant, req.min_signals, req.since_epoch(),
+                                     settings.max_queries_per_set)
+    if not labels.queries:
+        keep = "" if settings.feedback_keep_queries else " (SNAPDEX_FEEDBACK_KEEP_QUERIES is false: no query is kept)"
+        raise HTTPException(422, f"no query has a document credited by min_signals={req.min_signals} signals in "
+                                 f"{labels.answers} answers with feedback since {req.since or 'the first kept'}"
+                                 f"{keep}")
+    ref, created = await _put_set(rt, tenant, name, labels.queries, req.description, None, response)
+    return FromFeedbackResponse(**QuerySetResponse.from_ref(ref, created=created, evaluation="queued").model_dump(),
+                                answers=labels.answers, signals=labels.signals)
 
 
 @router.get("/query-sets", response_model=QuerySetListResponse, summary="Every version of every query set")

@@ -15,7 +15,7 @@ from api.strict import StrictRoute
 from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveHit, RetrieveRequest, RetrieveResponse,
                          check_query_chars, errors)
-from eval.usage import Shown, reporter
+from eval.answers import Shown, reporter
 from index_snapshots.querying import Answer
 from retrieval.context import Context
 from retrieval.types import Candidate
@@ -70,15 +70,19 @@ def _shown(response: RetrieveResponse) -> Shown:
 
 def _answered(rt, tenant: str, request_id: str, key_id: str | None, calls: list[dict],
               answers: list[Answer]) -> list[RetrieveResponse]:
-    """The answers as responses, each remembered for usage reports (eval/usage.py) under whom it was for; a batch's
-    answers to one principal as one, since they share the request id."""
+    """The answers as responses, each remembered for usage reports and feedback (eval/answers.py) under whom it was
+    for, with its query; a batch's answers to one principal as one, since they share the request id (and so with no
+    query: it would be ambiguous)."""
     responses = [_response(a, request_id) for a in answers]
     shown: dict[str, tuple[list, list[Shown]]] = {}
     for call, response in zip(calls, responses):
         who = reporter(key_id, call["reader"])
         shown.setdefault(json.dumps(who), (who, []))[1].append(_shown(response))
     for who, each in shown.values():
-        rt.usage.remember(tenant, request_id, who, each[0] if len(answers) == 1 else Shown.merged(each))
+        if len(answers) == 1:
+            rt.answers.remember(tenant, request_id, who, each[0], calls[0]["query"])
+        else:
+            rt.answers.remember(tenant, request_id, who, Shown.merged(each))
     return responses
 
 

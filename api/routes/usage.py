@@ -1,27 +1,40 @@
+"""What became of /retrieve answers: usage reports (POST /usage, MCP's report_usage) and feedback (POST /feedback),
+recorded into one store (eval/answers.py)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, reader_of
-from api.schemas import UsageRequest, UsageResponse, errors
+from api.schemas import FeedbackRequest, FeedbackResponse, UsageRequest, UsageResponse, errors
 from api.strict import StrictRoute
-from eval.usage import MemoryUnavailable, UsageRefused, reporter
+from eval.answers import Refused, reporter
 
 router = APIRouter(tags=["retrieve"], responses=errors(403, 422, 503), route_class=StrictRoute)
+
+
+async def _report(record, body: UsageRequest | FeedbackRequest, settings, tenant: str, principal, *args) -> dict:
+    # Whom the report is from, by the rules /retrieve reads by: a user key is its own principal, a service key names
+    # the one the answer was for. Only that key and principal find the answer (eval/answers.py).
+    who = reporter(principal.key_id, reader_of(principal, tenant, settings, body.principal))
+    try:
+        return await run_in_threadpool(record, tenant, body.request_id, who, *args)
+    except Refused as e:
+        raise HTTPException(status_code=422, detail=str(e)) from e
 
 
 @router.post("/usage", response_model=UsageResponse,
              summary="Report which parts of a /retrieve answer the answer written from it used (cited passages)")
 async def report_usage(body: UsageRequest, rt: RuntimeDep, settings: SettingsDep, tenant: ReadingTenantDep,
                        principal: PrincipalDep) -> UsageResponse:
-    # Whom the report is from, by the rules /retrieve reads by: a user key is its own principal, a service key names
-    # the one the answer was for. Only that key and principal find the answer (eval/usage.py).
-    who = reporter(principal.key_id, reader_of(principal, tenant, settings, body.principal))
-    try:
-        report = await run_in_threadpool(rt.usage.report, tenant, body.request_id, who, body.cited, body.helpful)
-    except UsageRefused as e:
-        raise HTTPException(status_code=422, detail=str(e)) from e
-    except MemoryUnavailable as e:
-        raise HTTPException(status_code=503, detail=str(e), headers={"Retry-After": "1"}) from e
-    return UsageResponse(**report)
+    return UsageResponse(**await _report(rt.usage.report, body, settings, tenant, principal, body.cited,
+                                         body.helpful))
+
+
+@router.post("/feedback", response_model=FeedbackResponse,
+             summary="Report what became of a /retrieve answer: the hits cited, clicked or judged, and if it helped")
+async def post_feedback(body: FeedbackRequest, rt: RuntimeDep, settings: SettingsDep, tenant: ReadingTenantDep,
+                        principal: PrincipalDep) -> FeedbackResponse:
+    return FeedbackResponse(**await _report(rt.feedback.record, body, settings, tenant, principal,
+                                            [s.target() for s in body.signals], body.helpful))

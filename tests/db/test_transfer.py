@@ -10,7 +10,9 @@ import shutil
 import pytest
 
 from db import open_catalog
+from db.tables import answers, feedback
 from db.transfer import ImportRefused, export, import_, tenants
+from eval.answers import AnswerStore, Shown, reporter
 from eval.benchmarks import BenchmarkStore
 from eval.store import EvalStore, LabelledQuery
 from index_snapshots.manifest import Manifest
@@ -85,6 +87,28 @@ def test_an_import_over_a_tenant_that_has_rows_needs_replace(legacy, catalog_db)
     import_(catalog_db, io.StringIO(buf.getvalue()), replace=True)
     expected = json.loads(EXPECTED.read_text())["expected"]["tenants"]["beta"]["unsettled"]
     assert JobStore(catalog_db).unsettled() == expected
+
+
+def test_a_tenants_answers_and_feedback_move_with_it_and_a_replacing_import_deletes_them(legacy, catalog_db):
+    who, shown = reporter("k1", None), Shown("snap", [["c1", ["d1"]]])
+    kept = AnswerStore(legacy, 0, 86400)
+    kept.remember("beta", "r1", who, shown, "the query")
+    kept.record("beta", "r1", who, shown, [("chunk", "c1", "cited")], True, via="feedback")
+    buf = io.StringIO()
+    counts = export(legacy, buf, ["beta"])
+    assert (counts["answers"], counts["feedback"]) == (1, 2)
+    import_(catalog_db, io.StringIO(buf.getvalue()))
+    moved = AnswerStore(catalog_db, 0, 86400)
+    assert moved.signals("beta") == kept.signals("beta") and moved.recall("beta", "r1", who, "feedback").query == \
+        "the query"
+    # The tenant replaced by an export made once its feedback was gone: none is left.
+    with legacy.tx() as conn:
+        conn.execute(feedback.delete())
+        conn.execute(answers.delete())
+    buf = io.StringIO()
+    export(legacy, buf, ["beta"])
+    import_(catalog_db, io.StringIO(buf.getvalue()), replace=True)
+    assert moved.signals("beta") == [] and catalog_db.all(answers.select()) == []
 
 
 @pytest.mark.parametrize("text, says", [

@@ -1,5 +1,5 @@
-"""Usage reports (eval/usage.py) on both catalogs, with recent answers remembered in the process and in a real
-redis-server (shared by two "replicas"): what a report may cite, who may report, and the row it leaves."""
+"""Usage reports (eval/usage.py) on both catalogs, with recent answers remembered in the catalog (eval/answers.py,
+shared by two "replicas"): what a report may cite, who may report, the row it leaves and the signals it records."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from eval.usage import AnswerMemory, Shown, UsageLog, UsageRefused, reporter
+from eval.usage import AnswerStore, Shown, UsageLog, UsageRefused, reporter
 from ingest.access import Reader
-from tests.procs import redis_server
 
 ALICE = reporter("k_service", Reader.of("alice@acme", ["hr", "eng"], True))
 BOB = reporter("k_service", Reader.of("bob@acme", [], True))
@@ -40,44 +39,48 @@ def test_what_an_answer_lets_a_report_cite():
     assert Shown.from_json(with_context.to_json()) == with_context
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["in-process", "redis"])
-def test_reports_only_from_whom_the_answer_was_for(catalog_db, tmp_path, shared):
-    def run(memory: AnswerMemory, other: AnswerMemory) -> None:
-        log = UsageLog(catalog_db, memory)
-        log.remember("acme", "req1", ALICE, answer(True))
-        # Another replica finds it through Redis; in process, only the process that answered.
-        assert (other.recall("acme", "req1", ALICE) is not None) is shared
-        for tenant, who, request_id in (("acme", BOB, "req1"), ("globex", ALICE, "req1"), ("acme", ALICE, "req2"),
-                                        ("acme", reporter("k_other", Reader.of("alice@acme", ["eng", "hr"], True)),
-                                         "req1")):
-            with pytest.raises(UsageRefused, match="not an answer this key and principal were given"):
-                log.report(tenant, request_id, who, ["[1]"], None)
-        first = log.report("acme", "req1", ALICE, ["[1]"], True)
-        assert (first["snapshot"], first["replaced"], first["cited"][0]["chunk_ids"]) == ("snap", False, ["c1", "c3"])
-        again = UsageLog(catalog_db, other if shared else memory).report("acme", "req1", ALICE, ["[2]"], None)
-        assert again["replaced"]
-        [row] = log.reports("acme")
-        assert row["reporter"] == ALICE and row["helpful"] is None and [c["ref"] for c in row["cited"]] == ["[2]"]
-        assert row["answered_at"] <= row["reported_at"] <= time.time() and log.reports("globex") == []
-
-    if not shared:
-        run(AnswerMemory(3600, 100), AnswerMemory(3600, 100))
-        return
-    with redis_server(tmp_path / "redis") as url:
-        run(AnswerMemory(3600, 0, url), AnswerMemory(3600, 0, url))
+def test_reports_only_from_whom_the_answer_was_for(catalog_db):
+    # Two "replicas" (two stores on one catalog): an answer one gave, the other finds.
+    memory, other = AnswerStore(catalog_db, 3600, 0), AnswerStore(catalog_db, 3600, 0)
+    log = UsageLog(catalog_db, memory)
+    memory.remember("acme", "req1", ALICE, answer(True), "the query")
+    assert other.recall("acme", "req1", ALICE, "usage").shown == answer_row(catalog_db)
+    for tenant, who, request_id, why in (
+            ("acme", BOB, "req1", "answered for another key or principal"),
+            ("globex", ALICE, "req1", "no answer of this tenant has that id"),
+            ("acme", ALICE, "req2", "no answer of this tenant has that id"),
+            ("acme", reporter("k_other", Reader.of("alice@acme", ["eng", "hr"], True)), "req1", "another key")):
+        with pytest.raises(UsageRefused, match=f"not an answer this key and principal were given.*{why}"):
+            log.report(tenant, request_id, who, ["[1]"], None)
+    first = log.report("acme", "req1", ALICE, ["[1]"], True)
+    assert (first["snapshot"], first["replaced"], first["cited"][0]["chunk_ids"]) == ("snap", False, ["c1", "c3"])
+    again = UsageLog(catalog_db, other).report("acme", "req1", ALICE, ["[2]"], None)
+    assert again["replaced"]
+    [row] = log.reports("acme")
+    assert row["reporter"] == ALICE and row["helpful"] is None and [c["ref"] for c in row["cited"]] == ["[2]"]
+    assert row["answered_at"] <= row["reported_at"] <= time.time() and log.reports("globex") == []
+    # The same citations are feedback signals: the second report's replace the first's; the answer's helpful stays.
+    assert sorted((s["target"], s["signal"], s["via"], s["position"]) for s in memory.signals("acme")) == [
+        ("answer", "helpful", "usage", None), ("chunk:c2", "cited", "usage", 2)]
 
 
-def test_the_window_and_the_bound():
-    short = AnswerMemory(1.0, 100)
+def answer_row(db) -> Shown:
+    from db.tables import answers
+
+    return Shown.from_json(db.first(answers.select())["shown"])
+
+
+def test_the_window(tmp_path):
+    from db import open_catalog
+
+    db = open_catalog(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    short = AnswerStore(db, 1.0, 0)
     short.remember("acme", "req1", ALICE, answer(False))
-    assert short.recall("acme", "req1", ALICE) is not None
+    assert short.recall("acme", "req1", ALICE, "usage") is not None
     time.sleep(1.1)
-    assert short.recall("acme", "req1", ALICE) is None  # past SNAPDEX_USAGE_WINDOW_S
-    small = AnswerMemory(3600, 2)
-    for i in range(3):
-        small.remember("acme", f"req{i}", ALICE, answer(False))
-    assert [small.recall("acme", f"req{i}", ALICE) is not None for i in range(3)] == [False, True, True]
-    off = AnswerMemory(0, 100)
-    off.remember("acme", "req1", ALICE, answer(False))
+    with pytest.raises(UsageRefused, match="in the last 1 s \\(SNAPDEX_USAGE_WINDOW_S\\): it was answered 1 s ago"):
+        short.recall("acme", "req1", ALICE, "usage")  # past SNAPDEX_USAGE_WINDOW_S
+    off = AnswerStore(db, 0, 0)
+    off.remember("acme", "req2", ALICE, answer(False))
     with pytest.raises(UsageRefused, match="usage reports are off"):
-        UsageLog(None, off).report("acme", "req1", ALICE, [], None)
+        UsageLog(db, off).report("acme", "req2", ALICE, [], None)
