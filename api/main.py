@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for module in (ingest, jobs, documents, snapshots, retrieve, usage, evaluation, tuning, webhooks, sources,
                    dashboard, metrics, benchmarks):
         app.include_router(module.router, responses=errors(401, 403))
+    app.include_router(evaluation.contract_router, responses=errors(401, 403))
     app.include_router(health.router)  # /ready is keyed too: it declares its own 401
     # MCP over Streamable HTTP (api/mcp_server/): an ASGI route behind the same middleware, not in the OpenAPI document.
     app.state.mcp = McpEndpoint(app, settings)

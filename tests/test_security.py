@@ -167,6 +167,8 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             ("DELETE", "/eval/query-sets/{name}"): ("/eval/query-sets/qa", {}, {404}),
             ("POST", "/eval/query-sets/{name}/from-feedback"): ("/eval/query-sets/qa/from-feedback",
                                                                 {"json": {"min_signals": 1}}, {422}),  # none of beta's
+            ("POST", "/query-sets/{name}/from-feedback"): ("/query-sets/qa/from-feedback",
+                                                           {"json": {"min_signals": 1}}, {422}),  # the same route
             ("POST", "/eval/runs"): ("/eval/runs", {"json": {"query_set": "qa"}}, {404}),
             ("GET", "/eval/runs"): ("/eval/runs", {}, {200}),
             ("GET", "/eval/runs/{run_id}"): (f"/eval/runs/{run_id}", {}, {404}),

@@ -56,9 +56,16 @@ async def _put_set(rt: Runtime, tenant: str, name: str, queries: list[LabelledQu
     return ref, created
 
 
-@router.post("/query-sets/{name}/from-feedback", response_model=FromFeedbackResponse, status_code=201,
-             summary="Make a query set of the queries whose answers got positive feedback, and the documents credited",
-             responses={200: {"description": "same content as the newest version: nothing new stored"}})
+# Issue 35 names this route without the /eval prefix the other query-set routes have: both paths serve it.
+contract_router = APIRouter(tags=["evaluation"], responses=errors(400, 404, 422, 503), route_class=StrictRoute)
+FROM_FEEDBACK = dict(response_model=FromFeedbackResponse, status_code=201,
+                     summary="Make a query set of the queries whose answers got positive feedback, and the documents "
+                             "credited",
+                     responses={200: {"description": "same content as the newest version: nothing new stored"}})
+
+
+@contract_router.post("/query-sets/{name}/from-feedback", **FROM_FEEDBACK)
+@router.post("/query-sets/{name}/from-feedback", **FROM_FEEDBACK)
 async def query_set_from_feedback(name: Annotated[str, Path(pattern=SET_NAME)], req: FromFeedbackRequest,
                                   rt: RuntimeDep, settings: SettingsDep, tenant: TenantDep,
                                   response: Response) -> FromFeedbackResponse:
