@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from numbers import Integral
 from typing import Sequence
 
+from errors import InvalidInput
+
 Qrels = dict[str, dict[str, int]]  # query id -> {doc id: graded relevance (> 0 relevant)}
 Run = dict[str, list[str]]  # query id -> ranked doc ids, best first
 
@@ -267,7 +269,7 @@ def evaluate(
 def _cutoff(metric: str) -> int:
     _, sep, k = metric.rpartition("@")
     if not sep or not k.isdigit() or int(k) < 1:
-        raise ValueError(f"metric must be named 'name@k' with k >= 1, got {metric!r}")
+        raise InvalidInput(f"metric must be named 'name@k' with k >= 1, got {metric!r}")
     return int(k)
 
 

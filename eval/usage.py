@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from db.engine import Database
 from db.tables import usage_reports
+from errors import InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,11 @@ LABEL = re.compile(r"\[([0-9]{1,6})\]")  # a citation label, as answers number h
 U = usage_reports.c
 
 
-class UsageRefused(ValueError):
+class UsageRefused(InvalidInput):
     """A report on an answer its reporter was not given, or naming what that answer did not hold."""
 
 
-class MemoryUnavailable(RuntimeError):
+class MemoryUnavailable(Unavailable):
     """Redis, where recent answers are remembered, did not answer."""
 
 

@@ -10,24 +10,26 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from errors import InvalidInput
+
 
 def check_public_url(url: str, allow_private: bool, what: str, setting: str) -> str:
     """The URL if it may be reached; ValueError saying why not otherwise (`what` names the URL in the message,
     `setting` the operator's switch that allows private addresses)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{what} {url!r} must be an absolute http:// or https:// URL with a host")
+        raise InvalidInput(f"{what} {url!r} must be an absolute http:// or https:// URL with a host")
     if allow_private:
         return url
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, ValueError) as e:
-        raise ValueError(f"{what} host {parts.hostname!r} does not resolve: {e}") from e
+        raise InvalidInput(f"{what} host {parts.hostname!r} does not resolve: {e}") from e
     for *_, sockaddr in infos:
         addr = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
         if not addr.is_global or addr.is_multicast:
-            raise ValueError(f"{what} host {parts.hostname!r} resolves to {addr}, a loopback, link-local or "
+            raise InvalidInput(f"{what} host {parts.hostname!r} resolves to {addr}, a loopback, link-local or "
                              f"private address; allowed: public addresses only (an operator may allow private "
                              f"ones with {setting}=true)")
     return url
@@ -37,6 +39,6 @@ def check_webhook_url(url: str, allow_private: bool) -> str:
     """The URL if it may be used; ValueError saying why not otherwise."""
     parts = urlsplit(url)
     if parts.scheme in ("http", "https") and (parts.username or parts.password):
-        raise ValueError("webhook url must not carry credentials (user:password@); authenticate receivers with the "
+        raise InvalidInput("webhook url must not carry credentials (user:password@); authenticate receivers with the "
                          "signature instead")
     return check_public_url(url, allow_private, "webhook url", "SNAPDEX_WEBHOOK_ALLOW_PRIVATE")
