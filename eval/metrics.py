@@ -295,7 +295,7 @@ def compare(before: list[QueryResult], after: list[QueryResult], metric: str) ->
     for label, results in (("before", before), ("after", after)):
         for r in results:
             if metric not in r.metrics:
-                raise ValueError(
+                raise InvalidInput(
                     f"metric {metric!r} missing from {label} result of query {r.query_id!r}; "
                     f"available: {sorted(r.metrics)}"
                 )

@@ -145,9 +145,10 @@ class SourceStore:
         try:
             return json.loads(self.box.open(row.sealed))
         except ValueError as e:
-            raise SealedUnderAnotherKey("this source's credentials were sealed under another key: SNAPDEX_WEBHOOK_SECRET_KEY (or "
-                             "<data_dir>/webhook-secret.key) changed since they were given; send them again with "
-                             "PATCH /sources/{id}") from e
+            raise SealedUnderAnotherKey(
+                "this source's credentials were sealed under another key: SNAPDEX_WEBHOOK_SECRET_KEY (or "
+                "<data_dir>/webhook-secret.key) changed since they were given; send them again with "
+                "PATCH /sources/{id}") from e
 
     def _named(self, row: SourceRow) -> SourceRow:
         try:
