@@ -350,7 +350,7 @@ QUERY_CHARS_CEILING = 200_000
 def check_query_chars(text: str, limit: int, what: str = "query") -> str:
     if len(text) > limit:
         raise InvalidInput(f"{what} is {len(text):,} characters, over this service's limit of {limit:,} "
-                         "(SNAPDEX_MAX_QUERY_CHARS)")
+                           "(SNAPDEX_MAX_QUERY_CHARS)")
     return text
 
 

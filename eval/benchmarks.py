@@ -34,7 +34,7 @@ class BenchmarkTooLarge(TooLarge):
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME.match(name):
         raise InvalidInput(f"benchmark name {name!r} must be 1-64 characters of letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
+                           "starting with a letter or digit")
     return name
 
 

@@ -268,7 +268,7 @@ def evaluate(
 
 def _cutoff(metric: str) -> int:
     _, sep, k = metric.rpartition("@")
-    if not sep or not k.isdigit() or int(k) < 1:
+    if not sep or not k.isdecimal() or int(k) < 1:  # isdigit() passes '²', which int() refuses
         raise InvalidInput(f"metric must be named 'name@k' with k >= 1, got {metric!r}")
     return int(k)
 

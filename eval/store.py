@@ -88,7 +88,7 @@ class Verdict:
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME.match(name):
         raise InvalidInput(f"query set name {name!r} must be 1-128 characters of letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
+                           "starting with a letter or digit")
     return name
 
 

@@ -181,7 +181,7 @@ class ProfileTuner:
             sets = [s for s in sets if s.name in request.query_sets]
         if not sets:
             raise InvalidInput(f"tenant {tenant} has no labelled query set: upload one with POST /eval/query-sets "
-                              "(without one, the tenant is served the global default)")
+                               "(without one, the tenant is served the global default)")
         queries, qrels = {}, {}
         for s in sets:
             for q in self.evals.queries(s.id):
@@ -189,7 +189,7 @@ class ProfileTuner:
                 qrels[f"{s.name}/{q.id}"] = q.relevant
         if len(queries) < max(MIN_QUERIES, request.folds):
             raise InvalidInput(f"tuning needs at least {max(MIN_QUERIES, request.folds)} labelled queries; tenant "
-                             f"{tenant} has {len(queries)} in {', '.join(s.name for s in sets)}")
+                               f"{tenant} has {len(queries)} in {', '.join(s.name for s in sets)}")
         return queries, qrels
 
     def run(self, tenant: str, tuning_id: str) -> dict:

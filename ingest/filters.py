@@ -73,7 +73,7 @@ def parse_request_filters(filters: dict | None) -> list[Condition]:
                 raise InvalidInput(f"filter {key!r} takes a string or a non-empty list of strings, got {value!r}")
         elif field == key or not _FIELD.fullmatch(field):
             raise InvalidInput(f"filter key {key[:200]!r} is not a filterable field; filter on {ALLOWED} (a metadata "
-                             "field named by 1-128 letters, digits, '_' or '-')")
+                               "field named by 1-128 letters, digits, '_' or '-')")
         out.append(condition(key, value))
     return out
 

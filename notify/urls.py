@@ -13,10 +13,17 @@ from urllib.parse import urlsplit
 from errors import InvalidInput
 
 
+def _split(url: str):
+    try:
+        return urlsplit(url)
+    except ValueError as e:  # an unclosed [IPv6] host, a host that NFKC turns into a delimiter: said as urllib says it
+        raise InvalidInput(str(e)) from e
+
+
 def check_public_url(url: str, allow_private: bool, what: str, setting: str) -> str:
-    """The URL if it may be reached; ValueError saying why not otherwise (`what` names the URL in the message,
+    """The URL if it may be reached; InvalidInput saying why not otherwise (`what` names the URL in the message,
     `setting` the operator's switch that allows private addresses)."""
-    parts = urlsplit(url)
+    parts = _split(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(f"{what} {url!r} must be an absolute http:// or https:// URL with a host")
     if allow_private:
@@ -30,15 +37,15 @@ def check_public_url(url: str, allow_private: bool, what: str, setting: str) -> 
         addr = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
         if not addr.is_global or addr.is_multicast:
             raise InvalidInput(f"{what} host {parts.hostname!r} resolves to {addr}, a loopback, link-local or "
-                             f"private address; allowed: public addresses only (an operator may allow private "
-                             f"ones with {setting}=true)")
+                               f"private address; allowed: public addresses only (an operator may allow private "
+                               f"ones with {setting}=true)")
     return url
 
 
 def check_webhook_url(url: str, allow_private: bool) -> str:
-    """The URL if it may be used; ValueError saying why not otherwise."""
-    parts = urlsplit(url)
+    """The URL if it may be used; InvalidInput saying why not otherwise."""
+    parts = _split(url)
     if parts.scheme in ("http", "https") and (parts.username or parts.password):
         raise InvalidInput("webhook url must not carry credentials (user:password@); authenticate receivers with the "
-                         "signature instead")
+                           "signature instead")
     return check_public_url(url, allow_private, "webhook url", "SNAPDEX_WEBHOOK_ALLOW_PRIVATE")

@@ -94,7 +94,7 @@ def _tiktoken(name: str):
             return tiktoken.get_encoding(name)
         except Exception as e:
             raise InvalidInput(f"tokenizer {name!r} is not available offline here ({type(e).__name__}); "
-                             f"available: 'embedder', {', '.join(map(repr, available_tiktoken()))}") from e
+                               f"available: 'embedder', {', '.join(map(repr, available_tiktoken()))}") from e
         finally:
             if before is None:
                 del os.environ["TIKTOKEN_CACHE_DIR"]

@@ -25,7 +25,7 @@ def parse(value: object, min_interval_s: float) -> dict | None:
         fields = value.split()
         if len(fields) != 5:
             raise _refused(f"schedule {value!r} is not a cron expression of five fields (minute hour day-of-month "
-                             "month day-of-week), e.g. \"*/30 * * * *\"")
+                           "month day-of-week), e.g. \"*/30 * * * *\"")
         try:
             _crontab(value)
         except (ValueError, IndexError, KeyError) as e:
@@ -35,7 +35,7 @@ def parse(value: object, min_interval_s: float) -> dict | None:
         every = value["every_s"]
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not min_interval_s <= every <= MAX_EVERY_S:
             raise _refused(f"schedule every_s must be a number of seconds in [{min_interval_s:g}, {MAX_EVERY_S}] "
-                             "(SNAPDEX_SOURCE_MIN_INTERVAL_S is the least)")
+                           "(SNAPDEX_SOURCE_MIN_INTERVAL_S is the least)")
         return {"every_s": every}
     raise _refused('schedule must be a cron expression ("*/30 * * * *"), {"every_s": seconds}, or null')
 

@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from errors import InvalidInput
+from eval.metrics import drilldown
 from store.base import StoreUnavailable
 from tests.helpers import ingest, make_runtime, text_doc
 
@@ -76,3 +78,8 @@ def test_real_input_errors_keep_their_status_and_detail(served):
         "msg": "schedule 'every day' is not a cron expression of five fields (minute hour day-of-month month "
                "day-of-week), e.g. \"*/30 * * * *\""}]
     assert client.get("/snapshots", headers={"X-Tenant": "Bad Name"}).status_code == 422
+    # A library's own ValueError on input (urllib, int()) is turned into InvalidInput where it is met, not a 500.
+    r = client.post("/webhooks", json={"url": "http://[::1/hook", "events": ["snapshot.held"]})
+    assert (r.status_code, r.json()) == (422, {"detail": "Invalid IPv6 URL"})
+    with pytest.raises(InvalidInput, match="metric must be named 'name@k'"):
+        drilldown([], [], "recall@²", {})

@@ -30,8 +30,9 @@ def _cursor(doc_id: str) -> str:
 def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
-    try:
-        after = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    try:  # b64decode takes ASCII text only (a ValueError otherwise): a cursor this service gave is
+        after = (base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+                 if cursor.isascii() else None)
     except (binascii.Error, UnicodeDecodeError):
         after = None
     # No id holds a NUL: not a cursor this service gave (and PostgreSQL could not compare it).
