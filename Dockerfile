@@ -29,6 +29,7 @@ COPY index_snapshots ./index_snapshots
 COPY eval ./eval
 COPY api ./api
 COPY workers ./workers
+COPY errors ./errors
 RUN pip install --no-cache-dir .
 # The ONNX models (SNAPDEX_EMBEDDER_BACKEND, default onnx-int8) exported once, at build time, into the image.
 ENV SNAPDEX_MODELS_DIR=/opt/snapdex/models

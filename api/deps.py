@@ -83,10 +83,7 @@ def tenant_of(principal: Principal, named: str | None, scopes: tuple[str, ...] =
         raise HTTPException(status_code=403, detail="an operator key reaches the service-wide routes only "
                                                     "(/metrics, /ready, /benchmarks); use a tenant's key for its data")
     if named is not None:
-        try:
-            check_tenant(named)
-        except ValueError as e:
-            raise HTTPException(status_code=422, detail=str(e)) from e
+        check_tenant(named)  # InvalidInput: a 422 saying what a tenant may be called
         if named != principal.tenant:
             raise HTTPException(status_code=403, detail=(
                 f"this API key belongs to tenant {principal.tenant!r}, not {named!r}" if principal.key_id else

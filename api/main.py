@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from api.metrics import HttpMetrics, RequestMetricsMiddleware, registry_for
 from api.auth import AuthMiddleware
 from api.document_paths import DocumentPaths
+from api import errors as domain_errors
 from api.mcp_server.http import McpEndpoint
 from api.ratelimit import RateLimits
 from api.schemas import errors
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="snapdex", version="0.1.0", lifespan=lifespan,
                   description="RAG indexing and retrieval: versioned, measured, snapshot-hashed Qdrant indexes.")
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    domain_errors.install(app)  # InvalidInput, NotFound, Conflict, Unavailable: their statuses (api/errors.py)
     app.state.max_request_bytes = settings.max_request_bytes  # every request body (api/strict.py)
     # One registry per app: request timings from this process, the rest read from the catalog at scrape time.
     app.state.metrics = CollectorRegistry()

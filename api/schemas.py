@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from errors import InvalidInput
 from eval.benchmarks import parse_date
 from ingest.access import MAX_NAME_CHARS, MAX_NAMES, normalize_access
 from ingest.ids import CONTROL, MAX_ID_CHARS, check_id, describe
@@ -348,8 +349,8 @@ QUERY_CHARS_CEILING = 200_000
 
 def check_query_chars(text: str, limit: int, what: str = "query") -> str:
     if len(text) > limit:
-        raise ValueError(f"{what} is {len(text):,} characters, over this service's limit of {limit:,} "
-                         "(SNAPDEX_MAX_QUERY_CHARS)")
+        raise InvalidInput(f"{what} is {len(text):,} characters, over this service's limit of {limit:,} "
+                           "(SNAPDEX_MAX_QUERY_CHARS)")
     return text
 
 

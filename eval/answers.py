@@ -25,6 +25,7 @@ from sqlalchemy import Connection, and_, delete, exists, select
 
 from db.engine import Database
 from db.tables import answers, feedback
+from errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ SIGNALS = ("cited", "clicked", "helpful", "not_helpful")
 PURGE_EVERY_S = 60.0
 
 
-class Refused(ValueError):
+class Refused(InvalidInput):
     """A report on an answer its reporter was not given (in the window), or naming what that answer did not hold."""
 
 

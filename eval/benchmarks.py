@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from db.engine import Database
 from db.tables import benchmarks
+from errors import InvalidInput, TooLarge
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
@@ -26,14 +27,14 @@ MAX_BODY_BYTES = 2 * 1024 * 1024  # peers.json is ~10 KB; profiles included, wel
 DEFAULT, FIRST_STAGE, PEER = "snapdex default", "snapdex first stage", "peer"
 
 
-class BenchmarkTooLarge(ValueError):
+class BenchmarkTooLarge(TooLarge):
     pass
 
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME.match(name):
-        raise ValueError(f"benchmark name {name!r} must be 1-64 characters of letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
+        raise InvalidInput(f"benchmark name {name!r} must be 1-64 characters of letters, digits, '.', '_' or '-', "
+                           "starting with a letter or digit")
     return name
 
 
@@ -42,7 +43,7 @@ def parse_date(value: str) -> float:
     try:
         when = datetime.fromisoformat(value)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"date {value!r} is not an ISO 8601 date-time (e.g. 2026-11-25T03:36:13+00:00)") from e
+        raise InvalidInput(f"date {value!r} is not an ISO 8601 date-time (e.g. 2026-11-25T03:36:13+00:00)") from e
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return when.timestamp()
@@ -105,15 +106,15 @@ class BenchmarkStore:
         check_name(name)
         date, commit = _get(body, "date"), _get(body, "git", "commit")
         if not isinstance(date, str):
-            raise ValueError("date: missing; the run's ISO 8601 date-time is required")
+            raise InvalidInput("date: missing; the run's ISO 8601 date-time is required")
         if not isinstance(commit, str) or not COMMIT.match(commit):
-            raise ValueError(f"git.commit: {commit!r} is not a git commit (7-40 of 0-9a-f)")
+            raise InvalidInput(f"git.commit: {commit!r} is not a git commit (7-40 of 0-9a-f)")
         run_at = parse_date(date)
         machine = body.get("machine") if isinstance(body.get("machine"), str) else None
         try:
             text = json.dumps(body, allow_nan=False, separators=(",", ":"))
         except ValueError as e:  # json.loads takes NaN and Infinity; no JSON reader of the history could
-            raise ValueError(f"the run holds a number JSON cannot carry (NaN or Infinity): {e}") from e
+            raise InvalidInput(f"the run holds a number JSON cannot carry (NaN or Infinity): {e}") from e
         if len(text) > MAX_BODY_BYTES:
             raise BenchmarkTooLarge(f"the run is {len(text):,} bytes of JSON; at most {MAX_BODY_BYTES:,}")
         b = benchmarks.c

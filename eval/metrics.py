@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from numbers import Integral
 from typing import Sequence
 
+from errors import InvalidInput
+
 Qrels = dict[str, dict[str, int]]  # query id -> {doc id: graded relevance (> 0 relevant)}
 Run = dict[str, list[str]]  # query id -> ranked doc ids, best first
 
@@ -266,8 +268,8 @@ def evaluate(
 
 def _cutoff(metric: str) -> int:
     _, sep, k = metric.rpartition("@")
-    if not sep or not k.isdigit() or int(k) < 1:
-        raise ValueError(f"metric must be named 'name@k' with k >= 1, got {metric!r}")
+    if not sep or not k.isdecimal() or int(k) < 1:  # isdigit() passes '²', which int() refuses
+        raise InvalidInput(f"metric must be named 'name@k' with k >= 1, got {metric!r}")
     return int(k)
 
 
@@ -293,7 +295,7 @@ def compare(before: list[QueryResult], after: list[QueryResult], metric: str) ->
     for label, results in (("before", before), ("after", after)):
         for r in results:
             if metric not in r.metrics:
-                raise ValueError(
+                raise InvalidInput(
                     f"metric {metric!r} missing from {label} result of query {r.query_id!r}; "
                     f"available: {sorted(r.metrics)}"
                 )

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 
 from db.engine import Database
 from db.tables import profile_live, profile_switches, retrieval_profiles, tuning_runs
+from errors import Conflict, NotFound
 
 DEFAULT_VERSION = 0
 TUNING_STATUSES = ("queued", "running", "done", "failed")
@@ -117,14 +118,14 @@ class ProfileStore:
             self.db.lock(conn, "profile", tenant)
             cur = self.db.first(select(L.version, L.previous).where(L.tenant == tenant), conn)
             if cur is None or cur["previous"] is None:
-                raise LookupError(f"tenant {tenant} has no previous retrieval profile to roll back to")
+                raise Conflict(f"tenant {tenant} has no previous retrieval profile to roll back to")
             self._switch(conn, tenant, cur["previous"], "rollback")
             return cur["version"], cur["previous"]
 
     def _switch(self, conn, tenant: str, version: int, action: str) -> int:
         if version != DEFAULT_VERSION and self.db.first(
                 select(P.version).where(P.tenant == tenant, P.version == version), conn) is None:
-            raise KeyError(f"tenant {tenant} has no retrieval profile version {version}")
+            raise NotFound(f"tenant {tenant} has no retrieval profile version {version}")
         before = self.db.scalar(select(L.version).where(L.tenant == tenant), conn)
         before = DEFAULT_VERSION if before is None else before
         if before == version:

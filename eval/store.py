@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 
 from db.engine import Database
 from db.tables import eval_results, eval_runs, gate_verdicts, query_set_items, query_sets
+from errors import InvalidInput, NotFound
 from eval.metrics import QueryResult
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -86,8 +87,8 @@ class Verdict:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME.match(name):
-        raise ValueError(f"query set name {name!r} must be 1-128 characters of letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
+        raise InvalidInput(f"query set name {name!r} must be 1-128 characters of letters, digits, '.', '_' or '-', "
+                           "starting with a letter or digit")
     return name
 
 
@@ -112,10 +113,10 @@ class EvalStore:
         a new version; anything else is, and every earlier version stays."""
         check_name(name)
         if not queries:
-            raise ValueError(f"query set {name!r} has no queries")
+            raise InvalidInput(f"query set {name!r} has no queries")
         dupes = sorted(i for i, n in Counter(q.id for q in queries).items() if n > 1)  # one pass, not n^2
         if dupes:
-            raise ValueError(f"query ids repeat in query set {name!r}: {dupes[:10]}")
+            raise InvalidInput(f"query ids repeat in query set {name!r}: {dupes[:10]}")
         digest = checksum(queries)
         if principal is not None:  # another principal is another set of answers: a new version
             digest = hashlib.sha256(json.dumps([digest, principal], sort_keys=True).encode()).hexdigest()
@@ -172,7 +173,7 @@ class EvalStore:
     def retire(self, tenant: str, name: str) -> QuerySetRef:
         latest = self.query_set(tenant, name)
         if latest is None:
-            raise KeyError(f"tenant {tenant} has no query set {name!r}")
+            raise NotFound(f"tenant {tenant} has no query set {name!r}")
         q = query_sets.c
         with self.db.tx() as conn:
             conn.execute(update(query_sets).where(q.tenant == tenant, q.name == name)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
+from errors import NotFound
 from eval.gate import GatePolicy, SetOutcome, judge
 from eval.metrics import drilldown
 from eval.runner import run_queries
@@ -83,11 +84,11 @@ class SnapshotEvaluator:
         request covers; LookupError names what does not exist."""
         sets = [s for s in self.store.active_sets(tenant) if set_name is None or s.name == set_name]
         if set_name is not None and not sets:
-            raise LookupError(f"tenant {tenant} has no active query set {set_name!r}")
+            raise NotFound(f"tenant {tenant} has no active query set {set_name!r}")
         snaps = [r.hash for r in self.manifest.list(tenant) if r.status in READABLE
                  and (snapshot is None or r.hash == snapshot)]
         if snapshot is not None and not snaps:
-            raise LookupError(f"snapshot {snapshot} of tenant {tenant} is not readable ({', '.join(READABLE)})")
+            raise NotFound(f"snapshot {snapshot} of tenant {tenant} is not readable ({', '.join(READABLE)})")
         return sets, snaps
 
     def evaluate_kept(self, tenant: str, set_name: str | None = None, snapshot: str | None = None,
@@ -160,7 +161,7 @@ class SnapshotEvaluator:
         """Per-query gains and losses between two snapshots' newest finished runs of one query set version."""
         query_set = self.store.query_set(tenant, set_name, version)
         if query_set is None:
-            raise LookupError(f"tenant {tenant} has no query set {set_name!r}" + (f" v{version}" if version else ""))
+            raise NotFound(f"tenant {tenant} has no query set {set_name!r}" + (f" v{version}" if version else ""))
         runs = self._comparable_runs(tenant, base, candidate, query_set)
         labelled = self.store.queries(query_set.id)
         changes = drilldown(self.store.results(runs["base"].id), self.store.results(runs["candidate"].id), metric,
@@ -177,7 +178,7 @@ class SnapshotEvaluator:
         done = {snap: [r for r in runs if r.set_id == query_set.id] for snap, runs in done.items()}
         for snap, runs in done.items():
             if not runs:
-                raise LookupError(f"snapshot {snap[:12]} has no finished run of {query_set.name} v{query_set.version}")
+                raise NotFound(f"snapshot {snap[:12]} has no finished run of {query_set.name} v{query_set.version}")
         current = recipe_key(self.recipe(tenant))
         shared = {r.recipe_key for r in done[base]} & {r.recipe_key for r in done[candidate]}
         key = current if current in shared else next((r.recipe_key for r in done[candidate] if r.recipe_key in shared),

@@ -16,6 +16,7 @@ from db.engine import Database
 from db.tables import live as live_table
 from db.tables import snapshots
 from db.tables import switches as switches_table
+from errors import Conflict, NotFound
 from notify import emit
 
 # The switch actions as webhooks name who promoted: the gate, or a person by hand (an override if the gate held it).
@@ -125,7 +126,7 @@ class Manifest:
             cur = self.db.first(select(live_table.c.hash, live_table.c.previous)
                                 .where(live_table.c.tenant == tenant), conn)
             if cur is None or not cur["previous"]:
-                raise LookupError(f"tenant {tenant} has no previous live snapshot to roll back to")
+                raise Conflict(f"tenant {tenant} has no previous live snapshot to roll back to")
             self._switch(conn, tenant, cur["previous"], "rollback", by)
             return cur["hash"], cur["previous"]
 
@@ -141,9 +142,9 @@ class Manifest:
         exactly one snapshot is live whatever promotes and rolls back at once."""
         status = self.db.scalar(self._where(select(snapshots.c.status), tenant, snap_hash), conn)
         if status is None:
-            raise KeyError(f"snapshot {snap_hash} of tenant {tenant} does not exist")
+            raise NotFound(f"snapshot {snap_hash} of tenant {tenant} does not exist")
         if status not in ("candidate", "live", "retired"):
-            raise ValueError(f"snapshot {snap_hash} is {status}; only a built snapshot can be made live")
+            raise Conflict(f"snapshot {snap_hash} is {status}; only a built snapshot can be made live")
         previous = self._live_hash(conn, tenant)
         if previous == snap_hash:
             return previous

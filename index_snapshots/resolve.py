@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+from errors import NotFound
 from index_snapshots.manifest import Manifest, SnapshotRow
 
 READABLE = ("candidate", "live", "retired")
 
 
-class SnapshotNotFound(LookupError):
+class SnapshotNotFound(NotFound):
     pass
 
 

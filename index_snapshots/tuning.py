@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from errors import Conflict, InvalidInput
 from eval.metrics import evaluate, metric_names
 from eval.profiles import Profile, ProfileStore
 from eval.runner import doc_ranking
@@ -162,33 +163,33 @@ class ProfileTuner:
         """What can be refused before a run is queued; ValueError / LookupError name the problem."""
         known = metric_names(self.ks)
         if request.metric not in known:
-            raise ValueError(f"metric {request.metric!r} is not one evaluation computes; known: {', '.join(known)}")
+            raise InvalidInput(f"metric {request.metric!r} is not one evaluation computes; known: {', '.join(known)}")
         if not 2 <= request.folds <= 20:
-            raise ValueError(f"folds={request.folds} is out of range [2, 20]")
+            raise InvalidInput(f"folds={request.folds} is out of range [2, 20]")
         if not 0.5 < request.level < 1:
-            raise ValueError(f"level={request.level} is out of range (0.5, 1)")
+            raise InvalidInput(f"level={request.level} is out of range (0.5, 1)")
         self._queries(tenant, request)
         if self.manifest.live(tenant) is None:
-            raise LookupError(f"tenant {tenant} has no live snapshot to tune on yet: ingest documents first")
+            raise Conflict(f"tenant {tenant} has no live snapshot to tune on yet: ingest documents first")
 
     def _queries(self, tenant: str, request: TuningRequest) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
         sets = self.evals.active_sets(tenant)
         if request.query_sets:
             missing = sorted(set(request.query_sets) - {s.name for s in sets})
             if missing:
-                raise LookupError(f"tenant {tenant} has no active query set {missing[0]!r}")
+                raise InvalidInput(f"tenant {tenant} has no active query set {missing[0]!r}")
             sets = [s for s in sets if s.name in request.query_sets]
         if not sets:
-            raise LookupError(f"tenant {tenant} has no labelled query set: upload one with POST /eval/query-sets "
-                              "(without one, the tenant is served the global default)")
+            raise InvalidInput(f"tenant {tenant} has no labelled query set: upload one with POST /eval/query-sets "
+                               "(without one, the tenant is served the global default)")
         queries, qrels = {}, {}
         for s in sets:
             for q in self.evals.queries(s.id):
                 queries[f"{s.name}/{q.id}"] = q.text
                 qrels[f"{s.name}/{q.id}"] = q.relevant
         if len(queries) < max(MIN_QUERIES, request.folds):
-            raise ValueError(f"tuning needs at least {max(MIN_QUERIES, request.folds)} labelled queries; tenant "
-                             f"{tenant} has {len(queries)} in {', '.join(s.name for s in sets)}")
+            raise InvalidInput(f"tuning needs at least {max(MIN_QUERIES, request.folds)} labelled queries; tenant "
+                               f"{tenant} has {len(queries)} in {', '.join(s.name for s in sets)}")
         return queries, qrels
 
     def run(self, tenant: str, tuning_id: str) -> dict:

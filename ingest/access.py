@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from errors import InvalidInput
+
 TENANT_WIDE = "*"
 NO_ONE = "-"  # a token no document carries (theirs are "*", "u:..." and "g:...")
 MAX_NAMES = 1000  # users, and groups, of one list
@@ -32,13 +34,14 @@ def _names(value: object, what: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, (list, tuple)):
-        raise ValueError(f"access.{what} must be a list of strings, got {type(value).__name__}")
+        raise InvalidInput(f"access.{what} must be a list of strings, got {type(value).__name__}")
     if len(value) > MAX_NAMES:
-        raise ValueError(f"access.{what} has {len(value)} names; at most {MAX_NAMES}")
+        raise InvalidInput(f"access.{what} has {len(value)} names; at most {MAX_NAMES}")
     out = set()
     for v in value:
         if not isinstance(v, str) or not v.strip() or len(v) > MAX_NAME_CHARS:
-            raise ValueError(f"access.{what}: {str(v)[:40]!r} is not a name (1-{MAX_NAME_CHARS} characters, not blank)")
+            raise InvalidInput(f"access.{what}: {str(v)[:40]!r} is not a name (1-{MAX_NAME_CHARS} characters, "
+                               "not blank)")
         out.add(v)
     return sorted(out)
 
@@ -49,7 +52,7 @@ def normalize_access(access: object) -> dict | None:
     if access is None:
         return None
     if not isinstance(access, dict) or not set(access) <= {"users", "groups"}:
-        raise ValueError('access must be an object {"users": [...], "groups": [...]} (either may be left out)')
+        raise InvalidInput('access must be an object {"users": [...], "groups": [...]} (either may be left out)')
     return {"users": _names(access.get("users"), "users"), "groups": _names(access.get("groups"), "groups")}
 
 
@@ -103,7 +106,7 @@ class Reader:
     @classmethod
     def of(cls, user: str | None, groups, tenant_wide: bool) -> "Reader":
         if user is not None and (not isinstance(user, str) or not user.strip() or len(user) > MAX_NAME_CHARS):
-            raise ValueError(f"principal.user must be a name of 1-{MAX_NAME_CHARS} characters")
+            raise InvalidInput(f"principal.user must be a name of 1-{MAX_NAME_CHARS} characters")
         return cls(user, tuple(_names(list(groups or []), "groups")), tenant_wide)
 
     def tokens(self) -> list[str]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 
+from errors import InvalidInput
 from ingest.access import FIELD as ACCESS, NO_ONE, Reader
 from store.filters import Condition, Filter, Nested, condition
 
@@ -60,19 +61,19 @@ def parse_request_filters(filters: dict | None) -> list[Condition]:
     if filters is None:
         return []
     if not isinstance(filters, dict):
-        raise ValueError(f"filters must be a JSON object of field: value, got {type(filters).__name__}")
+        raise InvalidInput(f"filters must be a JSON object of field: value, got {type(filters).__name__}")
     out = []
     for key, value in sorted(filters.items(), key=lambda kv: str(kv[0])):
         if not isinstance(key, str):
-            raise ValueError(f"filter key {key!r} is not a string")
+            raise InvalidInput(f"filter key {key!r} is not a string")
         field = key.removeprefix(METADATA)
         if key in DOCUMENT_FIELDS:
             if not (isinstance(value, str) or isinstance(value, list) and value
                     and all(isinstance(v, str) for v in value)):
-                raise ValueError(f"filter {key!r} takes a string or a non-empty list of strings, got {value!r}")
+                raise InvalidInput(f"filter {key!r} takes a string or a non-empty list of strings, got {value!r}")
         elif field == key or not _FIELD.fullmatch(field):
-            raise ValueError(f"filter key {key[:200]!r} is not a filterable field; filter on {ALLOWED} (a metadata "
-                             "field named by 1-128 letters, digits, '_' or '-')")
+            raise InvalidInput(f"filter key {key[:200]!r} is not a filterable field; filter on {ALLOWED} (a metadata "
+                               "field named by 1-128 letters, digits, '_' or '-')")
         out.append(condition(key, value))
     return out
 

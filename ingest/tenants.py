@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 
+from errors import InvalidInput
+
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 def check_tenant(tenant: str) -> str:
     if not TENANT_RE.match(tenant):
-        raise ValueError(f"tenant {tenant!r} is invalid: use 1-63 characters of a-z, 0-9, '_' or '-'")
+        raise InvalidInput(f"tenant {tenant!r} is invalid: use 1-63 characters of a-z, 0-9, '_' or '-'")
     return tenant

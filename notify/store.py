@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, update
 
 from db.engine import Database
 from db.tables import deliveries, delivery_attempts, events, webhooks
+from errors import InvalidInput
 from notify.events import EVENT_TYPES, TEST_EVENT, emit
 from notify.secrets import SecretBox, new_secret
 
@@ -69,7 +70,7 @@ class Outgoing:
 def check_events(names: list[str]) -> list[str]:
     bad = [n for n in names if n not in EVENT_TYPES]
     if bad or not names:
-        raise ValueError(f"events {bad or names} not allowed; allowed: {', '.join(EVENT_TYPES)} (one or more)")
+        raise InvalidInput(f"events {bad or names} not allowed; allowed: {', '.join(EVENT_TYPES)} (one or more)")
     return sorted(set(names))
 
 

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from errors import InvalidInput
 from retrieval.types import Candidate
 from store.base import WINDOWS, VectorStore
 
@@ -45,14 +46,14 @@ class ContextConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tokens <= 1_000_000:
-            raise ValueError(f"context max_tokens={self.max_tokens} is out of range [1, 1000000]")
+            raise InvalidInput(f"context max_tokens={self.max_tokens} is out of range [1, 1000000]")
         if isinstance(self.expand, str):
             if self.expand != "section":
-                raise ValueError(f"context expand={self.expand!r} is not 'section' nor {{'neighbors': n}}")
+                raise InvalidInput(f"context expand={self.expand!r} is not 'section' nor {{'neighbors': n}}")
         elif not 0 <= self.expand <= MAX_NEIGHBORS:
-            raise ValueError(f"context expand neighbors={self.expand} is out of range [0, {MAX_NEIGHBORS}]")
+            raise InvalidInput(f"context expand neighbors={self.expand} is out of range [0, {MAX_NEIGHBORS}]")
         if self.max_per_document is not None and not 1 <= self.max_per_document <= 100:
-            raise ValueError(f"context max_per_document={self.max_per_document} is out of range [1, 100]")
+            raise InvalidInput(f"context max_per_document={self.max_per_document} is out of range [1, 100]")
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -92,8 +93,8 @@ def _tiktoken(name: str):
         try:
             return tiktoken.get_encoding(name)
         except Exception as e:
-            raise ValueError(f"tokenizer {name!r} is not available offline here ({type(e).__name__}); "
-                             f"available: 'embedder', {', '.join(map(repr, available_tiktoken()))}") from e
+            raise InvalidInput(f"tokenizer {name!r} is not available offline here ({type(e).__name__}); "
+                               f"available: 'embedder', {', '.join(map(repr, available_tiktoken()))}") from e
         finally:
             if before is None:
                 del os.environ["TIKTOKEN_CACHE_DIR"]
@@ -121,7 +122,7 @@ def token_counter(name: str | None, embedder) -> TokenCounter:
         return TokenCounter(f"embedder:{embedder.model_id}", embedder.count_tokens, bool(splits and splits()),
                             getattr(embedder, "token_starts", None))
     if name not in TIKTOKEN_ENCODINGS:
-        raise ValueError(f"tokenizer {name!r} is not one of {('embedder', *TIKTOKEN_ENCODINGS)}")
+        raise InvalidInput(f"tokenizer {name!r} is not one of {('embedder', *TIKTOKEN_ENCODINGS)}")
     enc = _tiktoken(name)
     # One text at a time: encode_ordinary_batch starts a thread pool per call, slower than the encoding itself here.
     return TokenCounter(f"tiktoken:{name}", lambda texts: [len(enc.encode_ordinary(t)) for t in texts],

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from encoders.lexical import tokenize
+from errors import InvalidInput
 from retrieval.types import FeedbackSearch, RewrittenQuery
 
 
@@ -18,11 +19,11 @@ class FeedbackConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.documents <= 50:
-            raise ValueError(f"feedback documents={self.documents} is out of range [1, 50]")
+            raise InvalidInput(f"feedback documents={self.documents} is out of range [1, 50]")
         if not 1 <= self.terms <= 100:
-            raise ValueError(f"feedback terms={self.terms} is out of range [1, 100]")
+            raise InvalidInput(f"feedback terms={self.terms} is out of range [1, 100]")
         if not 0 < self.weight <= 1:
-            raise ValueError(f"feedback weight={self.weight} is out of range (0, 1]")
+            raise InvalidInput(f"feedback weight={self.weight} is out of range (0, 1]")
 
 
 class PseudoRelevanceRewriter:

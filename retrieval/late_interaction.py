@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from errors import InvalidInput
 from retrieval.fusion import weighted_zscore
 from retrieval.types import Candidate, Query
 
@@ -26,9 +27,9 @@ class LateInteractionWeights:
         for leg in LEGS:
             w = getattr(self, leg)
             if not 0 <= w <= 10:
-                raise ValueError(f"late-interaction weight {leg}={w} is out of range [0, 10]")
+                raise InvalidInput(f"late-interaction weight {leg}={w} is out of range [0, 10]")
         if not any(getattr(self, leg) for leg in LEGS):
-            raise ValueError("late-interaction weights are all 0: nothing would rank the candidates")
+            raise InvalidInput("late-interaction weights are all 0: nothing would rank the candidates")
 
     def as_dict(self) -> dict[str, float]:
         return {leg: getattr(self, leg) for leg in LEGS}

@@ -15,6 +15,7 @@ import numpy as np
 
 from encoders.dense import Embedder, input_windows
 from encoders.lexical import DEFAULT_LANGUAGE, QUERY_LANGUAGE_WEIGHTS, TOKENIZER_VERSION, query_vector
+from errors import InvalidInput
 from retrieval.cache import BoundedCache
 from retrieval.context import add_highlights
 from retrieval.late_interaction import LateInteractionWeights
@@ -80,19 +81,19 @@ class StageConfig:
         self.late_weights  # range checks, with the weights' own messages
         self.late_long_weights
         if not 0 <= self.late_long_tokens <= 100_000:
-            raise ValueError(f"late_long_tokens={self.late_long_tokens} is out of range [0, 100000]")
+            raise InvalidInput(f"late_long_tokens={self.late_long_tokens} is out of range [0, 100000]")
         if self.max_per_document is not None and not 1 <= self.max_per_document <= 100:
-            raise ValueError(f"max_per_document={self.max_per_document} is out of range [1, 100]")
+            raise InvalidInput(f"max_per_document={self.max_per_document} is out of range [1, 100]")
         if not 1 <= self.candidates <= 1000:
-            raise ValueError(f"candidates={self.candidates} is out of range [1, 1000]")
+            raise InvalidInput(f"candidates={self.candidates} is out of range [1, 1000]")
         if self.first_stage not in FIRST_STAGES:
-            raise ValueError(f"first_stage={self.first_stage!r} is not one of {FIRST_STAGES}")
+            raise InvalidInput(f"first_stage={self.first_stage!r} is not one of {FIRST_STAGES}")
         if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion={self.fusion!r} is not one of {FUSIONS}")
+            raise InvalidInput(f"fusion={self.fusion!r} is not one of {FUSIONS}")
         if not 1 <= self.rrf_k <= 1000:
-            raise ValueError(f"rrf_k={self.rrf_k} is out of range [1, 1000]")
+            raise InvalidInput(f"rrf_k={self.rrf_k} is out of range [1, 1000]")
         if not 1 <= self.rerank_depth <= 200:
-            raise ValueError(f"rerank_depth={self.rerank_depth} is out of range [1, 200]")
+            raise InvalidInput(f"rerank_depth={self.rerank_depth} is out of range [1, 200]")
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class RetrievalPipeline:
             if choice not in known:
                 raise ValueError(f"default {what}={choice!r} is not one of {sorted(known)}")
         if long_query_combine not in LONG_QUERY_COMBINES:
-            raise ValueError(f"long_query_combine={long_query_combine!r} is not one of {LONG_QUERY_COMBINES}")
+            raise InvalidInput(f"long_query_combine={long_query_combine!r} is not one of {LONG_QUERY_COMBINES}")
         self.long_query_combine = long_query_combine
         self.store = store
         self.embedder = embedder
@@ -139,9 +140,9 @@ class RetrievalPipeline:
         known ones."""
         stages = replace(self.defaults, **overrides)
         if stages.rerank not in self.rerankers:
-            raise ValueError(f"rerank={stages.rerank!r} is not one of {sorted(self.rerankers)}")
+            raise InvalidInput(f"rerank={stages.rerank!r} is not one of {sorted(self.rerankers)}")
         if stages.rewrite not in self.rewriters:
-            raise ValueError(f"rewrite={stages.rewrite!r} is not one of {sorted(self.rewriters)}")
+            raise InvalidInput(f"rewrite={stages.rewrite!r} is not one of {sorted(self.rewriters)}")
         return stages
 
     def with_store(self, store: VectorStore) -> "RetrievalPipeline":

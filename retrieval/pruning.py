@@ -11,6 +11,7 @@ import heapq
 import re
 from dataclasses import dataclass
 
+from errors import InvalidInput
 from retrieval.types import Candidate
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -28,11 +29,11 @@ class PruneConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.near_duplicate <= 1:
-            raise ValueError(f"near_duplicate={self.near_duplicate} is out of range (0, 1]")
+            raise InvalidInput(f"near_duplicate={self.near_duplicate} is out of range (0, 1]")
         if self.max_per_document is not None and not 1 <= self.max_per_document <= 100:
-            raise ValueError(f"max_per_document={self.max_per_document} is out of range [1, 100]")
+            raise InvalidInput(f"max_per_document={self.max_per_document} is out of range [1, 100]")
         if self.twins not in TWIN_POLICIES:
-            raise ValueError(f"near-duplicate policy {self.twins!r} is not one of {TWIN_POLICIES}")
+            raise InvalidInput(f"near-duplicate policy {self.twins!r} is not one of {TWIN_POLICIES}")
 
     def recipe(self) -> dict:
         return {"near_duplicate_jaccard": self.near_duplicate, "shingle_words": SHINGLE,

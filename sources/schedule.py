@@ -6,31 +6,38 @@ from __future__ import annotations
 
 import datetime as dt
 
+from errors import InvalidInput
+
 MAX_EVERY_S = 31 * 86400
 
 
+def _refused(message: str) -> InvalidInput:
+    """A refusal naming the request's `schedule` field, the one place a schedule comes from."""
+    return InvalidInput(message, loc=("body", "schedule"), kind="schedule")
+
+
 def parse(value: object, min_interval_s: float) -> dict | None:
-    """The stored form of a schedule as a request gives it: {"cron": "..."}, {"every_s": n} or None. ValueError
-    saying what is wrong."""
+    """The stored form of a schedule as a request gives it: {"cron": "..."}, {"every_s": n} or None. InvalidInput
+    (a ValueError) saying what is wrong."""
     if value is None:
         return None
     if isinstance(value, str):
         fields = value.split()
         if len(fields) != 5:
-            raise ValueError(f"schedule {value!r} is not a cron expression of five fields (minute hour day-of-month "
-                             "month day-of-week), e.g. \"*/30 * * * *\"")
+            raise _refused(f"schedule {value!r} is not a cron expression of five fields (minute hour day-of-month "
+                           "month day-of-week), e.g. \"*/30 * * * *\"")
         try:
             _crontab(value)
         except (ValueError, IndexError, KeyError) as e:
-            raise ValueError(f"schedule {value!r} is not a cron expression: {e}") from e
+            raise _refused(f"schedule {value!r} is not a cron expression: {e}") from e
         return {"cron": " ".join(fields)}
     if isinstance(value, dict) and set(value) == {"every_s"}:
         every = value["every_s"]
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not min_interval_s <= every <= MAX_EVERY_S:
-            raise ValueError(f"schedule every_s must be a number of seconds in [{min_interval_s:g}, {MAX_EVERY_S}] "
-                             "(SNAPDEX_SOURCE_MIN_INTERVAL_S is the least)")
+            raise _refused(f"schedule every_s must be a number of seconds in [{min_interval_s:g}, {MAX_EVERY_S}] "
+                           "(SNAPDEX_SOURCE_MIN_INTERVAL_S is the least)")
         return {"every_s": every}
-    raise ValueError('schedule must be a cron expression ("*/30 * * * *"), {"every_s": seconds}, or null')
+    raise _refused('schedule must be a cron expression ("*/30 * * * *"), {"every_s": seconds}, or null')
 
 
 def shown(stored: dict | None) -> str | dict | None:

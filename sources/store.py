@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.engine import Database
 from db.tables import documents, jobs, source_items, source_syncs, sources
+from errors import Conflict
 from notify import emit
 from notify.secrets import SecretBox
 
@@ -26,14 +27,19 @@ KEEP_SYNCS = 100  # syncs kept per source, newest first
 BOX_INFO = b"snapdex source credentials"
 
 
-class NameTaken(ValueError):
+class NameTaken(Conflict, ValueError):
     pass
 
 
-class SyncRunning(RuntimeError):
+class SyncRunning(Conflict, RuntimeError):
     def __init__(self, sync_id: str) -> None:
-        super().__init__(f"sync {sync_id} of this source is running")
+        super().__init__(f"sync {sync_id} of this source is queued or running: one sync of a source runs at a time; "
+                         "wait for it (GET /sources/{id}/syncs)")
         self.sync_id = sync_id
+
+
+class SealedUnderAnotherKey(ValueError):
+    """A source's credentials that cannot be opened: the server key changed since they were given."""
 
 
 @dataclass
@@ -139,9 +145,10 @@ class SourceStore:
         try:
             return json.loads(self.box.open(row.sealed))
         except ValueError as e:
-            raise ValueError("this source's credentials were sealed under another key: SNAPDEX_WEBHOOK_SECRET_KEY (or "
-                             "<data_dir>/webhook-secret.key) changed since they were given; send them again with "
-                             "PATCH /sources/{id}") from e
+            raise SealedUnderAnotherKey(
+                "this source's credentials were sealed under another key: SNAPDEX_WEBHOOK_SECRET_KEY (or "
+                "<data_dir>/webhook-secret.key) changed since they were given; send them again with "
+                "PATCH /sources/{id}") from e
 
     def _named(self, row: SourceRow) -> SourceRow:
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
+from errors import Unavailable
+
 from .filters import Filters
 from .types import Hit, Point, Record, SparseVector
 
@@ -17,12 +19,16 @@ class StoreError(Exception):
     """An engine operation failed; the engine's exception is the __cause__."""
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StoreError, Unavailable):
     """The server backend could not be reached (or is overloaded); worth retrying."""
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    @property
+    def detail(self) -> str:
+        return "vector store unavailable"  # the engine's own message (addresses, its errors) stays in the log
 
 
 @runtime_checkable

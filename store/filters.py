@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, NamedTuple, Union
 
+from errors import InvalidInput
+
 from .payload import INT64_MAX, INT64_MIN, is_utf8
 
 RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
@@ -45,8 +47,8 @@ Clause = Union[Condition, Nested, Filter]
 Filters = Union[dict, Filter, None]  # what every store method's `filters` takes
 
 
-def _bad(key: object, value: object) -> ValueError:
-    return ValueError(
+def _bad(key: object, value: object) -> InvalidInput:
+    return InvalidInput(
         f"invalid filter {key!r}: {value!r}; expected a str/int/bool, a non-empty list of str "
         f"or of int, or a dict of numeric bounds with keys from {sorted(RANGE_OPS)}"
     )
@@ -86,11 +88,11 @@ def parse_filters(filters: dict | None) -> list[Condition]:
     if filters is None:
         return []
     if not isinstance(filters, dict):
-        raise ValueError(f"filters must be a dict or None, got {filters!r}")
+        raise InvalidInput(f"filters must be a dict or None, got {filters!r}")
     conditions = []
     for key, value in filters.items():
         if not isinstance(key, str) or not key or "" in key.split(".") or not is_utf8(key):
-            raise ValueError(f"invalid filter field name {key!r}")
+            raise InvalidInput(f"invalid filter field name {key!r}")
         conditions.append(condition(key, value))
     return conditions
 

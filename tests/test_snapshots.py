@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from errors import Conflict, NotFound
 from tests.helpers import embedded_texts, ingest, make_runtime, text_doc
 from snapdex.settings import Settings
 from tests.procs import REPO, wait_until
@@ -96,9 +97,9 @@ def test_promote_and_rollback_under_concurrent_retrieval(rt):
 
 def test_rollback_without_history_and_bad_promote(rt):
     v1 = ingest(rt, docs()).snapshot
-    with pytest.raises(LookupError, match="no previous"):
+    with pytest.raises(Conflict, match="no previous"):  # a 409
         rt.snapshots.rollback("default")
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):  # a 404
         rt.snapshots.promote("default", "0" * 64)
     assert rt.manifest.live("default").hash == v1
 

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from errors import InvalidInput
 from eval.store import LabelledQuery
 from index_snapshots.tuning import TuningRequest
 from tests.helpers import ingest, make_runtime, text_doc
@@ -97,15 +98,15 @@ def test_a_default_that_fits_stays_and_a_redelivered_run_repeats_nothing(tmp_pat
 def test_tuning_refuses_what_it_cannot_do_with_reasons(tmp_path):
     rt = make_runtime(tmp_path)
     try:
-        with pytest.raises(LookupError, match="no labelled query set"):
+        with pytest.raises(InvalidInput, match="no labelled query set"):  # a 422
             rt.tuner.check("default", TuningRequest())
         ingest(rt, [text_doc("a", "Alpha doc\n\nSome words here.")])
         rt.evals.put_query_set("default", "tiny", [LabelledQuery("q1", "alpha", {"a": 1})])
-        with pytest.raises(ValueError, match="at least 20 labelled queries; tenant default has 1"):
+        with pytest.raises(InvalidInput, match="at least 20 labelled queries; tenant default has 1"):
             rt.tuner.check("default", TuningRequest())
-        with pytest.raises(ValueError, match="metric 'ndcg@7'"):
+        with pytest.raises(InvalidInput, match="metric 'ndcg@7'"):
             rt.tuner.check("default", TuningRequest(metric="ndcg@7"))
-        with pytest.raises(LookupError, match="no active query set 'other'"):
+        with pytest.raises(InvalidInput, match="no active query set 'other'"):
             rt.tuner.check("default", TuningRequest(query_sets=("other",)))
     finally:
         rt.close()
@@ -118,7 +119,7 @@ def test_a_profile_this_service_cannot_run_gives_way_to_the_default_with_a_warni
         rt.profiles.record("default", {"rerank": "cross-encoder"}, {}, "made elsewhere", None, adopt=True)
         answer = rt.searcher.search("default", "alpha", 1)
         assert answer.hits and "cannot run here" in answer.warnings[0] and answer.recipe["rerank"]["name"] == "late-interaction"
-        with pytest.raises(ValueError, match="rerank='cross-encoder'"):  # asked by the request itself: a 422
+        with pytest.raises(InvalidInput, match="rerank='cross-encoder'"):  # asked by the request itself: a 422
             rt.searcher.search("default", "alpha", 1, rerank="cross-encoder")
     finally:
         rt.close()

@@ -8,6 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from db import CatalogUnavailable
+from errors import Conflict, InvalidInput
 from index_snapshots.service import Requeue, run_ingest_job
 from ingest.jobs import JobBusy
 from snapdex.runtime import get_runtime
@@ -67,7 +68,7 @@ def tune_after_build(rt, tenant: str):
     request = TuningRequest()
     try:
         rt.tuner.check(tenant, request)
-    except (LookupError, ValueError):  # no labelled queries (the global default serves it), or too few
+    except (InvalidInput, Conflict):  # no labelled queries (the global default serves it), too few, no live snapshot
         return None
     return rt.profiles.create_tuning(tenant, request.as_dict(), trigger="build")
 

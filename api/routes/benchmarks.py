@@ -16,7 +16,7 @@ from api.schemas import (
     BenchmarkDetailResponse, BenchmarkImportRequest, BenchmarkListResponse, BenchmarkResponse, errors,
 )
 from api.strict import StrictRoute
-from eval.benchmarks import NAME, BenchmarkTooLarge
+from eval.benchmarks import NAME
 from store.payload import INT64_MAX  # the catalog's INTEGER and the engine's: nothing larger is stored
 
 router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=errors(422), route_class=StrictRoute)
@@ -32,12 +32,7 @@ BenchmarkId = Annotated[int, Path(ge=1, le=INT64_MAX)]
                         **errors(400, 413)})
 async def import_benchmark(req: BenchmarkImportRequest, rt: RuntimeDep, _: OperatorDep, response: Response,
                            name: BenchmarkName = "peers") -> BenchmarkResponse:
-    try:
-        run, created = await run_in_threadpool(rt.benchmarks.put, name, req.body())
-    except BenchmarkTooLarge as e:
-        raise HTTPException(413, str(e)) from e
-    except ValueError as e:
-        raise HTTPException(422, str(e)) from e
+    run, created = await run_in_threadpool(rt.benchmarks.put, name, req.body())
     if not created:
         response.status_code = 200
     return BenchmarkResponse.from_run(run, created=created)

@@ -30,14 +30,15 @@ def _cursor(doc_id: str) -> str:
 def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
-    try:
-        after = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-        if "\x00" in after:  # no id holds one: not a cursor this service gave (and PostgreSQL could not compare it)
-            raise ValueError("NUL")
-        return after
-    except (binascii.Error, UnicodeDecodeError, ValueError) as e:
-        raise refused(refusal(("query", "cursor"), "cursor", f"cursor {cursor[:80]!r} is not one this service gave")) \
-            from e
+    try:  # b64decode takes ASCII text only (a ValueError otherwise): a cursor this service gave is
+        after = (base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+                 if cursor.isascii() else None)
+    except (binascii.Error, UnicodeDecodeError):
+        after = None
+    # No id holds a NUL: not a cursor this service gave (and PostgreSQL could not compare it).
+    if after is None or "\x00" in after:
+        raise refused(refusal(("query", "cursor"), "cursor", f"cursor {cursor[:80]!r} is not one this service gave"))
+    return after
 
 
 def _filters(filters: str | None) -> dict | None:

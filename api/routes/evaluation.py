@@ -35,11 +35,8 @@ async def upload_query_set(req: QuerySetRequest, rt: RuntimeDep, settings: Setti
                            response: Response) -> QuerySetResponse:
     if len(req.queries) > settings.max_queries_per_set:
         raise HTTPException(422, f"query set has {len(req.queries)} queries; at most {settings.max_queries_per_set}")
-    try:
-        for q in req.queries:
-            check_query_chars(q.text, settings.max_query_chars, f"query {q.id!r}")
-    except ValueError as e:
-        raise HTTPException(422, str(e)) from e
+    for q in req.queries:
+        check_query_chars(q.text, settings.max_query_chars, f"query {q.id!r}")
     queries = [LabelledQuery(q.id, q.text, q.judgments()) for q in req.queries]
     principal = req.principal.model_dump() if req.principal else None
     ref, created = await _put_set(rt, tenant, req.name, queries, req.description, principal, response)
@@ -104,17 +101,12 @@ async def get_query_set(name: str, rt: RuntimeDep, tenant: TenantDep,
 @router.delete("/query-sets/{name}", response_model=QuerySetResponse,
                summary="Stop running a set after builds; its versions and runs stay")
 async def retire_query_set(name: str, rt: RuntimeDep, tenant: TenantDep) -> QuerySetResponse:
-    try:
-        return QuerySetResponse.from_ref(await run_in_threadpool(rt.evals.retire, tenant, name))
-    except KeyError as e:
-        raise HTTPException(404, str(e.args[0])) from e
+    return QuerySetResponse.from_ref(await run_in_threadpool(rt.evals.retire, tenant, name))
 
 
 def _check_run_request(rt: Runtime, tenant: str, req: EvalRunRequest) -> None:
-    try:  # the worker's own check, run now so that a bad request is a 404 here rather than a failed task
-        rt.evaluator.targets(tenant, req.query_set, req.snapshot)
-    except LookupError as e:
-        raise HTTPException(404, str(e)) from e
+    # The worker's own check, run now so that a bad request is a 404 (NotFound) here rather than a failed task.
+    rt.evaluator.targets(tenant, req.query_set, req.snapshot)
 
 
 @router.post("/runs", response_model=EvalRunQueued, status_code=202,
@@ -167,12 +159,7 @@ def visible_changes(rt: Runtime, tenant: str, reader: Reader, entries: list[dict
 
 def _compare(rt: Runtime, tenant: str, base: str, candidate: str, query_set: str, version: int | None,
              metric: str, reader: Reader | None = None) -> EvalCompareResponse:
-    try:
-        c = rt.evaluator.compare(tenant, base, candidate, query_set, version, metric)
-    except LookupError as e:
-        raise HTTPException(404, str(e)) from e
-    except ValueError as e:
-        raise HTTPException(422, str(e)) from e
+    c = rt.evaluator.compare(tenant, base, candidate, query_set, version, metric)
     gained, lost, hidden = c["gained"], c["lost"], 0
     if reader is not None:
         (gained, hidden_gained), (lost, hidden_lost) = (visible_changes(rt, tenant, reader, gained),

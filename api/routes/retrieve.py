@@ -3,10 +3,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from contextlib import contextmanager
 from dataclasses import asdict
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, reader_of
@@ -19,9 +18,7 @@ from eval.answers import Shown, reporter
 from index_snapshots.querying import Answer
 from retrieval.context import Context
 from retrieval.types import Candidate
-from index_snapshots.resolve import SnapshotNotFound
 from snapdex.logs import request_id_var, text_digest
-from store.base import StoreUnavailable
 
 router = APIRouter(tags=["retrieve"], responses=errors(400, 403, 404, 422, 429, 503), route_class=StrictRoute)
 log = logging.getLogger("snapdex.retrieve")
@@ -87,26 +84,12 @@ def _answered(rt, tenant: str, request_id: str, key_id: str | None, calls: list[
 
 
 def _call(req: RetrieveRequest, settings, principal, tenant: str) -> dict:
-    """A request as `SnapshotSearcher.search` keywords; bad input raises ValueError (a 422), a principal the key
+    """A request as `SnapshotSearcher.search` keywords; bad input raises InvalidInput (a 422), a principal the key
     may not send (or must) an HTTPException (403)."""
     check_query_chars(req.query, settings.max_query_chars)
     return {"query": req.query, "top_k": req.top_k, "filters": req.filters, "snapshot": req.snapshot,
             "context": req.context.config() if req.context else None, "highlights": True,
             "reader": reader_of(principal, tenant, settings, req.principal), **req.options.model_dump()}
-
-
-@contextmanager
-def _answering():
-    """The errors of a search, as HTTP answers."""
-    try:
-        yield
-    except SnapshotNotFound as e:
-        raise HTTPException(status_code=404, detail=str(e)) from e
-    except ValueError as e:  # bad filters, or a stage this service has not configured: the message names it
-        raise HTTPException(status_code=422, detail=str(e)) from e
-    except StoreUnavailable as e:
-        raise HTTPException(status_code=503, detail="vector store unavailable",
-                            headers={"Retry-After": str(max(int(e.retry_after), 1))}) from e
 
 
 @router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",
@@ -119,8 +102,7 @@ async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, 
         found = rt.searcher.search(tenant, **call)
         return found, _answered(rt, tenant, request_id, principal.key_id, [call], [found])[0]
 
-    with _answering():
-        found, response = await run_in_threadpool(answer, _call(req, settings, principal, tenant))
+    found, response = await run_in_threadpool(answer, _call(req, settings, principal, tenant))
     _record(request, tenant, req.query, found)
     return response
 
@@ -138,9 +120,8 @@ async def retrieve_batch(req: RetrieveBatchRequest, rt: RuntimeDep, settings: Se
         found = rt.searcher.search_batch(tenant, calls)
         return found, _answered(rt, tenant, request_id, principal.key_id, calls, found)
 
-    with _answering():
-        answers, responses = await run_in_threadpool(answer, [_call(r, settings, principal, tenant)
-                                                              for r in req.requests])
+    calls = [_call(r, settings, principal, tenant) for r in req.requests]
+    answers, responses = await run_in_threadpool(answer, calls)
     for r, found in zip(req.requests, answers):
         _record(request, tenant, r.query, found)
     return RetrieveBatchResponse(answers=responses)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from api.auth import Principal
@@ -40,19 +40,11 @@ async def rebuild(tenant: TenantDep) -> RebuildResponse:
 
 @router.post("/snapshots/rollback", response_model=SwitchResponse, summary="Make the previous live snapshot live again")
 async def rollback(rt: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> SwitchResponse:
-    try:
-        left, live = await run_in_threadpool(rt.snapshots.rollback, tenant, who(principal))
-    except LookupError as e:
-        raise HTTPException(status_code=409, detail=str(e)) from e
+    left, live = await run_in_threadpool(rt.snapshots.rollback, tenant, who(principal))
     return SwitchResponse(tenant=tenant, live=live, previous=left)
 
 
 @router.post("/snapshots/{snap_hash}/promote", response_model=SwitchResponse, summary="Make a built snapshot live")
 async def promote(snap_hash: str, rt: RuntimeDep, tenant: TenantDep, principal: PrincipalDep) -> SwitchResponse:
-    try:
-        previous = await run_in_threadpool(rt.snapshots.promote, tenant, snap_hash, who(principal))
-    except KeyError as e:
-        raise HTTPException(status_code=404, detail=str(e.args[0])) from e
-    except ValueError as e:
-        raise HTTPException(status_code=409, detail=str(e)) from e
+    previous = await run_in_threadpool(rt.snapshots.promote, tenant, snap_hash, who(principal))
     return SwitchResponse(tenant=tenant, live=snap_hash, previous=previous)

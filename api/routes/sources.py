@@ -19,7 +19,7 @@ from snapdex.runtime import Runtime
 from snapdex.settings import Settings
 from sources import schedule as schedules
 from sources.kinds import SourceError, ValidationError, checked, kind_of, split_secrets
-from sources.store import COUNTS, NameTaken, SourceRow, SyncRunning
+from sources.store import COUNTS, SealedUnderAnotherKey, SourceRow
 
 router = APIRouter(tags=["sources"], responses=errors(404, 422, 503), route_class=StrictRoute)
 
@@ -28,18 +28,10 @@ def _not_found(source_id: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"source {source_id} not found")
 
 
-def _busy(e: SyncRunning) -> HTTPException:
-    return HTTPException(status_code=409, detail=f"sync {e.sync_id} of this source is queued or running: one sync of "
-                                                 "a source runs at a time; wait for it (GET /sources/{id}/syncs)")
-
-
 async def _unless_busy(source_id: str, action, *args):
     """`action` (which answers None for a source that is not there) off the event loop: 409 while a sync of the
-    source runs, 404 for no such source."""
-    try:
-        done = await run_in_threadpool(action, *args)
-    except SyncRunning as e:
-        raise _busy(e) from e
+    source runs (SyncRunning, a Conflict), 404 for no such source."""
+    done = await run_in_threadpool(action, *args)
     if done is None:
         raise _not_found(source_id)
     return done
@@ -61,10 +53,7 @@ def _view(rt: Runtime, row: SourceRow) -> SourceResponse:
 
 def _schedule(value, settings: Settings) -> dict | None:
     raw = value.model_dump() if hasattr(value, "model_dump") else value
-    try:
-        return schedules.parse(raw, settings.source_min_interval_s)
-    except ValueError as e:
-        raise refused(refusal(("body", "schedule"), "schedule", str(e))) from e
+    return schedules.parse(raw, settings.source_min_interval_s)  # InvalidInput naming body.schedule
 
 
 def _config(rt: Runtime, kind_name: str, config: dict) -> tuple[dict, dict]:
@@ -104,10 +93,7 @@ async def create_source(req: SourceRequest, rt: RuntimeDep, settings: SettingsDe
                                 schedules.next_time(stored_schedule, time.time()))
         return _view(rt, row)
 
-    try:
-        return await run_in_threadpool(create)
-    except NameTaken as e:
-        raise HTTPException(status_code=409, detail=str(e)) from e
+    return await run_in_threadpool(create)  # NameTaken: a 409
 
 
 @router.get("/sources", response_model=SourceListResponse, summary="The tenant's sources, each with its last sync")
@@ -145,7 +131,7 @@ async def patch_source(source_id: str, req: SourcePatch, rt: RuntimeDep, setting
         if req.config is not None:
             try:
                 sealed = rt.sources.secrets(row)
-            except ValueError:  # sealed under a server key that changed: only credentials sent now count
+            except SealedUnderAnotherKey:  # the server key changed: only credentials sent now count
                 sealed = {}
             full = _merge({**row.config, **sealed}, req.config)
             values["config"], secrets = _config(rt, row.kind, full)
@@ -158,10 +144,7 @@ async def patch_source(source_id: str, req: SourcePatch, rt: RuntimeDep, setting
             values["access"] = req.access.stored() if req.access else None
         return _view(rt, rt.sources.update(tenant, source_id, values, secrets))
 
-    try:
-        return await run_in_threadpool(patch)
-    except NameTaken as e:
-        raise HTTPException(status_code=409, detail=str(e)) from e
+    return await run_in_threadpool(patch)  # NameTaken: a 409
 
 
 @router.post("/sources/{source_id}/sync", status_code=202, response_model=SyncQueued, responses=errors(409),

@@ -34,13 +34,7 @@ def _queue(rt: Runtime, tenant: str, request: TuningRequest) -> str:
              responses={409: {"description": "no live snapshot to tune on yet"}, **errors(400)})
 async def start_tuning(req: TuningRequestIn, rt: RuntimeDep, tenant: TenantDep) -> TuningQueued:
     request = TuningRequest(tuple(req.query_sets), req.folds, req.metric, req.seed, req.level)
-    try:
-        run_id = await run_in_threadpool(_queue, rt, tenant, request)
-    except ValueError as e:  # a metric evaluation does not compute, too few labelled queries
-        raise HTTPException(status_code=422, detail=str(e)) from e
-    except LookupError as e:
-        status = 409 if "snapshot" in str(e) else 422  # nothing to tune on yet / no such query set
-        raise HTTPException(status_code=status, detail=str(e)) from e
+    run_id = await run_in_threadpool(_queue, rt, tenant, request)
     return TuningQueued(tuning_id=run_id, tenant=tenant)
 
 
@@ -75,10 +69,7 @@ async def list_profiles(rt: RuntimeDep, tenant: TenantDep) -> ProfileListRespons
 @router.post("/profiles/rollback", response_model=ProfileSwitchResponse,
              summary="Make the previous live retrieval profile live again")
 async def rollback_profile(rt: RuntimeDep, tenant: TenantDep) -> ProfileSwitchResponse:
-    try:
-        left, live = await run_in_threadpool(rt.profiles.rollback, tenant)
-    except LookupError as e:
-        raise HTTPException(status_code=409, detail=str(e)) from e
+    left, live = await run_in_threadpool(rt.profiles.rollback, tenant)
     return ProfileSwitchResponse(tenant=tenant, live=live, previous=left)
 
 
@@ -86,8 +77,5 @@ async def rollback_profile(rt: RuntimeDep, tenant: TenantDep) -> ProfileSwitchRe
              summary="Make a recorded profile (or 0, the global default) live by hand, e.g. one the test rejected")
 async def activate_profile(version: Annotated[int, Path(ge=0, le=INT64_MAX)], rt: RuntimeDep,
                            tenant: TenantDep) -> ProfileSwitchResponse:
-    try:
-        previous = await run_in_threadpool(rt.profiles.activate, tenant, version)
-    except KeyError as e:
-        raise HTTPException(status_code=404, detail=str(e.args[0])) from e
+    previous = await run_in_threadpool(rt.profiles.activate, tenant, version)
     return ProfileSwitchResponse(tenant=tenant, live=version, previous=previous)

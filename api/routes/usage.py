@@ -3,13 +3,13 @@ recorded into one store (eval/answers.py)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, reader_of
 from api.schemas import FeedbackRequest, FeedbackResponse, UsageRequest, UsageResponse, errors
 from api.strict import StrictRoute
-from eval.answers import Refused, reporter
+from eval.answers import reporter
 
 router = APIRouter(tags=["retrieve"], responses=errors(403, 422, 503), route_class=StrictRoute)
 
@@ -18,10 +18,7 @@ async def _report(record, body: UsageRequest | FeedbackRequest, settings, tenant
     # Whom the report is from, by the rules /retrieve reads by: a user key is its own principal, a service key names
     # the one the answer was for. Only that key and principal find the answer (eval/answers.py).
     who = reporter(principal.key_id, reader_of(principal, tenant, settings, body.principal))
-    try:
-        return await run_in_threadpool(record, tenant, body.request_id, who, *args)
-    except Refused as e:
-        raise HTTPException(status_code=422, detail=str(e)) from e
+    return await run_in_threadpool(record, tenant, body.request_id, who, *args)  # Refused: a 422 (InvalidInput)
 
 
 @router.post("/usage", response_model=UsageResponse,

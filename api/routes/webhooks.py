@@ -29,10 +29,7 @@ def _create(rt: Runtime, tenant: str, req: WebhookRequest, allow_private: bool):
              summary="Register a webhook; the answer carries its signing secret, shown this once")
 async def create_webhook(req: WebhookRequest, rt: RuntimeDep, settings: SettingsDep,
                          tenant: TenantDep) -> WebhookCreatedResponse:
-    try:
-        hook, secret = await run_in_threadpool(_create, rt, tenant, req, settings.webhook_allow_private)
-    except ValueError as e:  # an unknown event type, a URL that is not allowed
-        raise HTTPException(status_code=422, detail=str(e)) from e
+    hook, secret = await run_in_threadpool(_create, rt, tenant, req, settings.webhook_allow_private)
     return WebhookCreatedResponse.from_hook(hook, secret=secret)
 
 

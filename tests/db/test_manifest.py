@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.tables import snapshots
+from errors import Conflict, NotFound
 from index_snapshots.manifest import Manifest
 
 
@@ -44,9 +45,9 @@ def test_a_snapshot_is_built_promoted_rolled_back_and_retired(manifest):
     assert manifest.get("t", "b").last_read_at is not None
     manifest.mark_deleted("t", "b", "retention")
     assert manifest.get("t", "b").status == "deleted"
-    with pytest.raises(ValueError, match="only a built snapshot"):
+    with pytest.raises(Conflict, match="only a built snapshot"):  # a 409
         manifest.promote("t", "b")
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):  # a 404
         manifest.promote("t", "zzz")
     manifest.begin("t", "c", "snap-t-c", "a", {})
     manifest.fail("t", "c", "interrupted")
@@ -57,11 +58,11 @@ def test_a_snapshot_is_built_promoted_rolled_back_and_retired(manifest):
 
 
 def test_rollback_needs_a_previous_snapshot(manifest):
-    with pytest.raises(LookupError, match="no previous live snapshot"):
+    with pytest.raises(Conflict, match="no previous live snapshot"):
         manifest.rollback("t")
     built(manifest, "t", "a")
     manifest.promote("t", "a")
-    with pytest.raises(LookupError):
+    with pytest.raises(Conflict):
         manifest.rollback("t")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from errors import NotFound
 from eval.metrics import evaluate
 from eval.store import EvalStore, LabelledQuery, Verdict
 
@@ -36,7 +37,7 @@ def test_retire_stops_the_set_and_a_new_upload_revives_it(store):
     assert store.active_sets("t") == []
     again, created = store.put_query_set("t", "kb", QUERIES)
     assert created and again.version == 2 and store.active_sets("t")[0].version == 2
-    with pytest.raises(KeyError, match="no query set 'nope'"):
+    with pytest.raises(NotFound, match="no query set 'nope'"):
         store.retire("t", "nope")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from errors import Conflict, NotFound
 from eval.profiles import ProfileStore
 
 
@@ -15,7 +16,7 @@ def store(catalog_db):
 
 def test_versions_live_pointer_and_rollback(store):
     assert store.live("t").version == 0 and store.live("t").is_default and store.list("t") == []
-    with pytest.raises(LookupError, match="no previous retrieval profile"):
+    with pytest.raises(Conflict, match="no previous retrieval profile"):
         store.rollback("t")
     rejected = store.record("t", {"fusion": "rrf"}, {"tuned_cv": 0.5}, "not adopted", "run-1", adopt=False)
     assert (rejected.version, rejected.status) == (1, "rejected") and store.live("t").version == 0
@@ -25,7 +26,7 @@ def test_versions_live_pointer_and_rollback(store):
     assert store.activate("t", 1) == 2  # by hand, e.g. one the test rejected
     assert store.live("t").version == 1 and store.get("t", 2).status == "retired"
     assert store.rollback("t") == (1, 2) and store.live("t").version == 2
-    with pytest.raises(KeyError, match="no retrieval profile version 9"):
+    with pytest.raises(NotFound, match="no retrieval profile version 9"):
         store.activate("t", 9)
     assert store.activate("t", 0) == 2 and store.live("t").is_default  # back to the global default
     assert store.live("other").version == 0  # tenants do not share profiles

@@ -9,7 +9,7 @@ import sys
 from tests.procs import REPO
 
 PROJECT = ("api", "workers", "index_snapshots", "eval", "ingest", "retrieval", "encoders", "store", "snapdex", "db",
-           "notify", "sources")
+           "notify", "sources", "errors")
 
 
 def loaded_after(module: str) -> set[str]:
@@ -29,10 +29,20 @@ def test_the_catalog_package_sits_at_the_bottom():
         assert loaded_after(module) == {"db"}, module
 
 
+def test_the_domain_errors_sit_below_everything():
+    """Every layer raises InvalidInput, NotFound, Conflict, Unavailable where it finds the problem; api/errors.py
+    answers them. So errors/ imports nothing of the project, and the lowest layers load nothing else with it."""
+    assert loaded_after("errors") == {"errors"}
+    for module in ("store.filters", "ingest.tenants", "retrieval.pruning"):
+        assert not {"api", "workers", "snapdex", "sources"} & loaded_after(module), module
+
+
 def test_the_webhooks_package_sits_just_above_the_catalog():
-    """ingest/ and index_snapshots/ write events in their own transactions, so notify/ reaches nothing above db/."""
+    """ingest/ and index_snapshots/ write events in their own transactions, so notify/ reaches nothing above db/
+    (but the domain errors, below everything)."""
     for module in ("notify", "notify.store", "notify.delivery", "notify.secrets"):
-        assert loaded_after(module) == {"db", "notify"}, module
+        assert loaded_after(module) <= {"db", "notify", "errors"}, module
+        assert {"db", "notify"} <= loaded_after(module), module
 
 
 def test_sources_sit_below_the_api_and_the_workers():
