@@ -119,8 +119,11 @@ class Settings(BaseSettings):
 
     # Retrieval. Defaults chosen on SciFact train (bench/tune.py); a request may override most per call.
     retrieval_candidates: int = Field(default=100, ge=1, le=1000, description="per leg, before fusion")
-    retrieval_fusion: Literal["dbsf", "rrf"] = "dbsf"
+    retrieval_fusion: Literal["dbsf", "rrf", "zscore"] = "dbsf"
     retrieval_rrf_k: int = Field(default=60, ge=1, le=1000)
+    # zscore fusion: weights of the legs' z-scores over the candidates of either leg (each rescored on both).
+    retrieval_fusion_dense: float = Field(default=0.5, ge=0.0, le=10.0)
+    retrieval_fusion_bm25: float = Field(default=0.5, ge=0.0, le=10.0)
     rerank: Literal["late-interaction", "cross-encoder", "none"] = "late-interaction"
     rerank_depth: int = Field(default=100, ge=1, le=200)
     # Weighted z-score fusion of the second stage; chosen on SciFact train by bench/tune.py (dense 0: the windows
@@ -166,6 +169,10 @@ class Settings(BaseSettings):
     # Self-tuning: after every build that makes a new snapshot, search the tenant's retrieval profile on its labelled
     # queries (POST /tuning does it on request). Off by default: it scores dozens of configurations.
     tune_after_build: bool = False
+    # With tune_after_build, a tenant without labelled queries is tuned on queries made from its own documents
+    # (titles, headings, held-out sentences). Off: measured on the shapes of bench/shapes.py, it did not help on
+    # every one (README, "Self-tuning").
+    tune_without_labels: bool = False
 
     # API keys by their SHA-256: {sha256 hex: tenant, or "*" for an operator key}. Keys made with `snapdex keys
     # create` live in the catalog instead. Any key at all makes keys required on every route but /health.

@@ -65,7 +65,15 @@ def tune_after_build(rt, tenant: str):
     request = TuningRequest()
     try:
         rt.tuner.check(tenant, request)
-    except (LookupError, ValueError):  # no labelled queries (the global default serves it), or too few
+    except LookupError:  # no labelled queries: the global default serves it, or tuning without labels
+        if not rt.settings.tune_without_labels:
+            return None
+        request = TuningRequest(synthetic=True)
+        try:
+            rt.tuner.check(tenant, request)
+        except (LookupError, ValueError):
+            return None
+    except ValueError:  # too few labelled queries
         return None
     return rt.profiles.create_tuning(tenant, request.as_dict(), trigger="build")
 

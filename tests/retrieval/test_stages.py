@@ -193,3 +193,78 @@ def test_hits_past_the_rerank_depth_follow_in_first_stage_order_below_the_rerank
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
     fused = [h.scores["fused"] for h in res.hits[1:]]
     assert fused == sorted(fused, reverse=True)
+
+
+def test_group_documents_ranks_documents_by_their_best_chunk():
+    from retrieval.pruning import group_documents
+
+    cands = [_cand("1", "a b c", "x"), _cand("2", "d e f", "x"), _cand("3", "g h i", "y"), _cand("4", "j k", "x"),
+             _cand("5", "l m", "x"), _cand("6", "n o", "z"), _cand("7", "p q", "y")]
+    for i, c in enumerate(cands):
+        c.score = 10.0 - i
+    hits, groups, dropped = group_documents(cands, 2, PruneConfig())
+    # x's best 3 chunks (the default per document), then y's two; z would be the third document
+    assert [(g.doc_id, g.score, g.hits) for g in groups] == [("x", 10.0, (0, 1, 2)), ("y", 8.0, (3, 4))]
+    assert [h.id for h in hits] == ["1", "2", "4", "3", "7"] and dropped == 1
+    hits, groups, _ = group_documents(cands, 5, PruneConfig(max_per_document=1))
+    assert [g.doc_id for g in groups] == ["x", "y", "z"] and [h.id for h in hits] == ["1", "3", "6"]
+    # near-identical chunks of two documents are two answers to a document query: nothing collapses
+    same = "the same policy paragraph text here"
+    twins = [_cand("a", same, "p"), _cand("b", same, "q")]
+    assert [g.doc_id for g in group_documents(twins, 5, PruneConfig())[1]] == ["p", "q"]
+    assert len(prune(twins, 5, PruneConfig())[0]) == 1
+
+
+def _long_docs() -> dict[str, str]:
+    # Each document is several chunks of 32 tokens; "lava" fills the first two documents' every chunk.
+    lava = " ".join(f"Lava sentence number {i} flows hot from the vent." for i in range(30))
+    rock = " ".join(f"Basalt rock {i} cools from lava slowly." for i in range(30))
+    other = {f"d{i}": " ".join(f"Topic {i} sentence {j} about rivers and bread." for j in range(12)) for i in range(6)}
+    return {"lava": lava, "rock": rock, **other}
+
+
+def test_group_by_document_answers_top_k_documents_each_with_its_chunks(tmp_path):
+    rt = make_runtime(tmp_path, chunk_size=32, chunk_overlap=0)
+    try:
+        ingest(rt, [text_doc(k, v) for k, v in _long_docs().items()])
+        snap = rt.manifest.live("default")
+        p = rt.pipeline
+        flat = p.run(snap.collection, "lava flows", 3, p.stages())
+        assert len({h.payload["doc_ids"][0] for h in flat.hits}) < 3  # three chunks of fewer documents
+        for fusion in ("dbsf", "zscore"):
+            res = p.run(snap.collection, "lava flows", 3, p.stages(fusion=fusion), group_by="document")
+            docs = [g.doc_id for g in res.documents]
+            assert len(docs) == 3 and docs[:2] in (["lava", "rock"], ["rock", "lava"])
+            for g in res.documents:
+                assert 1 <= len(g.hits) <= 3 and g.score == res.hits[g.hits[0]].score
+                assert all(res.hits[i].payload["doc_ids"][0] == g.doc_id for i in g.hits)
+            assert [i for g in res.documents for i in g.hits] == list(range(len(res.hits)))
+            assert res.recipe["group_by"]["by"] == "document"
+        with pytest.raises(ValueError, match="group_by='chunk' is not one of"):
+            p.run(snap.collection, "lava", 3, p.stages(), group_by="chunk")
+    finally:
+        rt.close()
+
+
+def test_zscore_fusion_scores_every_candidate_on_both_legs(rt):
+    from encoders.lexical import query_vector
+
+    snap = rt.manifest.live("default")
+    p = rt.pipeline
+    query = "lava rivers"
+    res = p.run(snap.collection, query, 5, p.stages(fusion="zscore", rerank="none", fusion_dense=0.3))
+    vector = p.embed_query((query,)).vector
+    ids = [h.id for h in res.hits]
+    legs = rt.store.rescore(snap.collection, ids, dense=vector, sparse=query_vector(query))
+    # every hit carries both legs as the engine scores them, a term-less chunk's BM25 being 0
+    for h in res.hits:
+        assert h.scores["dense"] == pytest.approx(legs[h.id]["dense"], abs=1e-6)
+        assert h.scores["bm25"] == pytest.approx(legs[h.id].get("bm25", 0.0), abs=1e-6)
+    expected = weighted_zscore({"dense": [h.scores["dense"] for h in res.hits],
+                                "bm25": [h.scores["bm25"] for h in res.hits]}, {"dense": 0.3, "bm25": 0.5})
+    # all five documents are candidates (both legs return every chunk here), so the z-scores are over these hits
+    assert len(ids) == len(TEXTS)
+    np.testing.assert_allclose([h.scores["fused"] for h in res.hits], expected, atol=1e-6)
+    assert res.recipe["first_stage"]["weights"] == {"dense": 0.3, "bm25": 0.5}
+    with pytest.raises(ValueError, match="both 0"):
+        p.stages(fusion="zscore", fusion_dense=0.0, fusion_bm25=0.0)
