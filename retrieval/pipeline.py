@@ -48,14 +48,14 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StageConfig:
-    """The ranking knobs: what a retrieval profile sets and a request may override. Defaults are what the SciFact
-    train split chose (see bench/tune.py)."""
+    """The ranking knobs: what a retrieval profile sets and a request may override. Defaults as in settings.py:
+    fusion and second stage chosen across shapes (bench/shapes.py), late-interaction weights by bench/tune.py."""
 
     first_stage: str = "hybrid"  # or one leg alone, for comparisons
     candidates: int = 100      # per leg, before fusion
-    fusion: str = "dbsf"       # the same answer on every call; RRF's tied scores reorder between calls
+    fusion: str = "zscore"     # the same answer on every call; RRF's tied scores reorder between calls
     rrf_k: int = 60
-    rerank: str = "late-interaction"
+    rerank: str = "none"
     rerank_depth: int = 100    # fused candidates the second stage sees
     rewrite: str = "none"
     # Late interaction: weights of its z-scored legs (dense 0 on SciFact train: the windows carry the dense signal).

@@ -120,7 +120,7 @@ def test_pipeline_stages_on_a_real_snapshot(rt):
         assert set(res.timings_ms) >= {"rewrite", "embed", "first_stage", "prune"}
         for h in res.hits:
             assert h.scores["dense"] is not None and "fused" in h.scores
-    li = p.run(snap.collection, "lava eruptions in iceland", 3, p.stages())
+    li = p.run(snap.collection, "lava eruptions in iceland", 3, p.stages(rerank="late-interaction"))
     assert li.hits[0].scores["windows"] > 0 and li.hits[0].score == li.hits[0].scores["rerank"]
     assert li.recipe["rerank"]["name"] == "late-interaction"
     # BM25 alone, dense alone, and filters inside Qdrant.
@@ -139,7 +139,7 @@ def test_late_interaction_on_a_snapshot_built_without_windows(tmp_path):
     # its dense and BM25 legs, and says so (asking the store for a windows leg there fails on both backends).
     rt = make_runtime(tmp_path, chunk_size=256, windows_enabled=False)
     ingest(rt, [text_doc(k, v) for k, v in TEXTS.items()])
-    answer = rt.searcher.search("default", "lava eruptions in iceland", 3)
+    answer = rt.searcher.search("default", "lava eruptions in iceland", 3, rerank="late-interaction")
     assert answer.hits[0].payload["doc_ids"] == ["volcano"] and answer.recipe["rerank"]["name"] == "late-interaction"
     assert "holds no sentence windows" in answer.warnings[0]
     assert answer.hits[0].scores["windows"] == 0.0 and answer.hits[0].scores["dense"] > 0
@@ -150,7 +150,7 @@ def test_searcher_caches_by_snapshot_and_request(rt):
     a = rt.searcher.search("default", "floods and deltas", 2)
     b = rt.searcher.search("default", "floods   and deltas", 2)
     assert not a.cached and b.cached and [h.id for h in a.hits] == [h.id for h in b.hits]
-    c = rt.searcher.search("default", "floods and deltas", 2, rerank="none")
+    c = rt.searcher.search("default", "floods and deltas", 2, rerank="late-interaction")
     assert not c.cached  # another recipe is another answer
     ingest(rt, [text_doc("deserts", "Deserts\n\nDeserts get little rain. Dunes move with the wind.")])
     d = rt.searcher.search("default", "floods and deltas", 2)
@@ -187,7 +187,8 @@ def test_a_default_stage_that_is_not_configured_fails_at_wiring(tmp_path):
 
 def test_hits_past_the_rerank_depth_follow_in_first_stage_order_below_the_reranked(rt):
     snap = rt.manifest.live("default")
-    res = rt.pipeline.run(snap.collection, "rivers and bread and lava", 3, rt.pipeline.stages(rerank_depth=1))
+    stages = rt.pipeline.stages(rerank="late-interaction", rerank_depth=1)
+    res = rt.pipeline.run(snap.collection, "rivers and bread and lava", 3, stages)
     assert "rerank" in res.hits[0].scores and all("rerank" not in h.scores for h in res.hits[1:])
     scores = [h.score for h in res.hits]
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
