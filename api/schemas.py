@@ -329,8 +329,14 @@ class RetrieveOptions(BaseModel):
         default=None, description="second stage; cross-encoder only where a model folder is configured")
     rewrite: Literal["none", "normalize", "prf", "llm"] | None = Field(
         default=None, description="query rewriting; llm only where an endpoint is configured")
-    fusion: Literal["dbsf", "rrf"] | None = None
+    fusion: Literal["dbsf", "rrf", "zscore"] | None = Field(default=None, description=(
+        "first-stage fusion: dbsf or rrf in Qdrant, or zscore: every candidate of either leg scored on both legs, "
+        "their z-scores summed with fusion_dense and fusion_bm25"))
     rrf_k: int | None = Field(default=None, ge=1, le=1000)
+    fusion_dense: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
+                                       description="zscore fusion: weight of the dense leg")
+    fusion_bm25: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
+                                      description="zscore fusion: weight of the BM25 leg")
     candidates: int | None = Field(default=None, ge=1, le=1000, description="per leg, before fusion")
     rerank_depth: int | None = Field(default=None, ge=1, le=200, description="fused candidates reranked")
     max_per_document: int | None = Field(default=None, ge=1, le=100, description="cap of chunks per document")
@@ -397,6 +403,10 @@ class RetrieveRequest(BaseModel):
     principal: PrincipalIn | None = Field(default=None, description=(
         "service keys: the end user the answer is for; only documents they may read are searched. A user key may "
         "not send one (403)"))
+    group_by: Literal["document"] | None = Field(default=None, description=(
+        '"document": the best top_k documents (ranked by their best chunk), each with its best chunks (up to '
+        "options.max_per_document, else 3): `hits` come document by document and `documents` lists them; absent: "
+        "the best top_k chunks"))
 
 
 class HitSource(BaseModel):
@@ -479,6 +489,20 @@ class ContextResponse(BaseModel):
     passages: list[ContextPassage] = Field(description="in the order a prompt should use them")
 
 
+class RetrieveDocument(BaseModel):
+    """One document of a grouped answer (group_by "document")."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"doc_id": "handbook", "title": "Employee handbook", "source": "handbook.docx", "score": 2.41,
+         "hits": [0, 1]}]})
+
+    doc_id: str
+    title: str | None
+    source: str | None
+    score: float = Field(description="its best chunk's score")
+    hits: list[int] = Field(description="positions of its chunks in `hits`, best first")
+
+
 class RetrieveResponse(BaseModel):
     hits: list[RetrieveHit]
     snapshot: str = Field(description="hash of the snapshot that answered")
@@ -488,6 +512,8 @@ class RetrieveResponse(BaseModel):
     cached: bool = Field(default=False, description="served from the result cache (same snapshot, same request)")
     warnings: list[str] = Field(default_factory=list)
     context: ContextResponse | None = Field(default=None, description="when the request asked for it")
+    documents: list[RetrieveDocument] | None = Field(default=None, description=(
+        'group_by "document": the documents in order, each naming its hits; null otherwise'))
 
 
 MAX_BATCH = 64
@@ -1014,6 +1040,9 @@ class TuningRequestIn(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="of the fold assignment and the bootstrap")
     level: float = Field(default=0.95, gt=0.5, lt=1.0, allow_inf_nan=False,
                          description="confidence of the bootstrap interval the gain over the live profile must clear")
+    synthetic: bool = Field(default=False, description=(
+        "tune without labels: on queries made from the tenant's own documents (titles, headings, held-out "
+        "sentences, each against its document) instead of its query sets; judged the same way"))
 
 
 class TuningQueued(BaseModel):

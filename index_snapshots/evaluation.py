@@ -27,6 +27,9 @@ from ingest.access import Reader
 from notify import emit
 
 log = logging.getLogger(__name__)
+# Labelled queries name documents, so runs rank documents: 100 results are 100 documents, not the documents that
+# 100 chunks happen to hold (a document of several chunks would take several places).
+EVAL_GROUP_BY = "document"
 
 
 @dataclass
@@ -45,7 +48,8 @@ class SnapshotEvaluator:
 
     def recipe(self, tenant: str) -> dict:
         """The tenant's retrieval recipe, its profile included: a run is reused only under the same one."""
-        return {**self.searcher.recipe(tenant), "eval": {"ks": list(self.ks), "depth": self.depth}}
+        return {**self.searcher.recipe(tenant), "eval": {"ks": list(self.ks), "depth": self.depth,
+                                                         "group_by": EVAL_GROUP_BY}}
 
     def evaluate(self, tenant: str, snapshot: str, query_set: QuerySetRef, trigger: str = "manual",
                  reuse: bool = True) -> RunRow:
@@ -65,7 +69,7 @@ class SnapshotEvaluator:
         try:
             def search(text: str):
                 answer = self.searcher.search(tenant, text, self.depth, snapshot=snapshot, use_cache=False,
-                                              reader=reader)
+                                              reader=reader, group_by=EVAL_GROUP_BY)
                 return [h.payload["doc_ids"] for h in answer.hits]
 
             result = run_queries(f"{query_set.name} v{query_set.version}", search, queries, qrels, ks=self.ks)

@@ -22,6 +22,7 @@ from ingest.windows import sentence_spans
 from retrieval.cache import ResultCache, request_key
 from retrieval.context import Context, ContextConfig, build_context, token_counter
 from retrieval.pipeline import RetrievalPipeline, StageConfig
+from retrieval.pruning import DocumentGroup
 from retrieval.types import Candidate
 
 # A newly adopted or rolled-back profile reaches every API process within this long; each answer names the profile
@@ -38,6 +39,7 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     cached: bool = False
     context: Context | None = None  # the hits as prompt-ready passages, when the request asked for them
+    documents: list[DocumentGroup] | None = None  # group_by="document": the documents and their hits
 
 
 def profile_recipe(profile: Profile) -> dict:
@@ -87,15 +89,17 @@ class SnapshotSearcher:
 
     def search(self, tenant: str, query: str, top_k: int, filters: dict | None = None, snapshot: str | None = None,
                use_cache: bool = True, profile: Profile | None = None, context: ContextConfig | None = None,
-               highlights: bool = False, reader: Reader | None = None, **stage_overrides) -> Answer:
+               highlights: bool = False, reader: Reader | None = None, group_by: str | None = None,
+               **stage_overrides) -> Answer:
         """`profile`: answer under this one instead of the tenant's live profile (the tuner's trials). `context`:
         also build the hits into passages within its token budget. `highlights`: find each hit's best sentence
         windows (what /retrieve shows; evaluation and tuning runs, reading only the ranking, go without).
         `reader`: search only the chunks of documents it may read (None: all of them); `filters` (ingest/filters.py)
-        then match its readable documents only."""
+        then match its readable documents only. `group_by="document"`: the best `top_k` documents, each with its
+        best chunks (`Answer.documents`), counted among the documents the reader may read."""
         parse_request_filters(filters)  # a bad filter is refused before anything is looked up
         answer = self._search(tenant, query, top_k, filters, snapshot, use_cache, profile, highlights, reader,
-                              **stage_overrides)
+                              group_by, **stage_overrides)
         return self.with_context(tenant, answer, context) if context is not None else answer
 
     def search_batch(self, tenant: str, requests: list[dict]) -> list[Answer]:
@@ -119,7 +123,7 @@ class SnapshotSearcher:
 
     def _search(self, tenant: str, query: str, top_k: int, filters: dict | None, snapshot: str | None,
                 use_cache: bool, profile: Profile | None, highlights: bool, reader: Reader | None,
-                **stage_overrides) -> Answer:
+                group_by: str | None, **stage_overrides) -> Answer:
         started = time.perf_counter()
         snap = self.resolver.resolve(tenant, snapshot)
         profile = profile or self.profile(tenant)
@@ -131,11 +135,12 @@ class SnapshotSearcher:
                           # An access change rewrites the snapshot's payloads in place and moves this: an answer
                           # cached under the old lists is never served again (index_snapshots/access.py).
                           access_rev=snap.access_rev,
-                          **({"highlights": True} if highlights else {}))
+                          **({"highlights": True} if highlights else {}),
+                          **({"group_by": group_by} if group_by else {}))
         resolved = round((time.perf_counter() - started) * 1000, 3)
         if use_cache and (hit := self.cache.get(key)) is not None:
             return Answer(hit.hits, hit.snapshot, hit.recipe, {"resolve": resolved, "total": resolved},
-                          hit.warnings, cached=True)
+                          hit.warnings, cached=True, documents=hit.documents)
         # A snapshot built with another embedding model cannot take this model's query vectors: answer from its
         # BM25 leg rather than from a mismatched vector space, and say so.
         built_with = snap.config.get("embedding", {}).get("model")
@@ -153,11 +158,12 @@ class SnapshotSearcher:
         result = self.pipeline.run(snap.collection, query, top_k, stages, filters=where, dense=same_model,
                                    windows=bool(snap.config.get("windows")), highlights=highlights,
                                    languages=query_language_weights(query, snap.config.get(LANGUAGES_KEY) or ()),
-                                   visible=partial(visible_payload, reader=reader) if reader else None)
+                                   visible=partial(visible_payload, reader=reader) if reader else None,
+                                   group_by=group_by)
         result.recipe["profile"] = profile_recipe(profile)
         timings = {"resolve": resolved, **result.timings_ms}
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
-        answer = Answer(result.hits, snap.hash, result.recipe, timings, warnings)
+        answer = Answer(result.hits, snap.hash, result.recipe, timings, warnings, documents=result.documents)
         if use_cache:
             self.cache.put(key, answer)
         return answer

@@ -21,8 +21,11 @@ from eval.metrics import evaluate, metric_names
 from eval.profiles import Profile, ProfileStore
 from eval.runner import doc_ranking
 from eval.store import EvalStore
+from eval.synthetic import SourceDocument, SyntheticSet, synthetic_queries
 from eval.tuning import SearchSpace, config_key, cross_validate, paired_bootstrap
+from index_snapshots.evaluation import EVAL_GROUP_BY
 from index_snapshots.manifest import Manifest
+from ingest.catalog import Catalog
 from index_snapshots.querying import SnapshotSearcher
 from retrieval.cache import ResultCache
 from retrieval.pipeline import StageConfig
@@ -34,6 +37,7 @@ LATE = ("late_dense", "late_bm25", "late_windows")
 LATE_LONG = ("late_long_dense", "late_long_bm25", "late_long_windows")
 LONG_SHARE = 0.1  # the weights of long queries are searched when at least this share of the queries is long
 MIN_QUERIES = 20  # fewer than this, and 5 folds of 4 queries say nothing a bootstrap could trust
+SYNTHETIC_PER_KIND = 100  # queries of each kind (title, heading, held-out sentence) tuning without labels makes
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,22 @@ class TuningRequest:
     metric: str = "ndcg@10"
     seed: int = 0
     level: float = 0.95               # of the bootstrap interval the gain must clear
+    # Queries made from the tenant's own documents (eval/synthetic.py) instead of its labelled sets: tuning
+    # without labels. Judged the same way, on held-out folds of those queries.
+    synthetic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.synthetic and self.query_sets:
+            raise InvalidInput("synthetic tuning makes its own queries: it takes no query_sets")
 
     def as_dict(self) -> dict:
         return {"query_sets": list(self.query_sets), "folds": self.folds, "metric": self.metric, "seed": self.seed,
-                "level": self.level}
+                "level": self.level, "synthetic": self.synthetic}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TuningRequest":
         return cls(tuple(d.get("query_sets") or ()), int(d.get("folds", 5)), str(d.get("metric", "ndcg@10")),
-                   int(d.get("seed", 0)), float(d.get("level", 0.95)))
+                   int(d.get("seed", 0)), float(d.get("level", 0.95)), bool(d.get("synthetic", False)))
 
 
 def search_space(defaults: StageConfig, rerankers: Sequence[str], rewriters: Sequence[str],
@@ -64,7 +75,9 @@ def search_space(defaults: StageConfig, rerankers: Sequence[str], rewriters: Seq
 
     second = [r for r in ("late-interaction", "none") if r in rerankers]
     values = {
-        "fusion": around(defaults.fusion, "dbsf", "rrf"),
+        "fusion": around(defaults.fusion, "zscore", "dbsf", "rrf"),
+        # Only the ratio of the two weights orders the candidates: the BM25 weight stays, the dense one moves.
+        "fusion_dense": around(defaults.fusion_dense, 0.3, 0.5, 0.7),
         "candidates": around(defaults.candidates, 50, 100, 200),
         "rerank": around(defaults.rerank, *second),
         "rerank_depth": around(defaults.rerank_depth, 50, 100, 200),
@@ -87,6 +100,8 @@ def search_space(defaults: StageConfig, rerankers: Sequence[str], rewriters: Seq
         return any(c[w] for w in LATE) and (LATE_LONG[0] not in c or any(c[w] for w in LATE_LONG))
 
     def relevant(c: dict, name: str) -> bool:
+        if name == "fusion_dense":
+            return c["fusion"] == "zscore"
         return name not in LATE + LATE_LONG or c["rerank"] == "late-interaction"
 
     return SearchSpace(values, valid, relevant)
@@ -99,7 +114,7 @@ class TrialRunner:
 
     def __init__(self, searcher: SnapshotSearcher, tenant: str, snapshot: str, queries: dict[str, str],
                  qrels: dict[str, dict[str, int]], ks: Sequence[int], metric: str = "ndcg@10",
-                 on_trial=None) -> None:
+                 on_trial=None, exclude: dict[str, frozenset[str]] | None = None) -> None:
         pipeline = searcher.pipeline
         self.searcher = SnapshotSearcher(searcher.resolver, pipeline.with_store(MemoStore(pipeline.store)),
                                          ResultCache(0, 0))
@@ -109,6 +124,7 @@ class TrialRunner:
         self.ks = tuple(ks)
         self.depth = max(*self.ks, 10)
         self.on_trial = on_trial
+        self.exclude = exclude or {}  # query id -> chunk hashes its ranking leaves out (held-out sentences)
         self.per_query: dict[str, dict[str, np.ndarray]] = {}  # config key -> metric -> per-query scores
         self.means: dict[str, dict[str, float]] = {}
 
@@ -119,8 +135,13 @@ class TrialRunner:
             ranking = {}
             for qid in self.qids:
                 answer = self.searcher.search(self.tenant, self.queries[qid], self.depth, snapshot=self.snapshot,
-                                              use_cache=False, profile=profile)
-                ranking[qid] = doc_ranking([h.payload["doc_ids"] for h in answer.hits])
+                                              use_cache=False, profile=profile, group_by=EVAL_GROUP_BY)
+                hits = answer.hits
+                if qid in self.exclude:
+                    # Without the held-out chunk each document ranks by its best remaining chunk.
+                    hits = sorted((h for h in hits if h.payload.get("chunk_hash") not in self.exclude[qid]),
+                                  key=lambda h: -h.score)
+                ranking[qid] = doc_ranking([h.payload["doc_ids"] for h in hits])
             means, per_query = evaluate({q: self.qrels[q] for q in self.qids}, ranking, ks=self.ks)
             by_id = {r.query_id: r.metrics for r in per_query}
             self.per_query[key] = {m: np.array([by_id[q][m] for q in self.qids]) for m in means}
@@ -154,6 +175,7 @@ class ProfileTuner:
     profiles: ProfileStore
     ks: Sequence[int] = (1, 5, 10, 20, 100)
     progress_every_s: float = 1.0
+    catalog: Catalog | None = None  # the tenant's documents, which tuning without labels makes its queries from
 
     @property
     def depth(self) -> int:
@@ -172,7 +194,29 @@ class ProfileTuner:
         if self.manifest.live(tenant) is None:
             raise Conflict(f"tenant {tenant} has no live snapshot to tune on yet: ingest documents first")
 
+    def _synthetic(self, tenant: str, request: TuningRequest) -> SyntheticSet:
+        """Queries made from the tenant's indexed documents (titles, headings, held-out sentences)."""
+        if self.catalog is None:
+            raise ValueError("tuning without labels needs the catalog of the tenant's documents")
+        docs = []
+        for d in self.catalog.documents(tenant):
+            spans = d.spans()
+            if spans and d.text:
+                chunks = [(c.hash, d.text[c.start:c.end], c.headings) for c in spans]
+            else:  # chunked before offsets were recorded: the chunks' own texts, no headings
+                rows = self.catalog.chunks(tenant, d.chunk_hashes)
+                chunks = [(h, rows[h].text, ()) for h in d.chunk_hashes if h in rows]
+            docs.append(SourceDocument(d.doc_id, d.title, chunks))
+        made = synthetic_queries(docs, SYNTHETIC_PER_KIND, request.seed)
+        if len(made.queries) < max(MIN_QUERIES, request.folds):
+            raise InvalidInput(f"tuning without labels needs at least {max(MIN_QUERIES, request.folds)} queries made "
+                             f"from the documents; tenant {tenant}'s gave {len(made.queries)} ({made.counts()})")
+        return made
+
     def _queries(self, tenant: str, request: TuningRequest) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+        if request.synthetic:
+            made = self._synthetic(tenant, request)
+            return made.queries, made.qrels
         sets = self.evals.active_sets(tenant)
         if request.query_sets:
             missing = sorted(set(request.query_sets) - {s.name for s in sets})
@@ -209,7 +253,12 @@ class ProfileTuner:
 
     def _tune(self, tenant: str, tuning_id: str, request: TuningRequest) -> dict:
         started = time.perf_counter()
-        queries, qrels = self._queries(tenant, request)
+        exclude: dict[str, frozenset[str]] = {}
+        if request.synthetic:
+            made = self._synthetic(tenant, request)
+            queries, qrels, exclude = made.queries, made.qrels, made.exclude
+        else:
+            queries, qrels = self._queries(tenant, request)
         live = self.manifest.live(tenant)
         if live is None:
             raise LookupError(f"tenant {tenant} has no live snapshot to tune on")
@@ -225,7 +274,8 @@ class ProfileTuner:
             progress["configurations"] = n
             report()
 
-        trials = TrialRunner(self.searcher, tenant, live.hash, queries, qrels, self.ks, request.metric, tried)
+        trials = TrialRunner(self.searcher, tenant, live.hash, queries, qrels, self.ks, request.metric, tried,
+                             exclude)
         pipeline = self.searcher.pipeline
         space = search_space(pipeline.defaults, list(pipeline.rerankers), list(pipeline.rewriters),
                              long_queries=trials.long_share() >= LONG_SHARE)
@@ -256,6 +306,7 @@ class ProfileTuner:
                       f"{test.level:.0%} interval [{test.low:+.4f}, {test.high:+.4f}] that does not clear zero")
         scores = {
             "metric": request.metric, "queries": len(trials.qids), "folds": request.folds, "seed": request.seed,
+            "synthetic": made.counts() if request.synthetic else None,
             "tuned_cv": float(cv.heldout.mean()),            # held-out: each fold scored by what the others chose
             "tuned_in_sample": float(trials(final).mean()),   # the adopted parameters on every query (optimistic)
             "live": float(current.mean()), "live_version": current_profile.version,

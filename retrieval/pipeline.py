@@ -19,12 +19,21 @@ from errors import InvalidInput
 from retrieval.cache import BoundedCache
 from retrieval.context import add_highlights
 from retrieval.late_interaction import LateInteractionWeights
-from retrieval.pruning import PruneConfig, prune
+from retrieval.fusion import weighted_zscore
+from retrieval.pruning import (GROUP_BY, GROUP_CHUNKS, DocumentGroup, PruneConfig, documents_in, group_documents,
+                               prune)
 from retrieval.types import Candidate, Query, QueryRewriter, Reranker, RewrittenQuery
 from store.base import VectorStore
 from store.filters import Filters
+from store.types import Hit
 
-FUSIONS = ("dbsf", "rrf")
+# dbsf and rrf run in Qdrant over each leg's candidates; zscore rescores every candidate of either leg on both legs
+# and sums their z-scores over those candidates (0.5/0.5): a candidate one leg missed still gets that leg's score.
+FUSIONS = ("dbsf", "rrf", "zscore")
+# A grouped answer fetches this many chunks per document asked for, and twice as many again (up to the candidates'
+# ceiling) while the chunks fetched hold fewer documents than asked and more chunks are there.
+GROUP_FETCH = 2
+MAX_FETCH = 1000
 # How a query longer than the model's input is embedded: in windows that each fit, combined into the dense leg's
 # vector by their token-weighted mean; "max-sim" also scores the sentence windows by each query window's best
 # match (summed), where "mean" scores them by the one mean vector.
@@ -40,14 +49,14 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StageConfig:
-    """The ranking knobs: what a retrieval profile sets and a request may override. Defaults are what the SciFact
-    train split chose (see bench/tune.py)."""
+    """The ranking knobs: what a retrieval profile sets and a request may override. Defaults as in settings.py:
+    fusion and second stage chosen across shapes (bench/shapes.py), late-interaction weights by bench/tune.py."""
 
     first_stage: str = "hybrid"  # or one leg alone, for comparisons
     candidates: int = 100      # per leg, before fusion
-    fusion: str = "dbsf"       # the same answer on every call; RRF's tied scores reorder between calls
+    fusion: str = "zscore"     # the same answer on every call; RRF's tied scores reorder between calls
     rrf_k: int = 60
-    rerank: str = "late-interaction"
+    rerank: str = "none"
     rerank_depth: int = 100    # fused candidates the second stage sees
     rewrite: str = "none"
     # Late interaction: weights of its z-scored legs (dense 0 on SciFact train: the windows carry the dense signal).
@@ -61,6 +70,9 @@ class StageConfig:
     late_long_bm25: float = 1.0
     late_long_windows: float = 1.0
     max_per_document: int | None = None  # cap of chunks per document in the answer
+    # zscore fusion: weights of the dense and BM25 legs' z-scores over the candidates
+    fusion_dense: float = 0.5
+    fusion_bm25: float = 0.5
 
     @property
     def late_weights(self) -> LateInteractionWeights:
@@ -92,6 +104,11 @@ class StageConfig:
             raise InvalidInput(f"fusion={self.fusion!r} is not one of {FUSIONS}")
         if not 1 <= self.rrf_k <= 1000:
             raise InvalidInput(f"rrf_k={self.rrf_k} is out of range [1, 1000]")
+        for name in ("fusion_dense", "fusion_bm25"):
+            if not 0 <= getattr(self, name) <= 10:
+                raise InvalidInput(f"{name}={getattr(self, name)} is out of range [0, 10]")
+        if self.fusion == "zscore" and not (self.fusion_dense or self.fusion_bm25):
+            raise InvalidInput("fusion_dense and fusion_bm25 are both 0: nothing would rank the candidates")
         if not 1 <= self.rerank_depth <= 200:
             raise InvalidInput(f"rerank_depth={self.rerank_depth} is out of range [1, 200]")
 
@@ -113,6 +130,7 @@ class PipelineResult:
     recipe: dict
     timings_ms: dict[str, float]
     pruned: int
+    documents: list[DocumentGroup] | None = None  # group_by="document": the documents, each with its hits
 
 
 class RetrievalPipeline:
@@ -191,15 +209,19 @@ class RetrievalPipeline:
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: Filters = None,
             dense: bool = True, windows: bool = True, highlights: bool = False,
-            languages: tuple[str, ...] | Mapping[str, float] = (),
-            visible: Callable[[dict], dict] | None = None) -> PipelineResult:
+            languages: tuple[str, ...] = (), visible: Callable[[dict], dict] | None = None,
+            group_by: str | None = None) -> PipelineResult:
         """`dense=False` answers from BM25 alone: the snapshot was built with another embedding model.
         `languages`: those the snapshot's documents were analysed in (its config), or each one's weight for this
         query (ingest.language.query_language_weights); the BM25 query is analysed in each (none given: English, as
         snapshots built before languages were).
         `windows=False`: the snapshot holds no sentence-window vectors. `highlights`: set each hit's best sentence
         windows (one more read of the snapshot, for the hits' window vectors). `visible`: what of a candidate's
-        payload the answer may show (a reader's view), applied as the candidates arrive: no later stage reads more."""
+        payload the answer may show (a reader's view), applied as the candidates arrive: no later stage reads more.
+        `group_by="document"`: the answer is the best `top_k` documents, each with its best chunks (documents in
+        the result); the first stage fetches chunks until they hold `top_k` documents (or there are no more)."""
+        if group_by is not None and group_by not in GROUP_BY:
+            raise InvalidInput(f"group_by={group_by!r} is not one of {GROUP_BY}")
         prune_config = self.prune_for(stages)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -214,7 +236,7 @@ class RetrievalPipeline:
         if hasattr(rewriter, "bind"):  # feedback: its first pass searches this request's snapshot
             rewriter = rewriter.bind(lambda q: [h.payload.get("text", "") for h in self._first_stage(
                 collection, self.embed_query((q,)).vector if dense else None, query_vector(q, languages=languages or
-                (DEFAULT_LANGUAGE,)), 10, stages, filters)])
+                (DEFAULT_LANGUAGE,)), 10, stages, filters)[0]])
         rewritten = rewriter.rewrite(text) if rewriter else RewrittenQuery(lexical=text, dense=(text,))
         lap("rewrite")
         languages = languages or (DEFAULT_LANGUAGE,)
@@ -224,11 +246,17 @@ class RetrievalPipeline:
         vector = embedded.vector if embedded else None
         lap("embed")
         reranker = self.rerankers[stages.rerank] if vector is not None else None
-        # Pruning drops near-duplicates: fetch a little more than top_k so it still returns top_k.
-        depth = max(top_k + min(top_k, 10), stages.rerank_depth if reranker else 0)
-        hits = self._first_stage(collection, vector, sparse, depth, stages, filters)
-        candidates = [Candidate(id=h.id, payload=visible(h.payload) if visible else h.payload,
-                                scores={"fused": h.score}, score=h.score) for h in hits]
+        # Pruning drops near-duplicates: fetch a little more than top_k so it still returns top_k. A grouped answer
+        # counts documents: several chunks of one document fill one place.
+        depth = max(top_k * GROUP_FETCH if group_by else top_k + min(top_k, 10),
+                    stages.rerank_depth if reranker else 0)
+        while True:
+            hits, legs = self._first_stage(collection, vector, sparse, depth, stages, filters)
+            candidates = [Candidate(id=h.id, payload=visible(h.payload) if visible else h.payload,
+                                    scores={"fused": h.score, **legs.get(h.id, {})}, score=h.score) for h in hits]
+            if not group_by or len(hits) < depth or depth >= MAX_FETCH or documents_in(candidates) >= top_k:
+                break
+            depth = min(depth * 2, MAX_FETCH)
         lap("first_stage")
         query = Query(text=text, vector=vector, sparse=sparse, collection=collection, store=self.store,
                       filters=filters, windows=windows, tokens=embedded.tokens if embedded else 0,
@@ -248,7 +276,11 @@ class RetrievalPipeline:
                     c.score += shift
             candidates = head + tail
             lap("rerank")
-        kept, dropped = prune(candidates, top_k, prune_config)
+        documents = None
+        if group_by:
+            kept, documents, dropped = group_documents(candidates, top_k, prune_config)
+        else:
+            kept, dropped = prune(candidates, top_k, prune_config)
         self._leg_scores(query, kept)
         lap("prune")
         if highlights and windows and vector is not None:
@@ -266,15 +298,52 @@ class RetrievalPipeline:
             # Which weights scored this query: those of long queries past late_long_tokens, or the others.
             recipe["rerank"]["query_tokens"] = embedded.tokens
             recipe["rerank"]["weights_used"] = "long" if stages.is_long(embedded.tokens) else "short"
-        return PipelineResult(kept, recipe, timings, dropped)
+        if group_by:
+            recipe["group_by"] = {"by": group_by, "chunks_per_document": prune_config.max_per_document or
+                                  GROUP_CHUNKS, "chunks_fetched": depth}
+        return PipelineResult(kept, recipe, timings, dropped, documents)
 
-    def _first_stage(self, collection, vector, sparse, depth, stages: StageConfig, filters):
+    def _first_stage(self, collection, vector, sparse, depth, stages: StageConfig, filters
+                     ) -> tuple[list[Hit], dict[str, dict[str, float]]]:
+        """The fused hits, and each one's leg scores where the fusion read them (zscore)."""
         if vector is None:
-            return self.store.search_sparse(collection, sparse, depth, filters=filters)
+            return self.store.search_sparse(collection, sparse, depth, filters=filters), {}
         if not sparse.indices or stages.first_stage == "dense":  # also: nothing lexical left after stopwords
-            return self.store.search_dense(collection, vector, depth, filters=filters)
+            return self.store.search_dense(collection, vector, depth, filters=filters), {}
+        if stages.fusion == "zscore":
+            return self._zscore(collection, vector, sparse, depth, stages, filters)
         return self.store.search_hybrid(collection, vector, sparse, depth, max(stages.candidates, depth),
-                                        fusion=stages.fusion, rrf_k=stages.rrf_k, filters=filters)
+                                        fusion=stages.fusion, rrf_k=stages.rrf_k, filters=filters), {}
+
+    def _zscore(self, collection, vector, sparse, depth, stages: StageConfig, filters
+                ) -> tuple[list[Hit], dict[str, dict[str, float]]]:
+        """Each leg's best candidates, every one of them scored on both legs (the engine rescoring those a leg
+        did not return), fused by weighted z-scores over all of them; the best `depth`, each with its legs."""
+        per_leg = max(stages.candidates, depth)
+        legs = {"dense": self.store.search_dense(collection, vector, per_leg, filters=filters),
+                "bm25": self.store.search_sparse(collection, sparse, per_leg, filters=filters)}
+        pool: dict[str, Hit] = {}
+        scores: dict[str, dict[str, float]] = {}
+        for leg, hits in legs.items():
+            for h in hits:
+                pool.setdefault(h.id, h)
+                scores.setdefault(h.id, {})[leg] = h.score
+        missing_dense = [i for i in pool if "dense" not in scores[i]]
+        missing_bm25 = [i for i in pool if "bm25" not in scores[i]]
+        if missing_dense or missing_bm25:
+            # One batch: the dense leg for those BM25 found, BM25 for those the dense leg found (a chunk sharing no
+            # term with the query has no BM25 entry: its score is 0).
+            rescored = self.store.rescore(collection, missing_dense + missing_bm25, dense=vector if missing_dense
+                                          else None, sparse=sparse if missing_bm25 else None)
+            for i in missing_dense:
+                scores[i]["dense"] = rescored.get(i, {}).get("dense", 0.0)
+            for i in missing_bm25:
+                scores[i]["bm25"] = rescored.get(i, {}).get("bm25", 0.0)
+        ids = list(pool)
+        fused = weighted_zscore({leg: [scores[i][leg] for i in ids] for leg in ("dense", "bm25")},
+                                {"dense": stages.fusion_dense, "bm25": stages.fusion_bm25})
+        order = sorted(range(len(ids)), key=lambda k: (-fused[k], ids[k]))[:depth]
+        return [Hit(ids[k], float(fused[k]), pool[ids[k]].payload) for k in order], scores
 
     def _leg_scores(self, query: Query, hits: list[Candidate]) -> None:
         """Each hit's dense and BM25 scores, for the answer: read from Qdrant for the few hits that lack them."""
@@ -313,6 +382,8 @@ class RetrievalPipeline:
                 "fusion": stages.fusion,
                 **({"rrf_k": stages.rrf_k} if stages.fusion == "rrf" else {}),
                 "candidates_per_leg": stages.candidates,
+                **({"weights": {"dense": stages.fusion_dense, "bm25": stages.fusion_bm25}}
+                   if stages.fusion == "zscore" else {}),
             },
             "rerank": {**reranker.recipe(), "depth": stages.rerank_depth,
                        **({"weights": stages.late_weights.as_dict(),

@@ -132,3 +132,52 @@ def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple
         per_doc[doc] = per_doc.get(doc, 0) + 1
         kept.append((c, sh))
     return [c for c, _ in kept], dropped
+
+
+GROUP_BY = ("document",)
+# Chunks a grouped answer shows per document when the stages set no max_per_document: the best few say where in
+# the document the match is, without one long document's chunks filling the answer.
+GROUP_CHUNKS = 3
+
+
+@dataclass(frozen=True)
+class DocumentGroup:
+    doc_id: str
+    score: float          # its best chunk's
+    hits: tuple[int, ...]  # positions of its chunks in the answer's hits, best first
+
+
+def group_documents(candidates: list[Candidate], top_k: int, config: PruneConfig
+                    ) -> tuple[list[Candidate], list[DocumentGroup], int]:
+    """The best `top_k` documents, each ranked by its best chunk, with up to max_per_document (else GROUP_CHUNKS)
+    of its chunks among the candidates; the hits come document by document. A chunk counts for the first document
+    its (visible) payload names. Older near-duplicate twins are left out as `prune` leaves them; near-identical
+    chunks of two different documents are not collapsed: both documents are answers to a document query."""
+    per_doc = config.max_per_document or GROUP_CHUNKS
+    older = _older_twins(candidates) if config.twins == "collapse" else set()
+    order: dict[str, list[Candidate]] = {}
+    dropped = 0
+    for c in candidates:
+        doc = _first_doc(c)
+        if doc in older:
+            dropped += 1
+            continue
+        chunks = order.get(doc)
+        if chunks is None:
+            if len(order) == top_k:
+                continue
+            chunks = order[doc] = []
+        if len(chunks) < per_doc:
+            chunks.append(c)
+        else:
+            dropped += 1
+    hits: list[Candidate] = []
+    groups: list[DocumentGroup] = []
+    for doc, chunks in order.items():
+        groups.append(DocumentGroup(doc, chunks[0].score, tuple(range(len(hits), len(hits) + len(chunks)))))
+        hits.extend(chunks)
+    return hits, groups, dropped
+
+
+def documents_in(candidates: list[Candidate]) -> int:
+    return len({_first_doc(c) for c in candidates})

@@ -121,10 +121,11 @@ class _Operations:
     # --- retrieve
     def retrieve(self, query: str, top_k: int = 5, filters: dict | None = None, snapshot: str | None = None,
                  context: ContextRequest | dict | None = None, options: RetrieveOptions | dict | None = None,
-                 principal: dict | None = None):
-        """`principal` {"user", "groups"}: with a service key, the end user the answer is for."""
+                 principal: dict | None = None, group_by: str | None = None):
+        """`principal` {"user", "groups"}: with a service key, the end user the answer is for. `group_by`
+        "document": the best `top_k` documents, each with its best chunks (`answer.documents`)."""
         request = {"query": query, "top_k": top_k, "filters": filters, "snapshot": snapshot,
-                   "context": context, "options": options or {}, "principal": principal}
+                   "context": context, "options": options or {}, "principal": principal, "group_by": group_by}
         return self._run(_Call("POST", "/retrieve", RetrieveResponse, {"json": _body(RetrieveRequest, request)}))
 
     def retrieve_batch(self, requests: Sequence[RetrieveRequest | dict]):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from eval.beir import BeirDataset
 from eval.runner import EvalRun, run_queries
+from index_snapshots.evaluation import EVAL_GROUP_BY
 from index_snapshots.service import run_ingest_job
 from ingest.jobs import NewDocument
 from snapdex.runtime import Runtime
@@ -78,7 +79,8 @@ def evaluate_dataset(rt: Runtime, dataset: BeirDataset, split: str, tenant: str,
             continue
 
         def search(text: str, overrides=overrides):
-            answer = rt.searcher.search(tenant, text, top_k, snapshot=snap.hash, use_cache=False, **overrides)
+            answer = rt.searcher.search(tenant, text, top_k, snapshot=snap.hash, use_cache=False,
+                                        group_by=EVAL_GROUP_BY, **overrides)
             return [h.payload["doc_ids"] for h in answer.hits]
 
         runs[name] = run_queries(name, search, queries, qrels)

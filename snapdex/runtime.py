@@ -199,7 +199,8 @@ class Runtime:
                              late_dense=s.late_weight_dense, late_bm25=s.late_weight_bm25,
                              late_windows=s.late_weight_windows, late_long_tokens=s.late_long_tokens,
                              late_long_dense=s.late_long_weight_dense, late_long_bm25=s.late_long_weight_bm25,
-                             late_long_windows=s.late_long_weight_windows, max_per_document=s.max_chunks_per_document)
+                             late_long_windows=s.late_long_weight_windows, max_per_document=s.max_chunks_per_document,
+                             fusion_dense=s.retrieval_fusion_dense, fusion_bm25=s.retrieval_fusion_bm25)
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
                                  PruneConfig(s.prune_near_duplicate, twins=s.near_duplicate_policy), long_query_combine=s.long_query_combine,
                                  vector_cache_bytes=s.query_vector_cache_bytes)
@@ -213,7 +214,8 @@ class Runtime:
 
     @cached_property
     def tuner(self) -> ProfileTuner:
-        return ProfileTuner(self.searcher, self.manifest, self.evals, self.profiles, tuple(self.settings.eval_ks))
+        return ProfileTuner(self.searcher, self.manifest, self.evals, self.profiles, tuple(self.settings.eval_ks),
+                            catalog=self.catalog)
 
     def config_drift(self) -> dict[str, list[str]]:
         """Per tenant, which parts of the live snapshot's config differ from this process's config."""

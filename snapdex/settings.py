@@ -119,14 +119,20 @@ class Settings(BaseSettings):
     # combined by their token-weighted mean; "max-sim" also scores sentence windows by each query window's best match.
     long_query_combine: Literal["mean", "max-sim"] = "mean"
 
-    # Retrieval. Defaults chosen on SciFact train (bench/tune.py); a request may override most per call.
+    # Retrieval; a request may override most per call. Fusion and second stage chosen by the worst case over the
+    # shapes of bench/shapes.py against the plain 0.5/0.5 z-fusion of the two legs (issue 32, README "Every shape of
+    # data"): z-score fusion with no second stage lost at most 0.021 nDCG@10 and 0.006 recall@100 on a development
+    # split, DBSF with late interaction (the previous default) 0.025 and 0.020.
     retrieval_candidates: int = Field(default=100, ge=1, le=1000, description="per leg, before fusion")
-    retrieval_fusion: Literal["dbsf", "rrf"] = "dbsf"
+    retrieval_fusion: Literal["dbsf", "rrf", "zscore"] = "zscore"
     retrieval_rrf_k: int = Field(default=60, ge=1, le=1000)
-    rerank: Literal["late-interaction", "cross-encoder", "none"] = "late-interaction"
+    # zscore fusion: weights of the legs' z-scores over the candidates of either leg (each rescored on both).
+    retrieval_fusion_dense: float = Field(default=0.5, ge=0.0, le=10.0)
+    retrieval_fusion_bm25: float = Field(default=0.5, ge=0.0, le=10.0)
+    rerank: Literal["late-interaction", "cross-encoder", "none"] = "none"
     rerank_depth: int = Field(default=100, ge=1, le=200)
-    # Weighted z-score fusion of the second stage; chosen on SciFact train by bench/tune.py (dense 0: the windows
-    # carry it).
+    # Weighted z-score fusion of the late-interaction stage (where a profile or request turns it on); chosen on
+    # SciFact train by bench/tune.py (dense 0: the windows carry it).
     late_weight_dense: float = Field(default=0.0, ge=0.0, le=10.0)
     late_weight_bm25: float = Field(default=1.0, ge=0.0, le=10.0)
     late_weight_windows: float = Field(default=1.0, ge=0.0, le=10.0)
@@ -168,6 +174,10 @@ class Settings(BaseSettings):
     # Self-tuning: after every build that makes a new snapshot, search the tenant's retrieval profile on its labelled
     # queries (POST /tuning does it on request). Off by default: it scores dozens of configurations.
     tune_after_build: bool = False
+    # With tune_after_build, a tenant without labelled queries is tuned on queries made from its own documents
+    # (titles, headings, held-out sentences). Off: measured on the shapes of bench/shapes.py, it did not help on
+    # every one (README, "Self-tuning").
+    tune_without_labels: bool = False
 
     # API keys by their SHA-256: {sha256 hex: tenant, or "*" for an operator key}. Keys made with `snapdex keys
     # create` live in the catalog instead. Any key at all makes keys required on every route but /health.

@@ -256,6 +256,15 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         assert r.status_code == 200, r.text
         assert {h["doc_id"] for h in r.json()["hits"]} <= {"alice-draft", "handbook"}
         assert not [s for s in SECRETS if s in r.text]
+        # Grouped by document, the top 2 are the two she may read: the board's better matches are never counted.
+        r = c.post("/retrieve", json={"query": "merger approved board salary", "top_k": 2, "group_by": "document",
+                                      "context": {"max_tokens": 500}}, headers=alice)
+        assert r.status_code == 200, r.text
+        grouped = r.json()
+        assert [d["doc_id"] for d in grouped["documents"]] == ["alice-draft", "handbook"]
+        assert [grouped["hits"][i]["doc_id"] for d in grouped["documents"] for i in d["hits"]] == \
+            ["alice-draft", "handbook"]
+        assert not [s for s in SECRETS if s in r.text]
         # ...and may not name another principal.
         r = c.post("/retrieve", json={"query": "merger", "principal": {"user": "carol@acme", "groups": ["board"]}},
                    headers=alice)
@@ -332,6 +341,9 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         with Client(svc.url, api_key=key) as sx:
             hits = sx.retrieve("merger memo legal review", top_k=10, principal={"user": "alice@acme"}).hits
             assert {h.doc_id for h in hits} <= {"alice-draft", "handbook"}
+            documents = sx.retrieve("merger memo legal review", top_k=10, principal={"user": "alice@acme"},
+                                    group_by="document").documents
+            assert {d.doc_id for d in documents} == {"alice-draft", "handbook"}
             mine = {d.doc_id for d in sx.iter_documents(principal={"user": "alice@acme"})}
             assert mine == {"alice-draft", "handbook"}
             assert sx.document("board-minutes", principal={"user": "carol@acme"}).text.startswith("The board")

@@ -272,7 +272,8 @@ def test_retrieve_contract_stages_recipe_cache_and_errors(service):
     ]
     job = service.wait_job(c.post("/ingest", json={"documents": docs}, headers=h).json()["job_id"], headers=h)
     snap = job["snapshot"]
-    body = {"query": "how often must passwords   change", "top_k": 3}
+    # the second stage is off by default (README, "Every shape of data"): asked for, every stage scores
+    body = {"query": "how often must passwords   change", "top_k": 3, "options": {"rerank": "late-interaction"}}
     r = c.post("/retrieve", json=body, headers=h)
     assert r.status_code == 200, r.text
     r = r.json()
@@ -286,7 +287,7 @@ def test_retrieve_contract_stages_recipe_cache_and_errors(service):
     assert [x["score"] for x in r["hits"]] == sorted((x["score"] for x in r["hits"]), reverse=True)
     assert len({x["chunk_id"] for x in r["hits"]}) == len(r["hits"])
     recipe = r["recipe"]
-    assert recipe["first_stage"]["fusion"] == "dbsf" and recipe["first_stage"]["embedding"].startswith("model@")
+    assert recipe["first_stage"]["fusion"] == "zscore" and recipe["first_stage"]["embedding"].startswith("model@")
     assert recipe["rerank"]["name"] == "late-interaction" and recipe["rerank"]["weights"]
     assert recipe["prune"]["near_duplicate_jaccard"] == 0.8
     assert {"rewrite", "embed", "first_stage", "rerank", "prune", "total"} <= set(r["timings_ms"])

@@ -66,7 +66,7 @@ def test_hits_and_context_over_a_search(rt):
     ingest(rt, [text_doc("story", story, title="Story"), text_doc("manual", manual)], tenant="ctx")
     docs = {d.doc_id: d for d in rt.catalog.documents("ctx")}
     answer = rt.searcher.search("ctx", "miller number 40 ground flour", 6,
-                                context=ContextConfig(300, 1, 2), highlights=True)
+                                context=ContextConfig(300, 1, 2), highlights=True, rerank="late-interaction")
     for h in answer.hits:
         s = h.payload["sources"][0]
         assert docs[s["doc_id"]].text[s["start"]:s["end"]] == h.text
@@ -90,7 +90,7 @@ def test_hits_and_context_over_a_search(rt):
     assert first.doc_id == "manual" and first.headings == ["Manual", "Install"]
     assert "warranty" not in first.text and "Step 0" in first.text
     # Absent context: the same hits as before, no block.
-    plain = rt.searcher.search("ctx", "miller number 40 ground flour", 6)
+    plain = rt.searcher.search("ctx", "miller number 40 ground flour", 6, rerank="late-interaction")
     assert plain.context is None and [h.id for h in plain.hits] == [h.id for h in answer.hits]
 
 

@@ -110,3 +110,26 @@ def test_documents_api_pages_filters_and_tenants(svc):
     # DELETE still works under the :path routes, and the document is gone from the listing.
     assert c.delete("/documents/notes/a b").status_code == 202
     assert c.get("/documents/notes/a b").status_code == 404
+
+
+def test_group_by_document_answers_documents_each_with_its_best_chunks(svc):
+    c = svc.client
+    body = {"query": "miller ground flour for the village, unpack crate and bolt panel", "top_k": 2}
+    flat = c.post("/retrieve", json=body).json()
+    assert flat["documents"] is None and len({h["doc_id"] for h in flat["hits"]}) == 1  # two chunks of one
+    r = c.post("/retrieve", json={**body, "group_by": "document", "options": {"max_per_document": 2},
+                                  "context": {"max_tokens": 300}})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    docs = out["documents"]
+    assert sorted(d["doc_id"] for d in docs) == ["manual", "story"]
+    assert {d["doc_id"]: d["title"] for d in docs}["story"] == "Story"
+    assert docs[0]["doc_id"] == flat["hits"][0]["doc_id"]  # the best chunk's document leads
+    assert [i for d in docs for i in d["hits"]] == list(range(len(out["hits"])))
+    for d in docs:
+        assert 1 <= len(d["hits"]) <= 2 and d["score"] == out["hits"][d["hits"][0]]["score"]
+        assert {out["hits"][i]["doc_id"] for i in d["hits"]} == {d["doc_id"]}
+    assert out["recipe"]["group_by"]["chunks_per_document"] == 2
+    assert {p["doc_id"] for p in out["context"]["passages"]} <= {"story", "manual"}
+    bad = c.post("/retrieve", json={**body, "group_by": "chunk"})
+    assert bad.status_code == 422 and "group_by" in bad.text

@@ -31,7 +31,8 @@ def value(found: dict, name: str, **labels) -> float:
 
 @pytest.mark.slow
 def test_metrics_request_ids_and_json_logs_over_http(tmp_path):
-    with snapdex_serve(tmp_path / "data", log_level="info", tenants=("obs",)) as svc:
+    # every stage runs, so that every stage's duration is measured (the second stage is off by default)
+    with snapdex_serve(tmp_path / "data", log_level="info", tenants=("obs",), SNAPDEX_RERANK="late-interaction") as svc:
         c = svc.client
         docs = [{"id": "springs", "text": SECRET_TEXT},
                 {"id": "bridges", "text": "Suspension bridges hang their deck from cables over two towers."}]

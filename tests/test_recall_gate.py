@@ -191,7 +191,8 @@ def test_runs_under_another_retrieval_recipe_are_kept_apart(tmp_path):
     c = ingest(first, corpus(**BROKEN), TENANT).snapshot
     first.close()
     # The service restarts with another second stage: only a is scored again under the new recipe.
-    second = make_runtime(tmp_path, rerank="none", gate_floors={"recall@1": 0.5}, gate_max_drop={"recall@1": 0.0})
+    second = make_runtime(tmp_path, rerank="late-interaction", gate_floors={"recall@1": 0.5},
+                          gate_max_drop={"recall@1": 0.0})
     [again] = second.evaluator.evaluate_kept(TENANT, snapshot=a)
     old = second.evals.runs(TENANT, snapshot=c)[0]
     assert again.recipe_key != old.recipe_key and again.trigger == "manual"

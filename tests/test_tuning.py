@@ -50,7 +50,7 @@ def tune(rt, **request):
 
 def test_a_default_that_does_not_fit_the_tenant_is_replaced_by_a_tuned_profile(tmp_path):
     # The global default leans on sentence windows (weight 3) that this tenant's documents make misleading.
-    rt, queries = make(tmp_path, late_weight_windows=3.0, late_weight_bm25=0.5)
+    rt, queries = make(tmp_path, rerank="late-interaction", late_weight_windows=3.0, late_weight_bm25=0.5)
     try:
         before = rt.searcher.search("default", queries["q3"], 5)
         assert before.recipe["profile"] == {"version": 0, "source": "global default"}
@@ -118,7 +118,7 @@ def test_a_profile_this_service_cannot_run_gives_way_to_the_default_with_a_warni
         ingest(rt, [text_doc("a", "Alpha doc\n\nSome words about alpha here.")])
         rt.profiles.record("default", {"rerank": "cross-encoder"}, {}, "made elsewhere", None, adopt=True)
         answer = rt.searcher.search("default", "alpha", 1)
-        assert answer.hits and "cannot run here" in answer.warnings[0] and answer.recipe["rerank"]["name"] == "late-interaction"
+        assert answer.hits and "cannot run here" in answer.warnings[0] and answer.recipe["stages"]["rerank"] == "none"
         with pytest.raises(InvalidInput, match="rerank='cross-encoder'"):  # asked by the request itself: a 422
             rt.searcher.search("default", "alpha", 1, rerank="cross-encoder")
     finally:

@@ -15,7 +15,8 @@ def test_tuning_a_tenant_profile_over_http(tmp_path):
     docs, queries = corpus()
     # A global default that leans on sentence windows, which this tenant's documents make misleading.
     with snapdex_serve(tmp_path / "data", tenants=("acme", "empty"), SNAPDEX_GATE_FLOORS="{}",
-                       SNAPDEX_LATE_WEIGHT_WINDOWS="3", SNAPDEX_LATE_WEIGHT_BM25="0.5") as svc:
+                       SNAPDEX_RERANK="late-interaction", SNAPDEX_LATE_WEIGHT_WINDOWS="3",
+                       SNAPDEX_LATE_WEIGHT_BM25="0.5") as svc:
         c, h = svc.client, auth("acme")
         r = c.post("/tuning", json={}, headers=h)
         assert r.status_code == 422 and "no labelled query set" in r.json()["detail"]

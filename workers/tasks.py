@@ -68,7 +68,15 @@ def tune_after_build(rt, tenant: str):
     request = TuningRequest()
     try:
         rt.tuner.check(tenant, request)
-    except (InvalidInput, Conflict):  # no labelled queries (the global default serves it), too few, no live snapshot
+    except InvalidInput:  # no labelled queries (the global default serves it, or tuning without labels), too few
+        if not rt.settings.tune_without_labels or rt.evals.active_sets(tenant):
+            return None
+        request = TuningRequest(synthetic=True)
+        try:
+            rt.tuner.check(tenant, request)
+        except (InvalidInput, Conflict):
+            return None
+    except Conflict:  # no live snapshot
         return None
     return rt.profiles.create_tuning(tenant, request.as_dict(), trigger="build")
 

@@ -12,8 +12,8 @@ from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, re
 from api.ratelimit import RetrieveLimit, spend
 from api.strict import StrictRoute
 from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
-                         RetrieveBatchRequest, RetrieveBatchResponse, RetrieveHit, RetrieveRequest, RetrieveResponse,
-                         check_query_chars, errors)
+                         RetrieveBatchRequest, RetrieveBatchResponse, RetrieveDocument, RetrieveHit, RetrieveRequest,
+                         RetrieveResponse, check_query_chars, errors)
 from eval.answers import Shown, reporter
 from index_snapshots.querying import Answer
 from retrieval.context import Context
@@ -53,10 +53,19 @@ def _context(block: Context) -> ContextResponse:
         for p in block.passages])
 
 
+def _document(answer: Answer, doc_id: str, score: float, positions: tuple[int, ...]) -> RetrieveDocument:
+    # Its title and source as its best hit's sources name them (a reader's view: hidden sources are gone).
+    source = next((s for s in answer.hits[positions[0]].payload.get("sources", []) if s.get("doc_id") == doc_id), {})
+    return RetrieveDocument(doc_id=doc_id, title=source.get("title"), source=source.get("source"), score=score,
+                            hits=list(positions))
+
+
 def _response(answer: Answer, request_id: str) -> RetrieveResponse:
     return RetrieveResponse(hits=[_hit(h) for h in answer.hits], snapshot=answer.snapshot, recipe=answer.recipe,
                             timings_ms=answer.timings_ms, request_id=request_id, cached=answer.cached,
-                            warnings=answer.warnings, context=_context(answer.context) if answer.context else None)
+                            warnings=answer.warnings, context=_context(answer.context) if answer.context else None,
+                            documents=None if answer.documents is None else [
+                                _document(answer, g.doc_id, g.score, g.hits) for g in answer.documents])
 
 
 def _shown(response: RetrieveResponse) -> Shown:
@@ -89,7 +98,8 @@ def _call(req: RetrieveRequest, settings, principal, tenant: str) -> dict:
     check_query_chars(req.query, settings.max_query_chars)
     return {"query": req.query, "top_k": req.top_k, "filters": req.filters, "snapshot": req.snapshot,
             "context": req.context.config() if req.context else None, "highlights": True,
-            "reader": reader_of(principal, tenant, settings, req.principal), **req.options.model_dump()}
+            "reader": reader_of(principal, tenant, settings, req.principal), "group_by": req.group_by,
+            **req.options.model_dump()}
 
 
 @router.post("/retrieve", response_model=RetrieveResponse, summary="Top chunks for a query, from one named snapshot",

@@ -33,7 +33,7 @@ def _queue(rt: Runtime, tenant: str, request: TuningRequest) -> str:
              summary="Tune the tenant's retrieval profile on its labelled queries (k-fold cross-validation)",
              responses={409: {"description": "no live snapshot to tune on yet"}, **errors(400)})
 async def start_tuning(req: TuningRequestIn, rt: RuntimeDep, tenant: TenantDep) -> TuningQueued:
-    request = TuningRequest(tuple(req.query_sets), req.folds, req.metric, req.seed, req.level)
+    request = TuningRequest(tuple(req.query_sets), req.folds, req.metric, req.seed, req.level, req.synthetic)
     run_id = await run_in_threadpool(_queue, rt, tenant, request)
     return TuningQueued(tuning_id=run_id, tenant=tenant)
 

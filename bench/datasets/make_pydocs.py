@@ -505,6 +505,15 @@ def write_set(out: Path, corpus: list[dict] | Path, queries: dict[str, str], met
                         fh.write(f"{qid}\t{did}\t{score}\n")
 
 
+def require_docs() -> None:
+    """Stop unless python3.11-doc's sources of this release are installed."""
+    if not SOURCES.is_dir():
+        sys.exit(f"{SOURCES} is missing: apt-get install -y python3.11-doc")
+    opts = (SOURCES.parent / "_static" / "documentation_options.js").read_text()
+    if f"VERSION: '{RELEASE}'" not in opts:
+        sys.exit(f"these docs are not release {RELEASE} (see {SOURCES.parent}/_static/documentation_options.js)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
@@ -514,11 +523,7 @@ def main() -> None:
         names = json.loads(Path(args.dump_docstrings[0]).read_text())
         Path(args.dump_docstrings[1]).write_text(json.dumps(dump_docstrings(names)))
         return
-    if not SOURCES.is_dir():
-        sys.exit(f"{SOURCES} is missing: apt-get install -y python3.11-doc")
-    opts = (SOURCES.parent / "_static" / "documentation_options.js").read_text()
-    if f"VERSION: '{RELEASE}'" not in opts:
-        sys.exit(f"these docs are not release {RELEASE} (see {SOURCES.parent}/_static/documentation_options.js)")
+    require_docs()
     sections, report = load_sections()
     print(f"{report['pages']} pages, {len(sections)} sections; unknown directives: "
           f"{dict(report['unknown_directives'])}; missing includes: {dict(report['missing_includes'])}",

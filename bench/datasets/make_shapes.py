@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_pydocs import (SOURCES, check_splits, leftover_markup, load_sections, split_by,  # noqa: E402
+from make_pydocs import (check_splits, leftover_markup, load_sections, require_docs, split_by,  # noqa: E402
                          write_set)
 from rst_text import RELEASE  # noqa: E402
 
@@ -47,11 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
     args = ap.parse_args()
-    if not SOURCES.is_dir():
-        sys.exit(f"{SOURCES} is missing: apt-get install -y python3.11-doc")
-    opts = (SOURCES.parent / "_static" / "documentation_options.js").read_text()
-    if f"VERSION: '{RELEASE}'" not in opts:
-        sys.exit(f"these docs are not release {RELEASE} (see {SOURCES.parent}/_static/documentation_options.js)")
+    require_docs()
     sections, report = load_sections()
     corpus = [{"_id": s.id, "title": "", "text": s.text} for s in sections]
     left = leftover_markup(corpus)

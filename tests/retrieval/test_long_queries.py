@@ -94,7 +94,7 @@ def test_a_long_query_is_embedded_in_windows_and_the_recipe_says_so(tmp_path, co
 
 def test_long_queries_get_their_own_late_interaction_weights(tmp_path):
     rt = make_runtime(tmp_path, chunk_size=256, late_long_tokens=20, late_long_weight_dense=1.0,
-                      late_long_weight_windows=0.5)
+                      late_long_weight_windows=0.5, rerank="late-interaction")
     try:
         ingest(rt, [text_doc(k, v) for k, v in TEXTS.items()])
         short = rt.searcher.search("default", "lava in iceland", 2)

@@ -120,7 +120,7 @@ def test_pipeline_stages_on_a_real_snapshot(rt):
         assert set(res.timings_ms) >= {"rewrite", "embed", "first_stage", "prune"}
         for h in res.hits:
             assert h.scores["dense"] is not None and "fused" in h.scores
-    li = p.run(snap.collection, "lava eruptions in iceland", 3, p.stages())
+    li = p.run(snap.collection, "lava eruptions in iceland", 3, p.stages(rerank="late-interaction"))
     assert li.hits[0].scores["windows"] > 0 and li.hits[0].score == li.hits[0].scores["rerank"]
     assert li.recipe["rerank"]["name"] == "late-interaction"
     # BM25 alone, dense alone, and filters inside Qdrant.
@@ -139,7 +139,7 @@ def test_late_interaction_on_a_snapshot_built_without_windows(tmp_path):
     # its dense and BM25 legs, and says so (asking the store for a windows leg there fails on both backends).
     rt = make_runtime(tmp_path, chunk_size=256, windows_enabled=False)
     ingest(rt, [text_doc(k, v) for k, v in TEXTS.items()])
-    answer = rt.searcher.search("default", "lava eruptions in iceland", 3)
+    answer = rt.searcher.search("default", "lava eruptions in iceland", 3, rerank="late-interaction")
     assert answer.hits[0].payload["doc_ids"] == ["volcano"] and answer.recipe["rerank"]["name"] == "late-interaction"
     assert "holds no sentence windows" in answer.warnings[0]
     assert answer.hits[0].scores["windows"] == 0.0 and answer.hits[0].scores["dense"] > 0
@@ -150,7 +150,7 @@ def test_searcher_caches_by_snapshot_and_request(rt):
     a = rt.searcher.search("default", "floods and deltas", 2)
     b = rt.searcher.search("default", "floods   and deltas", 2)
     assert not a.cached and b.cached and [h.id for h in a.hits] == [h.id for h in b.hits]
-    c = rt.searcher.search("default", "floods and deltas", 2, rerank="none")
+    c = rt.searcher.search("default", "floods and deltas", 2, rerank="late-interaction")
     assert not c.cached  # another recipe is another answer
     ingest(rt, [text_doc("deserts", "Deserts\n\nDeserts get little rain. Dunes move with the wind.")])
     d = rt.searcher.search("default", "floods and deltas", 2)
@@ -187,9 +187,85 @@ def test_a_default_stage_that_is_not_configured_fails_at_wiring(tmp_path):
 
 def test_hits_past_the_rerank_depth_follow_in_first_stage_order_below_the_reranked(rt):
     snap = rt.manifest.live("default")
-    res = rt.pipeline.run(snap.collection, "rivers and bread and lava", 3, rt.pipeline.stages(rerank_depth=1))
+    stages = rt.pipeline.stages(rerank="late-interaction", rerank_depth=1)
+    res = rt.pipeline.run(snap.collection, "rivers and bread and lava", 3, stages)
     assert "rerank" in res.hits[0].scores and all("rerank" not in h.scores for h in res.hits[1:])
     scores = [h.score for h in res.hits]
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
     fused = [h.scores["fused"] for h in res.hits[1:]]
     assert fused == sorted(fused, reverse=True)
+
+
+def test_group_documents_ranks_documents_by_their_best_chunk():
+    from retrieval.pruning import group_documents
+
+    cands = [_cand("1", "a b c", "x"), _cand("2", "d e f", "x"), _cand("3", "g h i", "y"), _cand("4", "j k", "x"),
+             _cand("5", "l m", "x"), _cand("6", "n o", "z"), _cand("7", "p q", "y")]
+    for i, c in enumerate(cands):
+        c.score = 10.0 - i
+    hits, groups, dropped = group_documents(cands, 2, PruneConfig())
+    # x's best 3 chunks (the default per document), then y's two; z would be the third document
+    assert [(g.doc_id, g.score, g.hits) for g in groups] == [("x", 10.0, (0, 1, 2)), ("y", 8.0, (3, 4))]
+    assert [h.id for h in hits] == ["1", "2", "4", "3", "7"] and dropped == 1
+    hits, groups, _ = group_documents(cands, 5, PruneConfig(max_per_document=1))
+    assert [g.doc_id for g in groups] == ["x", "y", "z"] and [h.id for h in hits] == ["1", "3", "6"]
+    # near-identical chunks of two documents are two answers to a document query: nothing collapses
+    same = "the same policy paragraph text here"
+    twins = [_cand("a", same, "p"), _cand("b", same, "q")]
+    assert [g.doc_id for g in group_documents(twins, 5, PruneConfig())[1]] == ["p", "q"]
+    assert len(prune(twins, 5, PruneConfig())[0]) == 1
+
+
+def _long_docs() -> dict[str, str]:
+    # Each document is several chunks of 32 tokens; "lava" fills the first two documents' every chunk.
+    lava = " ".join(f"Lava sentence number {i} flows hot from the vent." for i in range(30))
+    rock = " ".join(f"Basalt rock {i} cools from lava slowly." for i in range(30))
+    other = {f"d{i}": " ".join(f"Topic {i} sentence {j} about rivers and bread." for j in range(12)) for i in range(6)}
+    return {"lava": lava, "rock": rock, **other}
+
+
+def test_group_by_document_answers_top_k_documents_each_with_its_chunks(tmp_path):
+    rt = make_runtime(tmp_path, chunk_size=32, chunk_overlap=0)
+    try:
+        ingest(rt, [text_doc(k, v) for k, v in _long_docs().items()])
+        snap = rt.manifest.live("default")
+        p = rt.pipeline
+        flat = p.run(snap.collection, "lava flows", 3, p.stages())
+        assert len({h.payload["doc_ids"][0] for h in flat.hits}) < 3  # three chunks of fewer documents
+        for fusion in ("dbsf", "zscore"):
+            res = p.run(snap.collection, "lava flows", 3, p.stages(fusion=fusion), group_by="document")
+            docs = [g.doc_id for g in res.documents]
+            assert len(docs) == 3 and docs[:2] in (["lava", "rock"], ["rock", "lava"])
+            for g in res.documents:
+                assert 1 <= len(g.hits) <= 3 and g.score == res.hits[g.hits[0]].score
+                assert all(res.hits[i].payload["doc_ids"][0] == g.doc_id for i in g.hits)
+            assert [i for g in res.documents for i in g.hits] == list(range(len(res.hits)))
+            assert res.recipe["group_by"]["by"] == "document"
+        with pytest.raises(ValueError, match="group_by='chunk' is not one of"):
+            p.run(snap.collection, "lava", 3, p.stages(), group_by="chunk")
+    finally:
+        rt.close()
+
+
+def test_zscore_fusion_scores_every_candidate_on_both_legs(rt):
+    from encoders.lexical import query_vector
+
+    snap = rt.manifest.live("default")
+    p = rt.pipeline
+    query = "lava rivers"
+    res = p.run(snap.collection, query, 5, p.stages(fusion="zscore", rerank="none", fusion_dense=0.3))
+    vector = p.embed_query((query,)).vector
+    ids = [h.id for h in res.hits]
+    legs = rt.store.rescore(snap.collection, ids, dense=vector, sparse=query_vector(query))
+    # every hit carries both legs as the engine scores them, a term-less chunk's BM25 being 0
+    for h in res.hits:
+        assert h.scores["dense"] == pytest.approx(legs[h.id]["dense"], abs=1e-6)
+        assert h.scores["bm25"] == pytest.approx(legs[h.id].get("bm25", 0.0), abs=1e-6)
+    expected = weighted_zscore({"dense": [h.scores["dense"] for h in res.hits],
+                                "bm25": [h.scores["bm25"] for h in res.hits]}, {"dense": 0.3, "bm25": 0.5})
+    # all five documents are candidates (both legs return every chunk here), so the z-scores are over these hits
+    assert len(ids) == len(TEXTS)
+    np.testing.assert_allclose([h.scores["fused"] for h in res.hits], expected, atol=1e-6)
+    assert res.recipe["first_stage"]["weights"] == {"dense": 0.3, "bm25": 0.5}
+    with pytest.raises(ValueError, match="both 0"):
+        p.stages(fusion="zscore", fusion_dense=0.0, fusion_bm25=0.0)
