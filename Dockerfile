@@ -29,6 +29,8 @@ COPY index_snapshots ./index_snapshots
 COPY eval ./eval
 COPY api ./api
 COPY workers ./workers
+COPY notify ./notify
+COPY sources ./sources
 COPY errors ./errors
 RUN pip install --no-cache-dir .
 # The ONNX models (SNAPDEX_EMBEDDER_BACKEND, default onnx-int8) exported once, at build time, into the image.

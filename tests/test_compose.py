@@ -55,3 +55,15 @@ def test_the_monitoring_profile_runs_prometheus_with_the_shipped_rules_and_alert
     scrape = config["scrape_configs"][0]
     assert scrape["job_name"] == "snapdex" and scrape["static_configs"][0]["targets"] == ["api:8000"]
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+
+def test_the_image_copies_every_package_the_project_installs():
+    # A package left out of the Dockerfile's COPY lines installs nothing, and the image fails on its first import
+    # (notify/ and sources/ were missing until a review found it).
+    import re
+    import tomllib
+
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.rstrip("*") for p in patterns}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (REPO / "Dockerfile").read_text(), flags=re.M))
+    assert packages == copied, {"not copied": sorted(packages - copied), "not a package": sorted(copied - packages)}
