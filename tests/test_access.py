@@ -151,7 +151,10 @@ def test_no_principal_ever_sees_what_it_may_not(tmp_path):
     data = tmp_path / "data"
     with snapdex_serve(data, tenants=(TENANT,), SNAPDEX_RATE_LIMIT_RETRIEVE="", SNAPDEX_GATE_FLOORS="{}",
                        SNAPDEX_RESULT_CACHE_BYTES=str(1 << 30),
-                       SNAPDEX_BUILD_DEBOUNCE_S="8") as svc:  # the 300 access changes below make few snapshots
+                       SNAPDEX_BUILD_DEBOUNCE_S="8",  # the 300 access changes below make few snapshots
+                       # ... but more on a loaded machine, where they took 100-200 s: retention, not under test here,
+                       # then dropped the snapshot the test reads pinned (a 404 in two loaded runs).
+                       SNAPDEX_RETENTION_KEEP="100") as svc:
         c = svc.client
         service_key = keys_cli(data, "create", "--tenant", TENANT, "--scope", "service")
         job = c.post("/ingest", json={"documents": docs}, headers=auth(TENANT))
