@@ -258,7 +258,7 @@ def test_dashboard_in_chromium(tmp_path):
                 assert profile_rows.count() == 2
                 newest, adopted = cells(profile_rows.nth(0)), cells(profile_rows.nth(1))
                 assert (newest["version"], newest["status"], newest["tuned"]) == ("v2", "rejected", "0.8150 ndcg@10, 120 queries")
-                assert newest["gain"] == "+0.0030 [−0.0100, +0.0160]" and newest["params"].startswith("late_windows=2")
+                assert newest["gain"] == "+0.0030 [−0.0100, +0.0160]" and newest["params"].startswith("fusion=dbsf late_windows=2")
                 assert (adopted["status"], adopted["live"], adopted["default"]) == ("live", "0.7810 v0", "0.7810")
                 assert adopted["params"] == "fusion=rrf adopted: <b>gain</b> above zero"  # text, never markup
                 page.click('[data-testid="profile-rollback"]')

@@ -20,6 +20,7 @@ WORKER = r"""
 import json, random, sys, time
 from db import open_catalog
 from db.locks import Locks
+from errors import Conflict
 from index_snapshots.manifest import Manifest
 from index_snapshots.service import build_lock
 from ingest.jobs import JobBusy, JobStore, NewDocument
@@ -89,7 +90,7 @@ while time.monotonic() < deadline:
             else:
                 manifest.rollback("t")
                 note(kind="rollback")
-        except LookupError:
+        except (LookupError, Conflict):  # nothing to roll back to; the chosen one retired meanwhile
             pass
 # Drain: whatever is still queued is ingested and built before leaving.
 for _ in range(50):
