@@ -12,6 +12,8 @@ from ingest.access import MAX_NAME_CHARS, MAX_NAMES, normalize_access
 from ingest.ids import CONTROL, MAX_ID_CHARS, check_id, describe
 from ingest.phases import JobPhase, JobStatus
 from notify import EVENT_TYPES
+from options import (Candidates, FirstStage, Fusion, MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK, Weight,
+                     knob_field)
 from retrieval.context import MAX_NEIGHBORS, ContextConfig
 
 Scalar = str | int | float | bool
@@ -322,30 +324,25 @@ class RetrieveOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    first_stage: Literal["hybrid", "dense", "bm25"] | None = Field(default=None, description=(
+    first_stage: FirstStage | None = Field(default=None, description=(
         "the first stage's legs: both (hybrid), or one alone (bm25 alone also skips the query embedding and the "
         "second stage)"))
-    rerank: Literal["late-interaction", "cross-encoder", "none"] | None = Field(
+    rerank: Rerank | None = Field(
         default=None, description="second stage; cross-encoder only where a model folder is configured")
-    rewrite: Literal["none", "normalize", "prf", "llm"] | None = Field(
+    rewrite: Rewrite | None = Field(
         default=None, description="query rewriting; llm only where an endpoint is configured")
-    fusion: Literal["dbsf", "rrf", "zscore"] | None = Field(default=None, description=(
+    fusion: Fusion | None = Field(default=None, description=(
         "first-stage fusion: dbsf or rrf in Qdrant, or zscore: every candidate of either leg scored on both legs, "
         "their z-scores summed with fusion_dense and fusion_bm25"))
-    rrf_k: int | None = Field(default=None, ge=1, le=1000)
-    fusion_dense: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
-                                       description="zscore fusion: weight of the dense leg")
-    fusion_bm25: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
-                                      description="zscore fusion: weight of the BM25 leg")
-    candidates: int | None = Field(default=None, ge=1, le=1000, description="per leg, before fusion")
-    rerank_depth: int | None = Field(default=None, ge=1, le=200, description="fused candidates reranked")
-    max_per_document: int | None = Field(default=None, ge=1, le=100, description="cap of chunks per document")
-    late_dense: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
-                                     description="late interaction: weight of the whole-chunk dense leg")
-    late_bm25: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
-                                    description="late interaction: weight of the BM25 leg")
-    late_windows: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False,
-                                       description="late interaction: weight of the best sentence window")
+    rrf_k: RrfK | None = knob_field("rrf_k")
+    fusion_dense: Weight | None = knob_field("fusion_dense")
+    fusion_bm25: Weight | None = knob_field("fusion_bm25")
+    candidates: Candidates | None = knob_field("candidates")
+    rerank_depth: RerankDepth | None = knob_field("rerank_depth")
+    max_per_document: MaxPerDocument | None = knob_field("max_per_document")
+    late_dense: Weight | None = knob_field("late_dense")
+    late_bm25: Weight | None = knob_field("late_bm25")
+    late_windows: Weight | None = knob_field("late_windows")
 
 
 # The schema's hard ceiling; the service's own limit is SNAPDEX_MAX_QUERY_CHARS (16,000 by default), checked at

@@ -15,17 +15,18 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
 from encoders.dense import Embedder, EmbeddingCache, SentenceTransformerEmbedder
+from options import EMBEDDER_BACKENDS, EmbedderBackend
 
 T = TypeVar("T")
 Gate = Callable[[], AbstractContextManager]  # entered around each call of the model
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
-Backend = Literal["torch", "onnx", "onnx-int8"]
+BACKENDS = EMBEDDER_BACKENDS
+Backend = EmbedderBackend
 
 
 def open_embedder(backend: str, folder: Path | None, models_dir: Path, batch_size: int = 64) -> Embedder:

@@ -27,14 +27,17 @@ from index_snapshots.evaluation import EVAL_GROUP_BY
 from index_snapshots.manifest import Manifest
 from ingest.catalog import Catalog
 from index_snapshots.querying import SnapshotSearcher
+from options import FUSIONS, KNOBS, LATE, LATE_LONG, NONE, RERANKERS, REWRITERS, tuned
 from retrieval.cache import ResultCache
 from retrieval.pipeline import StageConfig
 from store.memo import MemoStore
 
 log = logging.getLogger(__name__)
 
-LATE = ("late_dense", "late_bm25", "late_windows")
-LATE_LONG = ("late_long_dense", "late_long_bm25", "late_long_windows")
+# The order the coordinate search moves the knobs in (their grids: options/); the long-query weights come last,
+# when searched.
+SEARCH_ORDER = ("fusion", "fusion_dense", "candidates", "rerank", "rerank_depth", *LATE, "rewrite",
+                "max_per_document")
 LONG_SHARE = 0.1  # the weights of long queries are searched when at least this share of the queries is long
 MIN_QUERIES = 20  # fewer than this, and 5 folds of 4 queries say nothing a bootstrap could trust
 SYNTHETIC_PER_KIND = 100  # queries of each kind (title, heading, held-out sentence) tuning without labels makes
@@ -73,26 +76,15 @@ def search_space(defaults: StageConfig, rerankers: Sequence[str], rewriters: Seq
     def around(value, *others):
         return tuple(dict.fromkeys([value, *others]))
 
-    second = [r for r in ("late-interaction", "none") if r in rerankers]
-    values = {
-        "fusion": around(defaults.fusion, "zscore", "dbsf", "rrf"),
-        # Only the ratio of the two weights orders the candidates: the BM25 weight stays, the dense one moves.
-        "fusion_dense": around(defaults.fusion_dense, 0.3, 0.5, 0.7),
-        "candidates": around(defaults.candidates, 50, 100, 200),
-        "rerank": around(defaults.rerank, *second),
-        "rerank_depth": around(defaults.rerank_depth, 50, 100, 200),
-        "late_dense": around(defaults.late_dense, 0.0, 0.5, 1.0),
-        "late_bm25": around(defaults.late_bm25, 0.5, 1.0, 1.5),
-        "late_windows": around(defaults.late_windows, 0.0, 0.5, 1.0, 1.5, 2.0),
-        "rewrite": around(defaults.rewrite, *[r for r in ("none", "prf") if r in rewriters]),
-        "max_per_document": around(defaults.max_per_document, None, 1, 2),
+    grids = {
+        # zscore first: a tie between fusions keeps the one that gives the same answer on every call.
+        "fusion": ("zscore", *FUSIONS),
+        "rerank": (*tuned(RERANKERS, rerankers), NONE),
+        "rewrite": (NONE, *tuned(REWRITERS, rewriters)),
+        **{k.name: k.search for k in KNOBS.values() if k.search},
     }
-    if long_queries and defaults.late_long_tokens:
-        values.update({
-            "late_long_dense": around(defaults.late_long_dense, 0.0, 0.5, 1.0, 1.5),
-            "late_long_bm25": around(defaults.late_long_bm25, 0.5, 1.0, 1.5),
-            "late_long_windows": around(defaults.late_long_windows, 0.0, 0.5, 1.0, 1.5),
-        })
+    order = SEARCH_ORDER + (LATE_LONG if long_queries and defaults.late_long_tokens else ())
+    values = {name: around(getattr(defaults, name), *grids[name]) for name in order}
 
     def valid(c: dict) -> bool:  # the pipeline refuses late-interaction weights that are all 0
         if c["rerank"] != "late-interaction":

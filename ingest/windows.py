@@ -20,11 +20,11 @@ import numpy as np
 from encoders.embedding import EmbeddingService, Gate, Part, Passage
 from ingest.normalize import content_hash
 from ingest.sentences import english
+from options import WINDOW_METHODS
 
 MIN_SENTENCE_CHARS = 24  # punkt cuts after "et al." or "Fig."; shorter pieces are joined to the next one
 
-
-METHODS = ("late", "standalone")
+METHODS = WINDOW_METHODS
 
 
 @dataclass(frozen=True)

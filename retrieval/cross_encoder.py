@@ -53,6 +53,10 @@ class CrossEncoderReranker:
 
     name = "cross-encoder"
 
+    @classmethod
+    def from_settings(cls, s) -> "CrossEncoderReranker":
+        return cls(s.cross_encoder_path, s.cross_encoder_batch_size)
+
     def __init__(
         self, model_path: str | Path, batch_size: int = 32, max_length: int = 256, weight: float = 1.0
     ) -> None:

@@ -31,6 +31,10 @@ class PseudoRelevanceRewriter:
 
     name = "prf"
 
+    @classmethod
+    def from_settings(cls, s) -> "PseudoRelevanceRewriter":
+        return cls(FeedbackConfig())
+
     def __init__(self, config: FeedbackConfig, search: FeedbackSearch | None = None) -> None:
         self.config = config
         self._search = search

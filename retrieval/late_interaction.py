@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from errors import InvalidInput
+from options import KNOBS
 from retrieval.fusion import weighted_zscore
 from retrieval.types import Candidate, Query
 
@@ -25,9 +26,7 @@ class LateInteractionWeights:
 
     def __post_init__(self) -> None:
         for leg in LEGS:
-            w = getattr(self, leg)
-            if not 0 <= w <= 10:
-                raise InvalidInput(f"late-interaction weight {leg}={w} is out of range [0, 10]")
+            KNOBS[f"late_{leg}"].check(getattr(self, leg), f"late-interaction weight {leg}")
         if not any(getattr(self, leg) for leg in LEGS):
             raise InvalidInput("late-interaction weights are all 0: nothing would rank the candidates")
 
@@ -40,6 +39,10 @@ class LateInteractionReranker:
     request), carried by the query; `weights` is what it uses for a query that carries none."""
 
     name = "late-interaction"
+
+    @classmethod
+    def from_settings(cls, s) -> "LateInteractionReranker":
+        return cls()  # the weights come with each query's stages
 
     def __init__(self, weights: LateInteractionWeights = LateInteractionWeights(0.0, 1.0, 1.0)) -> None:
         self.weights = weights

@@ -16,6 +16,7 @@ import numpy as np
 from encoders.dense import Embedder, input_windows
 from encoders.lexical import DEFAULT_LANGUAGE, QUERY_LANGUAGE_WEIGHTS, TOKENIZER_VERSION, query_vector
 from errors import InvalidInput
+from options import FIRST_STAGES, FUSIONS, KNOBS, LONG_QUERY_COMBINES, check_choice, default
 from retrieval.cache import BoundedCache
 from retrieval.context import add_highlights
 from retrieval.late_interaction import LateInteractionWeights
@@ -27,18 +28,10 @@ from store.base import VectorStore
 from store.filters import Filters
 from store.types import Hit
 
-# dbsf and rrf run in Qdrant over each leg's candidates; zscore rescores every candidate of either leg on both legs
-# and sums their z-scores over those candidates (0.5/0.5): a candidate one leg missed still gets that leg's score.
-FUSIONS = ("dbsf", "rrf", "zscore")
 # A grouped answer fetches this many chunks per document asked for, and twice as many again (up to the candidates'
 # ceiling) while the chunks fetched hold fewer documents than asked and more chunks are there.
 GROUP_FETCH = 2
 MAX_FETCH = 1000
-# How a query longer than the model's input is embedded: in windows that each fit, combined into the dense leg's
-# vector by their token-weighted mean; "max-sim" also scores the sentence windows by each query window's best
-# match (summed), where "mean" scores them by the one mean vector.
-LONG_QUERY_COMBINES = ("mean", "max-sim")
-FIRST_STAGES = ("hybrid", "dense", "bm25")
 QUERY_VECTOR_CACHE_BYTES = 8 * 1024 * 1024
 
 
@@ -49,30 +42,28 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StageConfig:
-    """The ranking knobs: what a retrieval profile sets and a request may override. Defaults as in settings.py:
-    fusion and second stage chosen across shapes (bench/shapes.py), late-interaction weights by bench/tune.py."""
+    """The ranking knobs: what a retrieval profile sets and a request may override. Names, ranges and defaults are
+    options/'s (the service's defaults, as in settings.py), but for the long-query weights, off here."""
 
-    first_stage: str = "hybrid"  # or one leg alone, for comparisons
-    candidates: int = 100      # per leg, before fusion
-    fusion: str = "zscore"     # the same answer on every call; RRF's tied scores reorder between calls
-    rrf_k: int = 60
-    rerank: str = "none"
-    rerank_depth: int = 100    # fused candidates the second stage sees
-    rewrite: str = "none"
-    # Late interaction: weights of its z-scored legs (dense 0 on SciFact train: the windows carry the dense signal).
-    late_dense: float = 0.0
-    late_bm25: float = 1.0
-    late_windows: float = 1.0
-    # Queries longer than this many word pieces (0: none) are scored with the late_long_* weights instead: a
-    # paragraph-long query matches a whole chunk better than a two-sentence window (see bench/tune.py).
+    first_stage: str = default("first_stage")
+    candidates: int = default("candidates")
+    fusion: str = default("fusion")
+    rrf_k: int = default("rrf_k")
+    rerank: str = default("rerank")
+    rerank_depth: int = default("rerank_depth")
+    rewrite: str = default("rewrite")
+    late_dense: float = default("late_dense")
+    late_bm25: float = default("late_bm25")
+    late_windows: float = default("late_windows")
+    # A bare config (the tests', bench/'s) scores every query with the late_* weights; the service turns the long
+    # ones on from its settings.
     late_long_tokens: int = 0
     late_long_dense: float = 0.0
-    late_long_bm25: float = 1.0
-    late_long_windows: float = 1.0
-    max_per_document: int | None = None  # cap of chunks per document in the answer
-    # zscore fusion: weights of the dense and BM25 legs' z-scores over the candidates
-    fusion_dense: float = 0.5
-    fusion_bm25: float = 0.5
+    late_long_bm25: float = default("late_long_bm25")
+    late_long_windows: float = default("late_long_windows")
+    max_per_document: int | None = default("max_per_document")
+    fusion_dense: float = default("fusion_dense")
+    fusion_bm25: float = default("fusion_bm25")
 
     @property
     def late_weights(self) -> LateInteractionWeights:
@@ -92,25 +83,15 @@ class StageConfig:
     def __post_init__(self) -> None:
         self.late_weights  # range checks, with the weights' own messages
         self.late_long_weights
-        if not 0 <= self.late_long_tokens <= 100_000:
-            raise InvalidInput(f"late_long_tokens={self.late_long_tokens} is out of range [0, 100000]")
-        if self.max_per_document is not None and not 1 <= self.max_per_document <= 100:
-            raise InvalidInput(f"max_per_document={self.max_per_document} is out of range [1, 100]")
-        if not 1 <= self.candidates <= 1000:
-            raise InvalidInput(f"candidates={self.candidates} is out of range [1, 1000]")
-        if self.first_stage not in FIRST_STAGES:
-            raise InvalidInput(f"first_stage={self.first_stage!r} is not one of {FIRST_STAGES}")
-        if self.fusion not in FUSIONS:
-            raise InvalidInput(f"fusion={self.fusion!r} is not one of {FUSIONS}")
-        if not 1 <= self.rrf_k <= 1000:
-            raise InvalidInput(f"rrf_k={self.rrf_k} is out of range [1, 1000]")
-        for name in ("fusion_dense", "fusion_bm25"):
-            if not 0 <= getattr(self, name) <= 10:
-                raise InvalidInput(f"{name}={getattr(self, name)} is out of range [0, 10]")
+        for name in ("late_long_tokens", "max_per_document", "candidates"):
+            KNOBS[name].check(getattr(self, name))
+        check_choice("first_stage", self.first_stage, FIRST_STAGES)
+        check_choice("fusion", self.fusion, FUSIONS)
+        for name in ("rrf_k", "fusion_dense", "fusion_bm25"):
+            KNOBS[name].check(getattr(self, name))
         if self.fusion == "zscore" and not (self.fusion_dense or self.fusion_bm25):
             raise InvalidInput("fusion_dense and fusion_bm25 are both 0: nothing would rank the candidates")
-        if not 1 <= self.rerank_depth <= 200:
-            raise InvalidInput(f"rerank_depth={self.rerank_depth} is out of range [1, 200]")
+        KNOBS["rerank_depth"].check(self.rerank_depth)
 
 
 @dataclass(frozen=True)
@@ -140,8 +121,7 @@ class RetrievalPipeline:
         for what, choice, known in (("rerank", defaults.rerank, rerankers), ("rewrite", defaults.rewrite, rewriters)):
             if choice not in known:
                 raise ValueError(f"default {what}={choice!r} is not one of {sorted(known)}")
-        if long_query_combine not in LONG_QUERY_COMBINES:
-            raise InvalidInput(f"long_query_combine={long_query_combine!r} is not one of {LONG_QUERY_COMBINES}")
+        check_choice("long_query_combine", long_query_combine, LONG_QUERY_COMBINES)
         self.long_query_combine = long_query_combine
         self.store = store
         self.embedder = embedder

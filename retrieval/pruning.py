@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from errors import InvalidInput
+from options import GROUP_BYS, KNOBS, TWIN_POLICIES
 from retrieval.types import Candidate
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -30,8 +31,7 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if not 0 < self.near_duplicate <= 1:
             raise InvalidInput(f"near_duplicate={self.near_duplicate} is out of range (0, 1]")
-        if self.max_per_document is not None and not 1 <= self.max_per_document <= 100:
-            raise InvalidInput(f"max_per_document={self.max_per_document} is out of range [1, 100]")
+        KNOBS["max_per_document"].check(self.max_per_document)
         if self.twins not in TWIN_POLICIES:
             raise InvalidInput(f"near-duplicate policy {self.twins!r} is not one of {TWIN_POLICIES}")
 
@@ -40,7 +40,6 @@ class PruneConfig:
                 "max_per_document": self.max_per_document, "twins": self.twins}
 
 
-TWIN_POLICIES = ("collapse", "keep-all")
 SKETCH = 16  # smallest shingle hashes kept per hit: a cheap first look before the exact Jaccard
 
 
@@ -134,7 +133,7 @@ def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple
     return [c for c, _ in kept], dropped
 
 
-GROUP_BY = ("document",)
+GROUP_BY = GROUP_BYS
 # Chunks a grouped answer shows per document when the stages set no max_per_document: the best few say where in
 # the document the match is, without one long document's chunks filling the answer.
 GROUP_CHUNKS = 3

@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 import httpx
 
+from options import LLM_MODES
 from retrieval.types import RewrittenQuery
 
 # Format characters that render as nothing; pasted text carries them and they split BM25 tokens invisibly.
@@ -40,6 +41,10 @@ class NormalizeRewriter:
 
     name = "normalize"
 
+    @classmethod
+    def from_settings(cls, s) -> "NormalizeRewriter":
+        return cls()
+
     def rewrite(self, query: str) -> RewrittenQuery:
         t = normalize_text(query)
         return RewrittenQuery(lexical=t, dense=(t,))
@@ -48,7 +53,7 @@ class NormalizeRewriter:
         return {"name": self.name, "form": "NFKC"}
 
 
-MODES = ("multi_query", "hyde")
+MODES = LLM_MODES
 MAX_N_QUERIES = 8
 CACHE_SIZE = 1024
 
@@ -109,6 +114,10 @@ class LLMRewriter:
     """
 
     name = "llm"
+
+    @classmethod
+    def from_settings(cls, s) -> "LLMRewriter":
+        return cls(s.llm_base_url, s.llm_model, s.llm_api_key, mode=s.llm_mode, timeout_s=s.llm_timeout_s)
 
     def __init__(
         self,

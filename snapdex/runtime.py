@@ -29,12 +29,9 @@ from index_snapshots.service import SnapshotService
 from index_snapshots.tuning import ProfileTuner
 from ingest import formats
 from ingest.windows import WindowConfig
-from retrieval.feedback import FeedbackConfig, PseudoRelevanceRewriter
-from retrieval.late_interaction import LateInteractionReranker
 from retrieval.pipeline import RetrievalPipeline, StageConfig
 from retrieval.cache import ResultCache
 from retrieval.pruning import PruneConfig
-from retrieval.rewrite import LLMRewriter, NormalizeRewriter
 from ingest.catalog import Catalog
 from ingest.chunking import ChunkerConfig
 from ingest.jobs import JobStore
@@ -44,6 +41,7 @@ from ingest.pipeline import IngestConfig, Ingestor
 from notify.delivery import Deliverer
 from notify.secrets import SecretBox, key_material
 from notify.store import WebhookStore
+from options import RERANKERS, REWRITERS, build_stages, settings_map
 from snapdex.memory import MemoryLedger
 from snapdex.settings import Settings
 from sources.connectors.base import Limits as SourceLimits
@@ -185,22 +183,9 @@ class Runtime:
     @cached_property
     def pipeline(self) -> RetrievalPipeline:
         s = self.settings
-        rerankers = {"none": None, "late-interaction": LateInteractionReranker()}
-        if s.cross_encoder_path is not None:
-            from retrieval.cross_encoder import CrossEncoderReranker  # torch-heavy import only when configured
-
-            rerankers["cross-encoder"] = CrossEncoderReranker(s.cross_encoder_path, s.cross_encoder_batch_size)
-        rewriters = {"none": None, "normalize": NormalizeRewriter(), "prf": PseudoRelevanceRewriter(FeedbackConfig())}
-        if s.llm_base_url:
-            rewriters["llm"] = LLMRewriter(s.llm_base_url, s.llm_model, s.llm_api_key, mode=s.llm_mode,
-                                           timeout_s=s.llm_timeout_s)
-        stages = StageConfig(candidates=s.retrieval_candidates, fusion=s.retrieval_fusion, rrf_k=s.retrieval_rrf_k,
-                             rerank=s.rerank, rerank_depth=s.rerank_depth, rewrite=s.rewrite,
-                             late_dense=s.late_weight_dense, late_bm25=s.late_weight_bm25,
-                             late_windows=s.late_weight_windows, late_long_tokens=s.late_long_tokens,
-                             late_long_dense=s.late_long_weight_dense, late_long_bm25=s.late_long_weight_bm25,
-                             late_long_windows=s.late_long_weight_windows, max_per_document=s.max_chunks_per_document,
-                             fusion_dense=s.retrieval_fusion_dense, fusion_bm25=s.retrieval_fusion_bm25)
+        # Each stage's class is imported only where it is offered (the cross-encoder's torch, where configured).
+        rerankers, rewriters = build_stages(RERANKERS, s), build_stages(REWRITERS, s)
+        stages = StageConfig(**{field: getattr(s, setting) for field, setting in settings_map().items()})
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
                                  PruneConfig(s.prune_near_duplicate, twins=s.near_duplicate_policy), long_query_combine=s.long_query_combine,
                                  vector_cache_bytes=s.query_vector_cache_bytes)

@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from db.engine import check_url
 from eval.gate import GatePolicy
 from snapdex.keys import check_configured
-from store.common import VectorDatatype
+from options import (Candidates, EmbedderBackend, Fusion, LateLongTokens, LlmMode, LongQueryCombine, MaxPerDocument,
+                     Rerank, RerankDepth, Rewrite, RrfK, TwinPolicy, VectorDatatype, Weight, WindowMethod, default)
 
 
 class Settings(BaseSettings):
@@ -77,7 +78,7 @@ class Settings(BaseSettings):
     # How the model runs: "onnx-int8" (ONNX Runtime, weights int8), "onnx" (ONNX Runtime, fp32) or "torch"
     # (sentence-transformers). The ONNX model is exported from the folder above once, into <data_dir>/models/.
     # Part of the model id, so of every snapshot hash and embedding cache key. See README, "Embedder backends".
-    embedder_backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
+    embedder_backend: EmbedderBackend = "onnx-int8"
     # Where exported models are kept (default <data_dir>/models); an image can export at build time into its own.
     models_dir: Path | None = None
 
@@ -89,7 +90,7 @@ class Settings(BaseSettings):
     near_duplicate_threshold: float = Field(default=0.9, gt=0.0, le=1.0)
     # Near-duplicates are always indexed; at retrieval "collapse" keeps the newest twin's hits (each hit names its
     # twins), "keep-all" ranks every twin's hits.
-    near_duplicate_policy: Literal["collapse", "keep-all"] = "collapse"
+    near_duplicate_policy: TwinPolicy = "collapse"
     # Tesseract languages scanned PDF pages are read in ("eng+deu": each needs its Debian tesseract-ocr-* pack).
     ocr_languages: str = Field(default="eng", pattern=r"^[a-z_]{3,8}(\+[a-z_]{3,8})*$")
     minhash_permutations: int = Field(default=128, ge=16, le=1024)
@@ -104,7 +105,7 @@ class Settings(BaseSettings):
     windows_enabled: bool = True
     window_size: int = Field(default=2, ge=1, le=8, description="sentences per window")
     window_stride: int = Field(default=1, ge=1, le=8)
-    window_method: Literal["late", "standalone"] = Field(
+    window_method: WindowMethod = Field(
         default="late", description="late: pooled from the chunk's own pass; standalone: each window embedded alone")
 
     # How dense and window vectors are stored (part of every snapshot hash): turbo8 (Qdrant's TurboQuant, 8 bits a
@@ -117,45 +118,45 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(default=16_000, ge=64, le=200_000)
     # A query past the embedding model's input (256 word pieces for MiniLM) is embedded in windows that fit it,
     # combined by their token-weighted mean; "max-sim" also scores sentence windows by each query window's best match.
-    long_query_combine: Literal["mean", "max-sim"] = "mean"
+    long_query_combine: LongQueryCombine = "mean"
 
     # Retrieval; a request may override most per call. Fusion and second stage chosen by the worst case over the
     # shapes of bench/shapes.py against the plain 0.5/0.5 z-fusion of the two legs (issue 32, README "Every shape of
     # data"): z-score fusion with no second stage lost at most 0.021 nDCG@10 and 0.006 recall@100 on a development
     # split, DBSF with late interaction (the previous default) 0.025 and 0.020.
-    retrieval_candidates: int = Field(default=100, ge=1, le=1000, description="per leg, before fusion")
-    retrieval_fusion: Literal["dbsf", "rrf", "zscore"] = "zscore"
-    retrieval_rrf_k: int = Field(default=60, ge=1, le=1000)
+    retrieval_candidates: Candidates = Field(default=default("candidates"), description="per leg, before fusion")
+    retrieval_fusion: Fusion = default("fusion")
+    retrieval_rrf_k: RrfK = default("rrf_k")
     # zscore fusion: weights of the legs' z-scores over the candidates of either leg (each rescored on both).
-    retrieval_fusion_dense: float = Field(default=0.5, ge=0.0, le=10.0)
-    retrieval_fusion_bm25: float = Field(default=0.5, ge=0.0, le=10.0)
-    rerank: Literal["late-interaction", "cross-encoder", "none"] = "none"
-    rerank_depth: int = Field(default=100, ge=1, le=200)
+    retrieval_fusion_dense: Weight = default("fusion_dense")
+    retrieval_fusion_bm25: Weight = default("fusion_bm25")
+    rerank: Rerank = default("rerank")
+    rerank_depth: RerankDepth = default("rerank_depth")
     # Weighted z-score fusion of the late-interaction stage (where a profile or request turns it on); chosen on
     # SciFact train by bench/tune.py (dense 0: the windows carry it).
-    late_weight_dense: float = Field(default=0.0, ge=0.0, le=10.0)
-    late_weight_bm25: float = Field(default=1.0, ge=0.0, le=10.0)
-    late_weight_windows: float = Field(default=1.0, ge=0.0, le=10.0)
+    late_weight_dense: Weight = default("late_dense")
+    late_weight_bm25: Weight = default("late_bm25")
+    late_weight_windows: Weight = default("late_windows")
     # Queries longer than this many word pieces (0: none) use the SNAPDEX_LATE_LONG_WEIGHT_* weights instead: a
     # paragraph matches whole chunks better than sentence windows. bench/tune.py chose 128 and dense 0.5 on the
     # development splits of three query shapes (short claims, paragraphs, docstrings) with no split losing more
     # than 0.002; SciFact's claims are all shorter, so its scores do not move.
-    late_long_tokens: int = Field(default=128, ge=0, le=100_000)
-    late_long_weight_dense: float = Field(default=0.5, ge=0.0, le=10.0)
-    late_long_weight_bm25: float = Field(default=1.0, ge=0.0, le=10.0)
-    late_long_weight_windows: float = Field(default=1.0, ge=0.0, le=10.0)
+    late_long_tokens: LateLongTokens = default("late_long_tokens")
+    late_long_weight_dense: Weight = default("late_long_dense")
+    late_long_weight_bm25: Weight = default("late_long_bm25")
+    late_long_weight_windows: Weight = default("late_long_windows")
     # A sentence-transformers CrossEncoder folder; no such weights ship in any package this machine can reach.
     cross_encoder_path: Path | None = None
     cross_encoder_batch_size: int = Field(default=32, ge=1, le=1024)
-    rewrite: Literal["none", "normalize", "prf", "llm"] = "none"
+    rewrite: Rewrite = default("rewrite")
     # Optional LLM rewriter: any OpenAI-compatible endpoint; off unless a URL is set.
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_api_key: str | None = None
-    llm_mode: Literal["multi_query", "hyde"] = "multi_query"
+    llm_mode: LlmMode = "multi_query"
     llm_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
     prune_near_duplicate: float = Field(default=0.8, gt=0.0, le=1.0, description="word-shingle Jaccard")
-    max_chunks_per_document: int | None = Field(default=None, ge=1, le=100)
+    max_chunks_per_document: MaxPerDocument | None = default("max_per_document")
     # Whole answers by (snapshot hash, normalised request): exact, since snapshots never change. Bounded both in
     # entries and in bytes (the answers' measured size); 0 entries turns it off.
     result_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)

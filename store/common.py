@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Callable, Literal, Sequence, get_args
+from typing import Callable, Sequence
 
 import numpy as np
+
+from options import STORE_FUSIONS as FUSIONS, VECTOR_DATATYPES
 
 from .base import DENSE, SPARSE, WINDOWS
 from .types import Hit, SparseVector
 
 UPSERT_BATCH = 256
-# How dense and window vectors are stored. float16 halves what float32 takes, scores moving by about 1e-3; turbo8
-# (Qdrant's TurboQuant, 8 bits a dimension) takes about a quarter, scores moving by about 1e-2 (README, "Memory").
-# Settings.vector_datatype takes this type, so the setting and the stores' check list the same names.
-VectorDatatype = Literal["float32", "float16", "turbo8"]
-VECTOR_DATATYPES: tuple[str, ...] = get_args(VectorDatatype)
-FUSIONS = ("rrf", "dbsf")
 # Extra hits fetched so a group of tied scores straddling `limit` is seen whole.
 TIE_SLACK = 8
 
