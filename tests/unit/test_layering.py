@@ -9,7 +9,7 @@ import sys
 from tests.procs import REPO
 
 PROJECT = ("api", "workers", "index_snapshots", "eval", "ingest", "retrieval", "encoders", "store", "snapdex", "db",
-           "notify", "sources", "errors")
+           "notify", "sources", "errors", "options")
 
 
 def loaded_after(module: str) -> set[str]:
@@ -35,6 +35,16 @@ def test_the_domain_errors_sit_below_everything():
     assert loaded_after("errors") == {"errors"}
     for module in ("store.filters", "ingest.tenants", "retrieval.pruning"):
         assert not {"api", "workers", "snapdex", "sources"} & loaded_after(module), module
+
+
+def test_the_retrieval_options_sit_below_everything_and_load_nothing_heavy():
+    """Settings, the request schemas, the stages, the store and the encoders all take their names and bounds from
+    options/, so it imports nothing of the project but the domain errors, and no heavy library."""
+    assert loaded_after("options") == {"options", "errors"}
+    code = "import sys, options; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert not {"numpy", "sqlalchemy", "qdrant_edge", "torch", "fastapi"} & loaded
 
 
 def test_the_webhooks_package_sits_just_above_the_catalog():
