@@ -20,6 +20,7 @@ from typing import Iterable
 
 from db.locks import Locks
 from index_snapshots.manifest import Manifest
+from index_snapshots.status import SnapshotStatus
 from ingest.access import TWINS, reassigned
 from ingest.catalog import Catalog
 from store.base import StoreError, VectorStore
@@ -95,7 +96,7 @@ class AccessSync:
             return 0
         points = 0
         for snap in self.manifest.list(tenant):
-            if snap.status != "deleted" and self.store.has_collection(snap.collection):
+            if snap.status != SnapshotStatus.DELETED and self.store.has_collection(snap.collection):
                 try:
                     points += rewrite_collection(self.store, snap.collection, lists)
                 except StoreError:

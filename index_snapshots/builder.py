@@ -28,6 +28,7 @@ from ingest.language import detect_language, document_language
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
 from index_snapshots.access import AccessSync
 from index_snapshots.manifest import Manifest
+from index_snapshots.status import BUILT
 from store.base import StoreUnavailable, VectorStore
 from store.payload import payload_problem
 from store.types import Point
@@ -259,7 +260,7 @@ class SnapshotBuilder:
         snap = snapshot_hash(config, docs)
         name = collection_name(tenant, snap)
         existing = self.manifest.get(tenant, snap)
-        if existing and existing.status in ("candidate", "live", "retired") and self.store.has_collection(name):
+        if existing and existing.status in BUILT and self.store.has_collection(name):
             return BuildResult(snap, name, False, existing.documents, existing.chunks, 0, 0, 0.0, refused)
 
         live = self.manifest.live(tenant)

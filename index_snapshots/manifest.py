@@ -17,6 +17,7 @@ from db.tables import live as live_table
 from db.tables import snapshots
 from db.tables import switches as switches_table
 from errors import Conflict, NotFound
+from index_snapshots.status import BUILT, SnapshotStatus
 from notify import emit
 
 # The switch actions as webhooks name who promoted: the gate, or a person by hand (an override if the gate held it).
@@ -34,7 +35,7 @@ class SnapshotRow:
     tenant: str
     hash: str
     collection: str
-    status: str
+    status: SnapshotStatus
     parent: str | None
     created_at: float
     built_at: float | None
@@ -56,6 +57,7 @@ class Manifest:
     def _row(self, r) -> SnapshotRow:
         d = dict(r)
         d["config"] = json.loads(d["config"])
+        d["status"] = SnapshotStatus(d["status"])
         return SnapshotRow(**d)
 
     def get(self, tenant: str, snap_hash: str, conn: Connection | None = None) -> SnapshotRow | None:
@@ -73,7 +75,7 @@ class Manifest:
     def begin(self, tenant: str, snap_hash: str, collection: str, parent: str | None, config: dict) -> None:
         with self.db.tx() as conn:
             self.db.replace(conn, snapshots, {
-                "tenant": tenant, "hash": snap_hash, "collection": collection, "status": "building",
+                "tenant": tenant, "hash": snap_hash, "collection": collection, "status": SnapshotStatus.BUILDING,
                 "parent": parent, "created_at": time.time(), "config": json.dumps(config, sort_keys=True)})
 
     def finish(self, tenant: str, snap_hash: str, *, documents: int, chunks: int, embedded: int, reused: int,
@@ -81,21 +83,21 @@ class Manifest:
         with self.db.tx() as conn:
             self.db.lock(conn, "live", tenant)
             # Built again while it was live (its collection had gone, after a restore): it stays live.
-            status = "live" if self._live_hash(conn, tenant) == snap_hash else "candidate"
+            status = SnapshotStatus.LIVE if self._live_hash(conn, tenant) == snap_hash else SnapshotStatus.CANDIDATE
             conn.execute(self._where(update(snapshots), tenant, snap_hash).values(
                 status=status, built_at=time.time(), documents=documents, chunks=chunks, embedded=embedded,
                 reused=reused, build_seconds=seconds))
 
     def fail(self, tenant: str, snap_hash: str, reason: str) -> None:
         with self.db.tx() as conn:
-            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status="failed", reason=reason))
+            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status=SnapshotStatus.FAILED, reason=reason))
 
     def hold(self, tenant: str, snap_hash: str, reason: str, verdict: dict | None = None) -> None:
         """A built snapshot the gate did not let through: it stays a readable candidate, with the reason. The
         snapshot.held event is written in the same transaction."""
         with self.db.tx() as conn:
             held = conn.execute(self._where(update(snapshots), tenant, snap_hash)
-                                .where(snapshots.c.status == "candidate").values(reason=reason)).rowcount
+                                .where(snapshots.c.status == SnapshotStatus.CANDIDATE).values(reason=reason)).rowcount
             if held:
                 emit(self.db, conn, tenant, "snapshot.held", {"snapshot": snap_hash, "reason": reason,
                                                               "live": self._live_hash(conn, tenant),
@@ -143,7 +145,7 @@ class Manifest:
         status = self.db.scalar(self._where(select(snapshots.c.status), tenant, snap_hash), conn)
         if status is None:
             raise NotFound(f"snapshot {snap_hash} of tenant {tenant} does not exist")
-        if status not in ("candidate", "live", "retired"):
+        if status not in BUILT:
             raise Conflict(f"snapshot {snap_hash} is {status}; only a built snapshot can be made live")
         previous = self._live_hash(conn, tenant)
         if previous == snap_hash:
@@ -153,9 +155,9 @@ class Manifest:
                         {"tenant": tenant, "hash": snap_hash, "previous": previous, "switched_at": now})
         conn.execute(switches_table.insert().values(tenant=tenant, at=now, from_hash=previous, to_hash=snap_hash,
                                                     action=action))
-        conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status="live"))
+        conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status=SnapshotStatus.LIVE))
         if previous:
-            conn.execute(self._where(update(snapshots), tenant, previous).values(status="retired"))
+            conn.execute(self._where(update(snapshots), tenant, previous).values(status=SnapshotStatus.RETIRED))
         # The event in the switch's own transaction: it exists exactly when the switch does.
         if action == "rollback":
             emit(self.db, conn, tenant, "snapshot.rolled_back", {"from": previous, "to": snap_hash, "by": by})
@@ -181,7 +183,7 @@ class Manifest:
 
     def mark_deleted(self, tenant: str, snap_hash: str, reason: str) -> None:
         with self.db.tx() as conn:
-            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status="deleted", reason=reason))
+            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status=SnapshotStatus.DELETED, reason=reason))
 
     def tenants(self) -> list[str]:
         """Tenants with a live snapshot."""
@@ -192,4 +194,4 @@ class Manifest:
         return sorted(r["tenant"] for r in self.db.all(select(snapshots.c.tenant).distinct()))
 
     def unfinished(self) -> list[SnapshotRow]:
-        return [self._row(r) for r in self.db.all(select(snapshots).where(snapshots.c.status == "building"))]
+        return [self._row(r) for r in self.db.all(select(snapshots).where(snapshots.c.status == SnapshotStatus.BUILDING))]

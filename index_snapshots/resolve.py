@@ -7,8 +7,9 @@ import time
 
 from errors import NotFound
 from index_snapshots.manifest import Manifest, SnapshotRow
+from index_snapshots.status import BUILT
 
-READABLE = ("candidate", "live", "retired")
+READABLE = BUILT
 
 
 class SnapshotNotFound(NotFound):

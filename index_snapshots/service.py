@@ -12,6 +12,7 @@ from index_snapshots.access import AccessSync
 from index_snapshots.builder import BuildResult, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest, SnapshotRow
+from index_snapshots.status import DROPPABLE, SnapshotStatus
 from ingest.jobs import JobStore, JobView
 from ingest.phases import BUILD_PHASES, JobPhase, JobStatus
 from ingest.pipeline import Ingestor, Yielded
@@ -106,7 +107,7 @@ class SnapshotService:
         for snap in self.manifest.unfinished():
             try:
                 with self.locks.hold(build_lock(snap.tenant), timeout=0):
-                    if (now := self.manifest.get(snap.tenant, snap.hash)) is None or now.status != "building":
+                    if (now := self.manifest.get(snap.tenant, snap.hash)) is None or now.status != SnapshotStatus.BUILDING:
                         continue
                     self.store.delete_collection(snap.collection)
                     self.manifest.fail(snap.tenant, snap.hash, "interrupted: the service stopped during the build")
@@ -205,7 +206,7 @@ class SnapshotService:
         protected = {live.hash if live else None, self.manifest.previous(tenant)}
         others: list[SnapshotRow] = [
             s for s in reversed(self.manifest.list(tenant))  # newest first
-            if s.hash not in protected and s.status in ("candidate", "retired", "failed")
+            if s.hash not in protected and s.status in DROPPABLE
         ]
         deleted = []
         for snap in others[self.keep_extra:]:
