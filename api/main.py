@@ -24,10 +24,11 @@ from api.metrics import HttpMetrics, RequestMetricsMiddleware, registry_for
 from api.auth import AuthMiddleware
 from api.document_paths import DocumentPaths
 from api import errors as domain_errors
+from errors import DomainError
 from api.mcp_server.http import McpEndpoint
 from api.ratelimit import RateLimits
 from api.schemas import errors
-from api.strict import shown
+from api.strict import refusal, shown
 from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
                         snapshots, sources, tuning, usage, webhooks)
 from snapdex.keys import KeyStore
@@ -74,8 +75,15 @@ def _json_safe(value):
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's own 422, except for what strict JSON cannot carry (NaN, Infinity, lone surrogates), should an error
-    quote it back: the default answer would be a 500. (Bodies are read by api/strict.py, which refuses them.)"""
-    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+    quote it back: the default answer would be a 500. (Bodies are read by api/strict.py, which refuses them.)
+    A schema's check that raised a domain error (the grammar of `filters`) answers as a route raising it would, or,
+    beside other refusals, as a refusal whose message is the error's own."""
+    errors = exc.errors()
+    raised = [(e.get("ctx") or {}).get("error") for e in errors]
+    if raised and all(isinstance(r, DomainError) for r in raised):
+        return await domain_errors.domain_error(request, raised[0])
+    errors = [refusal(e["loc"], e["type"], str(r)) if isinstance(r, DomainError) else e for e, r in zip(errors, raised)]
+    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(errors))})
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

@@ -10,8 +10,10 @@ from errors import InvalidInput
 from eval.benchmarks import parse_date
 from ingest.access import MAX_NAME_CHARS, MAX_NAMES, normalize_access
 from ingest.ids import CONTROL, MAX_ID_CHARS, check_id, describe
+from index_snapshots.status import SnapshotStatus
 from ingest.phases import JobPhase, JobStatus
 from notify import EVENT_TYPES
+from options.filters import RequestFilters
 from options import (Candidates, FirstStage, Fusion, MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK, Weight,
                      knob_field)
 from retrieval.context import MAX_NEIGHBORS, ContextConfig
@@ -208,7 +210,7 @@ class ReadyResponse(BaseModel):
 class SnapshotResponse(BaseModel):
     hash: str
     collection: str
-    status: Literal["building", "candidate", "live", "retired", "failed", "deleted"]
+    status: SnapshotStatus
     parent: str | None
     created_at: float
     built_at: float | None
@@ -392,7 +394,7 @@ class RetrieveRequest(BaseModel):
         "the question, or a whole message: up to SNAPDEX_MAX_QUERY_CHARS characters (16,000 by default). Past the "
         "embedding model's input it is embedded in windows, never cut off; the recipe says so"))
     top_k: int = Field(default=5, ge=1, le=100)
-    filters: dict[str, Any] | None = Field(default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')
+    filters: RequestFilters | None = Field(default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')
     snapshot: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="pin a snapshot hash")
     options: RetrieveOptions = Field(default_factory=RetrieveOptions)
     context: ContextRequest | None = Field(default=None, description=(

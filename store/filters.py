@@ -21,10 +21,9 @@ import math
 from typing import Any, Literal, NamedTuple, Union
 
 from errors import InvalidInput
+from options.filters import RANGE_OPS, bad_value as _bad
 
 from .payload import INT64_MAX, INT64_MIN, is_utf8
-
-RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
 
 
 class Condition(NamedTuple):
@@ -45,13 +44,6 @@ class Filter(NamedTuple):
 
 Clause = Union[Condition, Nested, Filter]
 Filters = Union[dict, Filter, None]  # what every store method's `filters` takes
-
-
-def _bad(key: object, value: object) -> InvalidInput:
-    return InvalidInput(
-        f"invalid filter {key!r}: {value!r}; expected a str/int/bool, a non-empty list of str "
-        f"or of int, or a dict of numeric bounds with keys from {sorted(RANGE_OPS)}"
-    )
 
 
 def _is_int(v: object) -> bool:
