@@ -14,8 +14,8 @@ from index_snapshots.status import SnapshotStatus
 from ingest.phases import JobPhase, JobStatus
 from notify import EVENT_TYPES
 from options.filters import RequestFilters
-from options import (Candidates, FirstStage, Fusion, MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK, Weight,
-                     knob_field)
+from options import (Candidates, FirstStage, Fusion, GroupBy, MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK,
+                     Weight, knob_field)
 from retrieval.context import MAX_NEIGHBORS, ContextConfig
 
 Scalar = str | int | float | bool
@@ -394,7 +394,8 @@ class RetrieveRequest(BaseModel):
         "the question, or a whole message: up to SNAPDEX_MAX_QUERY_CHARS characters (16,000 by default). Past the "
         "embedding model's input it is embedded in windows, never cut off; the recipe says so"))
     top_k: int = Field(default=5, ge=1, le=100)
-    filters: RequestFilters | None = Field(default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')
+    filters: RequestFilters | None = Field(
+        default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')
     snapshot: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="pin a snapshot hash")
     options: RetrieveOptions = Field(default_factory=RetrieveOptions)
     context: ContextRequest | None = Field(default=None, description=(
@@ -402,7 +403,7 @@ class RetrieveRequest(BaseModel):
     principal: PrincipalIn | None = Field(default=None, description=(
         "service keys: the end user the answer is for; only documents they may read are searched. A user key may "
         "not send one (403)"))
-    group_by: Literal["document"] | None = Field(default=None, description=(
+    group_by: GroupBy | None = Field(default=None, description=(
         '"document": the best top_k documents (ranked by their best chunk), each with its best chunks (up to '
         "options.max_per_document, else 3): `hits` come document by document and `documents` lists them; absent: "
         "the best top_k chunks"))

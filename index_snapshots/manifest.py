@@ -90,7 +90,8 @@ class Manifest:
 
     def fail(self, tenant: str, snap_hash: str, reason: str) -> None:
         with self.db.tx() as conn:
-            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status=SnapshotStatus.FAILED, reason=reason))
+            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status=SnapshotStatus.FAILED,
+                                                                                  reason=reason))
 
     def hold(self, tenant: str, snap_hash: str, reason: str, verdict: dict | None = None) -> None:
         """A built snapshot the gate did not let through: it stays a readable candidate, with the reason. The
@@ -183,7 +184,8 @@ class Manifest:
 
     def mark_deleted(self, tenant: str, snap_hash: str, reason: str) -> None:
         with self.db.tx() as conn:
-            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status=SnapshotStatus.DELETED, reason=reason))
+            conn.execute(self._where(update(snapshots), tenant, snap_hash).values(status=SnapshotStatus.DELETED,
+                                                                                  reason=reason))
 
     def tenants(self) -> list[str]:
         """Tenants with a live snapshot."""
@@ -194,4 +196,5 @@ class Manifest:
         return sorted(r["tenant"] for r in self.db.all(select(snapshots.c.tenant).distinct()))
 
     def unfinished(self) -> list[SnapshotRow]:
-        return [self._row(r) for r in self.db.all(select(snapshots).where(snapshots.c.status == SnapshotStatus.BUILDING))]
+        building = select(snapshots).where(snapshots.c.status == SnapshotStatus.BUILDING)
+        return [self._row(r) for r in self.db.all(building)]

@@ -107,7 +107,8 @@ class SnapshotService:
         for snap in self.manifest.unfinished():
             try:
                 with self.locks.hold(build_lock(snap.tenant), timeout=0):
-                    if (now := self.manifest.get(snap.tenant, snap.hash)) is None or now.status != SnapshotStatus.BUILDING:
+                    now = self.manifest.get(snap.tenant, snap.hash)
+                    if now is None or now.status != SnapshotStatus.BUILDING:
                         continue
                     self.store.delete_collection(snap.collection)
                     self.manifest.fail(snap.tenant, snap.hash, "interrupted: the service stopped during the build")

@@ -1,7 +1,7 @@
 """The life of a snapshot, as the manifest records it and the API reports it.
 
     building ─> candidate ─> live ─> retired ─> deleted
-        │           └─────────────────┘ (the gate, or a person, promotes; a rollback makes a retired one live again)
+        │           └─────────────────┘ (the gate or a person promotes; a rollback makes a retired one live)
         └─> failed ─> deleted
 
 Only a built snapshot (candidate, live, retired) can be read or made live; retention deletes candidates, retired and

@@ -3,8 +3,9 @@
     {"doc_id": "handbook"}                the document's id; a list of ids: any of them
     {"title": "Employee handbook"}        its title (a str, or a list of str)
     {"source": "handbook.pdf"}            where it came from: the file name or URL it was ingested as
-    {"metadata.<field>": value}           one field of its metadata: a str, int or bool; a non-empty list of str or of
-                                          int (any of them); or numeric bounds {"gte": .., "gt": .., "lte": .., "lt": ..}
+    {"metadata.<field>": value}           one field of its metadata: a str, int or bool; a non-empty list of str or
+                                          of int (any of them); or numeric bounds {"gte": .., "gt": .., "lte": ..,
+                                          "lt": ..}
 
 Every other key is refused, naming the key and the allowed ones. The request schema's `filters` is `RequestFilters`,
 so a bad filter is a 422 before the request reaches a route, with the messages below (api/main.py answers an
