@@ -2,8 +2,9 @@
 
 `Settings` (snapdex/settings.py), the request schemas (api/), the stage configs (retrieval/pipeline.py and the
 stages' own checks) and the tuning search space (index_snapshots/tuning.py) are built from this module, so a name or
-a bound is written here and nowhere else. Adding a reranker: its name goes in `Rerank` below, its class in its own
-file under retrieval/, and the runtime builds it (snapdex/runtime.py reads `RERANKERS`' factories by name).
+a bound is written here and nowhere else. Adding a reranker: its class in its own file under retrieval/ (with
+`from_settings`), and one row of `RERANKERS` below; `Rerank`, the runtime (`build_stages`) and self-tuning (`tuned`)
+follow from the row.
 
 It sits below every package, beside errors/ (it imports only typing, pydantic and errors/): the store checks its
 vector datatypes and fusions against it, the encoders their backends, and importing `snapdex.settings` must load no
