@@ -94,28 +94,36 @@ STEPS = (0.1, 0.5, 1.0)
 def rollout(mode: str, live: dict, candidate: dict, qrels: dict, seed: int, cap: int, k: int) -> tuple[str, int]:
     """One staged rollout as the service runs it: every answer gets feedback from a simulated user, the test is
     checked after each event on the rollout's counts so far (min_feedback new events per step), an advance at
-    the last step promotes. Returns the end ("promoted", "stopped", or "undecided" at `cap` events) and the
+    the last step promotes. An answer whose user gave no signal and no rating sends no feedback and is no event. Returns the end ("promoted", "stopped", or "undecided" at `cap` events) and the
     feedback events it took. Canary answers go to the candidate with the step's share (users are alike here,
     so a random answer stands for a sticky session); interleaved answers are every answer of the share."""
     rng, users = random.Random(seed), ClickModel(seed=seed)
     qids = sorted(qrels)
     step = step_events = 0
     wins = losses = ties = c_s = c_n = l_s = l_n = 0
-    for events in range(1, cap + 1):
+    events = answers = 0
+    # Users who never report anything would leave a rollout waiting for ever: give up after 50 answers per event.
+    while events < cap and answers < 50 * cap:
+        answers += 1
         qid = qids[rng.randrange(len(qids))]
         if mode == "interleave":
             shown = team_draft(live[qid], candidate[qid], k, rng)
             feedback = users.respond([doc for doc, _ in shown], qrels[qid])
+        else:
+            to_candidate = rng.random() < STEPS[step]
+            feedback = users.respond((candidate if to_candidate else live)[qid][:k], qrels[qid])
+        if not feedback.reported():
+            continue
+        events += 1
+        if mode == "interleave":
             won = outcome(shown[rank][1] for rank in feedback.positive_ranks())
             wins, losses, ties = wins + (won == "candidate"), losses + (won == "live"), ties + (won == "tie")
             counts: InterleaveCounts | CanaryCounts = InterleaveCounts(wins, losses, ties)
+        elif to_candidate:
+            c_s, c_n = c_s + feedback.positive(), c_n + 1
+            counts = CanaryCounts(c_s, c_n, l_s, l_n)
         else:
-            to_candidate = rng.random() < STEPS[step]
-            success = users.respond((candidate if to_candidate else live)[qid][:k], qrels[qid]).positive()
-            if to_candidate:
-                c_s, c_n = c_s + success, c_n + 1
-            else:
-                l_s, l_n = l_s + success, l_n + 1
+            l_s, l_n = l_s + feedback.positive(), l_n + 1
             counts = CanaryCounts(c_s, c_n, l_s, l_n)
         step_events += 1
         action = decide(counts, **RULE, step_events=step_events).action
@@ -125,7 +133,7 @@ def rollout(mode: str, live: dict, candidate: dict, qrels: dict, seed: int, cap:
             step, step_events = step + 1, 0
             if step == len(STEPS):
                 return "promoted", events
-    return "undecided", cap
+    return "undecided", events
 
 
 def simulate(data: dict, rollouts: int, cap: int, k: int) -> list[dict]:

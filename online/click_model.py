@@ -32,9 +32,15 @@ class Feedback:
         """Ranks of the hits that got a positive signal, each once (an interleaved answer credits their arms)."""
         return sorted({rank for rank, signal in self.signals if signal in POSITIVE})
 
+    def reported(self) -> bool:
+        """The chat backend has something to send: a signal or a rating (an answer without either gets no
+        feedback, so a rollout never counts it)."""
+        return bool(self.signals) or self.helpful is not None
+
     def positive(self) -> bool:
-        """The answer got a positive signal (a canary arm's success): a cited or clicked hit, or a helpful rating."""
-        return bool(self.signals) or self.helpful is True
+        """A canary arm's success, as the service counts it: a cited or clicked hit or a helpful rating, and not
+        rated not helpful."""
+        return self.helpful is not False and (bool(self.signals) or self.helpful is True)
 
 
 @dataclass

@@ -71,7 +71,9 @@ def test_the_same_seed_gives_the_same_users():
 def test_positive_signals():
     assert Feedback(((2, "cited"), (0, "clicked"), (2, "clicked")), None).positive_ranks() == [0, 2]
     assert Feedback((), True).positive() and not Feedback((), False).positive() and not Feedback((), None).positive()
-    assert Feedback(((1, "cited"),), False).positive()
+    assert Feedback(((1, "cited"),), None).positive() and not Feedback(((1, "cited"),), False).positive()
+    assert Feedback((), False).reported() and Feedback(((0, "clicked"),), None).reported()
+    assert not Feedback((), None).reported()
 
 
 @pytest.mark.parametrize(("field", "value"), [("eta", -1.0), ("click", (0.1, 1.5)), ("cite", ()),
