@@ -92,11 +92,12 @@ STEPS = (0.1, 0.5, 1.0)
 
 
 def rollout(mode: str, live: dict, candidate: dict, qrels: dict, seed: int, cap: int, k: int) -> tuple[str, int]:
-    """One staged rollout as the service runs it: every answer gets feedback from a simulated user, the test is
-    checked after each event on the rollout's counts so far (min_feedback new events per step), an advance at
-    the last step promotes. An answer whose user gave no signal and no rating sends no feedback and is no event. Returns the end ("promoted", "stopped", or "undecided" at `cap` events) and the
-    feedback events it took. Canary answers go to the candidate with the step's share (users are alike here,
-    so a random answer stands for a sticky session); interleaved answers are every answer of the share."""
+    """One staged rollout as the service runs it: a simulated user answers each answer, the test is checked after
+    each feedback event on the rollout's counts so far (min_feedback new events per step), an advance at the last
+    step promotes. An answer whose user gave no signal and no rating sends no feedback and is no event. Returns
+    the end ("promoted", "stopped", or "undecided" at `cap` events) and the feedback events it took. Canary
+    answers go to the candidate with the step's share (users are alike here, so a random answer stands for a
+    sticky session); interleaved answers are every answer of the share."""
     rng, users = random.Random(seed), ClickModel(seed=seed)
     qids = sorted(qrels)
     step = step_events = 0
