@@ -137,24 +137,31 @@ def rollout(mode: str, live: dict, candidate: dict, qrels: dict, seed: int, cap:
     return "undecided", events
 
 
-def simulate(data: dict, rollouts: int, cap: int, k: int) -> list[dict]:
+def measure(pairing: tuple[str, str, str, str], mode: str, data: dict, rollouts: int, cap: int, k: int) -> dict:
+    name, live, candidate, right = pairing
     qrels = {q: r for q, r in data["qrels"].items() if q in data["rankings"][FULL]}
-    rows = []
-    for name, live, candidate, right in PAIRINGS:
-        for mode in ("interleave", "canary"):
-            started = time.perf_counter()
-            ends = [rollout(mode, data["rankings"][live], data["rankings"][candidate], qrels, seed, cap, k)
-                    for seed in range(rollouts)]
-            decided = [events for end, events in ends if end != "undecided"]
-            tally = {end: sum(e == end for e, _ in ends) for end in ("promoted", "stopped", "undecided")}
-            correct = rollouts - tally["stopped"] if right == "not stopped" else tally[right]
-            rows.append({"pairing": name, "mode": mode, "right": right, **tally,
-                         "correct_rate": correct / rollouts, "false_stop_rate": tally["stopped"] / rollouts
-                         if live == candidate else None,
-                         "median_events_to_decision": statistics.median(decided) if decided else None,
-                         "seconds": round(time.perf_counter() - started, 1)})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    return rows
+    started = time.perf_counter()
+    ends = [rollout(mode, data["rankings"][live], data["rankings"][candidate], qrels, seed, cap, k)
+            for seed in range(rollouts)]
+    decided = [events for end, events in ends if end != "undecided"]
+    tally = {end: sum(e == end for e, _ in ends) for end in ("promoted", "stopped", "undecided")}
+    correct = rollouts - tally["stopped"] if right == "not stopped" else tally[right]
+    row = {"pairing": name, "mode": mode, "right": right, **tally, "correct_rate": correct / rollouts,
+           "false_stop_rate": tally["stopped"] / rollouts if live == candidate else None,
+           "median_events_to_decision": statistics.median(decided) if decided else None,
+           "seconds": round(time.perf_counter() - started, 1)}
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
+def simulate(data: dict, rollouts: int, cap: int, k: int, jobs: int) -> list[dict]:
+    """Every (pairing, mode), in `jobs` processes (each rollout is seeded: the figures do not depend on it)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    tasks = [(pairing, mode) for pairing in PAIRINGS for mode in ("interleave", "canary")]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(measure, pairing, mode, data, rollouts, cap, k) for pairing, mode in tasks]
+        return [f.result() for f in futures]
 
 
 def offline_quality(data: dict, k: int) -> dict:
@@ -180,8 +187,9 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--work", type=Path, default=Path("/tmp/snapdex-online-bench"))
     p.add_argument("--rollouts", type=int, default=200)
-    p.add_argument("--cap", type=int, default=20_000, help="feedback events after which a rollout is undecided")
+    p.add_argument("--cap", type=int, default=15_000, help="feedback events after which a rollout is undecided")
     p.add_argument("--k", type=int, default=10, help="hits shown per answer")
+    p.add_argument("--jobs", type=int, default=1, help="processes the simulation runs in")
     p.add_argument("--rankings-only", action="store_true")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "online.json")
     args = p.parse_args()
@@ -190,7 +198,7 @@ def main() -> int:
     print(machine(), data["documents"], quality, file=sys.stderr)
     if args.rankings_only:
         return 0
-    rows = simulate(data, args.rollouts, args.cap, args.k)
+    rows = simulate(data, args.rollouts, args.cap, args.k, args.jobs)
     print(table(rows))
     write_result(args.out, {"machine": machine(), "rollouts": args.rollouts, "cap_events": args.cap, "k": args.k,
                             "rule": RULE, "steps": STEPS, "pipeline": data["pipeline"],
