@@ -203,8 +203,9 @@ class Rollouts:
     def running(self, tenant: str) -> Running | None:
         """The tenant's running rollout as /retrieve applies it, read at most every RUNNING_TTL_S."""
         with self._lock:
-            if tenant in self._running:
-                return self._running[tenant]
+            cached = self._running.get(tenant, self)  # self: not cached (None is: no rollout runs)
+        if cached is not self:
+            return cached
         row = self.db.first(select(R.id, R.mode, R.candidate, R.steps, R.step).where(R.running == tenant))
         found = None if row is None else Running(row["id"], row["mode"], row["candidate"],
                                                  json.loads(row["steps"])[row["step"]])
