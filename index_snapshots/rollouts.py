@@ -200,6 +200,10 @@ class Rollouts:
                            "rollout can be stopped")
         return self.get(tenant, rollout_id)
 
+    def running_views(self) -> list[dict]:
+        """Every tenant's running rollout, as GET /rollouts/{id} shows it."""
+        return [self._view(r) for r in self.db.all(select(rollouts).where(R.running.is_not(None)))]
+
     def running(self, tenant: str) -> Running | None:
         """The tenant's running rollout as /retrieve applies it, read at most every RUNNING_TTL_S."""
         with self._lock:

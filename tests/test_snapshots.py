@@ -385,3 +385,40 @@ def test_a_chunk_takes_a_share_of_its_documents_bm25_weights_when_set(tmp_path):
         assert hits[0] == ("rocks", chunks - 1) and sorted(hits) == [("rocks", i) for i in range(chunks)]
     finally:
         after.close()
+
+
+def test_retention_never_deletes_a_running_rollouts_candidate(rt):
+    rt.snapshots.keep_extra = 0
+    tried = ingest(rt, docs()).snapshot
+    ingest(rt, docs(d3="The first edition of document three. " * 5))
+    rollout = rt.rollouts.start("default", rt.rollout_plan(tried, mode="canary"), "test")
+    for n in range(2):  # neither live nor the previous live snapshot any more, and no extra kept
+        ingest(rt, docs(d3=f"Edition {n} of document three. " * 5))
+    assert rt.manifest.get("default", tried).status == "retired"
+    assert rt.store.has_collection(rt.manifest.get("default", tried).collection)
+    rt.rollouts.stop("default", rollout["id"], "test")
+    assert tried in rt.snapshots.retain("default")
+
+
+def test_with_rollout_after_gate_a_snapshot_that_passes_starts_a_rollout_instead_of_going_live(tmp_path):
+    rt = make_runtime(tmp_path, rollout_after_gate=True, rollout_mode="canary", rollout_steps=[0.2, 1.0],
+                      rollout_min_feedback=50)
+    try:
+        hook, _ = rt.webhooks.create("default", "http://127.0.0.1:9/hook", ["rollout.stopped"])
+        first = ingest(rt, docs()).snapshot
+        assert rt.manifest.live("default").hash == first and rt.rollouts.list("default") == []  # nothing to compare
+        second = ingest(rt, docs(d4="A rewritten fourth document. " * 5)).snapshot
+        assert rt.manifest.live("default").hash == first and rt.manifest.get("default", second).status == "candidate"
+        [running] = rt.rollouts.list("default")
+        assert (running["candidate"], running["live"], running["state"], running["started_by"]) == \
+            (second, first, "running", "gate")
+        assert (running["mode"], running["steps"], running["min_feedback"]) == ("canary", [0.2, 1.0], 50)
+        # A newer snapshot passes the gate: the older candidate's rollout stops in its favour.
+        third = ingest(rt, docs(d4="A fourth document rewritten again. " * 5)).snapshot
+        newest, older = rt.rollouts.list("default")
+        assert (newest["candidate"], newest["state"]) == (third, "running")
+        assert older["state"] == "stopped" and f"superseded by snapshot {third}" in older["reason"]
+        assert [d.event_type for d in rt.webhooks.deliveries("default", hook.id)] == ["rollout.stopped"]
+        assert rt.manifest.live("default").hash == first
+    finally:
+        rt.close()
