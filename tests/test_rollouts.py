@@ -17,7 +17,7 @@ import pytest
 
 from online.click_model import ClickModel
 from snapdex.client import Client, SnapdexError
-from tests.procs import auth, key_for, snapdex_serve
+from tests.procs import auth, free_port, key_for, snapdex_serve
 
 TENANTS = ("worse", "better", "aa", "canary", "checks")
 QUERIES = 12  # SciFact test queries with labels; the relevant documents of the second half are B's missing third
@@ -59,7 +59,8 @@ class Served:
 
     def start(self) -> None:
         self.svc = self.stack.enter_context(snapdex_serve(self.data, tenants=TENANTS, SNAPDEX_GATE_FLOORS="{}",
-                                                          SNAPDEX_ROLLOUT_MIN_FEEDBACK="20"))
+                                                          SNAPDEX_ROLLOUT_MIN_FEEDBACK="20",
+                                                          SNAPDEX_WEBHOOK_ALLOW_PRIVATE="true"))
 
     def restart(self) -> None:
         self.stack.close()
@@ -149,6 +150,10 @@ def test_a_better_candidate_is_promoted_step_by_step(served, scifact):
     sx = served.client("better")
     a, b = served.snapshots["better"]
     sx.promote(b)  # the worse snapshot is live; A, with every document, is the candidate
+    # Nothing listens there: the events are recorded as deliveries to try, which is what is looked at.
+    hook = served.svc.client.post("/webhooks", headers=auth("better"), json={
+        "url": f"http://127.0.0.1:{free_port()}/hook", "events": ["rollout.advanced", "rollout.promoted",
+                                                                  "rollout.stopped", "snapshot.promoted"]}).json()
     started = sx.start_rollout(a, mode="interleave", steps=[0.5, 1.0], min_feedback=20, max_regression=0.1)
     done, events = drive(sx, scifact, started.id, seed=2, budget=400)
     assert done.state == "promoted", (events, done.arms, done.decisions)
@@ -161,6 +166,8 @@ def test_a_better_candidate_is_promoted_step_by_step(served, scifact):
     assert listing.live == a and listing.previous == b
     answer = sx.retrieve(scifact["text"][scifact["queries"][0]], top_k=10)
     assert answer.rollout is None and answer.snapshot == a
+    sent = served.svc.client.get(f"/webhooks/{hook['id']}/deliveries", headers=auth("better")).json()["deliveries"]
+    assert sorted(d["event_type"] for d in sent) == ["rollout.advanced", "rollout.promoted", "snapshot.promoted"]
 
 
 def test_an_a_a_rollout_is_not_stopped(served, scifact):
@@ -172,6 +179,14 @@ def test_an_a_a_rollout_is_not_stopped(served, scifact):
     assert abs(done.arms["difference"]["estimate"]) < 0.2 and done.arms["difference"]["low"] < 0 \
         < done.arms["difference"]["high"]
     assert done.feedback == 80
+    # Each arm's figures on /metrics while it runs (an interleaved answer counts for both arms).
+    metrics = served.svc.client.get("/metrics", headers=auth(None)).text
+    for arm in ("live", "candidate"):
+        line = next(x for x in metrics.splitlines() if x.startswith("snapdex_rollout_arm_answers{")
+                    and f'rollout="{started.id}"' in x and f'arm="{arm}"' in x)
+        assert line.endswith(" 80.0"), line
+    assert any(x.startswith("snapdex_rollout_difference{") and f'rollout="{started.id}"' in x and 'bound="low"' in x
+               and float(x.rsplit(" ", 1)[1]) < 0 for x in metrics.splitlines())
 
 
 def test_a_canary_is_sticky_per_session_and_a_restart_resumes_it_with_no_feedback_lost(served, scifact):
