@@ -291,7 +291,8 @@ class RolloutsCollector:
         share = GaugeMetricFamily("snapdex_rollout_share", "share of traffic the running rollout's step takes",
                                   labels=[*labels, "step"])
         answers = GaugeMetricFamily("snapdex_rollout_arm_answers", "answers of the rollout with feedback, per arm "
-                                    "(interleave: every interleaved answer counts for both arms)", labels=[*labels, "arm"])
+                                    "(interleave: every interleaved answer counts for both arms)",
+                                    labels=[*labels, "arm"])
         rate = GaugeMetricFamily("snapdex_rollout_arm_rate", "per arm: interleave, share of answers it won; canary, "
                                  "share of its answers with a positive signal; with the bounds of its interval at the "
                                  "rollout's confidence", labels=[*labels, "arm", "bound"])

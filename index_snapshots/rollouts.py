@@ -221,11 +221,13 @@ class Rollouts:
         """The snapshots running rollouts try: retention keeps them."""
         return {r["candidate"] for r in self.db.all(select(R.candidate).where(R.running == tenant))}
 
-    def supersede(self, tenant: str, snapshot: str) -> None:
-        """A newer snapshot passed the gate: the running rollout, if any, stops in its favour."""
+    def interrupt(self, tenant: str, reason: str, unless: str | None = None) -> None:
+        """Stop the tenant's running rollout, if any (and unless it tries snapshot `unless`), saying why: a newer
+        snapshot passed the gate, or the live snapshot was switched outside the rollout, so its comparison no longer
+        holds."""
         row = self.db.first(select(rollouts).where(R.running == tenant))
-        if row is not None and row["candidate"] != snapshot:
-            self._end(row, "stopped", f"superseded by snapshot {snapshot}, which passed the gate after it", {})
+        if row is not None and row["candidate"] != unless:
+            self._end(row, "stopped", reason, {})
 
     # --- figures and decisions -----------------------------------------------------------------------------------
 

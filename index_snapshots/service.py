@@ -176,10 +176,12 @@ class SnapshotService:
         if verdict.passed and self.after_gate is not None and self.rollouts is not None and live is not None:
             # Live traffic judges it before it takes all of it; a rollout still running for an older candidate
             # gives way to this newer one.
-            self.rollouts.supersede(tenant, result.hash)
+            self.rollouts.interrupt(tenant, f"superseded by snapshot {result.hash}, which passed the gate after it",
+                                    unless=result.hash)
             self.rollouts.start(tenant, self.after_gate(result.hash), "gate")
         elif verdict.passed:
             self.manifest.promote(tenant, result.hash)
+            self._switched(tenant, result.hash, "promoted by the gate")
         else:
             self.manifest.hold(tenant, result.hash, "held by the gate: " + "; ".join(verdict.reasons),
                                {"passed": verdict.passed, "reasons": verdict.reasons, "checks": verdict.checks,
@@ -195,13 +197,21 @@ class SnapshotService:
         previous = self.manifest.promote(tenant, snap_hash, action="override" if overriding else action, by=by)
         if overriding:
             self.evaluator.store.record_override(tenant, snap_hash)
+        if action != "rollout" and previous != snap_hash:
+            self._switched(tenant, snap_hash, f"promoted by {by or 'hand'}")
         self.evaluator.check_recall(tenant)
         return previous
 
     def rollback(self, tenant: str, by: str | None = None) -> tuple[str, str]:
         switched = self.manifest.rollback(tenant, by=by)
+        self._switched(tenant, switched[1], f"made live again by a rollback ({by or 'by hand'})")
         self.evaluator.check_recall(tenant)
         return switched
+
+    def _switched(self, tenant: str, live: str, how: str) -> None:
+        """The live snapshot changed outside a running rollout: what it compared against is gone, so it stops."""
+        if self.rollouts is not None:
+            self.rollouts.interrupt(tenant, f"the live snapshot changed while it ran: {live} was {how}")
 
     def retain(self, tenant: str, now: float | None = None) -> list[str]:
         """Delete snapshots beyond the live one, the previous live one and the newest `keep_extra` others;

@@ -388,16 +388,16 @@ def test_a_chunk_takes_a_share_of_its_documents_bm25_weights_when_set(tmp_path):
 
 
 def test_retention_never_deletes_a_running_rollouts_candidate(rt):
-    rt.snapshots.keep_extra = 0
-    tried = ingest(rt, docs()).snapshot
-    ingest(rt, docs(d3="The first edition of document three. " * 5))
-    rollout = rt.rollouts.start("default", rt.rollout_plan(tried, mode="canary"), "test")
-    for n in range(2):  # neither live nor the previous live snapshot any more, and no extra kept
+    tried, older = (ingest(rt, docs(d3=f"Edition {n} of document three. " * 5)).snapshot for n in range(2))
+    for n in range(2, 4):
         ingest(rt, docs(d3=f"Edition {n} of document three. " * 5))
+    rollout = rt.rollouts.start("default", rt.rollout_plan(tried, mode="canary"), "test")
+    rt.snapshots.keep_extra = 0  # neither is live or was live last: only the rollout keeps `tried`
+    assert rt.snapshots.retain("default") == [older]
     assert rt.manifest.get("default", tried).status == "retired"
     assert rt.store.has_collection(rt.manifest.get("default", tried).collection)
     rt.rollouts.stop("default", rollout["id"], "test")
-    assert tried in rt.snapshots.retain("default")
+    assert rt.snapshots.retain("default") == [tried]
 
 
 def test_with_rollout_after_gate_a_snapshot_that_passes_starts_a_rollout_instead_of_going_live(tmp_path):
@@ -422,3 +422,16 @@ def test_with_rollout_after_gate_a_snapshot_that_passes_starts_a_rollout_instead
         assert rt.manifest.live("default").hash == first
     finally:
         rt.close()
+
+
+def test_a_running_rollout_stops_when_the_live_snapshot_is_switched_by_hand(rt):
+    first = ingest(rt, docs()).snapshot
+    second = ingest(rt, docs(d5="The fifth document, rewritten. " * 5)).snapshot
+    rollout = rt.rollouts.start("default", rt.rollout_plan(first), "test")
+    rt.snapshots.promote("default", second, "api key k1")  # already live: nothing switched, the rollout goes on
+    assert rt.rollouts.get("default", rollout["id"])["state"] == "running"
+    rt.snapshots.rollback("default", "api key k1")
+    stopped = rt.rollouts.get("default", rollout["id"])
+    assert stopped["state"] == "stopped" and stopped["reason"] == (
+        f"the live snapshot changed while it ran: {first} was made live again by a rollback (api key k1)")
+    assert rt.rollouts.running("default") is None
