@@ -9,7 +9,7 @@ import sys
 from tests.procs import REPO
 
 PROJECT = ("api", "workers", "index_snapshots", "eval", "ingest", "retrieval", "encoders", "store", "snapdex", "db",
-           "notify", "sources", "errors")
+           "notify", "sources", "errors", "online")
 
 
 def loaded_after(module: str) -> set[str]:
@@ -49,3 +49,10 @@ def test_sources_sit_below_the_api_and_the_workers():
     """sources/ runs its syncs through index_snapshots/ and ingest/; api/ and workers/ call it, never the reverse."""
     for module in ("sources.sync", "sources.kinds", "sources.store", "sources.schedule"):
         assert not {"api", "workers"} & loaded_after(module), module
+
+
+def test_online_evaluation_is_pure():
+    """online/ is statistics and a simulated user: the service feeds it counts, so it reaches nothing of the
+    project but the domain errors."""
+    for module in ("online", "online.interleave", "online.sequential", "online.click_model"):
+        assert loaded_after(module) <= {"online", "errors"}, module
