@@ -269,9 +269,6 @@ class Rollouts:
         if row is None or row["state"] != "running":
             return None
         figures = self.figures(row)
-        fresh = figures["events"] - row["step_base"]
-        if fresh < row["min_feedback"]:
-            return None
         verdict = self._judge(row, figures)
         if verdict.action == "continue":
             return None
@@ -295,8 +292,9 @@ class Rollouts:
         else:
             counts = CanaryCounts(figures["successes"]["candidate"], figures["trials"]["candidate"],
                                   figures["successes"]["live"], figures["trials"]["live"])
+        # One confidence sequence over the whole rollout; each step waits for its own `min_feedback` events.
         return decide(counts, min_feedback=row["min_feedback"], max_regression=row["max_regression"],
-                      confidence=row["confidence"])
+                      confidence=row["confidence"], step_events=figures["events"] - row["step_base"])
 
     def _advance(self, row, steps: list[float], events: int, entry: dict) -> bool:
         now = time.time()
