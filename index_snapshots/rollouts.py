@@ -369,9 +369,10 @@ class Rollouts:
                           **_rate(figures["successes"][arm], figures["trials"][arm], confidence, tune)}
                     for arm in ARMS}
         verdict = self._judge(row, figures)
-        arms["difference"] = {"estimate": _finite(verdict.estimate), "low": _finite(verdict.low),
-                              "high": _finite(verdict.high), "confidence": confidence, "now": verdict.action,
-                              "reason": verdict.reason}
+        # A difference of two rates lies in [-1, 1]: the interval is shown within it (the test reads it whole).
+        arms["difference"] = {"estimate": _finite(verdict.estimate), "low": _finite(max(-1.0, verdict.low)),
+                              "high": _finite(min(1.0, verdict.high)), "confidence": confidence,
+                              "now": verdict.action, "reason": verdict.reason}
         return arms
 
 
