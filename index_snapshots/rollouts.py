@@ -287,11 +287,14 @@ class Rollouts:
         if row["step"] + 1 < len(steps):
             return entry if self._advance(row, steps, figures["events"], entry) else None
         # The last step passed: the candidate goes live the way a manual promotion does (gate record, manifest,
-        # snapshot.promoted), then the rollout records that it did.
-        if not self._end(row, "promoted", verdict.reason, entry):
-            return None
-        self.promote(tenant, row["candidate"], f"rollout {rollout_id}")
-        return entry
+        # snapshot.promoted), then the rollout records that it did (a second replica's promotion is a no-op). A
+        # candidate that can no longer go live (deleted meanwhile) ends the rollout stopped, with the reason.
+        try:
+            self.promote(tenant, row["candidate"], f"rollout {rollout_id}")
+        except (Conflict, NotFound) as e:
+            reason = f"{verdict.reason}; but the candidate could not be promoted: {e}"
+            return entry if self._end(row, "stopped", reason, entry) else None
+        return entry if self._end(row, "promoted", verdict.reason, entry) else None
 
     def _judge(self, row, figures: dict) -> Decision:
         if row["mode"] == "interleave":
