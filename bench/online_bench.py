@@ -33,9 +33,17 @@ FULL, PARTIAL = "online-full", "online-partial"
 DEPTH = 20  # documents kept per ranking: enough for team-draft to fill the shown k from either arm
 
 
-def build_rankings(work: Path) -> dict:
-    """query id -> doc ids, best first, for each index; indexes SciFact on the first call (minutes: the corpus is
-    embedded once, the partial tenant reuses the embedding cache)."""
+def corpus(tenant: str) -> list[dict]:
+    from eval.beir import BeirDataset
+
+    docs = list(BeirDataset(SCIFACT).documents())
+    # Every third document left out, by position in the corpus file: a fixed third, spread over every topic.
+    return docs if tenant == FULL else [d for i, d in enumerate(docs) if i % 3 != 2]
+
+
+def build_rankings(work: Path, tenant: str) -> dict:
+    """query id -> doc ids, best first, from the tenant's index; indexes its corpus on the first call (the whole
+    corpus takes long on a busy machine; the partial one reuses the embedding cache)."""
     from eval.beir import BeirDataset
     from eval.runner import doc_ranking
     from index_snapshots.evaluation import EVAL_GROUP_BY
@@ -45,48 +53,50 @@ def build_rankings(work: Path) -> dict:
     from snapdex.settings import Settings
 
     dataset = BeirDataset(SCIFACT)
-    docs = list(dataset.documents())
-    # Every third document left out, by position in the corpus file: a fixed third, spread over every topic.
-    subsets = {FULL: docs, PARTIAL: [d for i, d in enumerate(docs) if i % 3 != 2]}
-    qrels = dataset.qrels("test")
-    queries = dataset.queries(set(qrels))
+    queries = dataset.queries(set(dataset.qrels("test")))
+    docs = corpus(tenant)
     rt = Runtime(Settings(data_dir=work / "data"))
     try:
-        rankings: dict = {}
-        for tenant, subset in subsets.items():
-            if rt.manifest.live(tenant) is None:
-                started = time.perf_counter()
-                for i in range(0, len(subset), 1000):
-                    part = subset[i: i + 1000]
-                    job = rt.jobs.create(tenant, [NewDocument(d["id"], d["text"].encode("utf-8"), d["metadata"])
-                                                  for d in part])
-                    run_ingest_job(rt.ingestor, rt.jobs, job, access=rt.access_sync)
-                    print(f"{tenant}: {i + len(part)}/{len(subset)} documents", file=sys.stderr, flush=True)
-                rt.snapshots.build_pending(tenant)
-                print(f"{tenant}: indexed in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-            snap = rt.manifest.live(tenant).hash
-            rankings[tenant] = {
-                qid: doc_ranking([h.payload["doc_ids"] for h in rt.searcher.search(
-                    tenant, text, DEPTH, snapshot=snap, use_cache=False, group_by=EVAL_GROUP_BY).hits])[:DEPTH]
-                for qid, text in queries.items()}
-        return {"rankings": rankings, "qrels": qrels, "pipeline": dict(vars(rt.pipeline.defaults)),
-                "documents": {t: len(s) for t, s in subsets.items()}}
+        if rt.manifest.live(tenant) is None:
+            started = time.perf_counter()
+            for i in range(0, len(docs), 1000):
+                part = docs[i: i + 1000]
+                job = rt.jobs.create(tenant, [NewDocument(d["id"], d["text"].encode("utf-8"), d["metadata"])
+                                              for d in part])
+                run_ingest_job(rt.ingestor, rt.jobs, job, access=rt.access_sync)
+                print(f"{tenant}: {i + len(part)}/{len(docs)} documents", file=sys.stderr, flush=True)
+            rt.snapshots.build_pending(tenant)
+            print(f"{tenant}: indexed in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        snap = rt.manifest.live(tenant).hash
+        rankings = {qid: doc_ranking([h.payload["doc_ids"] for h in rt.searcher.search(
+                        tenant, text, DEPTH, snapshot=snap, use_cache=False, group_by=EVAL_GROUP_BY).hits])[:DEPTH]
+                    for qid, text in queries.items()}
+        return {"rankings": rankings, "snapshot": snap, "documents": len(docs),
+                "pipeline": dict(vars(rt.pipeline.defaults))}
     finally:
         rt.close()
 
 
-def cached_rankings(work: Path) -> dict:
-    path = work / "rankings.json"
-    if not path.exists():
-        work.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(build_rankings(work)))
-    return json.loads(path.read_text())
+def cached_rankings(work: Path, tenants: set[str]) -> dict:
+    """The rankings of these tenants, each built once and kept in `work`."""
+    from eval.beir import BeirDataset
+
+    out: dict = {"rankings": {}, "documents": {}, "snapshots": {}, "qrels": BeirDataset(SCIFACT).qrels("test")}
+    for tenant in sorted(tenants):
+        path = work / f"rankings-{tenant}.json"
+        if not path.exists():
+            work.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(build_rankings(work, tenant)))
+        built = json.loads(path.read_text())
+        out["rankings"][tenant], out["documents"][tenant] = built["rankings"], built["documents"]
+        out["snapshots"][tenant], out["pipeline"] = built["snapshot"], built["pipeline"]
+    return out
 
 
 # (name, live index, candidate index, the right decision)
-PAIRINGS = (("worse candidate (a third of the documents missing)", FULL, PARTIAL, "stopped"),
-            ("better candidate (the reverse pairing)", PARTIAL, FULL, "promoted"),
-            ("A/A (candidate = live)", FULL, FULL, "not stopped"))
+PAIRINGS = {"worse": ("worse candidate (a third of the documents missing)", FULL, PARTIAL, "stopped"),
+            "better": ("better candidate (the reverse pairing)", PARTIAL, FULL, "promoted"),
+            "aa": ("A/A (candidate = live)", FULL, FULL, "not stopped")}
 RULE = {"min_feedback": 200, "max_regression": 0.02, "confidence": 0.95}
 STEPS = (0.1, 0.5, 1.0)
 
@@ -137,33 +147,42 @@ def rollout(mode: str, live: dict, candidate: dict, qrels: dict, seed: int, cap:
     return "undecided", events
 
 
-def simulate(data: dict, rollouts: int, cap: int, k: int) -> list[dict]:
-    qrels = {q: r for q, r in data["qrels"].items() if q in data["rankings"][FULL]}
-    rows = []
-    for name, live, candidate, right in PAIRINGS:
-        for mode in ("interleave", "canary"):
-            started = time.perf_counter()
-            ends = [rollout(mode, data["rankings"][live], data["rankings"][candidate], qrels, seed, cap, k)
-                    for seed in range(rollouts)]
-            decided = [events for end, events in ends if end != "undecided"]
-            tally = {end: sum(e == end for e, _ in ends) for end in ("promoted", "stopped", "undecided")}
-            correct = rollouts - tally["stopped"] if right == "not stopped" else tally[right]
-            rows.append({"pairing": name, "mode": mode, "right": right, **tally,
-                         "correct_rate": correct / rollouts, "false_stop_rate": tally["stopped"] / rollouts
-                         if live == candidate else None,
-                         "median_events_to_decision": statistics.median(decided) if decided else None,
-                         "seconds": round(time.perf_counter() - started, 1)})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    return rows
+def measure(pairing: tuple[str, str, str, str], mode: str, data: dict, rollouts: int, cap: int, k: int) -> dict:
+    name, live, candidate, right = pairing
+    qrels = {q: r for q, r in data["qrels"].items() if q in data["rankings"][live]}
+    started = time.perf_counter()
+    ends = [rollout(mode, data["rankings"][live], data["rankings"][candidate], qrels, seed, cap, k)
+            for seed in range(rollouts)]
+    decided = [events for end, events in ends if end != "undecided"]
+    tally = {end: sum(e == end for e, _ in ends) for end in ("promoted", "stopped", "undecided")}
+    correct = rollouts - tally["stopped"] if right == "not stopped" else tally[right]
+    row = {"pairing": name, "mode": mode, "right": right, **tally, "correct_rate": correct / rollouts,
+           "false_stop_rate": tally["stopped"] / rollouts if live == candidate else None,
+           "median_events_to_decision": statistics.median(decided) if decided else None,
+           "seconds": round(time.perf_counter() - started, 1)}
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
+def simulate(data: dict, pairings: list[str], rollouts: int, cap: int, k: int, jobs: int) -> list[dict]:
+    """Each (pairing, mode), in `jobs` processes (each rollout is seeded: the figures do not depend on it)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    tasks = [(PAIRINGS[p], mode) for p in pairings for mode in ("interleave", "canary")]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(measure, pairing, mode, data, rollouts, cap, k) for pairing, mode in tasks]
+        return [f.result() for f in futures]
 
 
 def offline_quality(data: dict, k: int) -> dict:
     from eval.metrics import evaluate
 
-    qrels = {q: r for q, r in data["qrels"].items() if q in data["rankings"][FULL]}
-    return {tenant: {m: round(v, 4) for m, v in evaluate(qrels, run, ks=(k,), ndcg_k=k)[0].items()
-                     if m in (f"ndcg@{k}", f"recall@{k}")}
-            for tenant, run in data["rankings"].items()}
+    out = {}
+    for tenant, run in data["rankings"].items():
+        qrels = {q: r for q, r in data["qrels"].items() if q in run}
+        out[tenant] = {m: round(v, 4) for m, v in evaluate(qrels, run, ks=(k,), ndcg_k=k)[0].items()
+                       if m in (f"ndcg@{k}", f"recall@{k}")}
+    return out
 
 
 def table(rows: list[dict]) -> str:
@@ -180,21 +199,39 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--work", type=Path, default=Path("/tmp/snapdex-online-bench"))
     p.add_argument("--rollouts", type=int, default=200)
-    p.add_argument("--cap", type=int, default=20_000, help="feedback events after which a rollout is undecided")
+    p.add_argument("--cap", type=int, default=15_000, help="feedback events after which a rollout is undecided")
     p.add_argument("--k", type=int, default=10, help="hits shown per answer")
+    p.add_argument("--pairings", default="worse,better,aa", help="of worse, better, aa (comma-separated)")
+    p.add_argument("--jobs", type=int, default=1, help="processes the simulation runs in")
     p.add_argument("--rankings-only", action="store_true")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "online.json")
     args = p.parse_args()
-    data = cached_rankings(args.work)
+    pairings = [name.strip() for name in args.pairings.split(",") if name.strip()]
+    if not pairings or set(pairings) - set(PAIRINGS):
+        raise SystemExit(f"--pairings: choose from {', '.join(PAIRINGS)}; got {args.pairings!r}")
+    data = cached_rankings(args.work, {t for name in pairings for t in PAIRINGS[name][1:3]})
     quality = offline_quality(data, args.k)
     print(machine(), data["documents"], quality, file=sys.stderr)
     if args.rankings_only:
         return 0
-    rows = simulate(data, args.rollouts, args.cap, args.k)
+    rows = simulate(data, pairings, args.rollouts, args.cap, args.k, args.jobs)
+    settings = {"rollouts": args.rollouts, "cap_events": args.cap, "k": args.k, "rule": RULE, "steps": list(STEPS)}
+    # A run of some pairings keeps the rows of the others from an earlier run with the same settings and indexes.
+    if args.out.exists():
+        earlier = json.loads(args.out.read_text())
+        if {key: earlier.get(key) for key in settings} == settings and all(
+                earlier.get("snapshots", {}).get(t, h) == h for t, h in data["snapshots"].items()):
+            done = {(r["pairing"], r["mode"]) for r in rows}
+            rows = [r for r in earlier["rows"] if (r["pairing"], r["mode"]) not in done] + rows
+            quality = {**earlier.get("offline", {}), **quality}
+            data["snapshots"] = {**earlier.get("snapshots", {}), **data["snapshots"]}
+            data["documents"] = {**earlier.get("documents", {}), **data["documents"]}
+    order = [PAIRINGS[name][0] for name in PAIRINGS]
+    rows.sort(key=lambda r: (order.index(r["pairing"]), r["mode"] != "interleave"))
     print(table(rows))
-    write_result(args.out, {"machine": machine(), "rollouts": args.rollouts, "cap_events": args.cap, "k": args.k,
-                            "rule": RULE, "steps": STEPS, "pipeline": data["pipeline"],
-                            "documents": data["documents"], "offline": quality, "rows": rows}, echo=False)
+    write_result(args.out, {"machine": machine(), **settings, "pipeline": data["pipeline"],
+                            "documents": data["documents"], "snapshots": data["snapshots"], "offline": quality,
+                            "rows": rows}, echo=False)
     return 0
 
 

@@ -137,7 +137,6 @@ def decide(counts: InterleaveCounts | CanaryCounts, *, min_feedback: int, max_re
     half = radius(n, variance, confidence, mixture_rho(max(min_feedback, 1), confidence)) \
         if not math.isnan(estimate) else math.inf
     low, high = (estimate - half, estimate + half) if not math.isnan(estimate) else (-math.inf, math.inf)
-    shown = f"{estimate:+.4f} in [{low:+.4f}, {high:+.4f}] at {confidence:g}"
     waited = n if step_events is None else min(step_events, n)
     if waited < min_feedback:
         scope = "" if step_events is None else " in this step"
@@ -145,13 +144,20 @@ def decide(counts: InterleaveCounts | CanaryCounts, *, min_feedback: int, max_re
                         f"{waited} of {min_feedback} feedback events{scope} before any decision")
     if high < 0:
         return Decision("stop", estimate, low, high, confidence, n,
-                        f"the candidate is worse than live: {shown}, entirely below 0 after {n} events")
+                        f"the candidate is worse than live: {_shown(estimate, low, high, confidence)}, "
+                        f"entirely below 0 after {n} events")
     if low > -max_regression:
         return Decision("advance", estimate, low, high, confidence, n,
-                        f"the candidate is not worse than live by more than {max_regression:g}: {shown} "
+                        f"the candidate is not worse than live by more than {max_regression:g}: "
+                        f"{_shown(estimate, low, high, confidence)} "
                         f"after {n} events")
     return Decision("continue", estimate, low, high, confidence, n,
-                    f"not yet decided: {shown} after {n} events reaches below -{max_regression:g} and above 0")
+                    f"not yet decided: {_shown(estimate, low, high, confidence)} after {n} events reaches below "
+                    f"-{max_regression:g} and above 0")
+
+
+def _shown(estimate: float, low: float, high: float, confidence: float) -> str:
+    return f"{estimate:+.4f} in [{low:+.4f}, {high:+.4f}] at {confidence:g}"
 
 
 def _interleave_moments(counts: InterleaveCounts) -> tuple[float, float]:
