@@ -30,7 +30,7 @@ from api.ratelimit import RateLimits
 from api.schemas import errors
 from api.strict import refusal, shown
 from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
-                        snapshots, sources, tuning, usage, webhooks)
+                        rollouts, snapshots, sources, tuning, usage, webhooks)
 from snapdex.keys import KeyStore
 from snapdex.runtime import Runtime, set_runtime
 from snapdex.settings import Settings, get_settings
@@ -155,8 +155,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.http_metrics)
     app.state.rate_limits = RateLimits({"retrieve": settings.rate_limit_retrieve, "ingest": settings.rate_limit_ingest},
                                        settings.redis_url)
-    for module in (ingest, jobs, documents, snapshots, retrieve, usage, evaluation, tuning, webhooks, sources,
-                   dashboard, metrics, benchmarks):
+    for module in (ingest, jobs, documents, snapshots, rollouts, retrieve, usage, evaluation, tuning, webhooks,
+                   sources, dashboard, metrics, benchmarks):
         app.include_router(module.router, responses=errors(401, 403))
     app.include_router(evaluation.contract_router, responses=errors(401, 403))
     app.include_router(health.router)  # /ready is keyed too: it declares its own 401

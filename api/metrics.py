@@ -278,8 +278,44 @@ class SourcesCollector:
         yield from (syncs, running, items, last_end, last_seconds, last_items, next_at)
 
 
+class RolloutsCollector:
+    """Each running rollout's arms (index_snapshots/rollouts.py), from the catalog: answers with feedback, the arm's
+    rate (interleave: answers won; canary: answers with a positive signal) with its interval, and the difference
+    the sequential test decides on. Ended rollouts drop out (their history is GET /rollouts and the dashboard)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def collect(self):
+        labels = ["tenant", "rollout", "mode", "candidate"]
+        share = GaugeMetricFamily("snapdex_rollout_share", "share of traffic the running rollout's step takes",
+                                  labels=[*labels, "step"])
+        answers = GaugeMetricFamily("snapdex_rollout_arm_answers", "answers of the rollout with feedback, per arm "
+                                    "(interleave: every interleaved answer counts for both arms)",
+                                    labels=[*labels, "arm"])
+        rate = GaugeMetricFamily("snapdex_rollout_arm_rate", "per arm: interleave, share of answers it won; canary, "
+                                 "share of its answers with a positive signal; with the bounds of its interval at the "
+                                 "rollout's confidence", labels=[*labels, "arm", "bound"])
+        difference = GaugeMetricFamily("snapdex_rollout_difference", "candidate minus live, and the bounds of its "
+                                       "always-valid interval", labels=[*labels, "bound"])
+        for view in self.rt.rollouts.running_views():
+            key = [view["tenant"], view["id"], view["mode"], view["candidate"][:12]]
+            share.add_metric([*key, str(view["step"])], view["share"])
+            for arm in ("live", "candidate"):
+                figures = view["arms"][arm]
+                answers.add_metric([*key, arm], figures["answers"])
+                for bound, name in (("estimate", "rate"), ("low", "low"), ("high", "high")):
+                    if figures[name] is not None:
+                        rate.add_metric([*key, arm, bound], figures[name])
+            for bound in ("estimate", "low", "high"):
+                if view["arms"]["difference"][bound] is not None:
+                    difference.add_metric([*key, bound], view["arms"]["difference"][bound])
+        yield from (share, answers, rate, difference)
+
+
 def registry_for(rt: Runtime, registry: CollectorRegistry) -> CollectorRegistry:
     registry.register(EvalCollector(rt))
+    registry.register(RolloutsCollector(rt))
     registry.register(OpsCollector(rt))
     registry.register(SourcesCollector(rt))
     return registry

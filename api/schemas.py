@@ -407,6 +407,9 @@ class RetrieveRequest(BaseModel):
         '"document": the best top_k documents (ranked by their best chunk), each with its best chunks (up to '
         "options.max_per_document, else 3): `hits` come document by document and `documents` lists them; absent: "
         "the best top_k chunks"))
+    session: Label | None = Field(default=None, min_length=1, max_length=200, description=(
+        "the conversation or end user's session: a canary rollout answers a session from the same arm every time "
+        "(absent: the principal's user, else the API key)"))
 
 
 class HitSource(BaseModel):
@@ -461,6 +464,8 @@ class RetrieveHit(BaseModel):
     headings: list[str] = Field(default_factory=list, description="the heading path it sits under")
     table: HitTable | None = Field(default=None, description="the table and rows the chunk holds, if a table")
     highlights: list[Highlight] = Field(default_factory=list)
+    arm: Literal["live", "candidate"] | None = Field(default=None, description=(
+        "during a rollout: the arm that put the hit in the answer (README, \"Rollouts\"); null otherwise"))
 
 
 class ContextPassage(BaseModel):
@@ -503,6 +508,11 @@ class RetrieveDocument(BaseModel):
     hits: list[int] = Field(description="positions of its chunks in `hits`, best first")
 
 
+class RolloutRef(BaseModel):
+    id: str
+    mode: Literal["interleave", "canary"]
+
+
 class RetrieveResponse(BaseModel):
     hits: list[RetrieveHit]
     snapshot: str = Field(description="hash of the snapshot that answered")
@@ -514,6 +524,9 @@ class RetrieveResponse(BaseModel):
     context: ContextResponse | None = Field(default=None, description="when the request asked for it")
     documents: list[RetrieveDocument] | None = Field(default=None, description=(
         'group_by "document": the documents in order, each naming its hits; null otherwise'))
+    rollout: RolloutRef | None = Field(default=None, description="the rollout this answer took part in, if any")
+    arm: Literal["live", "candidate"] | None = Field(default=None, description=(
+        "canary rollout: the arm that answered (`snapshot` is its snapshot); null otherwise"))
 
 
 MAX_BATCH = 64
@@ -628,6 +641,83 @@ class FeedbackResponse(BaseModel):
     recorded: int = Field(description="signals stored now (helpful included)")
     duplicates: int = Field(description="signals stored already, by an earlier report: counted once")
     signals: list[FeedbackSignalOut]
+
+
+# --- rollouts (index_snapshots/rollouts.py) ------------------------------------------------------------------
+
+
+class RolloutRequest(BaseModel):
+    """A candidate snapshot tried on live traffic; what is left out comes from the SNAPDEX_ROLLOUT_* settings."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"candidate": "9" * 64, "mode": "interleave", "steps": [0.1, 0.5, 1.0], "min_feedback": 200,
+         "max_regression": 0.02, "confidence": 0.95}]})
+
+    candidate: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash of a built snapshot of the tenant")
+    mode: Literal["interleave", "canary"] | None = Field(default=None, description=(
+        "interleave: the live and candidate rankings merged in one answer; canary: a sticky share of sessions "
+        "answered by the candidate"))
+    share: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False, description=(
+        "the first step's share of traffic (with `steps`: must be steps[0]; without: the default steps above it)"))
+    steps: list[Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=1, max_length=10, description="traffic shares, rising; promotion after the last")
+    min_feedback: int | None = Field(default=None, ge=10, le=1_000_000, description=(
+        "feedback events (answers with feedback) each step needs before any decision"))
+    max_regression: float | None = Field(default=None, ge=0.0, le=0.5, allow_inf_nan=False, description=(
+        "how much worse than live the candidate may be and still advance (win-rate or success-rate difference)"))
+    confidence: float | None = Field(default=None, ge=0.5, le=0.999, allow_inf_nan=False, description=(
+        "of the sequential test's intervals"))
+
+    def plan_args(self, default_steps: list[float]) -> dict:
+        steps = self.steps
+        if self.share is not None and steps is not None and steps[0] != self.share:
+            raise InvalidInput(f"share={self.share} differs from steps[0]={steps[0]}: send one, or make them equal",
+                               ("body", "share"))
+        if self.share is not None and steps is None:
+            steps = [self.share, *(s for s in default_steps if s > self.share)]
+        return {"mode": self.mode, "steps": tuple(steps) if steps else None, "min_feedback": self.min_feedback,
+                "max_regression": self.max_regression, "confidence": self.confidence}
+
+
+class RolloutDecision(BaseModel):
+    at: float
+    action: Literal["start", "advance", "promote", "stop"]
+    step: int
+    share: float | None = None
+    reason: str
+    estimate: float | None = None
+    interval: list[float | None] | None = Field(default=None, description="of candidate minus live, at confidence")
+    events: int | None = Field(default=None, description="feedback events when it was decided")
+
+
+class RolloutResponse(BaseModel):
+    id: str
+    candidate: str
+    live: str = Field(description="the live snapshot when it started")
+    mode: Literal["interleave", "canary"]
+    state: Literal["running", "promoted", "stopped"]
+    steps: list[float]
+    step: int = Field(description="index into steps")
+    share: float = Field(description="of traffic at this step")
+    min_feedback: int
+    max_regression: float
+    confidence: float
+    reason: str | None = Field(description="why it ended")
+    started_by: str
+    started_at: float
+    updated_at: float
+    ended_at: float | None
+    feedback: int = Field(description="answers of the rollout with feedback")
+    step_feedback: int = Field(description="of them, since this step began")
+    arms: dict[str, Any] = Field(description=(
+        "live and candidate: each arm's figures (interleave: answers won; canary: answers with a positive signal) "
+        "with rate, low and high at `confidence`; ties (interleave); difference: candidate minus live, its interval "
+        "and what the sequential test says now"))
+    decisions: list[RolloutDecision] = Field(description="the decision log, oldest first")
+
+
+class RolloutListResponse(BaseModel):
+    rollouts: list[RolloutResponse] = Field(description="newest first")
 
 
 # --- recall tracking -------------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ switches = Table(
     Column("at", Epoch, nullable=False),
     Column("from_hash", Text),
     Column("to_hash", Text, nullable=False),
-    Column("action", Text, nullable=False),  # promote | rollback | manual | override
+    Column("action", Text, nullable=False),  # promote | rollback | manual | override | rollout
 )
 
 # --- evaluation (eval/store.py) ----------------------------------------------------------------------------------
@@ -421,6 +421,36 @@ feedback = Table(
     PrimaryKeyConstraint("tenant", "request_id", "reporter", "target", "signal"),  # the same signal twice: once
     Index("feedback_by_doc", "tenant", "doc_id"),
     Index("feedback_by_time", "tenant", "reported_at"),
+)
+
+# --- rollouts (index_snapshots/rollouts.py), 0013 -----------------------------------------------------------------
+
+# A candidate snapshot tried on a share of live traffic, step by step, and promoted or stopped on the feedback its
+# answers got. The answers it served name it in answers.rollout; its figures are computed from them and their signals.
+rollouts = Table(
+    "rollouts", metadata,
+    Column("id", Text, primary_key=True),  # ro_...
+    Column("tenant", Text, nullable=False),
+    # The tenant while the rollout runs, NULL once it ended: unique, so a tenant has one running rollout at a time
+    # whichever replica starts one (NULLs never collide).
+    Column("running", Text, unique=True),
+    Column("candidate", Text, nullable=False),  # snapshot hash
+    Column("live", Text, nullable=False),  # the live snapshot when it started
+    Column("mode", Text, nullable=False),  # interleave | canary
+    Column("steps", Text, nullable=False),  # JSON list of traffic shares, ascending, the last one the final step
+    Column("step", Integer, nullable=False, server_default="0"),  # index into steps
+    Column("step_base", Integer, nullable=False, server_default="0"),  # feedback events counted when it began
+    Column("min_feedback", Integer, nullable=False),  # events a step needs before any decision
+    Column("max_regression", Epoch, nullable=False),
+    Column("confidence", Epoch, nullable=False),
+    Column("state", Text, nullable=False),  # running | promoted | stopped
+    Column("reason", Text),  # why it ended
+    Column("started_by", Text, nullable=False),  # gate | api key <id> | keyless caller
+    Column("decisions", Text, nullable=False, server_default="[]"),  # JSON: the decision log, oldest first
+    Column("started_at", Epoch, nullable=False),
+    Column("updated_at", Epoch, nullable=False),
+    Column("ended_at", Epoch),
+    Index("rollouts_by_tenant", "tenant", "started_at"),
 )
 
 # --- API keys (snapdex/keys.py) ----------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from db.tables import (
     query_set_items,
     query_sets,
     retrieval_profiles,
+    rollouts,
     snapshots,
     switches,
     tuning_runs,
@@ -53,13 +54,13 @@ VERSION = 1
 # Tables with a tenant column, parents before the children that point at them.
 TENANT_TABLES: tuple[Table, ...] = (documents, chunks, jobs, snapshots, live, switches, query_sets, eval_runs,
                                     gate_verdicts, retrieval_profiles, profile_live, profile_switches, tuning_runs,
-                                    api_keys, answers, feedback)
+                                    api_keys, answers, feedback, rollouts)
 # Children of a tenant's rows: (table, its column, the parent table whose id it holds).
 CHILDREN: tuple[tuple[Table, str, Table], ...] = (
     (job_documents, "job_id", jobs), (query_set_items, "set_id", query_sets), (eval_results, "run_id", eval_runs))
 ORDER: tuple[Table, ...] = (documents, chunks, jobs, job_documents, snapshots, live, switches, query_sets,
                             query_set_items, eval_runs, eval_results, gate_verdicts, retrieval_profiles, profile_live,
-                            profile_switches, tuning_runs, api_keys, answers, feedback, benchmarks)
+                            profile_switches, tuning_runs, api_keys, answers, feedback, rollouts, benchmarks)
 RESET_ON_IMPORT = {"jobs": {"claimed_by": None, "claim_expires_at": None}}  # claims of the old database's workers
 BATCH = 500
 

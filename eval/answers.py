@@ -151,6 +151,7 @@ class Recalled:
     shown: Shown
     query: str | None
     answered_at: float
+    rollout: str | None = None  # the rollout that answered
 
 
 class AnswerStore:
@@ -169,11 +170,13 @@ class AnswerStore:
         self._purged_at = 0.0
         self._lock = threading.Lock()
 
-    def remember(self, tenant: str, request_id: str, who: list, shown: Shown, query: str | None = None) -> None:
+    def remember(self, tenant: str, request_id: str, who: list, shown: Shown, query: str | None = None,
+                 rollout: str | None = None) -> None:
+        """`rollout`: the rollout that answered (its arms are `shown.arms`), whose figures count this answer."""
         if not self.on:
             return
         row = {"tenant": tenant, "request_id": request_id, "reporter": json.dumps(who), "snapshot": shown.snapshot,
-               "shown": shown.to_json(), "rollout": None, "query": query if self.keep_queries else None,
+               "shown": shown.to_json(), "rollout": rollout, "query": query if self.keep_queries else None,
                "answered_at": shown.at}
         try:
             with self.db.tx() as conn:
@@ -204,7 +207,7 @@ class AnswerStore:
         if age > window:
             raise Refused(f"{head} in the last {window:g} s ({setting}): it was answered {age:.0f} s ago; report "
                           "within the window")
-        return Recalled(Shown.from_json(mine["shown"]), mine["query"], mine["answered_at"])
+        return Recalled(Shown.from_json(mine["shown"]), mine["query"], mine["answered_at"], mine["rollout"])
 
     def record(self, tenant: str, request_id: str, who: list, shown: Shown, signals: list[tuple[str, str, str]],
                helpful: bool | None, via: str, replace: bool = False, conn: Connection | None = None) -> list[dict]:

@@ -16,6 +16,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import and_, select
 
@@ -36,8 +37,11 @@ class Labels:
 
 
 class FeedbackLog:
-    def __init__(self, store: AnswerStore) -> None:
+    def __init__(self, store: AnswerStore, decide: Callable[[str, str], object] | None = None) -> None:
         self.store = store
+        # Called with (tenant, rollout id) after new signals on an answer a rollout gave: its decision is taken
+        # as feedback arrives (index_snapshots/rollouts.py).
+        self.decide = decide
 
     def record(self, tenant: str, request_id: str, who: list, signals: list[tuple[str, str, str]],
                helpful: bool | None) -> dict:
@@ -47,6 +51,11 @@ class FeedbackLog:
         # The query is not logged, nor the ids reported: counts only.
         log.info("feedback", extra={"tenant": tenant, "answer": request_id, "snapshot": recalled.shown.snapshot,
                                     "signals": len(rows), "new": new, "helpful": helpful})
+        if new and recalled.rollout and self.decide is not None:
+            try:
+                self.decide(tenant, recalled.rollout)
+            except Exception:  # the feedback is stored; the next report on the rollout decides again
+                log.exception("rollout %s: no decision after feedback on %s", recalled.rollout, request_id)
         return {"request_id": request_id, "snapshot": recalled.shown.snapshot, "helpful": helpful, "recorded": new,
                 "duplicates": len(rows) - new,
                 "signals": [{k: r[k] for k in ("chunk_id", "doc_id", "signal", "position", "new")}

@@ -21,7 +21,7 @@ from index_snapshots.status import BUILT, SnapshotStatus
 from notify import emit
 
 # The switch actions as webhooks name who promoted: the gate, or a person by hand (an override if the gate held it).
-PROMOTED_BY = {"promote": "gate", "manual": "manual", "override": "override"}
+PROMOTED_BY = {"promote": "gate", "manual": "manual", "override": "override", "rollout": "rollout"}
 
 
 # The live snapshot, one statement built once: /retrieve reads it on every request.

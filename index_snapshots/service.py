@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from db.locks import Locks, LockTimeout
 from eval.store import Verdict
@@ -12,6 +13,7 @@ from index_snapshots.access import AccessSync
 from index_snapshots.builder import BuildResult, SnapshotBuilder
 from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest, SnapshotRow
+from index_snapshots.rollouts import Plan, Rollouts
 from index_snapshots.status import DROPPABLE, SnapshotStatus
 from ingest.jobs import JobStore, JobView
 from ingest.phases import BUILD_PHASES, JobPhase, JobStatus
@@ -86,6 +88,9 @@ class SnapshotService:
     locks: Locks
     keep_extra: int = 3  # besides the live and the previous live snapshot
     pin_grace_s: float = 300.0
+    rollouts: Rollouts | None = None  # retention keeps a running rollout's candidate
+    # SNAPDEX_ROLLOUT_AFTER_GATE: the rollout a snapshot that passed the gate starts instead of going live at once
+    after_gate: Callable[[str], Plan] | None = None
 
     def build_pending(self, tenant: str, transient: tuple[type[BaseException], ...] = ()) -> BuildResult | None:
         """The debounced trigger after ingest jobs: build once no job of the tenant is still ingesting,
@@ -170,8 +175,15 @@ class SnapshotService:
             log.exception("evaluation of snapshot %s of %s failed", result.hash[:12], tenant)
             verdict = self.evaluator.store.put_verdict(tenant, result.hash, Verdict(
                 False, [f"evaluation failed: {type(e).__name__}: {e}"], [], [], live.hash if live else None))
-        if verdict.passed:
+        if verdict.passed and self.after_gate is not None and self.rollouts is not None and live is not None:
+            # Live traffic judges it before it takes all of it; a rollout still running for an older candidate
+            # gives way to this newer one.
+            self.rollouts.interrupt(tenant, f"superseded by snapshot {result.hash}, which passed the gate after it",
+                                    unless=result.hash)
+            self.rollouts.start(tenant, self.after_gate(result.hash), "gate")
+        elif verdict.passed:
             self.manifest.promote(tenant, result.hash)
+            self._switched(tenant, result.hash, "promoted by the gate")
         else:
             self.manifest.hold(tenant, result.hash, "held by the gate: " + "; ".join(verdict.reasons),
                                {"passed": verdict.passed, "reasons": verdict.reasons, "checks": verdict.checks,
@@ -179,20 +191,29 @@ class SnapshotService:
             log.warning("snapshot %s of %s held: %s", result.hash[:12], tenant, "; ".join(verdict.reasons))
         return verdict
 
-    def promote(self, tenant: str, snap_hash: str, by: str | None = None) -> str | None:
-        """By hand (`by`: who). A snapshot the gate held goes live as a recorded override."""
+    def promote(self, tenant: str, snap_hash: str, by: str | None = None, action: str = "manual") -> str | None:
+        """By hand (`by`: who), or at the end of a rollout (`action` "rollout"). A snapshot the gate held goes live
+        as a recorded override."""
         verdict = self.evaluator.verdict(tenant, snap_hash)
         overriding = verdict is not None and not verdict.passed
-        previous = self.manifest.promote(tenant, snap_hash, action="override" if overriding else "manual", by=by)
+        previous = self.manifest.promote(tenant, snap_hash, action="override" if overriding else action, by=by)
         if overriding:
             self.evaluator.store.record_override(tenant, snap_hash)
+        if action != "rollout" and previous != snap_hash:
+            self._switched(tenant, snap_hash, f"promoted by {by or 'hand'}")
         self.evaluator.check_recall(tenant)
         return previous
 
     def rollback(self, tenant: str, by: str | None = None) -> tuple[str, str]:
         switched = self.manifest.rollback(tenant, by=by)
+        self._switched(tenant, switched[1], f"made live again by a rollback ({by or 'by hand'})")
         self.evaluator.check_recall(tenant)
         return switched
+
+    def _switched(self, tenant: str, live: str, how: str) -> None:
+        """The live snapshot changed outside a running rollout: what it compared against is gone, so it stops."""
+        if self.rollouts is not None:
+            self.rollouts.interrupt(tenant, f"the live snapshot changed while it ran: {live} was {how}")
 
     def retain(self, tenant: str, now: float | None = None) -> list[str]:
         """Delete snapshots beyond the live one, the previous live one and the newest `keep_extra` others;
@@ -204,7 +225,8 @@ class SnapshotService:
     def _retain(self, tenant: str, now: float | None = None) -> list[str]:
         now = now or time.time()
         live = self.manifest.live(tenant)
-        protected = {live.hash if live else None, self.manifest.previous(tenant)}
+        protected = {live.hash if live else None, self.manifest.previous(tenant),
+                     *(self.rollouts.candidates(tenant) if self.rollouts else ())}
         others: list[SnapshotRow] = [
             s for s in reversed(self.manifest.list(tenant))  # newest first
             if s.hash not in protected and s.status in DROPPABLE

@@ -15,7 +15,8 @@ from db.tables import deliveries, events, webhooks
 
 # Every type a webhook may subscribe to; the contract receivers switch on.
 EVENT_TYPES = ("job.failed", "job.documents_failed", "snapshot.held", "snapshot.promoted", "snapshot.rolled_back",
-               "recall.dropped", "config.drift", "source.sync_failed")
+               "recall.dropped", "config.drift", "source.sync_failed", "rollout.advanced", "rollout.promoted",
+               "rollout.stopped")
 # Sent by POST /webhooks/{id}/test to that webhook only, whatever it subscribed to.
 TEST_EVENT = "webhook.test"
 

@@ -29,8 +29,8 @@ from api.schemas import (AccessIn, AccessResponse, ContextRequest, DocumentChunk
                          FromFeedbackRequest, FromFeedbackResponse, IngestRequest, IngestResponse, JobResponse,
                          PrincipalIn, QuerySetListResponse, QuerySetRequest, QuerySetResponse, RebuildResponse,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveOptions, RetrieveRequest,
-                         RetrieveResponse, SnapshotListResponse, SwitchResponse, DeleteDocumentResponse, UsageRequest,
-                         UsageResponse)
+                         RetrieveResponse, RolloutListResponse, RolloutRequest, RolloutResponse, SnapshotListResponse,
+                         SwitchResponse, DeleteDocumentResponse, UsageRequest, UsageResponse)
 from ingest.phases import SETTLED
 
 M = TypeVar("M", bound=BaseModel)
@@ -121,10 +121,11 @@ class _Operations:
     # --- retrieve
     def retrieve(self, query: str, top_k: int = 5, filters: dict | None = None, snapshot: str | None = None,
                  context: ContextRequest | dict | None = None, options: RetrieveOptions | dict | None = None,
-                 principal: dict | None = None, group_by: str | None = None):
+                 principal: dict | None = None, group_by: str | None = None, session: str | None = None):
         """`principal` {"user", "groups"}: with a service key, the end user the answer is for. `group_by`
-        "document": the best `top_k` documents, each with its best chunks (`answer.documents`)."""
-        request = {"query": query, "top_k": top_k, "filters": filters, "snapshot": snapshot,
+        "document": the best `top_k` documents, each with its best chunks (`answer.documents`). `session`: the
+        conversation, which a canary rollout answers from one arm throughout."""
+        request = {"query": query, "top_k": top_k, "filters": filters, "snapshot": snapshot, "session": session,
                    "context": context, "options": options or {}, "principal": principal, "group_by": group_by}
         return self._run(_Call("POST", "/retrieve", RetrieveResponse, {"json": _body(RetrieveRequest, request)}))
 
@@ -183,6 +184,27 @@ class _Operations:
 
     def rollback(self):
         return self._run(_Call("POST", "/snapshots/rollback", SwitchResponse))
+
+    # --- rollouts
+    def start_rollout(self, candidate: str, mode: str | None = None, share: float | None = None,
+                      steps: Sequence[float] | None = None, min_feedback: int | None = None,
+                      max_regression: float | None = None, confidence: float | None = None):
+        """Try snapshot `candidate` on a share of live traffic ("interleave" or "canary"); what is left out comes from
+        the service's SNAPDEX_ROLLOUT_* settings. One rollout per tenant at a time."""
+        body = _body(RolloutRequest, {"candidate": candidate, "mode": mode, "share": share,
+                                      "steps": list(steps) if steps is not None else None,
+                                      "min_feedback": min_feedback, "max_regression": max_regression,
+                                      "confidence": confidence})
+        return self._run(_Call("POST", "/rollouts", RolloutResponse, {"json": body}))
+
+    def rollouts(self):
+        return self._run(_Call("GET", "/rollouts", RolloutListResponse))
+
+    def rollout(self, rollout_id: str):
+        return self._run(_Call("GET", f"/rollouts/{quote(rollout_id, safe='')}", RolloutResponse))
+
+    def stop_rollout(self, rollout_id: str):
+        return self._run(_Call("POST", f"/rollouts/{quote(rollout_id, safe='')}/stop", RolloutResponse))
 
     # --- evaluation
     def upload_query_set(self, name: str, queries: Sequence[dict | BaseModel], description: str | None = None):

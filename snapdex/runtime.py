@@ -25,6 +25,7 @@ from index_snapshots.evaluation import SnapshotEvaluator
 from index_snapshots.manifest import Manifest
 from index_snapshots.querying import SnapshotSearcher
 from index_snapshots.resolve import SnapshotResolver
+from index_snapshots.rollouts import Plan, Rollouts
 from index_snapshots.service import SnapshotService
 from index_snapshots.tuning import ProfileTuner
 from ingest import formats
@@ -100,7 +101,7 @@ class Runtime:
 
     @cached_property
     def feedback(self) -> FeedbackLog:
-        return FeedbackLog(self.answers)
+        return FeedbackLog(self.answers, self.rollouts.consider)
 
     @cached_property
     def deliverer(self) -> Deliverer:
@@ -161,8 +162,22 @@ class Runtime:
 
     @cached_property
     def snapshots(self) -> SnapshotService:
+        s = self.settings
         return SnapshotService(self.builder, self.manifest, self.jobs, self.store, self.evaluator, self.locks,
-                               keep_extra=self.settings.retention_keep, pin_grace_s=self.settings.pin_grace_s)
+                               keep_extra=s.retention_keep, pin_grace_s=s.pin_grace_s, rollouts=self.rollouts,
+                               after_gate=self.rollout_plan if s.rollout_after_gate else None)
+
+    @cached_property
+    def rollouts(self) -> Rollouts:
+        return Rollouts(self.db, self.manifest,
+                        lambda tenant, snap, by: self.snapshots.promote(tenant, snap, by, action="rollout"))
+
+    def rollout_plan(self, candidate: str, **asked) -> Plan:
+        """A rollout of `candidate`: what the request asked for, the SNAPDEX_ROLLOUT_* defaults for the rest."""
+        s = self.settings
+        defaults = {"mode": s.rollout_mode, "steps": tuple(s.rollout_steps), "min_feedback": s.rollout_min_feedback,
+                    "max_regression": s.rollout_max_regression, "confidence": s.rollout_confidence}
+        return Plan(candidate, **{**defaults, **{k: v for k, v in asked.items() if v is not None}})
 
     @cached_property
     def evaluator(self) -> SnapshotEvaluator:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -212,6 +212,20 @@ class Settings(BaseSettings):
     feedback_keep_queries: bool = True
     feedback_retention_days: float = Field(default=90.0, gt=0.0, le=3650.0, allow_inf_nan=False)
 
+    # Rollouts (README, "Rollouts"). A snapshot that passes the offline gate starts a rollout (with the defaults
+    # below) instead of going live at once when this is true; the first snapshot of a tenant goes live as before.
+    rollout_after_gate: bool = False
+    # What a rollout does when POST /rollouts (or the gate) does not say: interleave the live and candidate rankings,
+    # or answer a sticky share of sessions with the candidate (canary); the traffic share of each step; the feedback
+    # events a step needs before any decision; how much worse than live the candidate may be; the confidence of the
+    # sequential test.
+    rollout_mode: Literal["interleave", "canary"] = "interleave"
+    rollout_steps: list[Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]] = Field(
+        default=[0.1, 0.5, 1.0], min_length=1, max_length=10, description="traffic shares, rising")
+    rollout_min_feedback: int = Field(default=200, ge=10, le=1_000_000)
+    rollout_max_regression: float = Field(default=0.02, ge=0.0, le=0.5, allow_inf_nan=False)
+    rollout_confidence: float = Field(default=0.95, ge=0.5, le=0.999, allow_inf_nan=False)
+
     # Webhooks (README, "Webhooks"). URLs resolving to loopback, link-local or private addresses are refused unless
     # this is true (a service on an internal network, the tests).
     webhook_allow_private: bool = False
@@ -257,6 +271,13 @@ class Settings(BaseSettings):
     # is unstructured and spaCy, loaded once per child).
     parse_timeout_s: float = Field(default=60.0, gt=0.0, allow_inf_nan=False, description="wall-clock seconds")
     parse_memory_mb: int = Field(default=1536, ge=64, le=1024 * 1024, description="MiB of resident memory")
+
+    @field_validator("rollout_steps")
+    @classmethod
+    def _steps_rise(cls, v: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"rollout_steps {v} must rise strictly: each step a larger share of traffic")
+        return v
 
     @field_validator("chunk_overlap")
     @classmethod

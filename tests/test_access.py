@@ -311,7 +311,7 @@ def test_scopes_and_every_route_with_a_user_key(tmp_path):
         for method, path in sorted(operations(spec)):
             url = path.format(job_id=job, snap_hash=snap, doc_id="board-minutes", name="qa", run_id="x",
                               benchmark_id=1, tuning_id="x", version=1, webhook_id="x", delivery_id="x",
-                              source_id="x")
+                              source_id="x", rollout_id="x")
             body = {"json": {"query": "merger board salary", "top_k": 10}} if path == "/retrieve" else \
                 {"json": {"requests": [{"query": "merger board salary", "top_k": 10}]}} if path == "/retrieve/batch" \
                 else {"json": {"access": None}} if path.endswith("/access") else {}

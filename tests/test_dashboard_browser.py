@@ -147,6 +147,21 @@ def test_dashboard_in_chromium(tmp_path):
             wait_until(lambda: svc.client.get(f"/sources/{r.json()['id']}", headers=TENANT).json()["state"]
                        in ("ok", "failed"), 60, f"the sync of {name}")
 
+        # A rollout of the snapshot that is not live, interleaved, with feedback on three answers, then stopped: the
+        # Online card shows its arms with intervals and its decisions.
+        other = next(h for h in statuses if h != live)
+        r = svc.client.post("/rollouts", json={"candidate": other, "mode": "interleave", "steps": [1.0]},
+                            headers=TENANT)
+        assert r.status_code == 201, r.text
+        rollout = r.json()["id"]
+        for query in ("parking permits", "vpn gateway", "ledger quarter"):
+            answer = svc.client.post("/retrieve", json={"query": query, "top_k": 4}, headers=TENANT).json()
+            assert answer["rollout"]["id"] == rollout, answer
+            r = svc.client.post("/feedback", json={"request_id": answer["request_id"], "helpful": True, "signals": [
+                {"chunk_id": answer["hits"][0]["chunk_id"], "signal": "cited"}]}, headers=TENANT)
+            assert r.status_code == 200, r.text
+        assert svc.client.post(f"/rollouts/{rollout}/stop", headers=TENANT).json()["state"] == "stopped"
+
         # --- the page in chromium ----------------------------------------------------------------------------
         requests: list[str] = []
         errors: list[str] = []
@@ -280,6 +295,19 @@ def test_dashboard_in_chromium(tmp_path):
                 assert "webhook.test" in text and "no answer" in text and "next try" in text and "ConnectError" in text
                 assert hook["secret"] not in page.content()
 
+                # The Online card: the rollout, its arms' figures with intervals, its decisions in order.
+                page.wait_for_selector('[data-testid="rollouts"][data-state="loaded"]', timeout=20_000)
+                row = page.locator('[data-testid="rollout-row"]')
+                assert row.count() == 1 and row.get_attribute("data-id") == rollout
+                assert row.get_attribute("data-state") == "stopped" and "3 events" in row.inner_text()
+                arms = {c: row.locator(f'[data-col="{c}"]').inner_text() for c in ("live", "candidate", "difference")}
+                assert all(" of 3" in arms[c] and "[" in arms[c] for c in ("live", "candidate")), arms
+                assert "now: continue" in arms["difference"], arms
+                decisions = row.locator('[data-testid="rollout-decision"]')
+                assert [decisions.nth(i).get_attribute("data-action") for i in range(decisions.count())] == \
+                    ["start", "stop"]
+                assert "stopped by api key" in decisions.nth(1).inner_text()
+
                 # The sources, each with its last sync.
                 page.wait_for_selector('[data-testid="sources"][data-state="loaded"]', timeout=20_000)
                 shelf = page.locator('[data-testid="source-row"][data-state="ok"]')
@@ -315,6 +343,7 @@ def test_dashboard_in_chromium(tmp_path):
                 assert page.locator('[data-testid="profiles"]').is_hidden()
                 assert page.locator('[data-testid="webhooks"]').is_hidden()
                 assert page.locator('[data-testid="sources"]').is_hidden()
+                assert page.locator('[data-testid="rollouts"]').is_hidden()
                 page.select_option('[data-testid="compare-base"]', first["snapshot"])
                 page.select_option('[data-testid="compare-candidate"]', second["snapshot"])
                 page.select_option('[data-testid="compare-metric"]', "ndcg@10")

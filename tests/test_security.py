@@ -125,6 +125,10 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
             "secret_access_key": "alpha-s3-secret-value"}}, headers=A)
         assert r.status_code == 201, r.text
         source = r.json()
+        # A rollout of alpha's (its live snapshot against itself: an A/A).
+        r = c.post("/rollouts", json={"candidate": snap}, headers=A)
+        assert r.status_code == 201, r.text
+        rollout = r.json()["id"]
 
         # Without a key, or with one that is not valid, every operation but /health is 401 (docs and MCP included).
         spec = c.get("/openapi.json", headers=A).json()
@@ -132,7 +136,8 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
                                                        ("GET", "/mcp")}):
             url = path.format(job_id=job, snap_hash=snap, doc_id="ledger", name="qa", run_id=run_id,
                               benchmark_id=bench_id, tuning_id=tuning_id, version=1,
-                              webhook_id=hook["id"], delivery_id=delivery, source_id=source["id"])
+                              webhook_id=hook["id"], delivery_id=delivery, source_id=source["id"],
+                              rollout_id=rollout)
             for headers in ({"Authorization": ""}, {"Authorization": "Bearer sdx_wrong"},
                             {"Authorization": "", "X-API-Key": "nope"}):
                 r = c.request(method, url, headers=headers)
@@ -158,6 +163,10 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
                                  {422}),  # alpha's answer is not one beta's key was given
             ("POST", "/feedback"): ("/feedback", {"json": {"request_id": before["request_id"], "signals": [
                 {"doc_id": "ledger", "signal": "cited"}]}}, {422}),  # alpha's answer is not one of beta's
+            ("POST", "/rollouts"): ("/rollouts", {"json": {"candidate": snap}}, {404}),  # not a snapshot of beta's
+            ("GET", "/rollouts"): ("/rollouts", {}, {200}),  # beta's own (none): never alpha's
+            ("GET", "/rollouts/{rollout_id}"): (f"/rollouts/{rollout}", {}, {404}),
+            ("POST", "/rollouts/{rollout_id}/stop"): (f"/rollouts/{rollout}/stop", {}, {404}),
             ("GET", "/documents"): ("/documents", {}, {200}),  # beta's own (none yet): never alpha's
             ("GET", "/documents/{doc_id}"): ("/documents/ledger", {}, {404}),
             ("GET", "/documents/{doc_id}/chunks"): ("/documents/ledger/chunks", {}, {404}),
@@ -209,7 +218,7 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         }
         assert set(cases) == operations(spec), operations(spec) ^ set(cases)
         secrets = ("ledger", "gateway", snap, job, run_id, tuning_id, "alpha's own", hook["secret"], hook["id"], delivery,
-                   "alpha-hook", source["id"], "alpha-bucket", "alpha-docs", "alpha-s3-secret-value")
+                   "alpha-hook", source["id"], "alpha-bucket", "alpha-docs", "alpha-s3-secret-value", rollout)
         for (method, _), (url, kw, allowed) in cases.items():
             r = c.request(method, url, headers=B, follow_redirects=False, **kw)
             assert r.status_code in allowed, (method, url, r.status_code, r.text[:300])
@@ -242,6 +251,7 @@ def test_a_key_never_reaches_another_tenants_data(tmp_path):
         assert [h["id"] for h in c.get("/webhooks", headers=A).json()["webhooks"]] == [hook["id"]]
         assert [x["id"] for x in c.get("/sources", headers=A).json()["sources"]] == [source["id"]]
         assert "alpha-s3-secret-value" not in c.get("/sources", headers=A).text
+        assert c.get(f"/rollouts/{rollout}", headers=A).json()["state"] == "running"
 
 
 def test_settings_keys_are_checked_at_start_up(tmp_path):

@@ -385,3 +385,53 @@ def test_a_chunk_takes_a_share_of_its_documents_bm25_weights_when_set(tmp_path):
         assert hits[0] == ("rocks", chunks - 1) and sorted(hits) == [("rocks", i) for i in range(chunks)]
     finally:
         after.close()
+
+
+def test_retention_never_deletes_a_running_rollouts_candidate(rt):
+    tried, older = (ingest(rt, docs(d3=f"Edition {n} of document three. " * 5)).snapshot for n in range(2))
+    for n in range(2, 4):
+        ingest(rt, docs(d3=f"Edition {n} of document three. " * 5))
+    rollout = rt.rollouts.start("default", rt.rollout_plan(tried, mode="canary"), "test")
+    rt.snapshots.keep_extra = 0  # neither is live or was live last: only the rollout keeps `tried`
+    assert rt.snapshots.retain("default") == [older]
+    assert rt.manifest.get("default", tried).status == "retired"
+    assert rt.store.has_collection(rt.manifest.get("default", tried).collection)
+    rt.rollouts.stop("default", rollout["id"], "test")
+    assert rt.snapshots.retain("default") == [tried]
+
+
+def test_with_rollout_after_gate_a_snapshot_that_passes_starts_a_rollout_instead_of_going_live(tmp_path):
+    rt = make_runtime(tmp_path, rollout_after_gate=True, rollout_mode="canary", rollout_steps=[0.2, 1.0],
+                      rollout_min_feedback=50)
+    try:
+        hook, _ = rt.webhooks.create("default", "http://127.0.0.1:9/hook", ["rollout.stopped"])
+        first = ingest(rt, docs()).snapshot
+        assert rt.manifest.live("default").hash == first and rt.rollouts.list("default") == []  # nothing to compare
+        second = ingest(rt, docs(d4="A rewritten fourth document. " * 5)).snapshot
+        assert rt.manifest.live("default").hash == first and rt.manifest.get("default", second).status == "candidate"
+        [running] = rt.rollouts.list("default")
+        assert (running["candidate"], running["live"], running["state"], running["started_by"]) == \
+            (second, first, "running", "gate")
+        assert (running["mode"], running["steps"], running["min_feedback"]) == ("canary", [0.2, 1.0], 50)
+        # A newer snapshot passes the gate: the older candidate's rollout stops in its favour.
+        third = ingest(rt, docs(d4="A fourth document rewritten again. " * 5)).snapshot
+        newest, older = rt.rollouts.list("default")
+        assert (newest["candidate"], newest["state"]) == (third, "running")
+        assert older["state"] == "stopped" and f"superseded by snapshot {third}" in older["reason"]
+        assert [d.event_type for d in rt.webhooks.deliveries("default", hook.id)] == ["rollout.stopped"]
+        assert rt.manifest.live("default").hash == first
+    finally:
+        rt.close()
+
+
+def test_a_running_rollout_stops_when_the_live_snapshot_is_switched_by_hand(rt):
+    first = ingest(rt, docs()).snapshot
+    second = ingest(rt, docs(d5="The fifth document, rewritten. " * 5)).snapshot
+    rollout = rt.rollouts.start("default", rt.rollout_plan(first), "test")
+    rt.snapshots.promote("default", second, "api key k1")  # already live: nothing switched, the rollout goes on
+    assert rt.rollouts.get("default", rollout["id"])["state"] == "running"
+    rt.snapshots.rollback("default", "api key k1")
+    stopped = rt.rollouts.get("default", rollout["id"])
+    assert stopped["state"] == "stopped" and stopped["reason"] == (
+        f"the live snapshot changed while it ran: {first} was made live again by a rollback (api key k1)")
+    assert rt.rollouts.running("default") is None

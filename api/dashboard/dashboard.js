@@ -602,6 +602,54 @@
     });
   }
 
+  // --- online: rollouts, each arm's figures with intervals, and the decisions (GET /rollouts) ---------------------
+
+  function interval(low, high) {
+    return low === null || high === null ? "" : ' <span class="muted small">[' + signed(low) + ", " + signed(high) +
+      "]</span>";
+  }
+
+  function armCell(arm, a) {
+    var count = a.wins !== undefined ? a.wins + " won of " + a.answers : a.successes + " of " + a.answers;
+    return '<td data-col="' + arm + '" class="num nowrap">' + (a.rate === null ? "—" : fixed(a.rate, 3)) +
+      (a.rate === null ? "" : ' <span class="muted small">[' + fixed(a.low, 3) + ", " + fixed(a.high, 3) + "]</span>") +
+      '<div class="muted small">' + esc(count) + " · " + esc(a.metric) + "</div></td>";
+  }
+
+  function decisionItem(d) {
+    var where = d.share === null || d.share === undefined ? "step " + (d.step + 1) : "step " + (d.step + 1) + " · " +
+      fixed(d.share * 100, 0) + " %";
+    return '<li data-testid="rollout-decision" data-action="' + esc(d.action) + '"><span class="badge decision ' +
+      esc(d.action) + '">' + esc(d.action) + '</span> <span class="muted small">' + esc(fmtTime(d.at)) + " · " +
+      esc(where) + (d.events === null || d.events === undefined ? "" : " · " + num(d.events) + " events") +
+      '</span><div class="small">' + esc(d.reason) + "</div></li>";
+  }
+
+  function rolloutRow(r) {
+    var diff = r.arms.difference;
+    return '<tr data-testid="rollout-row" data-id="' + esc(r.id) + '" data-state="' + esc(r.state) + '">' +
+      '<td data-col="rollout"><b>' + esc(r.mode) + '</b> <code class="hash" title="' + esc(r.candidate) + '">' +
+      esc(r.candidate.slice(0, 12)) + '</code><div class="muted small">' + esc(r.id) + " · vs live " +
+      esc(r.live.slice(0, 12)) + "</div></td>" +
+      '<td data-col="state"><span class="badge rollout ' + esc(r.state) + '">' + esc(r.state) + "</span>" +
+      '<div class="muted small">step ' + (r.step + 1) + " of " + r.steps.length + " · " + fixed(r.share * 100, 0) +
+      " % · " + num(r.feedback) + " events</div></td>" +
+      armCell("live", r.arms.live) + armCell("candidate", r.arms.candidate) +
+      '<td data-col="difference" class="num nowrap">' + (diff.estimate === null ? "—" : signed(diff.estimate)) +
+      interval(diff.low, diff.high) + '<div class="muted small">at ' + fixed(diff.confidence, 3) + " · now: " +
+      esc(diff.now) + "</div></td>" +
+      '<td data-col="decisions"><ul class="decisions">' + r.decisions.map(decisionItem).join("") + "</ul></td></tr>";
+  }
+
+  function loadRollouts() {
+    loadCard("rollout", "/rollouts", "Rollouts", function (body) {
+      if (!body.rollouts.length) return false;
+      $("rollout-rows").innerHTML = body.rollouts.map(rolloutRow).join("");
+      $("rollout-table").hidden = false;
+      return true;
+    });
+  }
+
   // --- webhooks: each one and its last deliveries (GET /webhooks, then its delivery log) ------------------------
 
   function deliveryItem(d) {
@@ -709,9 +757,11 @@
       $("profile-card").hidden = true;
       $("webhook-card").hidden = true;
       $("source-card").hidden = true;
+      $("rollout-card").hidden = true;
       $("viewer-note").hidden = false;
     } else {
       loadProfiles();
+      loadRollouts();
       loadWebhooks();
       loadSources();
     }

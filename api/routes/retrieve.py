@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,9 +13,11 @@ from api.ratelimit import RetrieveLimit, spend
 from api.strict import StrictRoute
 from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
                          RetrieveBatchRequest, RetrieveBatchResponse, RetrieveDocument, RetrieveHit, RetrieveRequest,
-                         RetrieveResponse, check_query_chars, errors)
+                         RetrieveResponse, RolloutRef, check_query_chars, errors)
 from eval.answers import Shown, reporter
+from index_snapshots import rollouts
 from index_snapshots.querying import Answer
+from index_snapshots.rollouts import Served
 from retrieval.context import Context
 from retrieval.types import Candidate
 from snapdex.logs import request_id_var, text_digest
@@ -60,33 +62,43 @@ def _document(answer: Answer, doc_id: str, score: float, positions: tuple[int, .
                             hits=list(positions))
 
 
-def _response(answer: Answer, request_id: str) -> RetrieveResponse:
-    return RetrieveResponse(hits=[_hit(h) for h in answer.hits], snapshot=answer.snapshot, recipe=answer.recipe,
+def _response(answer: Answer, request_id: str, served: Served | None = None) -> RetrieveResponse:
+    hits = [_hit(h) for h in answer.hits]
+    rollout = None
+    if served is not None and served.rollout is not None:
+        rollout = RolloutRef(id=served.rollout.id, mode=served.rollout.mode)
+        for hit, arm in zip(hits, served.arms or []):
+            hit.arm = arm
+    return RetrieveResponse(hits=hits, snapshot=answer.snapshot, recipe=answer.recipe,
                             timings_ms=answer.timings_ms, request_id=request_id, cached=answer.cached,
                             warnings=answer.warnings, context=_context(answer.context) if answer.context else None,
                             documents=None if answer.documents is None else [
-                                _document(answer, g.doc_id, g.score, g.hits) for g in answer.documents])
+                                _document(answer, g.doc_id, g.score, g.hits) for g in answer.documents],
+                            rollout=rollout, arm=served.arm if served is not None else None)
 
 
 def _shown(response: RetrieveResponse) -> Shown:
-    return Shown.of(response.snapshot,
-                    [(h.chunk_id, [(s.doc_id, s.start, s.end) for s in h.sources]) for h in response.hits],
-                    [(p.doc_id, p.start, p.end) for p in response.context.passages] if response.context else None)
+    shown = Shown.of(response.snapshot,
+                     [(h.chunk_id, [(s.doc_id, s.start, s.end) for s in h.sources]) for h in response.hits],
+                     [(p.doc_id, p.start, p.end) for p in response.context.passages] if response.context else None)
+    # Each hit's arm, so that feedback on it is credited to the arm that put it there.
+    return replace(shown, arms=[h.arm for h in response.hits]) if response.rollout else shown
 
 
 def _answered(rt, tenant: str, request_id: str, key_id: str | None, calls: list[dict],
-              answers: list[Answer]) -> list[RetrieveResponse]:
+              answers: list[Answer], served: Served | None = None) -> list[RetrieveResponse]:
     """The answers as responses, each remembered for usage reports and feedback (eval/answers.py) under whom it was
-    for, with its query; a batch's answers to one principal as one, since they share the request id (and so with no
-    query: it would be ambiguous)."""
-    responses = [_response(a, request_id) for a in answers]
+    for, with its query (and the rollout that `served` it); a batch's answers to one principal as one, since they
+    share the request id (and so with no query: it would be ambiguous)."""
+    responses = [_response(a, request_id, served) for a in answers]
     shown: dict[str, tuple[list, list[Shown]]] = {}
     for call, response in zip(calls, responses):
         who = reporter(key_id, call["reader"])
         shown.setdefault(json.dumps(who), (who, []))[1].append(_shown(response))
     for who, each in shown.values():
         if len(answers) == 1:
-            rt.answers.remember(tenant, request_id, who, each[0], calls[0]["query"])
+            rt.answers.remember(tenant, request_id, who, each[0], calls[0]["query"],
+                                responses[0].rollout.id if responses[0].rollout else None)
         else:
             rt.answers.remember(tenant, request_id, who, Shown.merged(each))
     return responses
@@ -109,8 +121,12 @@ async def retrieve(req: RetrieveRequest, rt: RuntimeDep, settings: SettingsDep, 
     request_id = request_id_var.get() or uuid.uuid4().hex
 
     def answer(call: dict) -> tuple[Answer, RetrieveResponse]:
-        found = rt.searcher.search(tenant, **call)
-        return found, _answered(rt, tenant, request_id, principal.key_id, [call], [found])[0]
+        # The tenant's running rollout, if any, decides which snapshot answers, or merges two (index_snapshots/
+        # rollouts.py). A session is the request's, else the principal's user, else the key.
+        reader = call["reader"]
+        session = req.session or (reader.user if reader and reader.user else None) or principal.key_id or request_id
+        served = rollouts.search(rt.searcher, rt.rollouts.running(tenant), tenant, call, session, request_id)
+        return served.answer, _answered(rt, tenant, request_id, principal.key_id, [call], [served.answer], served)[0]
 
     found, response = await run_in_threadpool(answer, _call(req, settings, principal, tenant))
     _record(request, tenant, req.query, found)

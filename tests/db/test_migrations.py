@@ -229,3 +229,26 @@ def test_documents_staged_before_parse_starts_are_parsed_from_a_count_of_zero(ca
         assert [d.parse_starts for d in JobStore(legacy).pending(queued)] == [0] * len(JobStore(legacy).doc_ids(queued))
     finally:
         legacy.dispose()
+
+
+def test_answers_given_before_rollouts_are_kept_and_the_rollouts_table_comes_and_goes(catalog_db):
+    """0013: answers and feedback written at 0012 read back the same (no rollout answered them); a downgrade drops
+    the rollouts table alone."""
+    from db.tables import rollouts
+    from eval.answers import AnswerStore, Shown, reporter
+
+    assert downgrade(catalog_db, "0012") == (head(), "0012")
+    assert "rollouts" not in inspect(catalog_db.engine).get_table_names()
+    store, who = AnswerStore(catalog_db, 3600, 86400), reporter("k1", None)
+    store.remember("acme", "r1", who, Shown.of("s" * 64, [("c1", [("d1", 0, 5)])], None), "a query")
+    store.record("acme", "r1", who, store.recall("acme", "r1", who, "feedback").shown, [("chunk", "c1", "cited")],
+                 True, via="feedback")
+    assert upgrade(catalog_db) == ("0012", head()) and differences(catalog_db) == []
+    recalled = store.recall("acme", "r1", who, "feedback")
+    assert (recalled.query, recalled.rollout, recalled.shown.arms) == ("a query", None, None)
+    assert sorted(s["signal"] for s in store.signals("acme", "r1")) == ["cited", "helpful"]
+    assert catalog_db.scalar(select(func.count()).select_from(rollouts)) == 0
+    assert downgrade(catalog_db, "0012") == (head(), "0012")
+    assert "rollouts" not in inspect(catalog_db.engine).get_table_names()
+    assert store.recall("acme", "r1", who, "feedback").query == "a query"
+    assert upgrade(catalog_db) == ("0012", head())

@@ -1,0 +1,117 @@
+"""/retrieve latency with an interleaved rollout running, against none (issue 35: at most 1.3x at p95).
+
+One keyed `snapdex serve` (embedded default) with two tenants holding the same first --docs SciFact abstracts, each
+with two snapshots (B without the last 10 % of those documents, then A with them, live). Tenant `rolled` runs an
+interleaved rollout of B against A on all of its traffic (steps [1.0], a min_feedback no run reaches); tenant
+`plain` runs none. The result cache is off, so every request runs the retrieval (an interleaved one runs it on both
+snapshots); the query vectors are made once per text by a first pass over both tenants, so what is compared is the
+retrieval and the interleaving, not the model. Then --passes times, each of the 300 test queries on both tenants one
+right after the other, the order alternating, from one client (httpx, keep-alive). Reported: p50/p95 client-side
+milliseconds of each and their ratios.
+
+Usage: .venv/bin/python bench/rollout_bench.py [--docs 1000] [--passes 3] [--out bench/results/rollout.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.common import machine, write_result  # noqa: E402
+from tests.procs import key_for, snapdex_serve  # noqa: E402
+
+SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+TENANTS = ("plain", "rolled")
+TOP_K = 8
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    a = np.array(values)
+    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
+            "n": len(values)}
+
+
+def _ingest(svc, tenant: str, docs: list[dict]) -> str:
+    headers = {"Authorization": f"Bearer {key_for(tenant)}"}
+    job = svc.client.post("/ingest", json={"documents": docs}, headers=headers)
+    job.raise_for_status()
+    done = svc.wait_job(job.json()["job_id"], timeout=3600, headers=headers)
+    if done["status"] != "succeeded":
+        raise SystemExit(f"ingest failed: {done}")
+    return done["snapshot"]
+
+
+def measure(url: str, queries: list[str], passes: int) -> dict:
+    clients = {t: httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key_for(t)}"}, timeout=120)
+               for t in TENANTS}
+
+    def ask(tenant: str, q: str) -> float:
+        started = time.perf_counter()
+        r = clients[tenant].post("/retrieve", json={"query": q, "top_k": TOP_K})
+        took = (time.perf_counter() - started) * 1000
+        r.raise_for_status()
+        assert (r.json()["rollout"] is not None) == (tenant == "rolled"), r.json()["rollout"]
+        return took
+
+    try:
+        for q in queries:  # each query's vector made once, outside the timing
+            for t in TENANTS:
+                ask(t, q)
+        times: dict[str, list[float]] = {t: [] for t in TENANTS}
+        for p in range(passes):
+            for i, q in enumerate(queries):
+                for t in (TENANTS if (i + p) % 2 == 0 else TENANTS[::-1]):
+                    times[t].append(ask(t, q))
+    finally:
+        for c in clients.values():
+            c.close()
+    plain, rolled = _ms(times["plain"]), _ms(times["rolled"])
+    return {"no_rollout_ms": plain, "interleaved_ms": rolled,
+            "ratio": {"p50": round(rolled["p50"] / plain["p50"], 2), "p95": round(rolled["p95"] / plain["p95"], 2)}}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--docs", type=int, default=1000, help="SciFact abstracts indexed (the first N)")
+    ap.add_argument("--passes", type=int, default=3, help="passes over the 300 test queries")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "rollout.json")
+    args = ap.parse_args()
+    from eval.beir import BeirDataset, corpus_documents
+
+    ds = BeirDataset(SCIFACT)
+    docs = list(islice(corpus_documents(SCIFACT / "corpus.jsonl"), args.docs))
+    queries = list(ds.queries(set(ds.qrels("test"))).values())
+    cut = len(docs) * 9 // 10
+    with tempfile.TemporaryDirectory(prefix="rollout-bench-") as tmp, \
+            snapdex_serve(Path(tmp) / "data", tenants=TENANTS, SNAPDEX_RATE_LIMIT_RETRIEVE="",
+                          SNAPDEX_GATE_FLOORS="{}", SNAPDEX_RESULT_CACHE_SIZE="0") as svc:
+        snaps = {t: (_ingest(svc, t, docs[:cut]), _ingest(svc, t, docs[cut:])) for t in TENANTS}
+        b, _ = snaps["rolled"]
+        r = svc.client.post("/rollouts", json={"candidate": b, "mode": "interleave", "steps": [1.0],
+                                               "min_feedback": 1_000_000},
+                            headers={"Authorization": f"Bearer {key_for('rolled')}"})
+        r.raise_for_status()
+        load_before = os.getloadavg()[0]
+        result = measure(svc.url, queries, args.passes)
+        load_after = os.getloadavg()[0]
+    write_result(args.out, {
+        "what": "POST /retrieve with an interleaved rollout running (two snapshots searched, team-draft merged) "
+                "against no rollout, result cache off, query vectors cached; client-side milliseconds",
+        "machine": machine(), "documents": len(docs), "queries": len(queries), "passes": args.passes,
+        "top_k": TOP_K, **result, "load_average_1m": [round(load_before, 2), round(load_after, 2)]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
