@@ -32,6 +32,7 @@ COPY workers ./workers
 COPY notify ./notify
 COPY sources ./sources
 COPY errors ./errors
+COPY wire ./wire
 RUN pip install --no-cache-dir .
 # The ONNX models (SNAPDEX_EMBEDDER_BACKEND, default onnx-int8) exported once, at build time, into the image.
 ENV SNAPDEX_MODELS_DIR=/opt/snapdex/models

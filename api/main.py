@@ -26,7 +26,7 @@ from api.document_paths import DocumentPaths
 from api import errors as domain_errors
 from api.mcp_server.http import McpEndpoint
 from api.ratelimit import RateLimits
-from api.schemas import errors
+from api.schemas.common import errors
 from api.strict import shown
 from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
                         snapshots, sources, tuning, usage, webhooks)

@@ -429,7 +429,7 @@ def _watch_jobs(client, jobs: list[str], quiet: bool) -> dict[str, dict]:
     import httpx
     from tqdm import tqdm
 
-    from ingest.phases import SETTLED
+    from wire.jobs import SETTLED
 
     views: dict[str, dict] = {}
     settled: set[str] = set()

@@ -9,8 +9,9 @@ from urllib.parse import quote
 import pytest
 
 from api.document_paths import routed_path
-from snapdex.client import Client, SnapdexError, _id
+from snapdex.client import Client, SnapdexError
 from tests.procs import snapdex_serve
+from wire.operations import id_segment
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +102,7 @@ def test_client_paths_round_trip_every_id():
     from urllib.parse import unquote
 
     for doc_id in [*JSON_IDS, *FILE_IDS, "a\nb", "50%2F50", "%zz", "é%"]:
-        segment = _id(doc_id)
+        segment = id_segment(doc_id)
         assert "/" not in segment and segment not in (".", "..")
         assert unquote(routed_path(segment)) == doc_id
         assert unquote(routed_path(quote(doc_id))) == doc_id  # slashes left plain: the same id

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from db.locks import Locks
-from ingest.ids import MAX_ID_CHARS, id_problem
+from wire.ids import MAX_ID_CHARS, id_problem
 from sources import schedule
 from sources.connectors import base
 from sources.connectors.base import Limits, SourceError, selected
