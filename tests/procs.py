@@ -47,7 +47,8 @@ def auth(tenant: str | None) -> dict[str, str]:
 
 def keys_env(*tenants: str) -> str:
     """SNAPDEX_API_KEYS for these tenants and the operator, as an operator would set it: hashes only."""
-    from snapdex.keys import OPERATOR, digest
+    from snapdex.keys import digest
+    from snapdex.settings import OPERATOR
 
     return json.dumps({digest(key_for(t)): t or OPERATOR for t in (*tenants, None)})
 

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from wire.common import AccessIn, DocId, Metadata, NonBlank, unique_ids
 from wire.ids import MAX_ID_CHARS
 
+# What a folder ingest sends (`snapdex ingest`, a source's default include) (the service reads each type from its content; the suffix only picks the files).
+FILE_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".pptx", ".xlsx", ".csv", ".tsv", ".eml",
+              ".msg", ".epub", ".odt", ".rtf"}
+
 
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
