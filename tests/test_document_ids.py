@@ -10,7 +10,7 @@ import pytest
 
 from api.document_paths import routed_path
 from snapdex.client import Client, SnapdexError
-from tests.procs import snapdex_serve
+from harness.procs import snapdex_serve
 from wire.operations import id_segment
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,7 @@ def test_an_id_stored_before_the_grammar_stays_addressable(tmp_path):
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from tests.helpers import ingest, make_runtime, text_doc
+    from harness.helpers import ingest, make_runtime, text_doc
 
     rt = make_runtime(tmp_path)
     ingest(rt, [text_doc("old\r\nid", "A document from before the id grammar.")])

@@ -6,7 +6,7 @@ import pytest
 
 from index_snapshots.builder import collection_name
 from ingest.jobs import NewDocument
-from tests.helpers import embedded_texts, ingest, make_runtime, text_doc
+from harness.helpers import embedded_texts, ingest, make_runtime, text_doc
 
 LONG = " ".join(f"Sentence {i} talks about topic{i % 17} and the value {i * 3}." for i in range(60))
 OTHER = " ".join(f"Paragraph {i}: rivers{i % 5} flow into lake{i % 11} near town {i}." for i in range(60))

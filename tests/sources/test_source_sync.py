@@ -19,7 +19,7 @@ from sources.connectors import base
 from sources.connectors.base import Limits, SourceError, selected
 from sources.kinds import KINDS, checked
 from sources.sync import desired_access, document_id, source_lock
-from tests.helpers import make_runtime
+from harness.helpers import make_runtime
 
 
 def write(folder: Path, name: str, text: str) -> Path:

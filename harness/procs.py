@@ -1,4 +1,5 @@
-"""Real processes for tests: redis-server, `snapdex serve`, `snapdex worker`. Each test starts its own."""
+"""Real processes for the tests and the benchmarks: redis-server, PostgreSQL, `snapdex serve`, `snapdex worker`.
+Each test starts its own."""
 
 from __future__ import annotations
 
