@@ -30,6 +30,7 @@ LAYERS = (
     ("notify",),
     ("db",),
     ("wire", "online"),  # pure: pydantic (wire) or numpy/scipy (online) at most
+    ("options",),  # the retrieval stages' names and knobs' bounds, which the wire and every layer take
     ("errors",),
 )
 SIDEWAYS = {("api", "workers"), ("index_snapshots", "eval"), ("encoders", "store")}
@@ -193,16 +194,17 @@ def test_the_settings_are_a_leaf():
 def test_the_client_loads_neither_the_server_nor_the_database():
     loaded = loaded_after("snapdex.client")
     assert not loaded & HEAVY, sorted(loaded & HEAVY)
-    assert loaded & PROJECT == {"snapdex", "wire", "errors"}
+    assert {"snapdex", "wire"} <= loaded & PROJECT <= {"snapdex", "wire", "options", "errors"}
     assert {"httpx", "pydantic"} <= loaded
 
 
-def test_the_wire_imports_pydantic_and_the_errors_only():
+def test_the_wire_imports_pydantic_the_options_and_the_errors_only():
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     for path in python_files(REPO, "wire"):
-        outside = {m.split(".")[0] for m in imported_modules(path, REPO)} - stdlib - {"pydantic", "errors", "wire"}
+        outside = {m.split(".")[0] for m in imported_modules(path, REPO)} - stdlib - {"pydantic", "wire", "options",
+                                                                                      "errors"}
         assert not outside, (path.name, outside)
-    assert project_after("wire.operations") == {"wire", "errors"}
+    assert {"wire", "errors"} <= project_after("wire.operations") <= {"wire", "options", "errors"}
 
 
 def test_settings_and_cli_import_nothing_of_the_api():
