@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from wire.ingest import FILE_TYPES
+from wire.files import FILE_TYPES
 
 
 def _keep_torch_out(settings) -> None:

@@ -229,7 +229,8 @@ class EvalOverviewResponse(BaseModel):
     metrics: list[str] = Field(description="metric names every run reports")
     snapshots: list[SnapshotResponse] = Field(description="oldest first")
     query_sets: list[OverviewQuerySet]
-    switches: list[dict[str, Any]] = Field(description="every change of the live snapshot: at, from_hash, to_hash, action")
+    switches: list[dict[str, Any]] = Field(description=(
+        "every change of the live snapshot: at, from_hash, to_hash, action"))
     viewer: Literal["admin", "user"] = Field(default="admin", description=(
         "who is looking: a user key sees the same aggregates, and drill-down rows only for what it may read"))
 

@@ -9,10 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from wire.common import AccessIn, DocId, Metadata, NonBlank, unique_ids
 from wire.ids import MAX_ID_CHARS
 
-# What a folder ingest sends (`snapdex ingest`, a source's default include) (the service reads each type from its content; the suffix only picks the files).
-FILE_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".pptx", ".xlsx", ".csv", ".tsv", ".eml",
-              ".msg", ".epub", ".odt", ".rtf"}
-
 
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,7 +18,7 @@ class DocumentIn(BaseModel):
         "characters; `/`, `%`, `?`, `#`, spaces and any script are fine (percent-encode them in URLs)"))
     text: NonBlank = Field(min_length=1, description="Plain text or Markdown")
     metadata: Metadata = Field(default_factory=dict,
-                                                       description="Filterable fields; 'title' and 'source' are shown with hits")
+                               description="Filterable fields; 'title' and 'source' are shown with hits")
     access: AccessIn | None = Field(default=None, description=(
         "who may read it; absent: the whole tenant (or admin keys only where the tenant denies by default)"))
 
