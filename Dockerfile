@@ -34,6 +34,7 @@ COPY sources ./sources
 COPY errors ./errors
 COPY options ./options
 COPY online ./online
+COPY wire ./wire
 RUN pip install --no-cache-dir .
 # The ONNX models (SNAPDEX_EMBEDDER_BACKEND, default onnx-int8) exported once, at build time, into the image.
 ENV SNAPDEX_MODELS_DIR=/opt/snapdex/models

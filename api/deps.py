@@ -11,12 +11,12 @@ from fastapi import Depends, Header, HTTPException, Request
 from pydantic import ValidationError
 
 from api.auth import Principal
-from api.schemas import PrincipalIn
 from api.strict import invalid, parse_json
 from ingest.access import Reader, user_digest
 from ingest.catalog import TENANT_RE, check_tenant
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
+from wire.common import PrincipalIn
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote
 
 from fastapi import Depends, HTTPException, Path, Request
 
-from ingest.ids import CONTROL
+from wire.ids import CONTROL
 
 PREFIX = "/documents/"
 _KEPT = "snapdex.document_path"  # scope key: the path under PREFIX was rewritten here

@@ -27,7 +27,7 @@ from api import errors as domain_errors
 from errors import DomainError
 from api.mcp_server.http import McpEndpoint
 from api.ratelimit import RateLimits
-from api.schemas import errors
+from api.schemas.common import errors
 from api.strict import refusal, shown
 from api.routes import (benchmarks, dashboard, documents, evaluation, health, ingest, jobs, metrics, retrieve,
                         rollouts, snapshots, sources, tuning, usage, webhooks)

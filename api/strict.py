@@ -34,9 +34,9 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from api.schemas import json_errors
-from ingest.ids import CONTROL, describe
+from api.schemas.common import json_errors
 from store.payload import INT64_MAX, INT64_MIN
+from wire.ids import CONTROL, describe
 
 MAX_DEPTH = 32  # arrays and objects inside one another; the deepest any schema here needs is 7
 MAX_ERRORS = 20  # refusals listed in one answer

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import machine, write_result, write_snapshot  # noqa: E402
 from bench.retrieve_bench import percentiles  # noqa: E402
-from tests.procs import auth, snapdex_serve  # noqa: E402
+from harness.procs import auth, snapdex_serve  # noqa: E402
 
 TENANT = "bench-acl"
 

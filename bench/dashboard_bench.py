@@ -43,7 +43,7 @@ from eval.store import LabelledQuery, Verdict  # noqa: E402
 from index_snapshots.builder import collection_name  # noqa: E402
 from snapdex.runtime import Runtime  # noqa: E402
 from snapdex.settings import Settings  # noqa: E402
-from tests.procs import auth, snapdex_serve, wait_until  # noqa: E402  (the launcher the tests use)
+from harness.procs import auth, snapdex_serve, wait_until  # noqa: E402  (the launcher the tests use)
 
 WORDS = ("invoice refund vpn password laptop badge parking vacation contract payroll printer wifi onboarding "
          "expense travel insurance pension locker canteen meeting room license backup migration release deploy "

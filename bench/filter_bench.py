@@ -38,7 +38,7 @@ from ingest.catalog import DocumentRow  # noqa: E402
 from ingest.filters import DOCUMENT_FIELDS, parse_request_filters, request_filter  # noqa: E402
 from store import EdgeStore  # noqa: E402
 from store.filters import Condition, Filter  # noqa: E402
-from tests.helpers import builder_points  # noqa: E402
+from harness.helpers import builder_points  # noqa: E402
 
 DIM = 384
 TEAMS = [f"team{i}" for i in range(20)]

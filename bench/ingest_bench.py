@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import corpus_head, embedded_texts, machine, raw_embed_seconds, write_result  # noqa: E402
 
-from tests.procs import snapdex_serve, wait_until  # noqa: E402  (the same launcher the tests use)
+from harness.procs import snapdex_serve, wait_until  # noqa: E402  (the same launcher the tests use)
 
 
 def run_cli_ingest(url: str, corpus: Path) -> tuple[float, dict]:

@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO))
 from bench.common import machine, write_result  # noqa: E402
 from eval.beir import BeirDataset  # noqa: E402
 from notify import EVENT_TYPES  # noqa: E402
-from tests.procs import auth, snapdex_serve, wait_until  # noqa: E402
-from tests.receiver import Receiver  # noqa: E402
+from harness.procs import auth, snapdex_serve, wait_until  # noqa: E402
+from harness.receiver import Receiver  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 H = auth("load")

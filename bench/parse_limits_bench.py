@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import machine, write_result  # noqa: E402
-from tests.procs import auth, parse_children, snapdex_serve, wait_until  # noqa: E402
-from tests.runaway_inputs import looping_pdf, slow_text  # noqa: E402
+from harness.procs import auth, parse_children, snapdex_serve, wait_until  # noqa: E402
+from harness.runaway_inputs import looping_pdf, slow_text  # noqa: E402
 
 KEEPERS = "The keeper trims the wick at dusk."
 # (what A sends, as files or as JSON documents): the looping document first, a good one after it.
@@ -170,10 +170,14 @@ def hostile(name: str, files: list | None, documents: list | None) -> dict:
 
 
 def serve_rss(tree: Path) -> dict:
-    """RSS of `snapdex serve` of `tree` (its own tests.procs starts it from its own checkout) once serving, after a
+    """RSS of `snapdex serve` of `tree` (its own harness.procs starts it from its own checkout) once serving, after a
     JSON text, after a Markdown file; and of its parse children then."""
     work = Path(tempfile.mkdtemp(prefix="snapdex-rss-"))
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from tests.procs import snapdex_serve, wait_until\n"
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "try:\n"
+            "    from harness.procs import snapdex_serve, wait_until\n"
+            "except ModuleNotFoundError:  # a checkout from before harness/, whose launcher was tests/procs.py\n"
+            "    from tests.procs import snapdex_serve, wait_until\n"
             "import json, time; from pathlib import Path\n"
             "with snapdex_serve(Path(sys.argv[2]), SNAPDEX_GATE_FLOORS='{}') as s:\n"
             "    wait_until(lambda: s.client.get('/ready').status_code == 200, 300, 'ready')\n"

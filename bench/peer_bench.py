@@ -290,7 +290,7 @@ class Server:
             return 0
 
     def wait(self, predicate, timeout: float, what: str, interval: float = 0.25):
-        from tests.procs import wait_until
+        from harness.procs import wait_until
 
         try:
             return wait_until(predicate, timeout, what, interval)

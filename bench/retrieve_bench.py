@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import machine, write_result, write_snapshot  # noqa: E402
-from tests.procs import auth, snapdex_serve  # noqa: E402
+from harness.procs import auth, snapdex_serve  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 BIG = "bench-100k"
@@ -159,7 +159,7 @@ def main() -> int:
     # Result cache and rate limit off: every request does the whole work, and none is refused.
     with snapdex_serve(args.data_dir, tenants=(args.tenant, BIG), SNAPDEX_RESULT_CACHE_SIZE="0",
                        SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
-        from tests.procs import wait_until
+        from harness.procs import wait_until
 
         wait_until(lambda: svc.client.get("/ready").status_code == 200, 180, "models loaded")
         for label, tenant in (("scifact", args.tenant), (f"{args.synthetic} chunks", BIG)):

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import machine, write_result  # noqa: E402
-from tests.procs import key_for, snapdex_serve  # noqa: E402
+from harness.procs import key_for, snapdex_serve  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 TENANTS = ("plain", "rolled")

@@ -100,7 +100,7 @@ def main() -> int:
     from encoders.embedding import open_embedder
     from snapdex.runtime import Runtime
     from snapdex.settings import Settings
-    from tests.helpers import embedded_texts
+    from harness.helpers import embedded_texts
 
     work = Path(tempfile.mkdtemp(prefix="snapdex-sources-bench-"))
     root, folder = work / "roots", work / "roots" / "docs"

@@ -12,7 +12,6 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +19,7 @@ from sqlalchemy import select
 from db.engine import Database
 from db.tables import benchmarks
 from errors import InvalidInput, TooLarge
+from wire.common import parse_date
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
@@ -36,17 +36,6 @@ def check_name(name: str) -> str:
         raise InvalidInput(f"benchmark name {name!r} must be 1-64 characters of letters, digits, '.', '_' or '-', "
                            "starting with a letter or digit")
     return name
-
-
-def parse_date(value: str) -> float:
-    """Epoch seconds of an ISO 8601 date-time; one without a time zone is taken as UTC (peer_bench writes UTC)."""
-    try:
-        when = datetime.fromisoformat(value)
-    except (TypeError, ValueError) as e:
-        raise InvalidInput(f"date {value!r} is not an ISO 8601 date-time (e.g. 2026-11-25T03:36:13+00:00)") from e
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp()
 
 
 def _get(body: Any, *path: str) -> Any:

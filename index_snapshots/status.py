@@ -5,21 +5,13 @@
         └─> failed ─> deleted
 
 Only a built snapshot (candidate, live, retired) can be read or made live; retention deletes candidates, retired and
-failed ones past the number kept. This module imports nothing, so the API's schemas can name the enum lightly.
+failed ones past the number kept. The enum lives with the wire models (wire/snapshots.py), which import no server
+code, so the Python client can name it.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class SnapshotStatus(StrEnum):
-    BUILDING = "building"
-    CANDIDATE = "candidate"
-    LIVE = "live"
-    RETIRED = "retired"
-    FAILED = "failed"
-    DELETED = "deleted"
+from wire.snapshots import SnapshotStatus
 
 
 # What a request may read, and what may be made live: the built snapshots.

@@ -19,11 +19,10 @@ import hashlib
 from dataclasses import dataclass
 
 from errors import InvalidInput
+from wire.common import MAX_NAME_CHARS, MAX_NAMES
 
 TENANT_WIDE = "*"
 NO_ONE = "-"  # a token no document carries (theirs are "*", "u:..." and "g:...")
-MAX_NAMES = 1000  # users, and groups, of one list
-MAX_NAME_CHARS = 256
 FIELD = "access"  # the payload field; a request's own filters may not name it
 # The near-duplicate twins each source names (keyword-indexed): an access change finds the points that name a
 # document as a twin through it.

@@ -1,58 +1,19 @@
-"""What a document id may be, and what makes a name into one (a mail attachment's `<mail id>/<file name>`).
-
-An id is 1 to MAX_ID_CHARS characters, not blank (white space only), with no control character (Unicode category
-Cc: NUL, CR, LF, TAB, DEL, the C1 controls ...) and no lone surrogate (not Unicode text: no database, payload or URL
-can carry one). Anything else is allowed, `/`, `%`, `?`, `#`, spaces and any script included: every route reaches
-such an id once it is percent-encoded in the URL (README, "Document ids").
-"""
+"""What makes a name into a document id: a mail attachment's `<mail id>/<file name>`. What an id may be is
+wire/ids.py (the client checks ids with it too)."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Iterable
 
-MAX_ID_CHARS = 512
-# Unicode category Cc (C0, DEL, C1), then the surrogate code points, which Python strings can hold unpaired.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_UNFIT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+from wire.ids import CONTROL, MAX_ID_CHARS, UNFIT
+
 ATTACHMENT_NAME_MIN = 32  # characters an attachment keeps of its name when its mail's id is long
-
-
-_CONTROL_NAMES = {"\x00": "NUL", "\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x1b": "ESCAPE",
-                  "\x7f": "DELETE"}
-
-
-def describe(ch: str) -> str:
-    """A character as an error message names it: U+000A (LINE FEED), U+D800 (lone surrogate)."""
-    if 0xD800 <= ord(ch) <= 0xDFFF:
-        name = "lone surrogate"
-    else:
-        name = _CONTROL_NAMES.get(ch) or unicodedata.name(ch, "") or "control character"
-    return f"U+{ord(ch):04X} ({name})"
-
-
-def id_problem(doc_id: str) -> str | None:
-    """Why `doc_id` is not a document id, or None when it is one."""
-    if not doc_id.strip():
-        return "is blank (white space only)" if doc_id else "is empty"
-    if len(doc_id) > MAX_ID_CHARS:
-        return f"is {len(doc_id)} characters; at most {MAX_ID_CHARS}"
-    if found := _UNFIT.search(doc_id):
-        return f"holds {describe(found.group())} at position {found.start()}: ids hold no control characters"
-    return None
-
-
-def check_id(doc_id: str) -> str:
-    if (problem := id_problem(doc_id)) is not None:
-        raise ValueError(f"document id {problem}")
-    return doc_id
 
 
 def clean_name(name: str, fallback: str) -> str:
     """A name with what an id may not hold taken out (control characters become a space, lone surrogates go) and
     its white space trimmed; `fallback` when nothing is left."""
-    cleaned = _UNFIT.sub(lambda m: " " if CONTROL.match(m.group()) else "", name).strip()
+    cleaned = UNFIT.sub(lambda m: " " if CONTROL.match(m.group()) else "", name).strip()
     return cleaned or fallback
 
 

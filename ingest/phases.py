@@ -6,31 +6,14 @@
 
 The job store refuses any other step (`InvalidTransition`), so a stray write cannot send a settled job back to
 work or skip its build. The API reports these values, the workers drive the ingest phases and the snapshot service
-the build phases.
+the build phases. The status and phase enums are wire/jobs.py's, where the client reads them too.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from wire.jobs import SETTLED, JobPhase, JobStatus  # noqa: F401 - the job store's names
 
 
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class JobPhase(StrEnum):
-    PARSING = "parsing"
-    EMBEDDING = "embedding"
-    AWAITING_BUILD = "awaiting_build"  # documents in; waiting for the tenant's next build
-    BUILDING = "building"
-    EVALUATING = "evaluating"  # the built snapshot runs the tenant's query sets; the gate decides
-    DONE = "done"
-
-
-SETTLED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
 # A job in these phases has all its documents in: a redelivered message only has the build left to trigger, and
 # a build settles it.
 BUILD_PHASES = frozenset({JobPhase.AWAITING_BUILD, JobPhase.BUILDING, JobPhase.EVALUATING})

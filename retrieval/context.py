@@ -28,9 +28,9 @@ import numpy as np
 from errors import InvalidInput
 from retrieval.types import Candidate
 from store.base import WINDOWS, VectorStore
+from wire.retrieve import MAX_NEIGHBORS
 
 TIKTOKEN_ENCODINGS = ("cl100k_base", "o200k_base")
-MAX_NEIGHBORS = 8
 SECTION_STEPS = 256  # chunks a section may grow by on each side; the budget ends it long before, in practice
 HIGHLIGHTS_PER_HIT = 3
 HIGHLIGHT_MARGIN = 0.05  # windows within this much of the best one are highlighted too

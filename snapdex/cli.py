@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-# What a folder ingest sends (the service reads each type from its content; the suffix only picks the files).
-FILE_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".pptx", ".xlsx", ".csv", ".tsv", ".eml",
-              ".msg", ".epub", ".odt", ".rtf"}
+from wire.files import FILE_TYPES
 
 
 def _keep_torch_out(settings) -> None:
@@ -429,7 +427,7 @@ def _watch_jobs(client, jobs: list[str], quiet: bool) -> dict[str, dict]:
     import httpx
     from tqdm import tqdm
 
-    from ingest.phases import SETTLED
+    from wire.jobs import SETTLED
 
     views: dict[str, dict] = {}
     settled: set[str] = set()

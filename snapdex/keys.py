@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import threading
 import time
@@ -22,12 +21,11 @@ from sqlalchemy import func, select, update
 from db.engine import Database
 from db.tables import api_keys
 from ingest.tenants import check_tenant
+from snapdex.settings import key_tenants
 
 SCOPES = ("admin", "service", "user")
-OPERATOR = "*"  # SNAPDEX_API_KEYS's value for an operator key; no tenant name can be "*"
 PREFIX = "sdx"
 CACHE_S = 5.0
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def digest(key: str) -> str:
@@ -55,13 +53,7 @@ class ApiKey:
 
 def check_configured(keys: dict[str, str]) -> dict[str, ApiKey]:
     """SNAPDEX_API_KEYS, checked: {sha256 hex: tenant or "*"} -> {sha256: ApiKey}."""
-    out = {}
-    for sha, tenant in keys.items():
-        if not SHA256_RE.match(sha):
-            raise ValueError(f"SNAPDEX_API_KEYS: {sha[:16]!r}... is not a SHA-256 in hex (64 of 0-9a-f); "
-                             "`snapdex keys hash` prints one for a key")
-        out[sha] = ApiKey(id=sha[:8], tenant=None if tenant == OPERATOR else check_tenant(tenant), source="settings")
-    return out
+    return {sha: ApiKey(id=sha[:8], tenant=tenant, source="settings") for sha, tenant in key_tenants(keys).items()}
 
 
 def check_scope(tenant: str | None, scope: str, user: str | None, groups) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from api.schemas import RetrieveResponse
 from snapdex.client import AsyncClient, Client
+from wire.retrieve import RetrieveResponse
 
 
 # Ids a node carries for feedback (SnapdexRetriever.feedback), kept out of the text the LLM and an embedder are given.

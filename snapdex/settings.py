@@ -1,7 +1,12 @@
-"""One Settings object, read at the edges (api, workers, cli) and passed inward as plain values."""
+"""One Settings object, read at the edges (api, workers, cli) and passed inward as plain values.
+
+A leaf of the import graph: importing it loads pydantic-settings and the few light modules its checks need, never
+the catalog, the vector store, numpy or the API (tests/unit/test_layering.py). A check that needs a heavy library
+imports it when it runs: the database URL is parsed by SQLAlchemy only when one is set."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,11 +14,24 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from db.engine import check_url
 from eval.gate import GatePolicy
-from snapdex.keys import check_configured
 from options import (Candidates, EmbedderBackend, Fusion, LateLongTokens, LlmMode, LongQueryCombine, MaxPerDocument,
                      Rerank, RerankDepth, Rewrite, RrfK, TwinPolicy, VectorDatatype, Weight, WindowMethod, default)
+from ingest.tenants import check_tenant
+
+OPERATOR = "*"  # SNAPDEX_API_KEYS's value for an operator key; no tenant name can be "*"
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def key_tenants(keys: dict[str, str]) -> dict[str, str | None]:
+    """SNAPDEX_API_KEYS, checked: {sha256 hex: tenant or "*"} -> {sha256: tenant, None for the operator}."""
+    out = {}
+    for sha, tenant in keys.items():
+        if not SHA256_RE.match(sha):
+            raise ValueError(f"SNAPDEX_API_KEYS: {sha[:16]!r}... is not a SHA-256 in hex (64 of 0-9a-f); "
+                             "`snapdex keys hash` prints one for a key")
+        out[sha] = None if tenant == OPERATOR else check_tenant(tenant)
+    return out
 
 
 class Settings(BaseSettings):
@@ -292,6 +310,8 @@ class Settings(BaseSettings):
     def _supported_database(cls, v: str | None) -> str | None:
         if v is None or not v.strip():
             return None
+        from db.engine import check_url  # SQLAlchemy parses it; only a process given a URL pays for loading it
+
         check_url(v.strip())  # says what is wrong and which dialects work
         return v.strip()
 
@@ -322,7 +342,7 @@ class Settings(BaseSettings):
     @field_validator("api_keys")
     @classmethod
     def _keys_are_hashes(cls, keys: dict[str, str]) -> dict[str, str]:
-        check_configured(keys)
+        key_tenants(keys)
         return keys
 
     @model_validator(mode="after")

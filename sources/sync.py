@@ -37,13 +37,14 @@ from db.locks import LockTimeout, Locks
 from index_snapshots.access import AccessSync
 from index_snapshots.service import Requeue, run_ingest_job
 from ingest.catalog import Catalog
-from ingest.ids import MAX_ID_CHARS, clean_name, id_problem
+from ingest.ids import clean_name
 from ingest.jobs import JobStore, NewDocument
 from ingest.pipeline import Ingestor
 from sources import schedule
 from sources.connectors.base import Item, ItemFailed, Limits, SourceError, iso, sha256
 from sources.kinds import ValidationError, kind_of, parse_config, problems
 from sources.store import COUNTS, ItemRow, SourceRow, SourceStore, SyncRow, SyncRunning
+from wire.ids import MAX_ID_CHARS, id_problem
 
 log = logging.getLogger(__name__)
 

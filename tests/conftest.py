@@ -63,7 +63,7 @@ def qdrant_server():
 @pytest.fixture(scope="session")
 def postgres():
     """One PostgreSQL server for the whole run (Debian's postgresql, started here); each test takes a database."""
-    from tests.procs import postgres_server
+    from harness.procs import postgres_server
 
     with postgres_server() as server:
         yield server

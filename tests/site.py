@@ -7,7 +7,7 @@ import hashlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.procs import free_port
+from harness.procs import free_port
 
 
 class Site:

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from snapdex.client import Client
-from tests.procs import REPO, auth, key_for, snapdex_env, snapdex_serve, wait_until
+from harness.procs import REPO, auth, key_for, snapdex_env, snapdex_serve, wait_until
 from tests.test_security import operations
 
 pytestmark = pytest.mark.slow

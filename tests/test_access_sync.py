@@ -8,7 +8,7 @@ import pytest
 from index_snapshots.builder import point_id
 from ingest.access import Reader
 from ingest.jobs import NewDocument
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 T = "default"
 LONG = " ".join(f"Clause {i}: the committee reviews quarterly budget line {i} with the finance office." for i in range(30))

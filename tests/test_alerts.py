@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.procs import REPO
+from harness.procs import REPO
 
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "alerts_test.yml"

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from snapdex.keys import digest
-from tests.procs import auth, key_for, snapdex_serve, wait_until
+from harness.procs import auth, key_for, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 

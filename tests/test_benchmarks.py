@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.benchmark_runs import peer_run
-from tests.procs import REPO, auth, key_for, snapdex_env, snapdex_serve
+from harness.procs import REPO, auth, key_for, snapdex_env, snapdex_serve
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from snapdex.client import AsyncClient, Client, SnapdexError, SnapdexRetriever
-from tests.procs import key_for, snapdex_serve
+from harness.procs import key_for, snapdex_serve
 
 DOCS = [{"id": "leave", "text": "# Handbook\n\n## Parental leave\n\nEmployees get sixteen weeks of paid parental leave. "
                                 "Leave starts up to four weeks before the due date.\n\n## Expenses\n\nManagers approve "

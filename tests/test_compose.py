@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.procs import REPO
+from harness.procs import REPO
 
 
 def test_compose_file_is_valid_and_complete():

@@ -13,7 +13,7 @@ from index_snapshots.builder import point_id
 from ingest.jobs import NewDocument
 from ingest.windows import sentence_spans
 from retrieval.context import ContextConfig, _Builder, build_context, token_counter, window_ends
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 
 @pytest.fixture(scope="module")

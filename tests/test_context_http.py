@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.procs import auth, snapdex_serve
+from harness.procs import auth, snapdex_serve
 
 pytestmark = pytest.mark.slow
 

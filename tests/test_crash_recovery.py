@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.procs import snapdex_serve, wait_until
+from harness.procs import snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 

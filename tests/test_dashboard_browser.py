@@ -14,7 +14,7 @@ import pytest
 from eval.profiles import ProfileStore
 from db.engine import Database
 from tests.benchmark_runs import peer_run
-from tests.procs import REPO, auth, free_port, key_for, snapdex_serve, wait_until
+from harness.procs import REPO, auth, free_port, key_for, snapdex_serve, wait_until
 from tests.test_access import keys_cli
 
 pytestmark = pytest.mark.slow

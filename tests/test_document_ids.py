@@ -9,8 +9,9 @@ from urllib.parse import quote
 import pytest
 
 from api.document_paths import routed_path
-from snapdex.client import Client, SnapdexError, _id
-from tests.procs import snapdex_serve
+from snapdex.client import Client, SnapdexError
+from harness.procs import snapdex_serve
+from wire.operations import id_segment
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +102,7 @@ def test_client_paths_round_trip_every_id():
     from urllib.parse import unquote
 
     for doc_id in [*JSON_IDS, *FILE_IDS, "a\nb", "50%2F50", "%zz", "é%"]:
-        segment = _id(doc_id)
+        segment = id_segment(doc_id)
         assert "/" not in segment and segment not in (".", "..")
         assert unquote(routed_path(segment)) == doc_id
         assert unquote(routed_path(quote(doc_id))) == doc_id  # slashes left plain: the same id
@@ -113,7 +114,7 @@ def test_an_id_stored_before_the_grammar_stays_addressable(tmp_path):
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from tests.helpers import ingest, make_runtime, text_doc
+    from harness.helpers import ingest, make_runtime, text_doc
 
     rt = make_runtime(tmp_path)
     ingest(rt, [text_doc("old\r\nid", "A document from before the id grammar.")])

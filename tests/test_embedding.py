@@ -9,7 +9,7 @@ from encoders.dense import HashEmbedder, RedisEmbeddingCache, SentenceTransforme
 from encoders.embedding import EmbeddingService
 from ingest.normalize import content_hash
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
-from tests.procs import redis_server
+from harness.procs import redis_server
 
 
 @pytest.fixture(params=["sqlite", "redis"])

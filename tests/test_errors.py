@@ -13,7 +13,7 @@ from api.main import create_app
 from errors import InvalidInput
 from eval.metrics import drilldown
 from store.base import StoreUnavailable
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 
 @pytest.fixture(scope="module")

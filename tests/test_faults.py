@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.procs import _ping, _stop, free_port, snapdex_serve, wait_until
+from harness.procs import _ping, _stop, free_port, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -173,7 +173,7 @@ def test_worker_sigterm_finishes_its_task_and_leaves_the_next_in_redis(tmp_path,
     from ingest.jobs import NewDocument
     from snapdex.runtime import Runtime
     from snapdex.settings import Settings
-    from tests.procs import snapdex_worker
+    from harness.procs import snapdex_worker
     from workers import tasks
     from workers.celery_app import configure
 

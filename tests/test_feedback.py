@@ -16,7 +16,7 @@ from db import Database
 from eval.answers import AnswerStore
 from snapdex.client import Client, SnapdexError
 from snapdex.llama import SnapdexRetriever
-from tests.procs import auth, key_for, snapdex_serve, wait_until
+from harness.procs import auth, key_for, snapdex_serve, wait_until
 from tests.test_access import bearer, keys_cli
 
 TENANT, OTHER = "acme", "globex"

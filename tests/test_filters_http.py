@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from tests.procs import auth, snapdex_serve
+from harness.procs import auth, snapdex_serve
 from tests.test_access import LETTERS, bearer, keys_cli
 
 pytestmark = pytest.mark.slow

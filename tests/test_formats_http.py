@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests import office_files as files
-from tests.procs import snapdex_serve, wait_until
+from harness.procs import snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from schemathesis import checks  # noqa: E402
 
-from tests.procs import snapdex_serve  # noqa: E402
+from harness.procs import snapdex_serve  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

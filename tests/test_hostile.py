@@ -34,8 +34,8 @@ from api.main import create_app
 from index_snapshots.access import DOCS_PER_SCROLL
 from ingest.access import reassigned
 from store.base import StoreError
-from tests.helpers import ingest, make_runtime, text_doc
-from tests.procs import auth, snapdex_serve
+from harness.helpers import ingest, make_runtime, text_doc
+from harness.procs import auth, snapdex_serve
 from tests.test_access import bearer, keys_cli
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from db.tables import documents
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 GERMAN = "Die Schüler lesen in der Bibliothek jeden Tag viele spannende Bücher über Geschichte und Natur."
 POLICY = " ".join(f"Clause {i}: staff file travel claim{i} within {i + 3} days to the finance desk." for i in range(40))

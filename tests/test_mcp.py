@@ -27,7 +27,7 @@ from mcp.shared.exceptions import MCPError
 
 from db import Database
 from eval.usage import AnswerStore, UsageLog
-from tests.procs import REPO, auth, key_for, snapdex_serve, wait_until
+from harness.procs import REPO, auth, key_for, snapdex_serve, wait_until
 from tests.test_access import GROUPS, USERS, corpus, keys_cli, visible, word_index
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,8 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import make_runtime
-from tests.procs import auth, free_port, snapdex_serve
+from harness.helpers import make_runtime
+from harness.procs import auth, free_port, snapdex_serve
 
 H = auth("obs")
 SECRET_QUERY = "which aquifer feeds the tamarisk springs"

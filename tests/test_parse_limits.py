@@ -14,8 +14,8 @@ import pytest
 from ingest.jobs import NewDocument
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
-from tests.procs import auth, parse_children, redis_server, snapdex_serve, snapdex_worker, wait_until
-from tests.runaway_inputs import SLOW_TEXT, looping_pdf
+from harness.procs import auth, parse_children, redis_server, snapdex_serve, snapdex_worker, wait_until
+from harness.runaway_inputs import SLOW_TEXT, looping_pdf
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import pytest
 
 from index_snapshots.builder import collection_name
 from ingest.jobs import NewDocument
-from tests.helpers import embedded_texts, ingest, make_runtime, text_doc
+from harness.helpers import embedded_texts, ingest, make_runtime, text_doc
 
 LONG = " ".join(f"Sentence {i} talks about topic{i % 17} and the value {i * 3}." for i in range(60))
 OTHER = " ".join(f"Paragraph {i}: rivers{i % 5} flow into lake{i % 11} near town {i}." for i in range(60))
@@ -93,7 +93,7 @@ def test_bad_file_fails_alone(rt):
 def test_attachments_named_with_what_an_id_may_not_hold_get_valid_ids(rt):
     """A sender names attachments (RFC 2231 lets a name hold any byte): control characters, a blank name and a repeat
     become ids every route can address (ingest/ids.py), each attachment ingested as its own document."""
-    from ingest.ids import id_problem
+    from wire.ids import id_problem
 
     def part(name: str) -> str:
         return ("--b\nContent-Type: text/plain\n"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.procs import REPO, auth, key_for, snapdex_env, snapdex_serve, wait_until
+from harness.procs import REPO, auth, key_for, snapdex_env, snapdex_serve, wait_until
 from tests.test_recall_gate import BROKEN, TOPICS
 
 pytestmark = pytest.mark.slow

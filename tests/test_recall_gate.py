@@ -8,7 +8,7 @@ from eval.metrics import evaluate
 from eval.runner import doc_ranking
 from eval.store import LabelledQuery
 from store.base import StoreUnavailable
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 TOPICS = {
     "kb-0": ("invoice billing cycle", "Invoices for the billing cycle are issued on the first working day."),

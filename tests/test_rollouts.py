@@ -17,7 +17,7 @@ import pytest
 
 from online.click_model import ClickModel
 from snapdex.client import Client, SnapdexError
-from tests.procs import auth, free_port, key_for, snapdex_serve
+from harness.procs import auth, free_port, key_for, snapdex_serve
 
 TENANTS = ("worse", "better", "aa", "canary", "checks")
 QUERIES = 12  # SciFact test queries with labels; the relevant documents of the second half are B's missing third

@@ -18,7 +18,7 @@ from db.engine import Database
 from eval.profiles import ProfileStore
 from snapdex.keys import digest
 from tests.benchmark_runs import peer_run
-from tests.procs import REPO, auth, free_port, key_for, keys_env, snapdex_env, snapdex_serve, wait_until
+from harness.procs import REPO, auth, free_port, key_for, keys_env, snapdex_env, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,9 @@ import time
 import pytest
 
 from errors import Conflict, NotFound
-from tests.helpers import embedded_texts, ingest, make_runtime, text_doc
+from harness.helpers import embedded_texts, ingest, make_runtime, text_doc
 from snapdex.settings import Settings
-from tests.procs import REPO, wait_until
+from harness.procs import REPO, wait_until
 
 DOCS = {
     f"d{i}": " ".join(f"Document {i} sentence {j} mentions topic{(i * 7 + j) % 23} and item{j % 5}." for j in range(25))

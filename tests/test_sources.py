@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.procs import REPO, free_port, snapdex_env, snapdex_serve, wait_until
+from harness.procs import REPO, free_port, snapdex_env, snapdex_serve, wait_until
 from tests.site import Site
 
 pytestmark = pytest.mark.slow
@@ -253,7 +253,7 @@ def test_s3_source_and_its_keys_never_show(svc, moto_s3, tmp_path):
 
 
 def _data_dir(svc) -> Path:
-    return svc.log.parent / "data"  # tests.procs.snapdex_serve keeps its log beside the data folder
+    return svc.log.parent / "data"  # harness.procs.snapdex_serve keeps its log beside the data folder
 
 
 # --- git ------------------------------------------------------------------------------------------------------------
@@ -534,7 +534,7 @@ def test_beat_and_workers_beside_redis(tmp_path):
     """The production shape: `snapdex beat` sends the tick through Redis and a `snapdex worker` runs the sync."""
     from snapdex.runtime import Runtime
     from snapdex.settings import Settings
-    from tests.procs import _stop, redis_server, snapdex_worker
+    from harness.procs import _stop, redis_server, snapdex_worker
 
     folder = tmp_path / "roots" / "docs"
     folder.mkdir(parents=True)

@@ -11,7 +11,7 @@ import pytest
 from errors import InvalidInput
 from eval.store import LabelledQuery
 from index_snapshots.tuning import TuningRequest
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 COMMON = "report team project update meeting budget plan review office system data customer".split()
 

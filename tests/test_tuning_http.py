@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.procs import auth, snapdex_serve, wait_until
+from harness.procs import auth, snapdex_serve, wait_until
 from tests.test_tuning import corpus
 
 pytestmark = pytest.mark.slow

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tests.procs import REPO, auth, free_port, redis_server, snapdex_serve, snapdex_worker, wait_until
-from tests.receiver import Receiver
+from harness.procs import REPO, auth, free_port, redis_server, snapdex_serve, snapdex_worker, wait_until
+from harness.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 from ingest.jobs import NewDocument
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
-from tests.procs import redis_server, snapdex_worker, wait_until
+from harness.procs import redis_server, snapdex_worker, wait_until
 
 pytestmark = pytest.mark.slow
 

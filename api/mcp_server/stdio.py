@@ -9,7 +9,7 @@ import httpx
 from pydantic import ValidationError
 
 from api.mcp_server.tools import Gateway, build_server
-from api.schemas import PrincipalIn
+from wire.common import PrincipalIn
 
 TIMEOUT_S = 120.0  # an ingest_text of a long text, or a first query while the service loads its model
 

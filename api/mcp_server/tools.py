@@ -24,11 +24,13 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
-from api.schemas import (ContextNeighbors, ContextRequest, ContextResponse, DeleteDocumentResponse, DocId,
-                         DocumentListResponse, IngestResponse, Metadata, NonBlank, PrincipalIn, RetrieveRequest,
-                         RetrieveResponse, Scalar, UsageRequest, UsageResponse)
 from api.strict import parse_json
-from snapdex.client import _Call, _Operations
+from wire.common import DocId, Metadata, NonBlank, PrincipalIn, Scalar
+from wire.documents import DeleteDocumentResponse, DocumentListResponse
+from wire.ingest import IngestResponse
+from wire.retrieve import ContextNeighbors, ContextRequest, ContextResponse, RetrieveRequest, RetrieveResponse
+from wire.operations import Call, Operations
+from wire.usage import UsageRequest, UsageResponse
 
 NAME = "snapdex"
 TOP_K = 8  # search's default, and the hits get_context builds its passages from
@@ -95,7 +97,7 @@ def failure(e: Exception) -> Failure:
     return e
 
 
-class Gateway(_Operations):
+class Gateway(Operations):
     """The HTTP API as the tools call it (the Python client's operations): each one request with `headers` (the
     caller's credentials), never retried (a rate limit is the model's to wait out, told the delay). `principal`: whom
     a service key reads for when a call names nobody (the session's)."""
@@ -107,7 +109,7 @@ class Gateway(_Operations):
     def reading_as(self, principal: PrincipalIn | None) -> PrincipalIn | None:
         return principal if principal is not None else self.principal
 
-    async def _run(self, call: _Call):
+    async def _run(self, call: Call):
         kwargs = {**call.kwargs, "headers": {**self.headers, **call.kwargs.get("headers", {})}}
         try:
             response = await self.http.request(call.method, call.path, **kwargs)

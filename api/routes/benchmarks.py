@@ -12,9 +12,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import OperatorDep, RuntimeDep
-from api.schemas import (
-    BenchmarkDetailResponse, BenchmarkImportRequest, BenchmarkListResponse, BenchmarkResponse, errors,
-)
+from api.schemas.benchmarks import (BenchmarkDetailResponse, BenchmarkImportRequest, BenchmarkListResponse,
+                                    BenchmarkResponse)
+from api.schemas.common import errors
 from api.strict import StrictRoute
 from eval.benchmarks import NAME
 from store.payload import INT64_MAX  # the catalog's INTEGER and the engine's: nothing larger is stored

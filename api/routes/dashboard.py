@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.auth import COOKIE, LOGIN_PATH, login_page
 from api.deps import PrincipalDep, RuntimeDep, tenant_of
 from api.routes.evaluation import overview
-from api.schemas import errors, json_errors
+from api.schemas.common import errors, json_errors
 from api.strict import StrictRoute
 from snapdex.runtime import Runtime
 

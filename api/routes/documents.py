@@ -12,12 +12,13 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import AskedPrincipalDep, PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, TenantDep, reader_of
 from api.document_paths import DocIdDep
 from api.enqueue import enqueue
-from api.schemas import (AccessChange, AccessResponse, DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse,
-                         DocumentListResponse, DocumentResponse, DocumentSummary, errors)
+from api.schemas.common import errors, stored_access
 from api.strict import StrictRoute, parse_json, refusal, refused
 from index_snapshots.documents import holding_snapshots
 from ingest.access import Reader
 from ingest.catalog import DocumentRow
+from wire.documents import (AccessChange, AccessResponse, DeleteDocumentResponse, DocumentChunk, DocumentChunksResponse,
+                            DocumentListResponse, DocumentResponse, DocumentSummary)
 
 router = APIRouter(tags=["documents"], responses=errors(403, 404, 422, 503), route_class=StrictRoute)
 log = logging.getLogger("snapdex.documents")
@@ -137,7 +138,7 @@ async def set_access(doc_id: DocIdDep, body: AccessChange, rt: RuntimeDep, tenan
     # The next snapshot takes every vector from the cache; its hash differs (access lists are part of it).
     # All or nothing: if a snapshot cannot take the new list, the catalog's old one is put back (index_snapshots/
     # access.py), so the document is read under one list everywhere, the old one, until the change is sent again.
-    access = body.access.stored() if body.access is not None else None
+    access = stored_access(body.access)
     try:
         changed = await run_in_threadpool(rt.access_sync.change, tenant, doc_id, access)
     except Exception as e:

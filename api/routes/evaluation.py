@@ -10,12 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from api.auth import Principal
 from api.deps import PrincipalDep, RuntimeDep, SettingsDep, TenantDep, ViewingTenantDep, reader_of
 from api.enqueue import enqueue
-from api.schemas import (
-    EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse, EvalRunListResponse, EvalRunQueued,
-    EvalRunRequest, EvalRunResponse, FromFeedbackRequest, FromFeedbackResponse, check_query_chars, LabelledQueryOut,
-    OverviewQuerySet, OverviewRun, QueryChange, QueryResultOut, QuerySetDetailResponse, QuerySetListResponse,
-    QuerySetRequest, QuerySetResponse, SET_NAME, SnapshotResponse, errors,
-)
+from api.schemas.common import errors
+from api.schemas.retrieve import check_query_chars
 from api.strict import StrictRoute
 from eval.metrics import metric_names
 from eval.store import LabelledQuery
@@ -23,6 +19,11 @@ from ingest.access import Reader
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
 from store.payload import INT64_MAX  # the catalog's INTEGER and the engine's: nothing larger is stored
+from wire.evaluation import (EvalCompareResponse, EvalOverviewResponse, EvalRunDetailResponse, EvalRunListResponse,
+                             EvalRunQueued, EvalRunRequest, EvalRunResponse, FromFeedbackRequest, FromFeedbackResponse,
+                             LabelledQueryOut, OverviewQuerySet, OverviewRun, QueryChange, QueryResultOut,
+                             QuerySetDetailResponse, QuerySetListResponse, QuerySetRequest, QuerySetResponse, SET_NAME)
+from wire.snapshots import SnapshotResponse
 
 router = APIRouter(prefix="/eval", tags=["evaluation"], responses=errors(400, 404, 422, 503), route_class=StrictRoute)
 HASH = r"^[0-9a-f]{64}$"

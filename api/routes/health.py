@@ -5,7 +5,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import RuntimeDep
-from api.schemas import HealthResponse, ReadyResponse, errors
+from api.schemas.common import errors
+from api.schemas.health import HealthResponse, ReadyResponse
 from api.strict import StrictRoute
 
 router = APIRouter(tags=["operations"], route_class=StrictRoute)

@@ -10,11 +10,14 @@ from starlette.datastructures import UploadFile
 from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.enqueue import enqueue
 from api.ratelimit import IngestLimit
-from api.schemas import AccessIn, FormMetadata, IngestRequest, IngestResponse, errors
+from api.schemas.common import errors, stored_access
+from api.schemas.ingest import FormMetadata
 from api.strict import StrictRoute, invalid, parse_json, refusal, refused, shown
-from ingest.ids import id_problem
 from ingest.jobs import NewDocument
 from snapdex.settings import Settings
+from wire.common import AccessIn
+from wire.ids import id_problem
+from wire.ingest import IngestRequest, IngestResponse
 
 router = APIRouter(tags=["ingest"], responses=errors(400, 413, 422, 429, 503), route_class=StrictRoute)
 
@@ -61,7 +64,7 @@ def _json_documents(body) -> list[NewDocument]:
         req = IngestRequest.model_validate(body)
     except ValidationError as e:
         raise invalid(e, ("body",)) from e
-    return [NewDocument(d.id, d.text.encode("utf-8"), dict(d.metadata), access=d.access.stored() if d.access else None)
+    return [NewDocument(d.id, d.text.encode("utf-8"), dict(d.metadata), access=stored_access(d.access))
             for d in req.documents]
 
 
@@ -83,7 +86,7 @@ def _form_fields(form) -> tuple[dict, dict | None]:
         raise invalid(e, ("body", "metadata")) from e
     access = _form_json(form, "access")
     try:
-        return meta, None if access is None else AccessIn.model_validate(access).stored()
+        return meta, None if access is None else stored_access(AccessIn.model_validate(access))
     except ValidationError as e:
         raise invalid(e, ("body", "access")) from e
 

@@ -4,8 +4,9 @@ from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
-from api.schemas import JobResponse, errors
+from api.schemas.common import errors
 from api.strict import StrictRoute
+from wire.jobs import JobResponse
 
 router = APIRouter(tags=["ingest"], responses=errors(404, 422), route_class=StrictRoute)
 

@@ -11,9 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, reader_of
 from api.ratelimit import RetrieveLimit, spend
 from api.strict import StrictRoute
-from api.schemas import (ContextPassage, ContextResponse, ErrorResponse, Highlight, HitScores, HitSource,
-                         RetrieveBatchRequest, RetrieveBatchResponse, RetrieveDocument, RetrieveHit, RetrieveRequest,
-                         RetrieveResponse, RolloutRef, check_query_chars, errors)
+from api.schemas.common import ErrorResponse, errors
+from api.schemas.retrieve import check_query_chars, context_config
 from eval.answers import Shown, reporter
 from index_snapshots import rollouts
 from index_snapshots.querying import Answer
@@ -21,6 +20,9 @@ from index_snapshots.rollouts import Served
 from retrieval.context import Context
 from retrieval.types import Candidate
 from snapdex.logs import request_id_var, text_digest
+from wire.retrieve import (ContextPassage, ContextResponse, Highlight, HitScores, HitSource, RetrieveBatchRequest,
+                           RetrieveBatchResponse, RetrieveDocument, RetrieveHit, RetrieveRequest, RetrieveResponse,
+                           RolloutRef)
 
 router = APIRouter(tags=["retrieve"], responses=errors(400, 403, 404, 422, 429, 503), route_class=StrictRoute)
 log = logging.getLogger("snapdex.retrieve")
@@ -109,7 +111,7 @@ def _call(req: RetrieveRequest, settings, principal, tenant: str) -> dict:
     may not send (or must) an HTTPException (403)."""
     check_query_chars(req.query, settings.max_query_chars)
     return {"query": req.query, "top_k": req.top_k, "filters": req.filters, "snapshot": req.snapshot,
-            "context": req.context.config() if req.context else None, "highlights": True,
+            "context": context_config(req.context), "highlights": True,
             "reader": reader_of(principal, tenant, settings, req.principal), "group_by": req.group_by,
             **req.options.model_dump()}
 

@@ -10,7 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, RuntimeDep, SettingsDep, TenantDep
 from api.routes.snapshots import who
-from api.schemas import RolloutListResponse, RolloutRequest, RolloutResponse, errors
+from api.schemas.common import errors
+from wire.rollouts import RolloutListResponse, RolloutRequest, RolloutResponse
 from api.strict import StrictRoute
 
 router = APIRouter(tags=["rollouts"], responses=errors(404, 409, 422, 503), route_class=StrictRoute)

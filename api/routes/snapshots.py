@@ -6,9 +6,10 @@ from fastapi.concurrency import run_in_threadpool
 from api.auth import Principal
 from api.deps import PrincipalDep, RuntimeDep, TenantDep
 from api.enqueue import enqueue
-from api.schemas import RebuildResponse, SnapshotListResponse, SnapshotResponse, SwitchResponse, errors
+from api.schemas.common import errors
 from api.strict import StrictRoute
 from snapdex.runtime import Runtime
+from wire.snapshots import RebuildResponse, SnapshotListResponse, SnapshotResponse, SwitchResponse
 
 router = APIRouter(tags=["snapshots"], responses=errors(404, 409, 422, 503), route_class=StrictRoute)
 

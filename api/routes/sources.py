@@ -11,9 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SettingsDep, TenantDep
 from api.enqueue import enqueue
-from api.schemas import errors
-from api.source_schemas import (SourceDeletedResponse, SourceListResponse, SourcePatch, SourceRequest, SourceResponse,
-                                SyncCounts, SyncListResponse, SyncQueued, SyncResponse)
+from api.schemas.common import errors, stored_access
+from api.schemas.sources import (SourceDeletedResponse, SourceListResponse, SourcePatch, SourceRequest, SourceResponse,
+                                 SyncCounts, SyncListResponse, SyncQueued, SyncResponse)
 from api.strict import StrictRoute, invalid, refusal, refused
 from snapdex.runtime import Runtime
 from snapdex.settings import Settings
@@ -89,7 +89,7 @@ async def create_source(req: SourceRequest, rt: RuntimeDep, settings: SettingsDe
     def create():
         shown, sealed = _config(rt, req.kind, req.config)
         row = rt.sources.create(tenant, req.name, req.kind, shown, sealed, stored_schedule, dict(req.metadata),
-                                req.access.stored() if req.access else None,
+                                stored_access(req.access),
                                 schedules.next_time(stored_schedule, time.time()))
         return _view(rt, row)
 
@@ -141,7 +141,7 @@ async def patch_source(source_id: str, req: SourcePatch, rt: RuntimeDep, setting
         if req.metadata is not None:
             values["metadata"] = dict(req.metadata)
         if "access" in sent:
-            values["access"] = req.access.stored() if req.access else None
+            values["access"] = stored_access(req.access)
         return _view(rt, rt.sources.update(tenant, source_id, values, secrets))
 
     return await run_in_threadpool(patch)  # NameTaken: a 409

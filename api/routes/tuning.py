@@ -12,8 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, TenantDep
 from api.enqueue import enqueue
-from api.schemas import (ProfileListResponse, ProfileResponse, ProfileSwitchResponse, TuningListResponse,
-                         TuningQueued, TuningRequestIn, TuningResponse, errors)
+from api.schemas.common import errors
+from api.schemas.tuning import (ProfileListResponse, ProfileResponse, ProfileSwitchResponse, TuningListResponse,
+                                TuningQueued, TuningRequestIn, TuningResponse)
 from api.strict import StrictRoute
 from index_snapshots.tuning import TuningRequest
 from snapdex.runtime import Runtime

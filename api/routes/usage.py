@@ -7,9 +7,10 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, ReadingTenantDep, RuntimeDep, SettingsDep, reader_of
-from api.schemas import FeedbackRequest, FeedbackResponse, UsageRequest, UsageResponse, errors
+from api.schemas.common import errors
 from api.strict import StrictRoute
 from eval.answers import reporter
+from wire.usage import FeedbackRequest, FeedbackResponse, UsageRequest, UsageResponse
 
 router = APIRouter(tags=["retrieve"], responses=errors(403, 422, 503), route_class=StrictRoute)
 

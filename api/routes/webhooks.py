@@ -9,8 +9,9 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SettingsDep, TenantDep
-from api.schemas import (DeliveryListResponse, DeliveryResponse, WebhookCreatedResponse, WebhookListResponse,
-                         WebhookRequest, WebhookResponse, WebhookTestResponse, errors)
+from api.schemas.common import errors
+from api.schemas.webhooks import (DeliveryListResponse, DeliveryResponse, WebhookCreatedResponse, WebhookListResponse,
+                                  WebhookRequest, WebhookResponse, WebhookTestResponse)
 from api.strict import StrictRoute
 from notify import EVENT_TYPES
 from notify.store import check_events

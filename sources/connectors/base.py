@@ -14,7 +14,7 @@ from typing import ClassVar, Iterator, Protocol, Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # What a listing reads when no `include` is given: the file types the service parses (the folder ingest's list).
-from snapdex.cli import FILE_TYPES
+from wire.files import FILE_TYPES
 
 MAX_GLOBS = 100
 

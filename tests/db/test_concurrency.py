@@ -12,7 +12,7 @@ from collections import Counter
 
 from db import open_catalog
 from ingest.jobs import JobStore
-from tests.procs import REPO
+from harness.procs import REPO
 
 SECONDS, WORKERS = 30.0, 4
 

@@ -10,7 +10,7 @@ import sys
 
 from db.migrate import head
 from tests.fixtures.make_legacy_catalog import EXPECTED, FIXTURE, with_later_fields
-from tests.procs import REPO, snapdex_env
+from harness.procs import REPO, snapdex_env
 
 
 def snapdex(data_dir, *args: str, url: str | None = None) -> subprocess.CompletedProcess:

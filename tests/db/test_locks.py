@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from db.locks import Locks, LockTimeout, holder_gone, holder_id
 from db.tables import leases
 from index_snapshots.manifest import Manifest
-from tests.procs import REPO
+from harness.procs import REPO
 
 LEASE_S = 3.0
 

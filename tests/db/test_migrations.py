@@ -25,7 +25,7 @@ from index_snapshots.manifest import Manifest
 from ingest.jobs import JobStore, NewDocument
 from snapdex.keys import KeyStore
 from tests.fixtures.make_legacy_catalog import EXPECTED, FIXTURE, dump, with_later_fields
-from tests.procs import REPO
+from harness.procs import REPO
 
 
 def differences(db: Database) -> list:
@@ -183,7 +183,7 @@ def test_urls_without_a_driver_mean_psycopg_and_settings_check_them(tmp_path):
 
 
 def test_an_unreachable_server_is_named_without_its_password():
-    from tests.procs import free_port
+    from harness.procs import free_port
 
     with pytest.raises(CatalogUnavailable, match=r"postgresql\+psycopg://snapdex:\*\*\*@127.0.0.1") as e:
         open_catalog(f"postgresql+psycopg://snapdex:hunter2@127.0.0.1:{free_port()}/nothing")

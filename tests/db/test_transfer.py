@@ -19,7 +19,7 @@ from index_snapshots.manifest import Manifest
 from ingest.jobs import JobStore, NewDocument
 from snapdex.keys import KeyStore
 from tests.fixtures.make_legacy_catalog import EXPECTED, FIXTURE, dump, with_later_fields
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 
 @pytest.fixture

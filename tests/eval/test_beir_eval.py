@@ -9,7 +9,7 @@ import pytest
 from eval.beir import BeirDataset
 from eval.runner import doc_ranking, run_queries
 from snapdex.evaluate import evaluate_dataset, index_dataset, table, variants
-from tests.helpers import make_runtime
+from harness.helpers import make_runtime
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from eval.synthetic import SourceDocument, synthetic_queries
 from index_snapshots.tuning import TuningRequest
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 LONG = ("The river carries fine sediment down to the wide sea every spring. "
         "Engineers measured the flow rate at three stations along the valley floor. ")

@@ -20,9 +20,9 @@ from ingest.jobs import NewDocument
 from ingest.parse_process import ParseLimitExceeded, ParseLimits, ParserPool
 from ingest.pipeline import MAX_PARSE_STARTS
 from tests import office_files as files
-from tests.helpers import make_runtime
-from tests.procs import wait_until
-from tests.runaway_inputs import SLOW_TEXT, looping_pdf
+from harness.helpers import make_runtime
+from harness.procs import wait_until
+from harness.runaway_inputs import SLOW_TEXT, looping_pdf
 
 
 @pytest.fixture

@@ -209,7 +209,7 @@ def test_concurrent_first_use_loads_once(model_dir, monkeypatch):
 
 def test_configured_cross_encoder_serves_as_a_pipeline_stage(model_dir, tmp_path):
     """SNAPDEX_CROSS_ENCODER_PATH makes "cross-encoder" a stage a request can ask for, scored on real hits."""
-    from tests.helpers import ingest, make_runtime, text_doc
+    from harness.helpers import ingest, make_runtime, text_doc
 
     rt = make_runtime(tmp_path, cross_encoder_path=model_dir, chunk_size=256)
     try:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from encoders.dense import HashEmbedder, SentenceTransformerEmbedder, input_windows
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 SENTENCES = [f"Sentence number {i} talks about topic {i % 7} and nothing else at all." for i in range(40)]
 

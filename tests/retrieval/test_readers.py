@@ -8,7 +8,7 @@ import pytest
 
 from ingest.access import Reader
 from ingest.jobs import NewDocument
-from tests.helpers import ingest, make_runtime
+from harness.helpers import ingest, make_runtime
 
 SENTENCES = [f"Sentence {i} talks about topic{i % 17} and the value {i * 3}." for i in range(60)]
 CAROL_ONLY = {"users": ["carol"], "groups": []}

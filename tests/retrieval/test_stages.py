@@ -11,7 +11,7 @@ from retrieval.fusion import weighted_zscore, zscores
 from retrieval.late_interaction import LateInteractionWeights
 from retrieval.pruning import PruneConfig, prune
 from retrieval.types import Candidate
-from tests.helpers import ingest, make_runtime, text_doc
+from harness.helpers import ingest, make_runtime, text_doc
 
 
 def test_zscores_by_hand():

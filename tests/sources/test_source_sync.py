@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from db.locks import Locks
-from ingest.ids import MAX_ID_CHARS, id_problem
+from wire.ids import MAX_ID_CHARS, id_problem
 from sources import schedule
 from sources.connectors import base
 from sources.connectors.base import Limits, SourceError, selected
 from sources.kinds import KINDS, checked
 from sources.sync import desired_access, document_id, source_lock
-from tests.helpers import make_runtime
+from harness.helpers import make_runtime
 
 
 def write(folder: Path, name: str, text: str) -> Path:

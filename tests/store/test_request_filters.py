@@ -12,7 +12,7 @@ from index_snapshots.builder import KEYWORD_INDEXES
 from ingest.access import Reader, document_tokens
 from ingest.catalog import DocumentRow
 from ingest.filters import request_filter
-from tests.helpers import builder_points
+from harness.helpers import builder_points
 
 TEAMS = ["hr", "eng", "legal", "board"]
 TITLES = ["Handbook", "Layoffs 2027", "Roadmap", "Minutes"]

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import jsonschema
 import pytest
 
-from api.schemas import RetrieveOptions, RetrieveRequest
+from wire.retrieve import RetrieveOptions, RetrieveRequest
 from errors import InvalidInput
 from index_snapshots.tuning import search_space
 from options import KNOBS, RERANKERS, RERANKS, REWRITES, STAGE_NAMES, build_stages, settings_map, tuned

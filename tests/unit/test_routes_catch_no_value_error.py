@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.procs import REPO
+from harness.procs import REPO
 
 # The built-in classes most bugs raise. (PATCH /documents/{id}/access catches Exception to answer that nothing was
 # changed, and says so in a 503: a deliberate all-or-nothing, left as it is.)

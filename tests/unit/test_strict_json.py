@@ -8,7 +8,8 @@ import pytest
 from fastapi import HTTPException
 
 from api.strict import MAX_DEPTH, MAX_ERRORS, parse_json
-from ingest.ids import MAX_ID_CHARS, attachment_ids, clean_name, id_problem
+from ingest.ids import attachment_ids, clean_name
+from wire.ids import MAX_ID_CHARS, id_problem
 
 
 def refused(text: str | bytes, loc=("body",)) -> list[dict]:

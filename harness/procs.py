@@ -1,4 +1,5 @@
-"""Real processes for tests: redis-server, `snapdex serve`, `snapdex worker`. Each test starts its own."""
+"""Real processes for the tests and the benchmarks: redis-server, PostgreSQL, `snapdex serve`, `snapdex worker`.
+Each test starts its own."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def auth(tenant: str | None) -> dict[str, str]:
 
 def keys_env(*tenants: str) -> str:
     """SNAPDEX_API_KEYS for these tenants and the operator, as an operator would set it: hashes only."""
-    from snapdex.keys import OPERATOR, digest
+    from snapdex.keys import digest
+    from snapdex.settings import OPERATOR
 
     return json.dumps({digest(key_for(t)): t or OPERATOR for t in (*tenants, None)})
 

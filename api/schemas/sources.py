@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas import AccessIn, Metadata, NonBlank, _no_control
 from sources.kinds import KINDS
 from sources.store import COUNTS, MAX_FAILURES
 from sources.sync import RESERVED_METADATA
+from wire.common import AccessIn, Metadata, NonBlank, _no_control
 
 SourceName = Annotated[NonBlank, AfterValidator(_no_control), Field(min_length=1, max_length=128)]
 Kind = Literal["folder", "s3", "git", "web"]
