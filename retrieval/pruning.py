@@ -7,7 +7,6 @@ from seeing both, so the lower-ranked one is dropped and the kept hit lists the 
 
 from __future__ import annotations
 
-import heapq
 import re
 from dataclasses import dataclass
 
@@ -66,7 +65,8 @@ class _Shingled:
 
     def __init__(self, text: str) -> None:
         self.set = shingles(text)
-        self.sketch = frozenset(heapq.nsmallest(SKETCH, map(hash, self.set)))
+        # sorted() in C: heapq.nsmallest's Python loop was half of a hit's cost here.
+        self.sketch = frozenset(sorted(map(hash, self.set))[:SKETCH])
 
     def similar(self, other: _Shingled, threshold: float) -> bool:
         floor = max(threshold - 0.35, 0.0) * min(len(self.sketch), len(other.sketch))
@@ -74,6 +74,36 @@ class _Shingled:
         if small < threshold * big or len(self.sketch & other.sketch) < floor:
             return False  # Jaccard <= small / big, and the sketches barely meet
         return jaccard(self.set, other.set) >= threshold
+
+
+class _NearIndex:
+    """The kept hits by their sketches' hashes: a new hit is compared only with the kept ones whose sketches share
+    enough hashes to pass `_Shingled.similar`'s first look, found by lookup, not by a scan of every kept hit (which
+    made pruning grow with the square of top_k). The first such kept hit in rank order is the one a scan would
+    find: the same answer, whatever the list's length."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.hits: list[tuple[Candidate, _Shingled]] = []
+        self.by_hash: dict[int, list[int]] = {}
+        # At or below this Jaccard the first look passes pairs sharing no sketch hash: only a scan finds them all.
+        self.scan = threshold - 0.35 <= 0
+
+    def add(self, c: Candidate, sh: _Shingled) -> None:
+        for h in sh.sketch:
+            self.by_hash.setdefault(h, []).append(len(self.hits))
+        self.hits.append((c, sh))
+
+    def first(self, sh: _Shingled) -> Candidate | None:
+        if self.scan:
+            order = range(len(self.hits))
+        else:
+            shared: dict[int, int] = {}
+            for h in sh.sketch:
+                for i in self.by_hash.get(h, ()):
+                    shared[i] = shared.get(i, 0) + 1
+            order = sorted(shared)
+        return next((self.hits[i][0] for i in order if sh.similar(self.hits[i][1], self.threshold)), None)
 
 
 def _first_doc(c: Candidate) -> str:
@@ -107,7 +137,8 @@ def _older_twins(candidates: list[Candidate]) -> set[str]:
 
 def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple[list[Candidate], int]:
     """The first `top_k` distinct hits in order, and how many were dropped on the way."""
-    kept: list[tuple[Candidate, _Shingled]] = []
+    kept: list[Candidate] = []
+    near = _NearIndex(config.near_duplicate)
     per_doc: dict[str, int] = {}
     dropped = 0
     older = _older_twins(candidates) if config.twins == "collapse" else set()
@@ -118,7 +149,7 @@ def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple
             dropped += 1
             continue
         sh = _Shingled(c.text)
-        twin = next((k for k, ksh in kept if sh.similar(ksh, config.near_duplicate)), None)
+        twin = near.first(sh)
         if twin is not None:
             known = {s.get("doc_id") for s in twin.payload.get("sources", [])}
             twin.payload.setdefault("sources", []).extend(
@@ -130,8 +161,9 @@ def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple
             dropped += 1
             continue
         per_doc[doc] = per_doc.get(doc, 0) + 1
-        kept.append((c, sh))
-    return [c for c, _ in kept], dropped
+        kept.append(c)
+        near.add(c, sh)
+    return kept, dropped
 
 
 GROUP_BY = ("document",)
