@@ -179,7 +179,7 @@ class RetrievalPipeline:
             return hit
         counts = self.embedder.count_tokens(list(texts))
         windows = [input_windows(self.embedder, t, n) for t, n in zip(texts, counts)]
-        vecs = np.asarray(self.embedder.embed([w for ws in windows for w in ws]), dtype=np.float32)
+        vecs = self._window_vectors(windows)
         per_text, rows, at = [], None, 0
         for ws in windows:
             part, at = vecs[at:at + len(ws)], at + len(ws)
@@ -192,6 +192,33 @@ class RetrievalPipeline:
         out = QueryEmbedding(_unit(np.mean(per_text, axis=0)), rows, max(counts))
         self.vectors.put(key, out)
         return out
+
+    def _window_vectors(self, windows: list[list[str]]) -> np.ndarray:
+        """One row per window of every text, in order. Texts that fit the model's input go in one batch. The
+        windows of a long text are the model's cost of a long query: each is embedded alone, as a batch pads every
+        window to its longest one (a 300-word query's two windows, 256 and 150 word pieces, cost 512), and kept by
+        its text, so a chat backend resending a conversation with one more turn pays only for the windows the
+        turn changed (windows are cut from the start: the earlier ones come out the same)."""
+        model = self.embedder.model_id
+        rows: list[np.ndarray | None] = [None] * sum(len(ws) for ws in windows)
+        short: list[int] = []
+        at = 0
+        for ws in windows:
+            if len(ws) == 1:
+                short.append(at)
+            else:
+                for k, w in enumerate(ws):
+                    hit = self.vectors.get((model, "window", w))
+                    if hit is None:
+                        hit = np.asarray(self.embedder.embed([w]), dtype=np.float32)[0]
+                        self.vectors.put((model, "window", w), hit)
+                    rows[at + k] = hit
+            at += len(ws)
+        if short:
+            flat = [w for ws in windows for w in ws]
+            for i, v in zip(short, np.asarray(self.embedder.embed([flat[i] for i in short]), dtype=np.float32)):
+                rows[i] = v
+        return np.stack(rows) if rows else np.zeros((0, self.embedder.dim), dtype=np.float32)
 
     def embed_queries(self, texts: list[str]) -> None:
         """Put the query vectors of many texts in the cache with one model batch (what embed_query would make of
