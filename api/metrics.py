@@ -166,7 +166,8 @@ class OpsCollector:
         held = GaugeMetricFamily("snapdex_cache_bytes", "memory a cache of this process holds (entries measured "
                                  "when stored) and its bound", labels=["cache", "kind"])
         searcher = self.rt.__dict__.get("searcher")  # only once built: scraping must not build the pipeline
-        caches = {"answers": searcher.cache, "query_vectors": searcher.pipeline.vectors} if searcher else {}
+        caches = {"answers": searcher.cache, "query_vectors": searcher.pipeline.vectors,
+                  "chunks": searcher.pipeline.chunks} if searcher else {}
         for name, c in caches.items():
             cache.add_metric([name, "hit"], c.hits)
             cache.add_metric([name, "miss"], c.misses)

@@ -40,6 +40,7 @@ MAX_FETCH = 1000
 LONG_QUERY_COMBINES = ("mean", "max-sim")
 FIRST_STAGES = ("hybrid", "dense", "bm25")
 QUERY_VECTOR_CACHE_BYTES = 8 * 1024 * 1024
+CHUNK_CACHE_BYTES = 32 * 1024 * 1024
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -136,7 +137,8 @@ class PipelineResult:
 class RetrievalPipeline:
     def __init__(self, store: VectorStore, embedder: Embedder, rerankers: dict[str, Reranker | None],
                  rewriters: dict[str, QueryRewriter | None], defaults: StageConfig, prune_config: PruneConfig,
-                 long_query_combine: str = "mean", vector_cache_bytes: int = QUERY_VECTOR_CACHE_BYTES) -> None:
+                 long_query_combine: str = "mean", vector_cache_bytes: int = QUERY_VECTOR_CACHE_BYTES,
+                 chunk_cache_bytes: int = CHUNK_CACHE_BYTES) -> None:
         for what, choice, known in (("rerank", defaults.rerank, rerankers), ("rewrite", defaults.rewrite, rewriters)):
             if choice not in known:
                 raise ValueError(f"default {what}={choice!r} is not one of {sorted(known)}")
@@ -152,6 +154,9 @@ class RetrievalPipeline:
         # Query vectors repeat (chat retries, eval reruns, the same question from many users): embedding is
         # most of a query's time on a CPU, so they are kept by (model, text), within a memory bound.
         self.vectors = BoundedCache(vector_cache_bytes)
+        # What pruning and highlights make of a hit's chunk (its shingles, its window vectors): the same chunks come
+        # back answer after answer, and making them again was most of a deep answer's time.
+        self.chunks = BoundedCache(chunk_cache_bytes)
 
     def stages(self, **overrides) -> StageConfig:
         """The defaults with these overrides (a profile's, a request's); unknown stage names are rejected with the
@@ -307,12 +312,12 @@ class RetrievalPipeline:
         if group_by:
             kept, documents, dropped = group_documents(candidates, top_k, prune_config)
         else:
-            kept, dropped = prune(candidates, top_k, prune_config)
+            kept, dropped = prune(candidates, top_k, prune_config, self.chunks)
         self._leg_scores(query, kept)
         lap("prune")
         if highlights and windows and vector is not None:
             add_highlights(self.store, collection, kept, query.window_query if query.window_query is not None
-                           else vector)
+                           else vector, self.chunks)
             lap("highlights")
         recipe = self._recipe(stages, rewriter, rewritten, reranker, vector is not None, prune_config)
         if isinstance(languages, Mapping) and len(languages) > 1:  # what this query's BM25 analyses weighed

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from errors import InvalidInput
+from retrieval.cache import BoundedCache
 from retrieval.types import Candidate
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -43,17 +46,30 @@ TWIN_POLICIES = ("collapse", "keep-all")
 SKETCH = 16  # smallest shingle hashes kept per hit: a cheap first look before the exact Jaccard
 
 
-def shingles(text: str) -> frozenset[tuple[str, ...]]:
-    """Every run of SHINGLE consecutive words (one shingle of all the words if there are fewer). Tuples built by
-    zip, not joined strings: this runs on every hit of every answer."""
+def shingles(text: str) -> np.ndarray:
+    """Every run of SHINGLE consecutive words (one shingle of all the words if there are fewer), each as a 64-bit
+    hash: sorted, without repeats. Hashed in numpy from the words' hashes: this runs on every hit of every answer,
+    and building a set of word tuples was most of pruning's cost at top_k 100 (two sets share a hash by chance
+    about once in 2^64 pairs of shingles)."""
     words = _WORD.findall(text.lower())
     if len(words) < SHINGLE:
-        return frozenset([tuple(words)])
-    return frozenset(zip(*(words[i:] for i in range(SHINGLE))))
+        return np.array([hash(tuple(words))], dtype=np.int64)
+    h = np.fromiter(map(hash, words), dtype=np.int64, count=len(words))
+    mixed = h[:-2].copy()
+    for k in range(1, SHINGLE):  # int64 arithmetic wraps: a polynomial hash of the run, position-sensitive
+        mixed *= _MIX
+        mixed += h[k:len(h) - SHINGLE + 1 + k]
+    return np.unique(mixed)
 
 
-def jaccard(a: frozenset, b: frozenset) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
+_MIX = np.int64(1_000_003)
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Of two sorted shingle hash arrays without repeats."""
+    both = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - both
+    return both / union if union else 1.0
 
 
 class _Shingled:
@@ -63,14 +79,19 @@ class _Shingled:
 
     __slots__ = ("set", "sketch")
 
-    def __init__(self, text: str) -> None:
-        self.set = shingles(text)
-        # sorted() in C: heapq.nsmallest's Python loop was half of a hit's cost here.
-        self.sketch = frozenset(sorted(map(hash, self.set))[:SKETCH])
+    def __init__(self, text: str, memo: BoundedCache | None = None, key: str | None = None) -> None:
+        """`memo`: shingles already made, by `key` (a chunk's content hash: its text never changes)."""
+        got = memo.get(key) if memo is not None and key else None
+        if got is None:
+            hashes = shingles(text)
+            got = (hashes, frozenset(hashes[:SKETCH].tolist()))  # the array is sorted: its first are the smallest
+            if memo is not None and key:
+                memo.put(key, got)
+        self.set, self.sketch = got
 
     def similar(self, other: _Shingled, threshold: float) -> bool:
         floor = max(threshold - 0.35, 0.0) * min(len(self.sketch), len(other.sketch))
-        small, big = sorted((len(self.set), len(other.set)))
+        small, big = sorted((self.set.size, other.set.size))
         if small < threshold * big or len(self.sketch & other.sketch) < floor:
             return False  # Jaccard <= small / big, and the sketches barely meet
         return jaccard(self.set, other.set) >= threshold
@@ -135,8 +156,11 @@ def _older_twins(candidates: list[Candidate]) -> set[str]:
     return older
 
 
-def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple[list[Candidate], int]:
-    """The first `top_k` distinct hits in order, and how many were dropped on the way."""
+def prune(candidates: list[Candidate], top_k: int, config: PruneConfig, memo: BoundedCache | None = None
+          ) -> tuple[list[Candidate], int]:
+    """The first `top_k` distinct hits in order, and how many were dropped on the way. `memo`: the shingles of
+    chunks seen before, by content hash (making them is most of the cost; the same chunks come back in answer
+    after answer)."""
     kept: list[Candidate] = []
     near = _NearIndex(config.near_duplicate)
     per_doc: dict[str, int] = {}
@@ -148,7 +172,7 @@ def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple
         if older and _first_doc(c) in older:
             dropped += 1
             continue
-        sh = _Shingled(c.text)
+        sh = _Shingled(c.text, memo, c.payload.get("chunk_hash"))
         twin = near.first(sh)
         if twin is not None:
             known = {s.get("doc_id") for s in twin.payload.get("sources", [])}

@@ -203,7 +203,7 @@ class Runtime:
                              fusion_dense=s.retrieval_fusion_dense, fusion_bm25=s.retrieval_fusion_bm25)
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
                                  PruneConfig(s.prune_near_duplicate, twins=s.near_duplicate_policy), long_query_combine=s.long_query_combine,
-                                 vector_cache_bytes=s.query_vector_cache_bytes)
+                                 vector_cache_bytes=s.query_vector_cache_bytes, chunk_cache_bytes=s.chunk_cache_bytes)
 
     @cached_property
     def searcher(self) -> SnapshotSearcher:

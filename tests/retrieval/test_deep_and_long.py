@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 
 import numpy as np
 import pytest
 
 from encoders.dense import HashEmbedder, input_windows
-from retrieval.pruning import PruneConfig, _NearIndex, _Shingled, prune
+from retrieval.pruning import PruneConfig, _NearIndex, _Shingled, jaccard, prune, shingles
 from retrieval.types import Candidate
 from tests.helpers import make_runtime
 
@@ -102,9 +103,9 @@ def test_a_hit_like_two_kept_ones_goes_to_the_better_ranked():
     assert [s["doc_id"] for s in kept[2].payload["sources"]] == ["db"]
 
 
-def _shingled(shingles: set, sketch: set) -> _Shingled:
+def _shingled(hashes: set[int], sketch: set[int]) -> _Shingled:
     sh = _Shingled("")
-    sh.set, sh.sketch = frozenset(shingles), frozenset(sketch)
+    sh.set, sh.sketch = np.array(sorted(hashes), dtype=np.int64), frozenset(sketch)
     return sh
 
 
@@ -113,11 +114,26 @@ def test_at_a_low_threshold_hits_sharing_no_sketch_hash_are_still_compared():
     hashes would miss those that share none."""
     kept = _cand(0, "kept", "a")
     index = _NearIndex(0.3)
-    index.add(kept, _shingled({("x",), ("y",), ("z",)}, {101}))
-    assert index.first(_shingled({("x",), ("y",), ("w",)}, {202})) is kept  # Jaccard 0.5, no hash shared
+    index.add(kept, _shingled({1, 2, 3}, {101}))
+    assert index.first(_shingled({1, 2, 4}, {202})) is kept  # Jaccard 0.5, no sketch hash shared
     index = _NearIndex(0.8)
-    index.add(kept, _shingled({("x",), ("y",), ("z",)}, {101}))
-    assert index.first(_shingled({("x",), ("y",), ("z",)}, {202})) is None  # the first look, as the scan's
+    index.add(kept, _shingled({1, 2, 3}, {101}))
+    assert index.first(_shingled({1, 2, 3}, {202})) is None  # the first look, as the scan's
+
+
+def test_shingle_hashes_give_the_jaccard_of_the_word_runs():
+    rng = random.Random(5)
+    for _ in range(200):
+        a = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(1, 80)))
+        b = _edited(a, rng, rng.randrange(0, 6)) if rng.random() < 0.7 else " ".join(rng.sample(WORDS, 5))
+
+        def runs(text):
+            w = re.findall(r"\w+", text.lower())
+            return {tuple(w)} if len(w) < 3 else set(zip(w, w[1:], w[2:]))
+
+        want = len(runs(a) & runs(b)) / len(runs(a) | runs(b))
+        assert jaccard(shingles(a), shingles(b)) == pytest.approx(want, abs=1e-12)
+        assert shingles(a).size == len(runs(a))
 
 
 class CountingEmbedder(HashEmbedder):
@@ -177,5 +193,49 @@ def test_a_conversation_resent_with_one_more_turn_embeds_only_the_new_windows(tm
         e.batches.clear()
         rt.pipeline.embed_query(("short one", "short two"))
         assert e.batches == [["short one", "short two"]]
+    finally:
+        rt.close()
+
+
+def test_shingles_kept_by_chunk_prune_the_same(tmp_path):
+    from retrieval.cache import BoundedCache
+
+    memo = BoundedCache(1 << 20)
+    cands = _list(3, 120)
+    for c in cands:
+        c.payload["chunk_hash"] = f"h-{c.text}"
+    want = prune(copy.deepcopy(cands), 100, PruneConfig())
+    first = prune(copy.deepcopy(cands), 100, PruneConfig(), memo)
+    misses = memo.misses
+    again = prune(copy.deepcopy(cands), 100, PruneConfig(), memo)
+    for got in (first, again):
+        assert [c.id for c in got[0]] == [c.id for c in want[0]] and got[1] == want[1]
+    assert memo.misses == misses and memo.hits >= len(want[0])  # the second answer made no shingles
+
+
+def test_window_vectors_kept_by_point_highlight_the_same_without_reading_the_store(tmp_path):
+    from retrieval.context import add_highlights
+
+    rt = make_runtime(tmp_path)
+    try:
+        from tests.helpers import ingest, text_doc
+
+        ingest(rt, [text_doc(f"d{i}", " ".join(f"Sentence {j} of part {i} is about topic{(i + j) % 5}."
+                                                 for j in range(12))) for i in range(6)], tenant="hl")
+        live = rt.manifest.live("hl")
+        answer = rt.searcher.search("hl", "sentence about topic3", 20, highlights=True, use_cache=False)
+        assert any(h.highlights for h in answer.hits)
+        reads = []
+        retrieve = rt.store.retrieve
+        rt.store.retrieve = lambda *a, **kw: reads.append(a[1]) or retrieve(*a, **kw)
+        vector = rt.pipeline.embed_query(("sentence about topic3",)).vector
+        hits = [copy.deepcopy(h) for h in answer.hits]
+        for h in hits:
+            h.highlights = []
+        add_highlights(rt.store, live.collection, hits, vector, rt.pipeline.chunks)
+        # The answer's own call kept every hit's windows: none read again, the same highlights.
+        assert reads == [] and [h.highlights for h in hits] == [h.highlights for h in answer.hits]
+        add_highlights(rt.store, live.collection, hits, vector)  # no memo: read, the same again
+        assert len(reads) == 1 and [h.highlights for h in hits] == [h.highlights for h in answer.hits]
     finally:
         rt.close()
