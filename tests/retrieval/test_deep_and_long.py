@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from encoders.dense import HashEmbedder, input_windows
+from retrieval import pruning
 from retrieval.pruning import PruneConfig, _NearIndex, _Shingled, jaccard, prune, shingles
 from retrieval.types import Candidate
 from tests.helpers import make_runtime
@@ -25,30 +26,17 @@ def _cand(i: int, text: str, doc: str) -> Candidate:
                      score=1.0 - i / 1000)
 
 
+class _Scan(_NearIndex):
+    """The lookup before the sketch index: every kept hit, in rank order."""
+
+    def first(self, sh: _Shingled) -> Candidate | None:
+        return next((c for c, ksh in self.hits if sh.similar(ksh, self.threshold)), None)
+
+
 def _scan_prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple[list[Candidate], int]:
-    """The pruning before the sketch index (twins aside, as these cases have none): every new hit compared with
-    every kept one, in rank order."""
-    kept: list[tuple[Candidate, _Shingled]] = []
-    per_doc: dict[str, int] = {}
-    dropped = 0
-    for c in candidates:
-        if len(kept) == top_k:
-            break
-        sh = _Shingled(c.text)
-        twin = next((k for k, ksh in kept if sh.similar(ksh, config.near_duplicate)), None)
-        if twin is not None:
-            known = {s.get("doc_id") for s in twin.payload.get("sources", [])}
-            twin.payload.setdefault("sources", []).extend(
-                s for s in c.payload.get("sources", []) if s.get("doc_id") not in known)
-            dropped += 1
-            continue
-        doc = c.payload["doc_ids"][0]
-        if config.max_per_document is not None and per_doc.get(doc, 0) >= config.max_per_document:
-            dropped += 1
-            continue
-        per_doc[doc] = per_doc.get(doc, 0) + 1
-        kept.append((c, sh))
-    return [c for c, _ in kept], dropped
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pruning, "_NearIndex", _Scan)
+        return prune(candidates, top_k, config)
 
 
 def _edited(text: str, rng: random.Random, edits: int) -> str:
