@@ -77,7 +77,8 @@ def write_result(path: Path, result: dict, echo: bool = True) -> None:
     print(json.dumps(result, indent=2, default=str) if echo else f"wrote {path}")
 
 
-def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points, documents: int | None = None) -> float:
+def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points,
+                   documents: int | None = None) -> float:
     """Write `points` (an iterable of store Points) straight into a new live snapshot of `tenant` named by `snap`,
     under `config` (the manifest's record of it); returns the seconds it took. For indexes too large to embed here.
     `documents`: what the manifest records (default: one per point)."""

@@ -109,8 +109,8 @@ def build(data_dir: Path) -> str:
                 v = v + noise.normal(0, 0.02, v.shape).astype(np.float32)
                 return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
-            src = [{k: v for k, v in s.items() if k not in ("twins", "twin_access")} | {"doc_id": f"again:{s['doc_id']}"}
-                   for s in r.payload["sources"]]
+            src = [{k: v for k, v in s.items() if k not in ("twins", "twin_access")}
+                   | {"doc_id": f"again:{s['doc_id']}"} for s in r.payload["sources"]]
             payload = {**r.payload, "tenant": TENANT, "text": text, "chunk_hash": h, "sources": src,
                        "doc_ids": [s["doc_id"] for s in src]}
             rows.append((str(uuid.UUID(bytes=hashlib.md5(h.encode()).digest())), text, moved(r.dense),
