@@ -166,7 +166,8 @@ class OpsCollector:
         held = GaugeMetricFamily("snapdex_cache_bytes", "memory a cache of this process holds (entries measured "
                                  "when stored) and its bound", labels=["cache", "kind"])
         searcher = self.rt.__dict__.get("searcher")  # only once built: scraping must not build the pipeline
-        caches = {"answers": searcher.cache, "query_vectors": searcher.pipeline.vectors} if searcher else {}
+        caches = {"answers": searcher.cache, "query_vectors": searcher.pipeline.vectors,
+                  "chunks": searcher.pipeline.chunks} if searcher else {}
         for name, c in caches.items():
             cache.add_metric([name, "hit"], c.hits)
             cache.add_metric([name, "miss"], c.misses)
@@ -217,7 +218,7 @@ class OpsCollector:
             "resident memory of this process (/proc/self): component=process is now, process_peak the high-water "
             "mark; embedder, vector_store, cross_encoder: how much RSS grew while each loaded at start-up; parser: "
             "the resident memory of the parse child once it loaded (a process of its own, not in process); "
-            "answers_cache, query_vectors_cache: bytes their entries hold", labels=["component"])
+            "answers_cache, query_vectors_cache, chunks_cache: bytes their entries hold", labels=["component"])
         memory.add_metric(["process"], rss_bytes())
         memory.add_metric(["process_peak"], peak_rss_bytes())
         for component, grown in self.rt.memory.snapshot().items():

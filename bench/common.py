@@ -77,9 +77,11 @@ def write_result(path: Path, result: dict, echo: bool = True) -> None:
     print(json.dumps(result, indent=2, default=str) if echo else f"wrote {path}")
 
 
-def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points) -> float:
+def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points,
+                   documents: int | None = None) -> float:
     """Write `points` (an iterable of store Points) straight into a new live snapshot of `tenant` named by `snap`,
-    under `config` (the manifest's record of it); returns the seconds it took. For indexes too large to embed here."""
+    under `config` (the manifest's record of it); returns the seconds it took. For indexes too large to embed here.
+    `documents`: what the manifest records (default: one per point)."""
     import time
 
     from index_snapshots.builder import KEYWORD_INDEXES, collection_name
@@ -100,6 +102,6 @@ def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points) -
         rt.store.upsert(name, batch)
     rt.store.flush(name)
     seconds = time.perf_counter() - started
-    rt.manifest.finish(tenant, snap, documents=total, chunks=total, embedded=0, reused=total, seconds=seconds)
+    rt.manifest.finish(tenant, snap, documents=documents or total, chunks=total, embedded=0, reused=total, seconds=seconds)
     rt.manifest.promote(tenant, snap)
     return seconds

@@ -64,7 +64,7 @@ def input_windows(embedder: Embedder, text: str, tokens: int | None = None) -> l
     windows: list[str] = []
     current: list[str] = []
     used = 2
-    for piece, n in zip(pieces, embedder.count_tokens(pieces)):
+    for piece, n in pieces:
         if current and used + n - 2 > budget:
             windows.append(" ".join(current))
             current, used = [], 2
@@ -75,13 +75,14 @@ def input_windows(embedder: Embedder, text: str, tokens: int | None = None) -> l
     return windows
 
 
-def _fit(embedder: Embedder, pieces: list[str], budget: int) -> list[str]:
-    """The pieces in order, any over the budget halved by words until each fits (one word alone stays as it is)."""
-    out: list[str] = []
+def _fit(embedder: Embedder, pieces: list[str], budget: int) -> list[tuple[str, int]]:
+    """The pieces in order with their counts, any over the budget halved by words until each fits (one word alone
+    stays as it is)."""
+    out: list[tuple[str, int]] = []
     for piece, n in zip(pieces, embedder.count_tokens(pieces)):
         words = piece.split()
         if n <= budget or len(words) < 2:
-            out.append(piece)
+            out.append((piece, n))
         else:
             half = len(words) // 2
             out += _fit(embedder, [" ".join(words[:half]), " ".join(words[half:])], budget)

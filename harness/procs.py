@@ -120,9 +120,10 @@ class Service:
 
 @contextmanager
 def snapdex_serve(data_dir: Path, log_level: str = "warning", tenants: tuple[str, ...] | None = None,
-                  **env: str) -> Iterator[Service]:
+                  repo: Path = REPO, **env: str) -> Iterator[Service]:
     """`snapdex serve` on a free port. With `tenants`, API keys are required: one per tenant (and the default
-    tenant, whose key the client sends unless a call passes its own `auth(...)`), plus the operator's."""
+    tenant, whose key the client sends unless a call passes its own `auth(...)`), plus the operator's. `repo`: the
+    checkout whose code serves (a bench compares two)."""
     if tenants is not None:
         env.setdefault("SNAPDEX_API_KEYS", keys_env("default", *tenants))
     port = free_port()
@@ -131,7 +132,7 @@ def snapdex_serve(data_dir: Path, log_level: str = "warning", tenants: tuple[str
     with log.open("w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "snapdex", "serve", "--port", str(port), "--data-dir",
                                  str(data_dir), "--log-level", log_level],
-                                cwd=REPO, env=snapdex_env(data_dir, **env), stdout=fh, stderr=subprocess.STDOUT)
+                                cwd=repo, env=snapdex_env(data_dir, **env), stdout=fh, stderr=subprocess.STDOUT)
     service = Service(proc, f"http://127.0.0.1:{port}", log, auth("default") if tenants is not None else {})
     try:
         def up():

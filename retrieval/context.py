@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from errors import InvalidInput
+from retrieval.cache import BoundedCache
 from retrieval.types import Candidate
 from store.base import WINDOWS, VectorStore
 from wire.retrieve import MAX_NEIGHBORS
@@ -132,24 +133,44 @@ def token_counter(name: str | None, embedder) -> TokenCounter:
 # --------------------------------------------------------------------------- highlights
 
 
-def add_highlights(store: VectorStore, collection: str, hits: list[Candidate], query: np.ndarray | None) -> None:
+def window_vectors(store: VectorStore, collection: str, ids: list[str], memo: BoundedCache | None = None
+                   ) -> dict[str, np.ndarray]:
+    """The sentence-window vectors of these points (those that have any), one row per window. `memo`: those read
+    before, by (collection, id): a snapshot's collection never changes, and reading vectors from the engine and
+    converting them from Python lists was most of a deep answer's highlight time."""
+    out: dict[str, np.ndarray] = {}
+    for i in ids:
+        got = memo.get((collection, i)) if memo is not None else None
+        if got is not None:
+            out[i] = got
+    todo = [i for i in ids if i not in out]
+    if todo:
+        # Only the window vectors: the hits carry their payloads already, and reading and converting every point's
+        # payload and other vectors again was most of this step's time at 100k chunks.
+        for r in store.retrieve(collection, todo, with_vectors=[WINDOWS], with_payload=False):
+            if r.windows:
+                out[r.id] = np.asarray(r.windows, dtype=np.float32)
+                if memo is not None:
+                    memo.put((collection, r.id), out[r.id])
+    return out
+
+
+def add_highlights(store: VectorStore, collection: str, hits: list[Candidate], query: np.ndarray | None,
+                   memo: BoundedCache | None = None) -> None:
     """Set each hit's highlights: its best sentence windows by the late-interaction score (max-sim of `query`, one
-    vector or one row per query window, against each window's vector)."""
+    vector or one row per query window, against each window's vector). `memo`: see window_vectors."""
     with_windows = [h for h in hits if h.payload.get("windows")]
     if query is None or not with_windows:
         return
     rows = np.atleast_2d(np.asarray(query, dtype=np.float32))
-    # Only the window vectors: the hits carry their payloads already, and reading and converting every point's
-    # payload and other vectors again was most of this step's time at 100k chunks.
-    records = {r.id: r for r in store.retrieve(collection, [h.id for h in with_windows], with_vectors=[WINDOWS],
-                                               with_payload=False)}
+    vectors = window_vectors(store, collection, [h.id for h in with_windows], memo)
     for h in with_windows:
-        r = records.get(h.id)
-        if r is None or not r.windows:
+        windows = vectors.get(h.id)
+        if windows is None:
             continue
         # A window's score is the sum over query rows of its similarity (one row: the cosine): the best one is
         # what max-sim gave the hit.
-        scores = (np.asarray(r.windows, dtype=np.float32) @ rows.T).sum(axis=1)
+        scores = (windows @ rows.T).sum(axis=1)
         spans = h.payload["windows"][:len(scores)]
         best = float(scores.max())
         ranked = sorted(range(len(spans)), key=lambda i: -scores[i])

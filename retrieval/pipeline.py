@@ -33,6 +33,7 @@ from store.types import Hit
 GROUP_FETCH = 2
 MAX_FETCH = 1000
 QUERY_VECTOR_CACHE_BYTES = 8 * 1024 * 1024
+CHUNK_CACHE_BYTES = 32 * 1024 * 1024
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -117,7 +118,8 @@ class PipelineResult:
 class RetrievalPipeline:
     def __init__(self, store: VectorStore, embedder: Embedder, rerankers: dict[str, Reranker | None],
                  rewriters: dict[str, QueryRewriter | None], defaults: StageConfig, prune_config: PruneConfig,
-                 long_query_combine: str = "mean", vector_cache_bytes: int = QUERY_VECTOR_CACHE_BYTES) -> None:
+                 long_query_combine: str = "mean", vector_cache_bytes: int = QUERY_VECTOR_CACHE_BYTES,
+                 chunk_cache_bytes: int = CHUNK_CACHE_BYTES) -> None:
         for what, choice, known in (("rerank", defaults.rerank, rerankers), ("rewrite", defaults.rewrite, rewriters)):
             if choice not in known:
                 raise ValueError(f"default {what}={choice!r} is not one of {sorted(known)}")
@@ -132,6 +134,9 @@ class RetrievalPipeline:
         # Query vectors repeat (chat retries, eval reruns, the same question from many users): embedding is
         # most of a query's time on a CPU, so they are kept by (model, text), within a memory bound.
         self.vectors = BoundedCache(vector_cache_bytes)
+        # What pruning and highlights make of a hit's chunk (its shingles, its window vectors): the same chunks come
+        # back answer after answer, and making them again was most of a deep answer's time.
+        self.chunks = BoundedCache(chunk_cache_bytes)
 
     def stages(self, **overrides) -> StageConfig:
         """The defaults with these overrides (a profile's, a request's); unknown stage names are rejected with the
@@ -159,7 +164,7 @@ class RetrievalPipeline:
             return hit
         counts = self.embedder.count_tokens(list(texts))
         windows = [input_windows(self.embedder, t, n) for t, n in zip(texts, counts)]
-        vecs = np.asarray(self.embedder.embed([w for ws in windows for w in ws]), dtype=np.float32)
+        vecs = self._window_vectors(windows)
         per_text, rows, at = [], None, 0
         for ws in windows:
             part, at = vecs[at:at + len(ws)], at + len(ws)
@@ -172,6 +177,33 @@ class RetrievalPipeline:
         out = QueryEmbedding(_unit(np.mean(per_text, axis=0)), rows, max(counts))
         self.vectors.put(key, out)
         return out
+
+    def _window_vectors(self, windows: list[list[str]]) -> np.ndarray:
+        """One row per window of every text, in order. Texts that fit the model's input go in one batch. The
+        windows of a long text are the model's cost of a long query: each is embedded alone, as a batch pads every
+        window to its longest one (a 300-word query's two windows, 256 and 150 word pieces, cost 512), and kept by
+        its text, so a chat backend resending a conversation with one more turn pays only for the windows the
+        turn changed (windows are cut from the start: the earlier ones come out the same)."""
+        model = self.embedder.model_id
+        rows: list[np.ndarray | None] = [None] * sum(len(ws) for ws in windows)
+        short: list[int] = []
+        at = 0
+        for ws in windows:
+            if len(ws) == 1:
+                short.append(at)
+            else:
+                for k, w in enumerate(ws):
+                    hit = self.vectors.get((model, "window", w))
+                    if hit is None:
+                        hit = np.asarray(self.embedder.embed([w]), dtype=np.float32)[0]
+                        self.vectors.put((model, "window", w), hit)
+                    rows[at + k] = hit
+            at += len(ws)
+        if short:
+            flat = [w for ws in windows for w in ws]
+            for i, v in zip(short, np.asarray(self.embedder.embed([flat[i] for i in short]), dtype=np.float32)):
+                rows[i] = v
+        return np.stack(rows) if rows else np.zeros((0, self.embedder.dim), dtype=np.float32)
 
     def embed_queries(self, texts: list[str]) -> None:
         """Put the query vectors of many texts in the cache with one model batch (what embed_query would make of
@@ -260,12 +292,12 @@ class RetrievalPipeline:
         if group_by:
             kept, documents, dropped = group_documents(candidates, top_k, prune_config)
         else:
-            kept, dropped = prune(candidates, top_k, prune_config)
+            kept, dropped = prune(candidates, top_k, prune_config, self.chunks)
         self._leg_scores(query, kept)
         lap("prune")
         if highlights and windows and vector is not None:
             add_highlights(self.store, collection, kept, query.window_query if query.window_query is not None
-                           else vector)
+                           else vector, self.chunks)
             lap("highlights")
         recipe = self._recipe(stages, rewriter, rewritten, reranker, vector is not None, prune_config)
         if isinstance(languages, Mapping) and len(languages) > 1:  # what this query's BM25 analyses weighed

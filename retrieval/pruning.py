@@ -7,12 +7,14 @@ from seeing both, so the lower-ranked one is dropped and the kept hit lists the 
 
 from __future__ import annotations
 
-import heapq
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from errors import InvalidInput
 from options import GROUP_BYS, KNOBS, TWIN_POLICIES
+from retrieval.cache import BoundedCache
 from retrieval.types import Candidate
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -43,17 +45,30 @@ class PruneConfig:
 SKETCH = 16  # smallest shingle hashes kept per hit: a cheap first look before the exact Jaccard
 
 
-def shingles(text: str) -> frozenset[tuple[str, ...]]:
-    """Every run of SHINGLE consecutive words (one shingle of all the words if there are fewer). Tuples built by
-    zip, not joined strings: this runs on every hit of every answer."""
+def shingles(text: str) -> np.ndarray:
+    """Every run of SHINGLE consecutive words (one shingle of all the words if there are fewer), each as a 64-bit
+    hash: sorted, without repeats. Hashed in numpy from the words' hashes: this runs on every hit of every answer,
+    and building a set of word tuples was most of pruning's cost at top_k 100 (two sets share a hash by chance
+    about once in 2^64 pairs of shingles)."""
     words = _WORD.findall(text.lower())
     if len(words) < SHINGLE:
-        return frozenset([tuple(words)])
-    return frozenset(zip(*(words[i:] for i in range(SHINGLE))))
+        return np.array([hash(tuple(words))], dtype=np.int64)
+    h = np.fromiter(map(hash, words), dtype=np.int64, count=len(words))
+    mixed = h[:-2].copy()
+    for k in range(1, SHINGLE):  # int64 arithmetic wraps: a polynomial hash of the run, position-sensitive
+        mixed *= _MIX
+        mixed += h[k:len(h) - SHINGLE + 1 + k]
+    return np.unique(mixed)
 
 
-def jaccard(a: frozenset, b: frozenset) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
+_MIX = np.int64(1_000_003)
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Of two sorted shingle hash arrays without repeats."""
+    both = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - both
+    return both / union if union else 1.0
 
 
 class _Shingled:
@@ -63,16 +78,52 @@ class _Shingled:
 
     __slots__ = ("set", "sketch")
 
-    def __init__(self, text: str) -> None:
-        self.set = shingles(text)
-        self.sketch = frozenset(heapq.nsmallest(SKETCH, map(hash, self.set)))
+    def __init__(self, text: str, memo: BoundedCache | None = None, key: str | None = None) -> None:
+        """`memo`: shingles already made, by `key` (a chunk's content hash: its text never changes)."""
+        got = memo.get(key) if memo is not None and key else None
+        if got is None:
+            hashes = shingles(text)
+            got = (hashes, frozenset(hashes[:SKETCH].tolist()))  # the array is sorted: its first are the smallest
+            if memo is not None and key:
+                memo.put(key, got)
+        self.set, self.sketch = got
 
     def similar(self, other: _Shingled, threshold: float) -> bool:
         floor = max(threshold - 0.35, 0.0) * min(len(self.sketch), len(other.sketch))
-        small, big = sorted((len(self.set), len(other.set)))
+        small, big = sorted((self.set.size, other.set.size))
         if small < threshold * big or len(self.sketch & other.sketch) < floor:
             return False  # Jaccard <= small / big, and the sketches barely meet
         return jaccard(self.set, other.set) >= threshold
+
+
+class _NearIndex:
+    """The kept hits by their sketches' hashes: a new hit is compared only with the kept ones whose sketches share
+    enough hashes to pass `_Shingled.similar`'s first look, found by lookup, not by a scan of every kept hit (which
+    made pruning grow with the square of top_k). The first such kept hit in rank order is the one a scan would
+    find: the same answer, whatever the list's length."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.hits: list[tuple[Candidate, _Shingled]] = []
+        self.by_hash: dict[int, list[int]] = {}
+        # At or below this Jaccard the first look passes pairs sharing no sketch hash: only a scan finds them all.
+        self.scan = threshold - 0.35 <= 0
+
+    def add(self, c: Candidate, sh: _Shingled) -> None:
+        for h in sh.sketch:
+            self.by_hash.setdefault(h, []).append(len(self.hits))
+        self.hits.append((c, sh))
+
+    def first(self, sh: _Shingled) -> Candidate | None:
+        if self.scan:
+            order = range(len(self.hits))
+        else:
+            shared: dict[int, int] = {}
+            for h in sh.sketch:
+                for i in self.by_hash.get(h, ()):
+                    shared[i] = shared.get(i, 0) + 1
+            order = sorted(shared)
+        return next((self.hits[i][0] for i in order if sh.similar(self.hits[i][1], self.threshold)), None)
 
 
 def _first_doc(c: Candidate) -> str:
@@ -104,9 +155,13 @@ def _older_twins(candidates: list[Candidate]) -> set[str]:
     return older
 
 
-def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple[list[Candidate], int]:
-    """The first `top_k` distinct hits in order, and how many were dropped on the way."""
-    kept: list[tuple[Candidate, _Shingled]] = []
+def prune(candidates: list[Candidate], top_k: int, config: PruneConfig, memo: BoundedCache | None = None
+          ) -> tuple[list[Candidate], int]:
+    """The first `top_k` distinct hits in order, and how many were dropped on the way. `memo`: the shingles of
+    chunks seen before, by content hash (making them is most of the cost; the same chunks come back in answer
+    after answer)."""
+    kept: list[Candidate] = []
+    near = _NearIndex(config.near_duplicate)
     per_doc: dict[str, int] = {}
     dropped = 0
     older = _older_twins(candidates) if config.twins == "collapse" else set()
@@ -116,8 +171,8 @@ def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple
         if older and _first_doc(c) in older:
             dropped += 1
             continue
-        sh = _Shingled(c.text)
-        twin = next((k for k, ksh in kept if sh.similar(ksh, config.near_duplicate)), None)
+        sh = _Shingled(c.text, memo, c.payload.get("chunk_hash"))
+        twin = near.first(sh)
         if twin is not None:
             known = {s.get("doc_id") for s in twin.payload.get("sources", [])}
             twin.payload.setdefault("sources", []).extend(
@@ -129,8 +184,9 @@ def prune(candidates: list[Candidate], top_k: int, config: PruneConfig) -> tuple
             dropped += 1
             continue
         per_doc[doc] = per_doc.get(doc, 0) + 1
-        kept.append((c, sh))
-    return [c for c, _ in kept], dropped
+        kept.append(c)
+        near.add(c, sh)
+    return kept, dropped
 
 
 GROUP_BY = GROUP_BYS

@@ -203,7 +203,7 @@ class Runtime:
         stages = StageConfig(**{field: getattr(s, setting) for field, setting in settings_map().items()})
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
                                  PruneConfig(s.prune_near_duplicate, twins=s.near_duplicate_policy), long_query_combine=s.long_query_combine,
-                                 vector_cache_bytes=s.query_vector_cache_bytes)
+                                 vector_cache_bytes=s.query_vector_cache_bytes, chunk_cache_bytes=s.chunk_cache_bytes)
 
     @cached_property
     def searcher(self) -> SnapshotSearcher:

@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     result_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="memory the answer cache may hold")
     # Query vectors by (model, text): a 384-dimension vector is 1.5 KiB, so 8 MiB keeps ~5,000 of them.
     query_vector_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=0, description="memory the cache may hold")
+    # What a hit's chunk costs to prune and highlight, kept by content hash and point: its shingle hashes (~3 KiB for
+    # a 200-word chunk) and its sentence-window vectors (1.5 KiB a window), so 32 MiB keeps those of ~5,000 chunks.
+    chunk_cache_bytes: int = Field(default=32 * 1024 * 1024, ge=0, description="memory the cache may hold")
 
     # Evaluation after every build, and the promotion gate (see README, "Recall tracking").
     eval_ks: list[int] = Field(default=[1, 5, 10, 20, 100], min_length=1, description="cutoffs of recall, precision, hit rate")
