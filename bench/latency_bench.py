@@ -187,7 +187,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latency.json")
     args = p.parse_args()
 
-    from tests.procs import auth, snapdex_serve, wait_until
+    from harness.procs import auth, snapdex_serve, wait_until
 
     build(args.data_dir)
     builds = {"before": args.before.resolve(), "after": args.after.resolve()}

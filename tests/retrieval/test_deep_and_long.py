@@ -15,7 +15,7 @@ from encoders.dense import HashEmbedder, input_windows
 from retrieval import pruning
 from retrieval.pruning import PruneConfig, _NearIndex, _Shingled, jaccard, prune, shingles
 from retrieval.types import Candidate
-from tests.helpers import make_runtime
+from harness.helpers import make_runtime
 
 WORDS = ("leave policy parental days paid employee request manager approve weeks notice salary holiday sick office "
          "remote contract travel expense claim receipt budget annual review training course").split()
@@ -206,7 +206,7 @@ def test_window_vectors_kept_by_point_highlight_the_same_without_reading_the_sto
 
     rt = make_runtime(tmp_path)
     try:
-        from tests.helpers import ingest, text_doc
+        from harness.helpers import ingest, text_doc
 
         ingest(rt, [text_doc(f"d{i}", " ".join(f"Sentence {j} of part {i} is about topic{(i + j) % 5}."
                                                  for j in range(12))) for i in range(6)], tenant="hl")
