@@ -403,7 +403,9 @@ class RetrievalPipeline:
                 "fusion": stages.fusion,
                 **({"rrf_k": stages.rrf_k} if stages.fusion == "rrf" else {}),
                 "candidates_per_leg": stages.candidates,
-                **({"weights": {"dense": stages.fusion_dense, "bm25": stages.fusion_bm25}}
+                # "grouped": what a group_by="document" answer fuses; in the recipe evaluation runs are keyed by,
+                # so runs scored when zscore fused chunks are computed again rather than reused
+                **({"weights": {"dense": stages.fusion_dense, "bm25": stages.fusion_bm25}, "grouped": "documents"}
                    if stages.fusion == "zscore" else {}),
             },
             "rerank": {**reranker.recipe(), "depth": stages.rerank_depth,

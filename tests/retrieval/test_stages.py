@@ -308,5 +308,6 @@ def test_grouped_zscore_fuses_documents_as_the_plain_fusion_of_their_best_chunks
                 assert g.score == pytest.approx(expected[g.doc_id], abs=1e-6)
                 assert all(res.hits[i].payload["doc_ids"][0] == g.doc_id for i in g.hits)
             assert [i for g in res.documents for i in g.hits] == list(range(len(res.hits)))
+            assert res.recipe["first_stage"]["grouped"] == "documents"
     finally:
         rt.close()
