@@ -199,9 +199,12 @@ class Shape:
     def legs(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The service's dense and BM25 legs on every chunk, as document scores (best chunk)."""
         from encoders.lexical import query_vector
+        from ingest.language import query_language_weights
 
         vector = self.rt.pipeline.embed_query((text,)).vector
-        sparse = query_vector(text, languages=self.languages)
+        # the BM25 leg as /retrieve queries it: each of the snapshot's languages weighed by how likely the query is
+        # in it (index_snapshots.querying)
+        sparse = query_vector(text, languages=query_language_weights(text, self.languages))
         scored = self.rt.store.rescore(self.collection, self.chunk_ids, dense=vector, sparse=sparse)
         dense = np.array([scored[i].get("dense", -1.0) for i in self.chunk_ids])
         bm25 = np.array([scored[i].get("bm25", 0.0) for i in self.chunk_ids])

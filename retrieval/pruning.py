@@ -126,8 +126,14 @@ class _NearIndex:
         return next((self.hits[i][0] for i in order if sh.similar(self.hits[i][1], self.threshold)), None)
 
 
+def document_of(payload: dict, point_id: str) -> str:
+    """The document a chunk counts for: the first its payload names (a chunk several documents share names them
+    all), or the chunk itself where none is named."""
+    return (payload.get("doc_ids") or [point_id])[0]
+
+
 def _first_doc(c: Candidate) -> str:
-    return (c.payload.get("doc_ids") or [c.id])[0]
+    return document_of(c.payload, c.id)
 
 
 def _older_twins(candidates: list[Candidate]) -> set[str]:
@@ -179,7 +185,7 @@ def prune(candidates: list[Candidate], top_k: int, config: PruneConfig, memo: Bo
                 s for s in c.payload.get("sources", []) if s.get("doc_id") not in known)
             dropped += 1
             continue
-        doc = (c.payload.get("doc_ids") or [c.id])[0]
+        doc = _first_doc(c)
         if config.max_per_document is not None and per_doc.get(doc, 0) >= config.max_per_document:
             dropped += 1
             continue

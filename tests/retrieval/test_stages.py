@@ -269,3 +269,45 @@ def test_zscore_fusion_scores_every_candidate_on_both_legs(rt):
     assert res.recipe["first_stage"]["weights"] == {"dense": 0.3, "bm25": 0.5}
     with pytest.raises(ValueError, match="both 0"):
         p.stages(fusion="zscore", fusion_dense=0.0, fusion_bm25=0.0)
+
+
+def test_grouped_zscore_fuses_documents_as_the_plain_fusion_of_their_best_chunks(tmp_path):
+    """Grouped by document, zscore is the plain fusion of two document rankers: each document's score on a leg is
+    its best chunk's, z-scored over the documents. Here every chunk is a candidate, so it is checked exactly."""
+    from encoders.lexical import query_vector
+
+    docs = {
+        # the words in one chunk, the meaning in others: fused by chunk, no chunk of it is good on both legs
+        "split": "Basalt columns. " + " ".join(f"Molten stone {i} pours down the mountain side." for i in range(8)),
+        "even": "Basalt lava flows pour down the mountain. " + " ".join(f"Other line {i} of rivers." for i in range(8)),
+        **{f"d{i}": " ".join(f"Topic {i} sentence {j} about rivers and bread." for j in range(10)) for i in range(4)},
+    }
+    rt = make_runtime(tmp_path, chunk_size=32, chunk_overlap=0)
+    try:
+        ingest(rt, [text_doc(k, v) for k, v in docs.items()])
+        snap = rt.manifest.live("default")
+        p = rt.pipeline
+        ids, offset = [], None
+        while True:
+            records, offset = rt.store.scroll(snap.collection, limit=256, offset=offset)
+            ids += [(r.id, r.payload["doc_ids"][0]) for r in records]
+            if offset is None:
+                break
+        assert len(ids) <= 100 and len({d for _, d in ids}) == len(docs)  # every chunk a candidate of each leg
+        for query, wd, wb in (("basalt lava pours down the mountain", 0.5, 0.5), ("molten basalt stone", 0.3, 0.7)):
+            res = p.run(snap.collection, query, len(docs), p.stages(fusion="zscore", rerank="none", fusion_dense=wd,
+                                                                      fusion_bm25=wb), group_by="document")
+            legs = rt.store.rescore(snap.collection, [i for i, _ in ids], dense=p.embed_query((query,)).vector,
+                                    sparse=query_vector(query))
+            names = sorted(docs)
+            best = {leg: [max(legs[i].get(leg, 0.0) for i, d in ids if d == name) for name in names]
+                    for leg in ("dense", "bm25")}
+            expected = dict(zip(names, weighted_zscore(best, {"dense": wd, "bm25": wb})))
+            assert [g.doc_id for g in res.documents] == sorted(names, key=lambda n: (-expected[n], n))
+            for g in res.documents:
+                assert g.score == pytest.approx(expected[g.doc_id], abs=1e-6)
+                assert all(res.hits[i].payload["doc_ids"][0] == g.doc_id for i in g.hits)
+            assert [i for g in res.documents for i in g.hits] == list(range(len(res.hits)))
+            assert res.recipe["first_stage"]["grouped"] == "documents"
+    finally:
+        rt.close()
