@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Callable, Literal, Sequence, get_args
 
 import numpy as np
@@ -18,6 +19,10 @@ UPSERT_BATCH = 256
 VectorDatatype = Literal["float32", "float16", "turbo8"]
 VECTOR_DATATYPES: tuple[str, ...] = get_args(VectorDatatype)
 FUSIONS = ("rrf", "dbsf")
+# How the dense leg finds its candidates (Settings.dense_index): an exact scan of every vector, Qdrant's HNSW graph,
+# or the graph from a snapshot of `dense_index_threshold` chunks on.
+DenseIndexMode = Literal["exact", "hnsw", "auto"]
+DENSE_INDEX_MODES: tuple[str, ...] = get_args(DenseIndexMode)
 # Extra hits fetched so a group of tied scores straddling `limit` is seen whole.
 TIE_SLACK = 8
 
@@ -100,3 +105,35 @@ def query_rows(vector) -> np.ndarray:
     scores each point by the sum over its rows of the best match among the point's window vectors."""
     rows = np.asarray(vector, dtype=np.float32)
     return rows[None, :] if rows.ndim == 1 else rows
+
+
+@dataclass(frozen=True)
+class DenseIndex:
+    """The HNSW graph of a collection's dense vectors: `m` edges a node, `ef_construct` candidates while building,
+    `ef` candidates a query explores. Chosen by bench/million_bench.py at a million SciFact-like chunks
+    (README, "A million chunks"): recall@10 against the exact scan >= 0.98 at the lowest p95."""
+
+    m: int = 16
+    ef_construct: int = 100
+    ef: int = 128
+
+    def __post_init__(self) -> None:
+        for what in ("m", "ef_construct", "ef"):
+            check_positive(f"dense index {what}", getattr(self, what))
+
+    def canonical(self) -> dict:
+        return {"index": "hnsw", "m": self.m, "ef_construct": self.ef_construct, "ef": self.ef}
+
+    @classmethod
+    def from_canonical(cls, fields: dict | None) -> DenseIndex | None:
+        """What a store recorded beside a collection (canonical()), or None where it recorded nothing."""
+        return None if fields is None else cls(fields["m"], fields["ef_construct"], fields["ef"])
+
+
+def dense_index_for(mode: str, chunks: int, threshold: int, hnsw: DenseIndex = DenseIndex()) -> DenseIndex | None:
+    """The graph a snapshot of `chunks` chunks is built with, or None for the exact scan."""
+    if mode not in DENSE_INDEX_MODES:
+        raise ValueError(f"dense index {mode!r} is not one of {DENSE_INDEX_MODES}")
+    if mode == "auto":
+        return hnsw if chunks >= check_positive("dense index threshold", threshold) else None
+    return hnsw if mode == "hnsw" else None
