@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     vector_datatype: VectorDatatype | None = None
     # How the dense leg finds its candidates (part of a snapshot's hash when it walks a graph): "exact" scans every
     # vector, "hnsw" walks Qdrant's HNSW graph (m, ef_construct and ef: store.common.DenseIndex), "auto" the graph
-    # for a snapshot of dense_index_threshold chunks or more. Measured at 1M chunks (README, "A million chunks").
+    # for a snapshot of dense_index_threshold chunks or more (measured: README, "A million chunks").
     dense_index: DenseIndexMode = "auto"
     dense_index_threshold: int = Field(default=120_000, ge=1, le=1_000_000_000, description="chunks")
 
