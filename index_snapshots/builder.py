@@ -30,12 +30,16 @@ from index_snapshots.access import AccessSync
 from index_snapshots.manifest import Manifest
 from index_snapshots.status import BUILT
 from store.base import StoreUnavailable, VectorStore
+from store.common import DenseIndex, dense_index_for
 from store.payload import payload_problem
 from store.types import Point
 
 log = logging.getLogger(__name__)
 
 LANGUAGES_KEY = "languages"  # in a snapshot's config: the languages of its documents
+# In a snapshot's config when its dense vectors have an HNSW graph (store.common.DenseIndex): the graph's candidates
+# differ a little from the exact scan's. Absent: the exact scan, so a snapshot hashes as before the graph existed.
+DENSE_KEY = "dense"
 # Payload fields with keyword indexes: the tenant filter, the usual metadata filters and the access filter (every
 # read on behalf of a principal) run inside Qdrant; an access change finds a document's points, and those naming it
 # as a twin, through doc_ids and TWINS (unindexed, that scan took 120-170 ms a snapshot at 20k chunks; indexed, 2 ms).
@@ -54,6 +58,17 @@ class IndexConfig:
     bm25: BM25Params = BM25Params()
     windows: WindowConfig | None = WindowConfig()  # sentence-window multivectors for the late-interaction stage
     vectors: str = "float16"  # how dense and window vectors are stored (store.common.VECTOR_DATATYPES)
+    dense_index: str = "exact"  # exact, hnsw or auto (store.common.DENSE_INDEX_MODES)
+    dense_index_threshold: int = 120_000  # auto: the graph from this many chunks on
+
+    def dense_for(self, chunks: int) -> DenseIndex | None:
+        """The dense graph a snapshot of `chunks` chunks is built with, or None (the exact scan)."""
+        return dense_index_for(self.dense_index, chunks, self.dense_index_threshold)
+
+    def dense_config(self, chunks: int) -> dict:
+        """The part of a snapshot's config the dense index adds, for `chunks` chunks."""
+        index = self.dense_for(chunks)
+        return {DENSE_KEY: index.canonical()} if index is not None else {}
 
     def canonical(self) -> dict:
         return {
@@ -257,6 +272,9 @@ class SnapshotBuilder:
         # The languages BM25 analysed the documents in: queries are analysed in each of them (see
         # encoders.lexical.query_counts). Part of the snapshot's config because the content decides it, not settings.
         config[LANGUAGES_KEY] = sorted({d.language for d in docs}) or [DEFAULT_LANGUAGE]
+        sources = _sources_of(docs)
+        dense = self.config.dense_for(len(sources))
+        config.update(self.config.dense_config(len(sources)))
         snap = snapshot_hash(config, docs)
         name = collection_name(tenant, snap)
         existing = self.manifest.get(tenant, snap)
@@ -269,8 +287,8 @@ class SnapshotBuilder:
             # A collection left by a build that died half way is not trusted: start it again.
             self.store.delete_collection(name)
             self.store.create_collection(name, self.config.dim, keyword_indexes=KEYWORD_INDEXES,
-                                         windows=self.config.windows is not None, datatype=self.config.vectors)
-            sources = _sources_of(docs)
+                                         windows=self.config.windows is not None, datatype=self.config.vectors,
+                                         dense_index=dense)
             twins = twin_groups(docs)
             by_id = {d.doc_id: d for d in docs}
             layouts = {d.doc_id: _Layout(d, [by_id[t] for t in twins.get(d.doc_id, [])]) for d in docs}

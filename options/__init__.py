@@ -67,6 +67,9 @@ EmbedderBackend = Literal["torch", "onnx", "onnx-int8"]
 # How dense and window vectors are stored. float16 halves what float32 takes, scores moving by about 1e-3; turbo8
 # (Qdrant's TurboQuant, 8 bits a dimension) takes about a quarter, scores moving by about 1e-2 (README, "Memory").
 VectorDatatype = Literal["float32", "float16", "turbo8"]
+# How the dense leg finds its candidates (Settings.dense_index): an exact scan of every vector, Qdrant's HNSW graph,
+# or the graph from a snapshot of `dense_index_threshold` chunks on.
+DenseIndexMode = Literal["exact", "hnsw", "auto"]
 
 FIRST_STAGES: tuple[str, ...] = get_args(FirstStage)
 FUSIONS: tuple[str, ...] = get_args(Fusion)
@@ -80,6 +83,7 @@ TWIN_POLICIES: tuple[str, ...] = get_args(TwinPolicy)
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
 EMBEDDER_BACKENDS: tuple[str, ...] = get_args(EmbedderBackend)
 VECTOR_DATATYPES: tuple[str, ...] = get_args(VectorDatatype)
+DENSE_INDEX_MODES: tuple[str, ...] = get_args(DenseIndexMode)
 
 
 def check_choice(what: str, value: object, allowed: tuple[str, ...]) -> str:

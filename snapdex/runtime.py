@@ -149,7 +149,7 @@ class Runtime:
         s = self.settings
         return IndexConfig(formats.PARSER_VERSION, self.chunker_config, self.embedder.model_id, self.embedder.dim,
                            BM25Params(s.bm25_k1, s.bm25_b, s.bm25_document_weight), self.window_config,
-                           s.vector_storage)
+                           s.vector_storage, s.dense_index, s.dense_index_threshold)
 
     @cached_property
     def builder(self) -> SnapshotBuilder:
@@ -223,9 +223,11 @@ class Runtime:
         drift = {}
         for tenant in self.manifest.tenants():
             live = self.manifest.live(tenant)
-            # The languages part comes from the documents, not from settings: never a drift.
-            parts = sorted(k for k in (set(want) | set(live.config)) - {LANGUAGES_KEY}
-                           if want.get(k) != live.config.get(k))
+            # The languages part comes from the documents, not from settings: never a drift. The dense index comes
+            # from settings and the snapshot's size: a drift when the one it has is not the one its size calls for.
+            wanted = {**want, **self.index_config.dense_config(live.chunks)}
+            parts = sorted(k for k in (set(wanted) | set(live.config)) - {LANGUAGES_KEY}
+                           if wanted.get(k) != live.config.get(k))
             if parts:
                 drift[tenant] = parts
         return drift

@@ -15,8 +15,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eval.gate import GatePolicy
-from options import (Candidates, EmbedderBackend, Fusion, LateLongTokens, LlmMode, LongQueryCombine, MaxPerDocument,
-                     Rerank, RerankDepth, Rewrite, RrfK, TwinPolicy, VectorDatatype, Weight, WindowMethod, default)
+from options import (Candidates, DenseIndexMode, EmbedderBackend, Fusion, LateLongTokens, LlmMode, LongQueryCombine,
+                     MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK, TwinPolicy, VectorDatatype, Weight,
+                     WindowMethod, default)
 from ingest.tenants import check_tenant
 
 OPERATOR = "*"  # SNAPDEX_API_KEYS's value for an operator key; no tenant name can be "*"
@@ -131,6 +132,11 @@ class Settings(BaseSettings):
     # precision (measured: README, "Memory at 100k chunks"). Unset: turbo8 on the embedded engine; float16 on a
     # Qdrant server, whose turbo8 could not be checked here (no Docker engine).
     vector_datatype: VectorDatatype | None = None
+    # How the dense leg finds its candidates (part of a snapshot's hash when it walks a graph): "exact" scans every
+    # vector, "hnsw" walks Qdrant's HNSW graph (m, ef_construct and ef: store.common.DenseIndex), "auto" the graph
+    # for a snapshot of dense_index_threshold chunks or more (measured: README, "A million chunks").
+    dense_index: DenseIndexMode = "auto"
+    dense_index_threshold: int = Field(default=120_000, ge=1, le=1_000_000_000, description="chunks")
 
     # Queries longer than this are refused (422): room for a pasted chat message, not a whole document.
     max_query_chars: int = Field(default=16_000, ge=64, le=200_000)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Mapping, Protocol, Sequence, runtime_checkable
 
 from errors import Unavailable
 
 from .filters import Filters
 from .types import Hit, Point, Record, SparseVector
+
+if TYPE_CHECKING:
+    from .common import DenseIndex  # common imports this module's constants
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -38,9 +41,10 @@ class VectorStore(Protocol):
 
     def create_collection(
         self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False,
-        datatype: str = "float32",
+        datatype: str = "float32", dense_index: DenseIndex | None = None,
     ) -> None:
-        """`datatype`: how dense and window vectors are stored, one of VECTOR_DATATYPES."""
+        """`datatype`: how dense and window vectors are stored, one of VECTOR_DATATYPES. `dense_index`: the HNSW
+        graph dense searches walk (built by the last `flush` of a build), or None: they scan every vector."""
         ...
 
     def has_collection(self, name: str) -> bool: ...

@@ -15,12 +15,15 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from .base import DENSE, SPARSE, WINDOWS, StoreError, StoreUnavailable
-from .common import (batches, check_datatype, check_fusion, check_ids, check_name, check_positive, query_rows,
-                     rescore_legs, top_hits)
+from .common import (DenseIndex, batches, check_datatype, check_fusion, check_ids, check_name, check_positive,
+                     query_rows, rescore_legs, top_hits)
 from .filters import Clause, Filter, Filters, Nested, as_filter
 from .types import Hit, Point, Record, SparseVector
 
 _EXACT = qm.SearchParams(exact=True)
+# The collection's metadata key holding its dense graph (DenseIndex.canonical()): the query-time ef has no place in
+# the collection's config. Absent: exact scans, as every collection made before the graph was an option.
+_DENSE_INDEX = "snapdex_dense"
 _RETRY_STATUS = {429, 502, 503, 504}
 _RETRY_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
@@ -107,6 +110,7 @@ class ClientStore:
         self._lock = threading.RLock() if self._local else contextlib.nullcontext()
         # Local mode always searches exactly and warns that search params do nothing.
         self._exact = None if self._local else _EXACT
+        self._indexes: dict[str, DenseIndex | None] = {}  # collection -> its dense graph, read once
 
     @classmethod
     def from_url(cls, url: str, api_key: str | None = None, timeout: int = 30, shards: int | None = None,
@@ -129,12 +133,15 @@ class ClientStore:
 
     def create_collection(
         self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False,
-        datatype: str = "float32",
+        datatype: str = "float32", dense_index: DenseIndex | None = None,
     ) -> None:
         check_name(name)
         check_positive("dense_dim", dense_dim)
         stored = qm.Datatype(check_datatype(datatype))
-        vectors = {DENSE: qm.VectorParams(size=dense_dim, distance=qm.Distance.COSINE, datatype=stored)}
+        graph = None if dense_index is None else qm.HnswConfigDiff(m=dense_index.m,
+                                                                    ef_construct=dense_index.ef_construct)
+        vectors = {DENSE: qm.VectorParams(size=dense_dim, distance=qm.Distance.COSINE, datatype=stored,
+                                          hnsw_config=graph)}
         if windows:
             vectors[WINDOWS] = qm.VectorParams(
                 size=dense_dim,
@@ -152,8 +159,10 @@ class ClientStore:
                 name,
                 vectors_config=vectors,
                 sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
+                metadata={_DENSE_INDEX: dense_index.canonical()} if dense_index is not None else None,
                 **{k: v for k, v in cluster.items() if v is not None},
             )
+            self._indexes[name] = dense_index
             # Local mode ignores payload indexes (and warns about it).
             if not self._local:
                 for field in keyword_indexes:
@@ -172,6 +181,7 @@ class ClientStore:
         check_name(name)
         with self._call(f"deleting collection {name!r}"):
             # Absent is fine here, whatever the server would answer for it; so ask first.
+            self._indexes.pop(name, None)
             if self.client.collection_exists(name):
                 self.client.delete_collection(name)
 
@@ -185,7 +195,22 @@ class ClientStore:
                 self.client.upsert(name, structs, wait=True)
 
     def flush(self, name: str) -> None:
-        """Nothing to do: the server's write-ahead log made each write durable when it was acknowledged."""
+        """Nothing to do: the server's write-ahead log made each write durable when it was acknowledged, and its
+        optimizer builds a dense graph in the background (searches scan what it has not indexed yet)."""
+
+    def dense_index(self, name: str) -> DenseIndex | None:
+        """The collection's dense graph, or None: its dense searches scan every vector."""
+        if name not in self._indexes:
+            with self._call(f"reading collection {name!r}"):
+                metadata = self.client.get_collection(name).config.metadata or {}
+            self._indexes[name] = DenseIndex.from_canonical(metadata.get(_DENSE_INDEX))
+        return self._indexes[name]
+
+    def _dense_params(self, name: str):
+        index = self.dense_index(name)
+        if index is None or self._local:
+            return self._exact
+        return qm.SearchParams(hnsw_ef=index.ef)
 
     def delete_points(self, name: str, ids: Sequence[str]) -> None:
         ids = check_ids(ids)
@@ -248,7 +273,8 @@ class ClientStore:
     def search_dense(self, name: str, vector, limit: int, filters: Filters = None) -> list[Hit]:
         flt = _filter(filters)
         fetch = self._fetcher(
-            name, "dense search", query=_dense(vector), using=DENSE, query_filter=flt, search_params=self._exact
+            name, "dense search", query=_dense(vector), using=DENSE, query_filter=flt,
+            search_params=self._dense_params(name)
         )
         return top_hits(fetch, limit)
 
@@ -271,7 +297,8 @@ class ClientStore:
         check_positive("candidates", candidates)
         flt = _filter(filters)
         prefetch = [
-            qm.Prefetch(query=_dense(dense), using=DENSE, limit=candidates, filter=flt, params=self._exact),
+            qm.Prefetch(query=_dense(dense), using=DENSE, limit=candidates, filter=flt,
+                        params=self._dense_params(name)),
             qm.Prefetch(query=_sparse(sparse), using=SPARSE, limit=candidates, filter=flt),
         ]
         query = qm.RrfQuery(rrf=qm.Rrf(k=rrf_k)) if fusion == "rrf" else qm.FusionQuery(fusion=qm.Fusion.DBSF)

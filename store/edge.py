@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import threading
@@ -14,14 +15,23 @@ import numpy as np
 import qdrant_edge as qe
 
 from .base import DENSE, SPARSE, WINDOWS, StoreError
-from .common import (batches, check_datatype, check_fusion, check_ids, check_name, check_positive, query_rows,
-                     rescore_legs, top_hits)
+from .common import (DenseIndex, batches, check_datatype, check_fusion, check_ids, check_name, check_positive,
+                     query_rows, rescore_legs, top_hits)
 from .filters import Clause, Filter, Filters, Nested, as_filter
 from .types import Hit, Point, Record, SparseVector
 
 # Written by EdgeShard.create; marks a directory as a collection.
 _MARKER = "edge_config.json"
 _EXACT = qe.SearchParams(exact=True)
+# The dense graph's parameters (DenseIndex) beside the engine's files: its query-time `ef` has no place in the
+# engine's config. Absent: the collection is scanned exactly (every collection made before the graph was an option).
+_DENSE_INDEX = "snapdex_dense.json"
+# A segment smaller than this (KB of vectors), or a filter matching fewer, is scanned, not walked: Qdrant's default.
+_FULL_SCAN_KB = 10_000
+
+
+def _dense_params(index: DenseIndex | None):
+    return _EXACT if index is None else qe.SearchParams(hnsw_ef=index.ef)
 
 
 def _clause(c: Clause):
@@ -119,6 +129,7 @@ class EdgeStore:
         self.path.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._locks: dict[str, int] = {}  # collection -> the open lock file's descriptor
+        self._indexes: dict[str, DenseIndex | None] = {}  # collection -> its dense graph, read once
         # Guards the shard dict and the directories: two threads must not load the
         # same shard twice (the second would fail on the collection's lock). Calls on an open
         # shard need no lock: the binding serializes them itself.
@@ -166,7 +177,7 @@ class EdgeStore:
 
     def create_collection(
         self, name: str, dense_dim: int, keyword_indexes: Sequence[str] = (), windows: bool = False,
-        datatype: str = "float32",
+        datatype: str = "float32", dense_index: DenseIndex | None = None,
     ) -> None:
         directory = self._dir(name)
         check_positive("dense_dim", dense_dim)
@@ -176,8 +187,11 @@ class EdgeStore:
         # Dense vectors stay in memory: every first stage scans them. Window multivectors (about 4 per chunk) and
         # payloads are memory-mapped from disk: a query reads only its candidates' pages. Measured on 30k synthetic
         # points with 4 windows each: all in memory +520 MB of RSS once loaded; windows and payloads on disk +265 MB.
+        # With a graph the build's last flush runs the engine's optimizer, which builds it over the sealed segments.
+        graph = None if dense_index is None else qe.HnswIndexConfig(
+            m=dense_index.m, ef_construct=dense_index.ef_construct, full_scan_threshold=_FULL_SCAN_KB)
         vectors = {DENSE: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine, datatype=stored,
-                                              memory=qe.Memory.Cold)}
+                                              memory=qe.Memory.Cold, hnsw_config=graph)}
         if windows:
             vectors[WINDOWS] = qe.EdgeVectorParams(
                 size=dense_dim,
@@ -208,6 +222,9 @@ class EdgeStore:
                     for field in keyword_indexes:
                         shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
                     shard.flush()
+                if dense_index is not None:
+                    (directory / _DENSE_INDEX).write_text(json.dumps(dense_index.canonical()))
+                self._indexes[name] = dense_index
             except BaseException:
                 # A half-made collection would later load without its indexes.
                 self.delete_collection(name)
@@ -225,6 +242,7 @@ class EdgeStore:
         directory = self._dir(name)
         with self._lock:
             shard = self._shards.pop(name, None)
+            self._indexes.pop(name, None)
             with _engine(f"deleting collection {name!r}"):
                 if shard is not None:
                     shard.close()
@@ -250,6 +268,19 @@ class EdgeStore:
         shard = self._shard(name)
         with _engine(f"flushing {name!r}"):
             shard.flush()
+            # The graph is built here, once the build has written every point: built while points still arrive,
+            # segments would be indexed and then merged and indexed again. Returns at once when nothing changed.
+            if self.dense_index(name) is not None and shard.optimize():
+                shard.flush()
+
+    def dense_index(self, name: str) -> DenseIndex | None:
+        """The collection's dense graph, or None: its dense searches scan every vector."""
+        with self._lock:
+            if name not in self._indexes:
+                stored = self._dir(name) / _DENSE_INDEX
+                fields = json.loads(stored.read_text()) if stored.exists() else None
+                self._indexes[name] = DenseIndex.from_canonical(fields)
+            return self._indexes[name]
 
     def delete_points(self, name: str, ids: Sequence[str]) -> None:
         ids = check_ids(ids)
@@ -319,10 +350,11 @@ class EdgeStore:
 
     def search_dense(self, name: str, vector, limit: int, filters: Filters = None) -> list[Hit]:
         query, flt = qe.Query.Nearest(_dense(vector), using=DENSE), _filter(filters)
+        params = _dense_params(self.dense_index(name))
         fetch = self._fetcher(
             name,
             "dense search",
-            lambda n: qe.QueryRequest(limit=n, query=query, filter=flt, params=_EXACT, with_payload=True),
+            lambda n: qe.QueryRequest(limit=n, query=query, filter=flt, params=params, with_payload=True),
         )
         return top_hits(fetch, limit)
 
@@ -353,7 +385,7 @@ class EdgeStore:
             qe.Prefetch(
                 limit=candidates,
                 query=qe.Query.Nearest(_dense(dense), using=DENSE),
-                params=_EXACT,
+                params=_dense_params(self.dense_index(name)),
                 filter=flt,
             ),
             qe.Prefetch(limit=candidates, query=qe.Query.Nearest(_sparse(sparse), using=SPARSE), filter=flt),

@@ -13,6 +13,8 @@ import pytest
 
 from errors import Conflict, NotFound
 from harness.helpers import embedded_texts, ingest, make_runtime, text_doc
+from index_snapshots.builder import DENSE_KEY
+from store.common import DenseIndex
 from snapdex.settings import Settings
 from harness.procs import REPO, wait_until
 
@@ -188,6 +190,38 @@ def test_vectors_default_to_turbo8_embedded_and_an_index_of_the_float16_release_
     # A Qdrant server keeps float16 unless told: its turbo8 is not checked on this machine (no Docker engine).
     assert Settings(store_backend="qdrant", qdrant_url="http://qdrant:6333").vector_storage == "float16"
     assert Settings(store_backend="qdrant", vector_datatype="turbo8").vector_storage == "turbo8"
+
+
+def test_a_snapshot_from_the_dense_index_threshold_on_walks_a_graph_and_crossing_it_is_a_config_drift(tmp_path):
+    # Under the threshold (the default's is far above a test's size) the exact scan, hashed as before the graph
+    # existed; a threshold the snapshot reaches is a drift ("dense"), its rebuild takes every vector from the
+    # embedding cache and records the graph, and at this size its answers are the exact scan's.
+    before = make_runtime(tmp_path / "a")
+    try:
+        v1 = ingest(before, docs()).snapshot
+        live = before.manifest.live("default")
+        assert DENSE_KEY not in live.config and before.store.dense_index(live.collection) is None
+        exact = before.pipeline.run(live.collection, "topic3 item2", 10, before.pipeline.stages()).hits
+    finally:
+        before.close()
+    after = make_runtime(tmp_path / "a", dense_index_threshold=live.chunks)
+    try:
+        assert after.config_drift() == {"default": ["dense"]}
+        result = after.snapshots.rebuild("default")
+        assert result.built and result.hash != v1 and result.embedded == 0
+        graph = after.manifest.live("default")
+        assert graph.config[DENSE_KEY] == DenseIndex().canonical()
+        assert after.store.dense_index(graph.collection) == DenseIndex()
+        assert after.config_drift() == {}
+        hits = after.pipeline.run(graph.collection, "topic3 item2", 10, after.pipeline.stages()).hits
+        assert [(h.id, round(h.score, 4)) for h in hits] == [(h.id, round(h.score, 4)) for h in exact]
+    finally:
+        after.close()
+    exact_again = make_runtime(tmp_path / "a", dense_index="exact")
+    try:
+        assert exact_again.config_drift() == {"default": ["dense"]}
+    finally:
+        exact_again.close()
 
 
 CRASHING_BUILD = """

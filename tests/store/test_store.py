@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 import operator
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import COMMON_TERM, DIM, N, RARE_TERM, load
-from store import Hit, Point, SparseVector, StoreError, VectorStore
+from store import EdgeStore, Hit, Point, SparseVector, StoreError, VectorStore
 from store.base import DENSE
+from store.common import DenseIndex
 
 FILTERS = [
     {"tenant": "acme"},
@@ -437,3 +439,69 @@ def test_rescore_by_a_matrix_of_query_vectors_sums_each_rows_max_sim(store, othe
         expected = float((by_id[i].windows @ rows.T).max(axis=0).sum())
         assert got[i]["windows"] == pytest.approx(expected, abs=1e-4)
         assert want[i]["windows"] == pytest.approx(expected, abs=1e-4)
+
+
+class _Spy:
+    """An engine handle whose query calls are recorded, to see the search parameters a store sends."""
+
+    def __init__(self, inner, calls: list) -> None:
+        self._inner, self._calls = inner, calls
+
+    def __getattr__(self, attr):
+        method = getattr(self._inner, attr)
+        if attr not in ("query", "query_points"):
+            return method
+
+        def recorded(*args, **kwargs):
+            self._calls.append((args, kwargs))
+            return method(*args, **kwargs)
+
+        return recorded
+
+
+def test_a_dense_graph_is_built_with_its_parameters_searched_with_its_ef_and_answers_as_the_exact_scan(
+        store, other, points, tmp_path):
+    """A collection made with a DenseIndex: the engine's collection carries its m and ef_construct, the store
+    records it (the embedded engine's across a reopen), dense searches send its ef (a server's; local mode searches
+    exactly whatever it is sent), and at this size, under every filter, the answers are the reference's exact ones.
+    A collection made without one is scanned exactly, as before the graph existed."""
+    index = DenseIndex(m=8, ef_construct=40, ef=24)
+    store.create_collection("graph", DIM, keyword_indexes=["tenant", "doc_ids", "metadata.lang", "access"],
+                            dense_index=index)
+    store.upsert("graph", points)
+    store.flush("graph")  # the embedded engine builds the graph here
+    name = load(other, points)
+    assert store.dense_index("graph") == index
+    load(store, points, "plain")
+    assert store.dense_index("plain") is None
+    if isinstance(store, EdgeStore):
+        config = json.loads((store.path / "graph" / "edge_config.json").read_text())["vectors"][DENSE]["hnsw_config"]
+        calls: list = []
+        store._shards["graph"] = _Spy(store._shards["graph"], calls)
+        sent = lambda: [args[0].params for args, _ in calls] + [p.params for args, _ in calls  # noqa: E731
+                                                                for p in (args[0].prefetches or [])]
+    else:
+        config = store.client.get_collection("graph").config.params.vectors[DENSE].hnsw_config.model_dump()
+        calls = []
+        store.client = _Spy(store.client, calls)
+        sent = lambda: [kw.get("search_params") for _, kw in calls] + [p.params for _, kw in calls  # noqa: E731
+                                                                       for p in (kw.get("prefetch") or [])]
+    assert (config["m"], config["ef_construct"]) == (8, 40)
+    for filters in (None, {"tenant": ["acme", "initech"]}, {"access": ["*", "u:user2", "g:group1"]}):
+        for dense, sparse in queries():
+            assert_same_hits(store.search_dense("graph", dense, 12, filters=filters),
+                             other.search_dense(name, dense, 12, filters=filters))
+            assert_same_hits(store.search_hybrid("graph", dense, sparse, 12, 30, "rrf", filters=filters),
+                             other.search_hybrid(name, dense, sparse, 12, 30, "rrf", filters=filters))
+    dense_params = [p for p in sent() if p is not None]
+    if not getattr(store, "_local", False):
+        assert dense_params and all(p.hnsw_ef == 24 and not p.exact for p in dense_params)
+    else:
+        assert dense_params == []
+    if isinstance(store, EdgeStore):
+        store.close()
+        again = EdgeStore(store.path)
+        try:
+            assert again.dense_index("graph") == index and again.dense_index("plain") is None
+        finally:
+            again.close()
