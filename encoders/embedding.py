@@ -19,24 +19,30 @@ from typing import Callable, Literal, Sequence, TypeVar
 
 import numpy as np
 
-from encoders.dense import Embedder, EmbeddingCache, SentenceTransformerEmbedder
+from encoders.dense import Embedder, EmbeddingCache, HashEmbedder, SentenceTransformerEmbedder
 
 T = TypeVar("T")
 Gate = Callable[[], AbstractContextManager]  # entered around each call of the model
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8")  # the model's backends
 Backend = Literal["torch", "onnx", "onnx-int8"]
+# Not a model: the deterministic HashEmbedder, for tests and offline demos whose point is not ranking quality
+# (no model loads; its own model id, so its snapshots and cache entries never mix with a model's).
+FAKE_BACKEND = "hash"
+FAKE_DIM = 384  # MiniLM's width, so stored vectors cost what a model's do
 
 
 def open_embedder(backend: str, folder: Path | None, models_dir: Path, batch_size: int = 64) -> Embedder:
     """The backend named by SNAPDEX_EMBEDDER_BACKEND. Nothing loads here: the model loads on first use, and an
     ONNX export (when its folder under `models_dir` is missing) runs then, in a child process."""
+    if backend == FAKE_BACKEND:
+        return HashEmbedder(dim=FAKE_DIM)
     if backend == "torch":
         return SentenceTransformerEmbedder(folder, batch_size=batch_size)
     from encoders.onnx_backend import ONNX_BACKENDS, OnnxEmbedder  # onnxruntime itself loads on first use
 
     if backend not in ONNX_BACKENDS:
-        raise ValueError(f"embedder backend {backend!r} is not one of {BACKENDS}")
+        raise ValueError(f"embedder backend {backend!r} is not one of {(*BACKENDS, FAKE_BACKEND)}")
     return OnnxEmbedder(folder, models_dir, ONNX_BACKENDS[backend], batch_size=batch_size)
 
 

@@ -52,10 +52,16 @@ def keys_env(*tenants: str) -> str:
     return json.dumps({digest(key_for(t)): t or OPERATOR for t in (*tenants, None)})
 
 
+# A test whose point is the model (its ranking, its ids, its loading) serves with it: `**MODEL` in its env.
+MODEL = {"SNAPDEX_EMBEDDER_BACKEND": "onnx-int8"}
+
+
 def snapdex_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a snapdex process. Its embedder is the deterministic fake (SNAPDEX_EMBEDDER_BACKEND=hash:
+    no model loads, ingest costs no forward passes) unless `extra` names a backend, as `**MODEL` does."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDEX_") or k == "SNAPDEX_MODELS_DIR"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
-               SNAPDEX_DATA_DIR=str(data_dir), **extra)
+               SNAPDEX_DATA_DIR=str(data_dir), SNAPDEX_EMBEDDER_BACKEND="hash", **extra)
     return env
 
 
