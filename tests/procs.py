@@ -65,7 +65,8 @@ def snapdex_env(data_dir: Path, **extra: str) -> dict[str, str]:
     no model loads, ingest costs no forward passes) unless `extra` names a backend, as `**MODEL` does."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDEX_") or k == "SNAPDEX_MODELS_DIR"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
-               SNAPDEX_DATA_DIR=str(data_dir), SNAPDEX_EMBEDDER_BACKEND=FAKE_BACKEND, **extra)
+               SNAPDEX_DATA_DIR=str(data_dir), SNAPDEX_EMBEDDER_BACKEND=FAKE_BACKEND)
+    env.update(extra)
     return env
 
 
