@@ -19,25 +19,29 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-from encoders.dense import Embedder, EmbeddingCache, SentenceTransformerEmbedder
-from options import EMBEDDER_BACKENDS, EmbedderBackend
+from encoders.dense import Embedder, EmbeddingCache, HashEmbedder, SentenceTransformerEmbedder
+from options import EMBEDDER_BACKENDS, FAKE_EMBEDDER, EmbedderBackend
 
 T = TypeVar("T")
 Gate = Callable[[], AbstractContextManager]  # entered around each call of the model
 
 BACKENDS = EMBEDDER_BACKENDS
 Backend = EmbedderBackend
+FAKE_BACKEND = FAKE_EMBEDDER
+FAKE_DIM = 384  # MiniLM's width, so stored vectors cost what a model's do
 
 
 def open_embedder(backend: str, folder: Path | None, models_dir: Path, batch_size: int = 64) -> Embedder:
     """The backend named by SNAPDEX_EMBEDDER_BACKEND. Nothing loads here: the model loads on first use, and an
     ONNX export (when its folder under `models_dir` is missing) runs then, in a child process."""
+    if backend == FAKE_BACKEND:
+        return HashEmbedder(dim=FAKE_DIM)
     if backend == "torch":
         return SentenceTransformerEmbedder(folder, batch_size=batch_size)
     from encoders.onnx_backend import ONNX_BACKENDS, OnnxEmbedder  # onnxruntime itself loads on first use
 
     if backend not in ONNX_BACKENDS:
-        raise ValueError(f"embedder backend {backend!r} is not one of {BACKENDS}")
+        raise ValueError(f"embedder backend {backend!r} is not one of {(*BACKENDS, FAKE_BACKEND)}")
     return OnnxEmbedder(folder, models_dir, ONNX_BACKENDS[backend], batch_size=batch_size)
 
 

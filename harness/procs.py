@@ -18,6 +18,9 @@ from typing import Iterator
 import httpx
 import pytest
 
+from encoders.dense import HashEmbedder
+from encoders.embedding import FAKE_BACKEND, FAKE_DIM
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -54,10 +57,18 @@ def keys_env(*tenants: str) -> str:
     return json.dumps({digest(key_for(t)): t or OPERATOR for t in (*tenants, None)})
 
 
+# A test whose point is the model (its ranking, its ids, its loading) serves with it: `**MODEL` in its env.
+MODEL = {"SNAPDEX_EMBEDDER_BACKEND": "onnx-int8"}
+FAKE_MODEL_ID = HashEmbedder(dim=FAKE_DIM).model_id  # what the others serve with
+
+
 def snapdex_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a snapdex process. Its embedder is the deterministic fake (SNAPDEX_EMBEDDER_BACKEND=hash:
+    no model loads, ingest costs no forward passes) unless `extra` names a backend, as `**MODEL` does."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDEX_") or k == "SNAPDEX_MODELS_DIR"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
-               SNAPDEX_DATA_DIR=str(data_dir), **extra)
+               SNAPDEX_DATA_DIR=str(data_dir), SNAPDEX_EMBEDDER_BACKEND=FAKE_BACKEND)
+    env.update(extra)
     return env
 
 

@@ -63,7 +63,10 @@ WindowMethod = Literal["late", "standalone"]
 # Near-duplicate documents at retrieval: "collapse" keeps the newest twin's hits, "keep-all" ranks every twin's.
 TwinPolicy = Literal["collapse", "keep-all"]
 GroupBy = Literal["document"]
-EmbedderBackend = Literal["torch", "onnx", "onnx-int8"]
+EmbedderBackend = Literal["torch", "onnx", "onnx-int8"]  # the model's backends
+# Not a model: the deterministic HashEmbedder, for tests and offline demos whose point is not ranking quality (no
+# model loads; its own model id, so its snapshots and cache entries never mix with a model's).
+FakeEmbedder = Literal["hash"]
 # How dense and window vectors are stored. float16 halves what float32 takes, scores moving by about 1e-3; turbo8
 # (Qdrant's TurboQuant, 8 bits a dimension) takes about a quarter, scores moving by about 1e-2 (README, "Memory").
 VectorDatatype = Literal["float32", "float16", "turbo8"]
@@ -82,6 +85,7 @@ WINDOW_METHODS: tuple[str, ...] = get_args(WindowMethod)
 TWIN_POLICIES: tuple[str, ...] = get_args(TwinPolicy)
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
 EMBEDDER_BACKENDS: tuple[str, ...] = get_args(EmbedderBackend)
+FAKE_EMBEDDER: str = get_args(FakeEmbedder)[0]
 VECTOR_DATATYPES: tuple[str, ...] = get_args(VectorDatatype)
 DENSE_INDEX_MODES: tuple[str, ...] = get_args(DenseIndexMode)
 

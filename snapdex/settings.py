@@ -15,9 +15,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eval.gate import GatePolicy
-from options import (Candidates, DenseIndexMode, EmbedderBackend, Fusion, LateLongTokens, LlmMode, LongQueryCombine,
-                     MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK, TwinPolicy, VectorDatatype, Weight,
-                     WindowMethod, default)
+from options import (Candidates, DenseIndexMode, EmbedderBackend, FakeEmbedder, Fusion, LateLongTokens, LlmMode,
+                     LongQueryCombine, MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK, TwinPolicy, VectorDatatype,
+                     Weight, WindowMethod, default)
 from ingest.tenants import check_tenant
 
 OPERATOR = "*"  # SNAPDEX_API_KEYS's value for an operator key; no tenant name can be "*"
@@ -96,8 +96,9 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(default=16, ge=1, le=4096)
     # How the model runs: "onnx-int8" (ONNX Runtime, weights int8), "onnx" (ONNX Runtime, fp32) or "torch"
     # (sentence-transformers). The ONNX model is exported from the folder above once, into <data_dir>/models/.
+    # "hash": no model, the deterministic fake embedder, for tests and offline demos (ranking is meaningless).
     # Part of the model id, so of every snapshot hash and embedding cache key. See README, "Embedder backends".
-    embedder_backend: EmbedderBackend = "onnx-int8"
+    embedder_backend: EmbedderBackend | FakeEmbedder = "onnx-int8"
     # Where exported models are kept (default <data_dir>/models); an image can export at build time into its own.
     models_dir: Path | None = None
 

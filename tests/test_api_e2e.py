@@ -8,7 +8,7 @@ import os
 import pytest
 
 from snapdex.keys import digest
-from harness.procs import auth, key_for, snapdex_serve, wait_until
+from harness.procs import FAKE_MODEL_ID, auth, key_for, snapdex_serve, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -287,7 +287,8 @@ def test_retrieve_contract_stages_recipe_cache_and_errors(service):
     assert [x["score"] for x in r["hits"]] == sorted((x["score"] for x in r["hits"]), reverse=True)
     assert len({x["chunk_id"] for x in r["hits"]}) == len(r["hits"])
     recipe = r["recipe"]
-    assert recipe["first_stage"]["fusion"] == "zscore" and recipe["first_stage"]["embedding"].startswith("model@")
+    # The embedder that served the query, by its model id (the tests serve the hash fake: tests/procs.py).
+    assert recipe["first_stage"]["fusion"] == "zscore" and recipe["first_stage"]["embedding"] == FAKE_MODEL_ID
     assert recipe["rerank"]["name"] == "late-interaction" and recipe["rerank"]["weights"]
     assert recipe["prune"]["near_duplicate_jaccard"] == 0.8
     assert {"rewrite", "embed", "first_stage", "rerank", "prune", "total"} <= set(r["timings_ms"])

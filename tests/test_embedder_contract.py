@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from encoders.dense import HashEmbedder
-from encoders.embedding import BACKENDS, open_embedder
+from encoders.embedding import BACKENDS, FAKE_BACKEND, open_embedder
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = Path(os.environ["SNAPDEX_MODELS_DIR"])  # set by conftest: one export per checkout
@@ -148,6 +148,16 @@ def test_onnx_serving_never_imports_torch():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_hash_backend_serves_the_fake_under_its_own_model_id(tmp_path):
+    """SNAPDEX_EMBEDDER_BACKEND=hash (tests, offline demos): the deterministic fake, no model files read."""
+    from snapdex.settings import Settings
+
+    assert Settings(data_dir=tmp_path, embedder_backend=FAKE_BACKEND).embedder_backend == "hash"
+    e = open_embedder(FAKE_BACKEND, tmp_path / "no-model-here", tmp_path)
+    assert isinstance(e, HashEmbedder) and e.dim == 384 and e.model_id == "hash-embedder-384"
+    assert np.array_equal(e.embed(TEXTS), HashEmbedder(dim=384).embed(TEXTS))
 
 
 def test_unknown_backend_is_refused(tmp_path):

@@ -20,6 +20,7 @@ from harness.procs import auth, key_for, snapdex_serve, wait_until
 from tests.test_access import bearer, keys_cli
 
 TENANT, OTHER = "acme", "globex"
+DELETER = "initech"  # the deletion test's own tenant: what it deletes stays out of the other tests' index
 DOCS = [{"id": "leave", "text": "Parental leave lasts sixteen weeks with full pay for every employee."},
         {"id": "vpn", "text": "Staff reach the VPN through the north gateway with a hardware token."},
         {"id": "ledger", "text": "The finance ledger closes every quarter on the last Friday."},
@@ -34,7 +35,7 @@ class Served:
         self.data, self.stack, self.svc = data, ExitStack(), None
 
     def start(self) -> None:
-        self.svc = self.stack.enter_context(snapdex_serve(self.data, tenants=(TENANT, OTHER), log_level="info",
+        self.svc = self.stack.enter_context(snapdex_serve(self.data, tenants=(TENANT, OTHER, DELETER), log_level="info",
                                                           SNAPDEX_GATE_FLOORS="{}"))
 
     def restart(self) -> None:
@@ -153,17 +154,23 @@ def test_a_principal_reports_only_on_what_it_was_shown(served):
     assert r.status_code == 403, r.text
 
 
+QUESTIONS = {"how many weeks of parental leave": "leave", "when does the finance ledger close": "ledger",
+             "which gateway reaches the VPN": "vpn", "when is lunch served": "lunch"}
+
+
+def cite(sx: Client, question: str, doc: str, times: int) -> None:
+    """`times` answers to `question`, each called helpful with a citation of `doc`."""
+    for _ in range(times):
+        answer = sx.retrieve(question, top_k=4)
+        hit = next(h for h in answer.hits if h.doc_id == doc)
+        out = sx.feedback(answer.request_id, [{"chunk_id": hit.chunk_id, "signal": "cited"}], helpful=True)
+        assert out.recorded == 2
+
+
 def test_positive_feedback_becomes_a_query_set_the_gate_runs(served):
-    questions = {"how many weeks of parental leave": "leave", "when does the finance ledger close": "ledger",
-                 "which gateway reaches the VPN": "vpn", "when is lunch served": "lunch"}
     with Client(served.svc.url, api_key=key_for(TENANT)) as sx:
-        for question, doc in questions.items():
-            # Three answers with a citation of the right document; lunch gets two, one short of min_signals.
-            for _ in range(2 if doc == "lunch" else 3):
-                answer = sx.retrieve(question, top_k=4)
-                hit = next(h for h in answer.hits if h.doc_id == doc)
-                out = sx.feedback(answer.request_id, [{"chunk_id": hit.chunk_id, "signal": "cited"}], helpful=True)
-                assert out.recorded == 2
+        for question, doc in QUESTIONS.items():
+            cite(sx, question, doc, 2 if doc == "lunch" else 3)  # lunch: one short of min_signals
         # The parking question's citations come from answers their users called not helpful: they credit nothing.
         for _ in range(3):
             answer = sx.retrieve("where do I renew a parking permit", top_k=4)
@@ -182,7 +189,7 @@ def test_positive_feedback_becomes_a_query_set_the_gate_runs(served):
     assert made.answers >= 15 and made.signals >= made.answers - 5
     c = served.svc.client
     items = c.get("/eval/query-sets/prod", headers=ADMIN).json()["items"]
-    assert {i["text"]: i["relevant"] for i in items} == {q: {d: 1} for q, d in questions.items() if d != "lunch"}
+    assert {i["text"]: i["relevant"] for i in items} == {q: {d: 1} for q, d in QUESTIONS.items() if d != "lunch"}
     # The same feedback again (at the path without /eval, which serves the same route): the same content, not a
     # new version.
     r = c.post("/query-sets/prod/from-feedback", json={"min_signals": 3}, headers=ADMIN)
@@ -193,21 +200,26 @@ def test_positive_feedback_becomes_a_query_set_the_gate_runs(served):
     assert run["snapshot"] == served.snapshot and run["metrics"]["recall@10"] == 1.0
     # The query text stays out of the logs.
     log = served.svc.log.read_text()
-    assert '"feedback"' in log and not [q for q in questions if q in log]
+    assert '"feedback"' in log and not [q for q in QUESTIONS if q in log]
 
 
 def test_deleting_a_document_deletes_its_feedback_and_the_gate_judges_on_it(served):
-    # After the previous test: feedback credits leave, ledger and vpn.
-    assert {"leave", "ledger", "vpn"} <= {s["doc_id"] for s in served.signals()}
-    c = served.svc.client
-    assert c.delete("/documents/ledger", headers=ADMIN).status_code == 202
-    assert "ledger" not in {s["doc_id"] for s in served.signals()}
-    assert {"leave", "vpn"} <= {s["doc_id"] for s in served.signals()}
-    r = c.post("/eval/query-sets/prod/from-feedback", json={"min_signals": 3}, headers=ADMIN)
+    c, h = served.svc.client, auth(DELETER)
+    snapshot = served.svc.wait_job(c.post("/ingest", json={"documents": DOCS}, headers=h).json()["job_id"],
+                                   headers=h)["snapshot"]
+    with Client(served.svc.url, api_key=key_for(DELETER)) as sx:
+        for question, doc in QUESTIONS.items():
+            if doc != "lunch":
+                cite(sx, question, doc, 3)
+    assert {"leave", "ledger", "vpn"} <= {s["doc_id"] for s in served.signals(DELETER)}
+    assert c.delete("/documents/ledger", headers=h).status_code == 202
+    assert "ledger" not in {s["doc_id"] for s in served.signals(DELETER)}
+    assert {"leave", "vpn"} <= {s["doc_id"] for s in served.signals(DELETER)}
+    r = c.post("/eval/query-sets/prod/from-feedback", json={"min_signals": 3}, headers=h)
     assert r.status_code == 201 and r.json()["queries"] == 2, r.text
     # The build the deletion queued is judged by the gate on the set made of feedback.
-    verdict = wait_until(lambda: next((s["gate"] for s in c.get("/snapshots", headers=ADMIN).json()["snapshots"]
-                                       if s["hash"] != served.snapshot and s.get("gate")), None), 180, "the verdict")
+    verdict = wait_until(lambda: next((s["gate"] for s in c.get("/snapshots", headers=h).json()["snapshots"]
+                                       if s["hash"] != snapshot and s.get("gate")), None), 180, "the verdict")
     assert {(ch["query_set"], ch["version"]) for ch in verdict["checks"]} >= {("prod", r.json()["version"])}
 
 

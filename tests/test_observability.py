@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.helpers import make_runtime
-from harness.procs import auth, free_port, snapdex_serve
+from harness.procs import MODEL, auth, free_port, snapdex_serve
 
 H = auth("obs")
 SECRET_QUERY = "which aquifer feeds the tamarisk springs"
@@ -32,7 +32,9 @@ def value(found: dict, name: str, **labels) -> float:
 @pytest.mark.slow
 def test_metrics_request_ids_and_json_logs_over_http(tmp_path):
     # every stage runs, so that every stage's duration is measured (the second stage is off by default)
-    with snapdex_serve(tmp_path / "data", log_level="info", tenants=("obs",), SNAPDEX_RERANK="late-interaction") as svc:
+    # The model: its load is one of the measured components.
+    with snapdex_serve(tmp_path / "data", log_level="info", tenants=("obs",), SNAPDEX_RERANK="late-interaction",
+                       **MODEL) as svc:
         c = svc.client
         docs = [{"id": "springs", "text": SECRET_TEXT},
                 {"id": "bridges", "text": "Suspension bridges hang their deck from cables over two towers."}]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness.procs import REPO, auth, key_for, snapdex_env, snapdex_serve, wait_until
+from harness.procs import MODEL, REPO, auth, key_for, snapdex_env, snapdex_serve, wait_until
 from tests.test_recall_gate import BROKEN, TOPICS
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def runs(svc, **params) -> list[dict]:
 
 
 def test_query_sets_gate_rollback_drilldown_and_metrics_over_http(tmp_path, catalog_env):
-    with snapdex_serve(tmp_path / "data", tenants=("acme",), **GATE, **catalog_env) as svc:
+    with snapdex_serve(tmp_path / "data", tenants=("acme",), **GATE, **catalog_env, **MODEL) as svc:
         a = ingest(svc, documents())["snapshot"]
 
         # Upload a labelled set: 201 and version 1; the same content again is kept, not a new version.

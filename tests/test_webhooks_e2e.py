@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness.procs import REPO, auth, free_port, redis_server, snapdex_serve, snapdex_worker, wait_until
+from harness.procs import MODEL, REPO, auth, free_port, redis_server, snapdex_serve, snapdex_worker, wait_until
 from harness.receiver import Receiver
 
 pytestmark = pytest.mark.slow
@@ -210,7 +210,7 @@ def broken_model(tmp_path):
 
 
 def test_private_urls_are_refused_unless_allowed(tmp_path):
-    with snapdex_serve(tmp_path / "data", SNAPDEX_EMBEDDING_MODEL_PATH=broken_model(tmp_path)) as svc:
+    with snapdex_serve(tmp_path / "data") as svc:
         r = svc.client.post("/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["job.failed"]})
         assert r.status_code == 422 and "loopback, link-local or private" in r.text
         assert "SNAPDEX_WEBHOOK_ALLOW_PRIVATE" in r.text
@@ -221,7 +221,7 @@ def test_private_urls_are_refused_unless_allowed(tmp_path):
 
 
 def test_job_failed_and_config_drift(tmp_path):
-    """A job that fails as a whole (here: the embedding model folder does not exist), and a restart whose index
+    """A job that fails as a whole (here: the embedding model's weights are junk), and a restart whose index
     config differs from the live snapshot's."""
     rx = Receiver().start()
     try:
@@ -233,7 +233,8 @@ def test_job_failed_and_config_drift(tmp_path):
         with snapdex_serve(data, **ENV, SNAPDEX_CHUNK_SIZE="128") as svc:
             drift = wait_event(rx, "config.drift", live=live)
             assert "chunker" in json.dumps(drift["data"]["parts"])
-        with snapdex_serve(tmp_path / "broken", **ENV, SNAPDEX_EMBEDDING_MODEL_PATH=broken_model(tmp_path)) as svc:
+        with snapdex_serve(tmp_path / "broken", **ENV, **MODEL,
+                           SNAPDEX_EMBEDDING_MODEL_PATH=broken_model(tmp_path)) as svc:
             hook = register(svc, "default", rx.url, ["job.failed"])
             job = svc.client.post("/ingest", json={"documents": DOCS}).json()["job_id"]
             assert svc.wait_job(job)["status"] == "failed"

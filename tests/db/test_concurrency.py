@@ -1,4 +1,4 @@
-"""Four processes on one PostgreSQL for 30 s, all on one tenant: they create jobs, race to claim every unsettled job
+"""Four processes on one PostgreSQL for 15 s, all on one tenant: they create jobs, race to claim every unsettled job
 (each one is a message delivered to every worker), build under the tenant's build lock and promote or roll back
 by hand as operators do, while a fifth process polls the live pointer. No job may be lost or ingested twice, no
 two builds may overlap, and exactly one snapshot is live at every instant the reader looks."""
@@ -14,7 +14,7 @@ from db import open_catalog
 from ingest.jobs import JobStore
 from harness.procs import REPO
 
-SECONDS, WORKERS = 30.0, 4
+SECONDS, WORKERS = 15.0, 4
 
 WORKER = r"""
 import json, random, sys, time
@@ -103,11 +103,11 @@ note(kind="done")
 """
 
 READER = r"""
-import json, sys, time
+import json, os, sys, time
 from sqlalchemy import text
 from db import Database
 db = Database(sys.argv[1])
-seconds, out = float(sys.argv[2]), sys.argv[3]
+seconds, out, stop = float(sys.argv[2]), sys.argv[3], sys.argv[4]
 # One statement, one snapshot of the database: how many snapshots say live, and what the pointer names.
 probe = text("SELECT (SELECT COUNT(*) FROM snapshots WHERE tenant = 't' AND status = 'live'),"
              " (SELECT s.status FROM live l JOIN snapshots s ON s.tenant = l.tenant AND s.hash = l.hash"
@@ -115,7 +115,8 @@ probe = text("SELECT (SELECT COUNT(*) FROM snapshots WHERE tenant = 't' AND stat
 polls, bad, seen_live = 0, [], False
 deadline = time.monotonic() + seconds
 with db.read() as conn:
-    while time.monotonic() < deadline:
+    # Until the workers have drained (the test makes `stop`); `seconds` is only the backstop.
+    while time.monotonic() < deadline and not (polls % 50 == 0 and os.path.exists(stop)):
         live, pointer = conn.execute(probe).one()
         polls += 1
         seen_live = seen_live or pointer is not None
@@ -129,11 +130,13 @@ def test_four_processes_hammering_one_tenant(postgres, tmp_path):
     url = postgres.create_database()
     open_catalog(url).dispose()  # the schema first: the race under test is the workload's, not the upgrade's
     logs = [tmp_path / f"worker-{i}.jsonl" for i in range(WORKERS)]
-    reader_out = tmp_path / "reader.json"
-    reader = subprocess.Popen([sys.executable, "-c", READER, url, str(SECONDS + 15), str(reader_out)], cwd=REPO)
+    reader_out, stop = tmp_path / "reader.json", tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, url, str(SECONDS + 240), str(reader_out), str(stop)],
+                              cwd=REPO)
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(i), str(SECONDS), str(log)], cwd=REPO,
                                 stderr=subprocess.PIPE, text=True) for i, log in enumerate(logs)]
     errors = [w.communicate(timeout=SECONDS + 240)[1] for w in workers]
+    stop.touch()
     assert [w.returncode for w in workers] == [0] * WORKERS, [e[-3000:] for e in errors]
     assert reader.wait(timeout=SECONDS + 60) == 0
 
