@@ -24,10 +24,15 @@ def status_of(error: DomainError) -> int:
     return next(STATUS[c] for c in type(error).__mro__ if c in STATUS)
 
 
-async def domain_error(request: Request, error: DomainError) -> JSONResponse:
-    detail = error.detail
+def detail_of(error: DomainError):
+    """The answer's detail: the error's message, or one FastAPI-shaped refusal when it names its field."""
     if isinstance(error, InvalidInput) and error.loc is not None:
-        detail = [refusal(error.loc, error.kind, str(error))]
+        return [refusal(error.loc, error.kind, str(error))]
+    return error.detail
+
+
+async def domain_error(request: Request, error: DomainError) -> JSONResponse:
+    detail = detail_of(error)
     headers = {"Retry-After": str(max(int(error.retry_after), 1))} if isinstance(error, Unavailable) else None
     return JSONResponse(status_code=status_of(error), content={"detail": detail}, headers=headers)
 

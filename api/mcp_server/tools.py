@@ -24,7 +24,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
+from api.errors import detail_of, status_of
 from api.strict import parse_json
+from errors import DomainError
 from wire.common import DocId, Metadata, NonBlank, PrincipalIn, Scalar
 from wire.documents import DeleteDocumentResponse, DocumentListResponse
 from wire.ingest import IngestResponse
@@ -64,7 +66,11 @@ class Failure(Exception):
 
     @classmethod
     def invalid(cls, e: ValidationError, loc: tuple = ()) -> "Failure":
-        """Validation errors as the API's 422 lists them (without the input echoed back)."""
+        """Validation errors as the API's 422 lists them (without the input echoed back); a domain error raised by
+        a schema's check (the grammar of `filters`) as the API answers it (api/main.py, `_invalid_request`)."""
+        raised = [(err.get("ctx") or {}).get("error") for err in e.errors(include_url=False, include_input=False)]
+        if raised and all(isinstance(r, DomainError) for r in raised):
+            return cls(status_of(raised[0]), detail_of(raised[0]))
         return cls(422, [{"type": err["type"], "loc": [*loc, *err["loc"]], "msg": err["msg"]}
                          for err in e.errors(include_url=False, include_input=False, include_context=False)])
 

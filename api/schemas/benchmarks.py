@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from errors import InvalidInput
 from wire.common import parse_date
 
 
@@ -16,7 +17,12 @@ Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 def _iso_date(v: str) -> str:
-    parse_date(v)  # kept as written: the run names its own date; the store orders by the instant
+    """A run's `date` (the body's field: a domain error raised in a schema check answers as a route's would, so it
+    names its field itself)."""
+    try:
+        parse_date(v)  # kept as written: the run names its own date; the store orders by the instant
+    except InvalidInput as e:
+        raise InvalidInput(str(e), ("body", "date")) from None
     return v
 
 
