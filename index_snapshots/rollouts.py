@@ -24,7 +24,6 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 import random
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -49,8 +48,6 @@ A, F, R = answers.c, feedback.c, rollouts.c
 MODES = ("interleave", "canary")
 ARMS = ("live", "candidate")
 POSITIVE = ("cited", "clicked", "helpful")
-# Interleaved requests' candidate searches, each beside its request's own thread.
-_BESIDE = ThreadPoolExecutor(8, thread_name_prefix="rollout-candidate")
 # /retrieve reads the running rollout on every request: a stop or a step reaches every process within this long.
 RUNNING_TTL_S = 1.0
 
@@ -137,12 +134,12 @@ def search(searcher: SnapshotSearcher, running: Running | None, tenant: str, cal
         return Served(found, running, arm, [arm] * len(found.hits))
     if call.get("context") is not None or call.get("group_by") is not None:
         return Served(searcher.search(tenant, **call))
-    # The two rankings side by side: the query vector made once, the candidate's search on a thread of its own while
-    # this one runs the live snapshot's (the vector store's search runs outside the GIL).
+    # The two rankings one after the other, the query vector made once. Not on a thread beside: the stages are mostly
+    # Python, and two threads taking turns at the GIL made p95 7x no rollout's on a quiet 2-core host (1.8x this way;
+    # bench/rollout_bench.py, README "Rollouts").
     searcher.pipeline.embed_queries([call["query"]])
-    beside = _BESIDE.submit(searcher.search, tenant, **{**call, "snapshot": running.candidate})
     live = searcher.search(tenant, **call)
-    candidate = beside.result()
+    candidate = searcher.search(tenant, **{**call, "snapshot": running.candidate})
     merged = team_draft(live.hits, candidate.hits, call["top_k"], random.Random(seed),
                         key=lambda h: h.payload["chunk_hash"])
     timings = {**live.timings_ms, "candidate": candidate.timings_ms.get("total", 0.0),
