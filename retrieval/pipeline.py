@@ -342,8 +342,13 @@ class RetrievalPipeline:
         -0.032 nDCG@10 fusing chunks, -0.013 fusing documents; shapes where fusing chunks scored higher (FAQ,
         SciFact's recall) stay above the plain fusion."""
         per_leg = max(stages.candidates, depth)
-        legs = {"dense": self.store.search_dense(collection, vector, per_leg, filters=filters),
-                "bm25": self.store.search_sparse(collection, sparse, per_leg, filters=filters)}
+        # Fusing chunks needs only ids and scores: the legs come without payloads, and the `depth` kept read
+        # theirs in one call. The engine handing over a payload took most of a search (a 100-candidate leg: 3 ms
+        # with payloads, 0.3 ms without). Fusing documents reads each candidate's documents.
+        legs = {"dense": self.store.search_dense(collection, vector, per_leg, filters=filters,
+                                                 with_payload=by_document),
+                "bm25": self.store.search_sparse(collection, sparse, per_leg, filters=filters,
+                                                 with_payload=by_document)}
         pool: dict[str, Hit] = {}
         scores: dict[str, dict[str, float]] = {}
         for leg, hits in legs.items():
@@ -367,7 +372,9 @@ class RetrievalPipeline:
         fused = weighted_zscore(legs_of, weights)
         if not by_document:
             order = sorted(range(len(ids)), key=lambda k: (-fused[k], ids[k]))[:depth]
-            return [Hit(ids[k], float(fused[k]), pool[ids[k]].payload) for k in order], scores
+            payloads = {r.id: r.payload for r in self.store.retrieve(collection, [ids[k] for k in order])}
+            # A point gone between the search and the read (a collection is not written once live) is left out.
+            return [Hit(ids[k], float(fused[k]), payloads[ids[k]]) for k in order if ids[k] in payloads], scores
         docs: dict[str, int] = {}
         doc_of = np.array([docs.setdefault(document_of(pool[i].payload, i), len(docs)) for i in ids], dtype=np.int64)
         best = {}

@@ -85,10 +85,15 @@ class VectorStore(Protocol):
         with_vectors: bool = False,
     ) -> tuple[list[Record], str | None]: ...
 
-    def search_dense(self, name: str, vector, limit: int, filters: Filters = None) -> list[Hit]: ...
+    def search_dense(self, name: str, vector, limit: int, filters: Filters = None,
+                     with_payload: bool = True) -> list[Hit]:
+        """The `limit` nearest points by the dense vector, ordered by (-score, id). `with_payload=False`: each hit's
+        payload is {} (a first stage that fuses many candidates reads the payloads of the few it keeps: the engine
+        takes most of a search's time handing payloads over)."""
+        ...
 
     def search_sparse(
-        self, name: str, vector: SparseVector, limit: int, filters: Filters = None
+        self, name: str, vector: SparseVector, limit: int, filters: Filters = None, with_payload: bool = True
     ) -> list[Hit]: ...
 
     def search_hybrid(

@@ -260,26 +260,29 @@ class ClientStore:
             )
         return [_record(r) for r in records], str(next_offset) if next_offset is not None else None
 
-    def _fetcher(self, name: str, what: str, **request):
+    def _fetcher(self, name: str, what: str, with_payload: bool = True, **request):
         """fetch(n) for top_hits: one query_points call with limit n."""
 
         def fetch(n: int) -> list[Hit]:
             with self._call(f"{what} in {name!r}"):
-                points = self.client.query_points(name, limit=n, with_payload=True, **request).points
+                points = self.client.query_points(name, limit=n, with_payload=with_payload, **request).points
             return [Hit(id=str(p.id), score=p.score, payload=p.payload or {}) for p in points]
 
         return fetch
 
-    def search_dense(self, name: str, vector, limit: int, filters: Filters = None) -> list[Hit]:
+    def search_dense(self, name: str, vector, limit: int, filters: Filters = None,
+                     with_payload: bool = True) -> list[Hit]:
         flt = _filter(filters)
         fetch = self._fetcher(
-            name, "dense search", query=_dense(vector), using=DENSE, query_filter=flt,
+            name, "dense search", with_payload, query=_dense(vector), using=DENSE, query_filter=flt,
             search_params=self._dense_params(name)
         )
         return top_hits(fetch, limit)
 
-    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: Filters = None) -> list[Hit]:
-        fetch = self._fetcher(name, "sparse search", query=_sparse(vector), using=SPARSE, query_filter=_filter(filters))
+    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: Filters = None,
+                      with_payload: bool = True) -> list[Hit]:
+        fetch = self._fetcher(name, "sparse search", with_payload, query=_sparse(vector), using=SPARSE,
+                              query_filter=_filter(filters))
         return top_hits(fetch, limit)
 
     def search_hybrid(

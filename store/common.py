@@ -19,6 +19,9 @@ UPSERT_BATCH = 256
 TIE_SLACK = 8
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# A UUID already in the canonical form str(uuid.UUID(...)) gives: how the engines hand ids back, so ids read from one
+# search and passed to the next (rescoring, payloads) skip the parse, which cost ~2 ms a deep search.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def check_name(name: str) -> str:
@@ -35,6 +38,8 @@ def check_datatype(datatype: str) -> str:
 
 
 def check_id(point_id: str) -> str:
+    if type(point_id) is str and _CANONICAL_UUID.fullmatch(point_id):
+        return point_id
     try:
         return str(uuid.UUID(str(point_id)))
     except ValueError:

@@ -348,22 +348,24 @@ class EdgeStore:
 
         return fetch
 
-    def search_dense(self, name: str, vector, limit: int, filters: Filters = None) -> list[Hit]:
+    def search_dense(self, name: str, vector, limit: int, filters: Filters = None,
+                     with_payload: bool = True) -> list[Hit]:
         query, flt = qe.Query.Nearest(_dense(vector), using=DENSE), _filter(filters)
         params = _dense_params(self.dense_index(name))
         fetch = self._fetcher(
             name,
             "dense search",
-            lambda n: qe.QueryRequest(limit=n, query=query, filter=flt, params=params, with_payload=True),
+            lambda n: qe.QueryRequest(limit=n, query=query, filter=flt, params=params, with_payload=with_payload),
         )
         return top_hits(fetch, limit)
 
-    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: Filters = None) -> list[Hit]:
+    def search_sparse(self, name: str, vector: SparseVector, limit: int, filters: Filters = None,
+                      with_payload: bool = True) -> list[Hit]:
         query, flt = qe.Query.Nearest(_sparse(vector), using=SPARSE), _filter(filters)
         fetch = self._fetcher(
             name,
             "sparse search",
-            lambda n: qe.QueryRequest(limit=n, query=query, filter=flt, with_payload=True),
+            lambda n: qe.QueryRequest(limit=n, query=query, filter=flt, with_payload=with_payload),
         )
         return top_hits(fetch, limit)
 

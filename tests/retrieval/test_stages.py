@@ -271,6 +271,50 @@ def test_zscore_fusion_scores_every_candidate_on_both_legs(rt):
         p.stages(fusion="zscore", fusion_dense=0.0, fusion_bm25=0.0)
 
 
+class _PayloadSpy:
+    """The pipeline's store, noting whether each leg search asked for payloads; `force` hands them over anyway (a
+    first stage that read every candidate's payload, as before)."""
+
+    def __init__(self, store, force: bool) -> None:
+        self._store, self.force, self.asked = store, force, []
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def _leg(self, method, *args, with_payload=True, **kwargs):
+        self.asked.append(with_payload)
+        return getattr(self._store, method)(*args, with_payload=with_payload or self.force, **kwargs)
+
+    def search_dense(self, *args, **kwargs):
+        return self._leg("search_dense", *args, **kwargs)
+
+    def search_sparse(self, *args, **kwargs):
+        return self._leg("search_sparse", *args, **kwargs)
+
+
+def test_zscore_fusion_reads_only_the_kept_hits_payloads_and_answers_as_if_it_read_all(rt):
+    snap = rt.manifest.live("default")
+    p = rt.pipeline
+    real = p.store
+    answers = {}
+    try:
+        for force in (True, False):
+            p.store = spy = _PayloadSpy(real, force)
+            answers[force] = [p.run(snap.collection, q, k, p.stages(fusion="zscore"), highlights=True,
+                                    filters=filters)
+                              for q in ("lava rivers", "bread", "sediment floods") for k in (1, 3)
+                              for filters in (None, {"doc_id": ["volcano", "bread"]})]
+            assert spy.asked and not any(spy.asked)  # the legs came without payloads
+    finally:
+        p.store = real
+    for with_all, kept_only in zip(answers[True], answers[False]):
+        assert [(h.id, h.payload, h.highlights) for h in kept_only.hits] == \
+            [(h.id, h.payload, h.highlights) for h in with_all.hits]
+        # The engine's float sums differ in the last bits from one call to the next.
+        assert [h.score for h in kept_only.hits] == pytest.approx([h.score for h in with_all.hits], abs=1e-6)
+        assert all(h.payload.get("text") for h in kept_only.hits)
+
+
 def test_grouped_zscore_fuses_documents_as_the_plain_fusion_of_their_best_chunks(tmp_path):
     """Grouped by document, zscore is the plain fusion of two document rankers: each document's score on a leg is
     its best chunk's, z-scored over the documents. Here every chunk is a candidate, so it is checked exactly."""

@@ -284,6 +284,22 @@ def test_congruent_with_reference_backend(store, other, points):
                 assert_same_hits(got, want)
 
 
+def test_searches_without_payloads_rank_alike_and_hand_over_no_payload(store, other, points):
+    # The first stage fuses 100s of candidates and reads only the kept ones' payloads: the ranking must not depend
+    # on whether payloads came along.
+    name = load(store, points)
+    load(other, points)
+    for filters in (None, {"tenant": ["acme", "initech"]}):
+        for dense, sparse in queries():
+            for method, query in (("search_dense", dense), ("search_sparse", sparse)):
+                bare = getattr(store, method)(name, query, 12, filters=filters, with_payload=False)
+                full = getattr(store, method)(name, query, 12, filters=filters)
+                assert [h.id for h in bare] == [h.id for h in full]
+                assert [h.score for h in bare] == pytest.approx([h.score for h in full], abs=1e-6)
+                assert all(h.payload == {} for h in bare) and all(h.payload for h in full)
+                assert_same_hits(bare, getattr(other, method)(name, query, 12, filters=filters, with_payload=False))
+
+
 def test_rrf_scores_follow_k(store, points):
     name = load(store, points)
     dense, sparse = next(queries())
