@@ -31,6 +31,13 @@ def detail_of(error: DomainError):
     return error.detail
 
 
+def schema_domain_error(errors: list[dict]) -> DomainError | None:
+    """The domain error a schema's check raised (the grammar of `filters`), when it is every validation error of the
+    body: then the body is answered as a route raising it would be, over HTTP and MCP alike. None otherwise."""
+    raised = [(e.get("ctx") or {}).get("error") for e in errors]
+    return raised[0] if raised and all(isinstance(r, DomainError) for r in raised) else None
+
+
 async def domain_error(request: Request, error: DomainError) -> JSONResponse:
     detail = detail_of(error)
     headers = {"Retry-After": str(max(int(error.retry_after), 1))} if isinstance(error, Unavailable) else None

@@ -79,10 +79,10 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
     A schema's check that raised a domain error (the grammar of `filters`) answers as a route raising it would, or,
     beside other refusals, as a refusal whose message is the error's own."""
     errors = exc.errors()
-    raised = [(e.get("ctx") or {}).get("error") for e in errors]
-    if raised and all(isinstance(r, DomainError) for r in raised):
-        return await domain_errors.domain_error(request, raised[0])
-    errors = [refusal(e["loc"], e["type"], str(r)) if isinstance(r, DomainError) else e for e, r in zip(errors, raised)]
+    if (raised := domain_errors.schema_domain_error(errors)) is not None:
+        return await domain_errors.domain_error(request, raised)
+    errors = [refusal(e["loc"], e["type"], str(r)) if isinstance(r := (e.get("ctx") or {}).get("error"), DomainError)
+              else e for e in errors]
     return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(errors))})
 
 

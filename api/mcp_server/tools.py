@@ -24,9 +24,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
-from api.errors import detail_of, status_of
+from api.errors import detail_of, schema_domain_error, status_of
 from api.strict import parse_json
-from errors import DomainError
 from wire.common import DocId, Metadata, NonBlank, PrincipalIn, Scalar
 from wire.documents import DeleteDocumentResponse, DocumentListResponse
 from wire.ingest import IngestResponse
@@ -68,9 +67,8 @@ class Failure(Exception):
     def invalid(cls, e: ValidationError, loc: tuple = ()) -> "Failure":
         """Validation errors as the API's 422 lists them (without the input echoed back); a domain error raised by
         a schema's check (the grammar of `filters`) as the API answers it (api/main.py, `_invalid_request`)."""
-        raised = [(err.get("ctx") or {}).get("error") for err in e.errors(include_url=False, include_input=False)]
-        if raised and all(isinstance(r, DomainError) for r in raised):
-            return cls(status_of(raised[0]), detail_of(raised[0]))
+        if (raised := schema_domain_error(e.errors(include_url=False, include_input=False))) is not None:
+            return cls(status_of(raised), detail_of(raised))
         return cls(422, [{"type": err["type"], "loc": [*loc, *err["loc"]], "msg": err["msg"]}
                          for err in e.errors(include_url=False, include_input=False, include_context=False)])
 
