@@ -67,6 +67,36 @@ def raw_embed_seconds(texts: list[str], data: Path, backend: str | None = None) 
     return time.perf_counter() - started
 
 
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50/p95 (milliseconds, as measured) and how many values."""
+    import numpy as np
+
+    a = np.array(values)
+    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
+            "n": len(values)}
+
+
+def scifact_bench(doc: str, out: Path, dataset: Path = SCIFACT):
+    """The command line of a benchmark over the first --docs SciFact abstracts and --passes over its 300 test
+    queries, and that data: (args, docs, dataset, test queries)."""
+    import argparse
+    from itertools import islice
+
+    from eval.beir import BeirDataset, corpus_documents
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--docs", type=int, default=1000, help="SciFact abstracts indexed (the first N)")
+    ap.add_argument("--passes", type=int, default=3, help="passes over the 300 test queries")
+    ap.add_argument("--out", type=Path, default=out)
+    args = ap.parse_args()
+    ds = BeirDataset(dataset)
+    docs = list(islice(corpus_documents(dataset / "corpus.jsonl"), args.docs))
+    return args, docs, ds, list(ds.queries(set(ds.qrels("test"))).values())
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

@@ -13,34 +13,24 @@ Usage: .venv/bin/python bench/mcp_bench.py [--docs 1000] [--passes 3] [--out ben
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
 import tempfile
 import time
-from itertools import islice
 from pathlib import Path
 
 import httpx
 import httpx2
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import machine, percentiles, scifact_bench, write_result  # noqa: E402
 from harness.procs import key_for, snapdex_serve  # noqa: E402
 
-SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 TENANT = "bench"
 TOP_K = 8  # the search tool's default
-
-
-def _ms(values: list[float]) -> dict[str, float]:
-    a = np.array(values)
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
-            "n": len(values)}
 
 
 async def measure(url: str, queries: list[str], passes: int) -> dict:
@@ -83,23 +73,14 @@ async def measure(url: str, queries: list[str], passes: int) -> dict:
                     http_ms.append(h[0])
                     same += m[1] == h[1]
     diff = [m - h for m, h in zip(mcp_ms, http_ms)]
-    mcp, rest = _ms(mcp_ms), _ms(http_ms)
-    return {"retrieve_cold_ms": _ms(cold), "mcp_search_ms": mcp, "http_retrieve_ms": rest,
+    mcp, rest = percentiles(mcp_ms), percentiles(http_ms)
+    return {"retrieve_cold_ms": percentiles(cold), "mcp_search_ms": mcp, "http_retrieve_ms": rest,
             "overhead_ms": {"p50": round(mcp["p50"] - rest["p50"], 2), "p95": round(mcp["p95"] - rest["p95"], 2)},
-            "paired_difference_ms": _ms(diff), "same_hits": f"{same}/{len(diff)}"}
+            "paired_difference_ms": percentiles(diff), "same_hits": f"{same}/{len(diff)}"}
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=int, default=1000, help="SciFact abstracts indexed (the first N)")
-    ap.add_argument("--passes", type=int, default=3, help="passes over the 300 test queries")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "mcp.json")
-    args = ap.parse_args()
-    from eval.beir import BeirDataset, corpus_documents
-
-    ds = BeirDataset(SCIFACT)
-    docs = list(islice(corpus_documents(SCIFACT / "corpus.jsonl"), args.docs))
-    queries = list(ds.queries(set(ds.qrels("test"))).values())
+    args, docs, ds, queries = scifact_bench(__doc__, REPO / "bench" / "results" / "mcp.json")
     with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp, \
             snapdex_serve(Path(tmp) / "data", tenants=(TENANT,), SNAPDEX_RATE_LIMIT_RETRIEVE="",
                           SNAPDEX_GATE_FLOORS="{}") as svc:

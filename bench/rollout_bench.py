@@ -19,32 +19,22 @@ Usage: .venv/bin/python bench/rollout_bench.py [--docs 1000] [--passes 3] [--out
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 import time
-from itertools import islice
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import machine, percentiles, scifact_bench, write_result  # noqa: E402
 from harness.procs import MODEL, key_for, snapdex_serve  # noqa: E402
 
-SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 TENANTS = ("plain", "rolled")
 TOP_K = 8
-
-
-def _ms(values: list[float]) -> dict[str, float]:
-    a = np.array(values)
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
-            "n": len(values)}
 
 
 def _ingest(svc, tenant: str, docs: list[dict]) -> str:
@@ -78,7 +68,7 @@ class Asker:
     def result(self) -> dict:
         for c in self.clients.values():
             c.close()
-        plain, rolled = _ms(self.times["plain"]), _ms(self.times["rolled"])
+        plain, rolled = percentiles(self.times["plain"]), percentiles(self.times["rolled"])
         return {"no_rollout_ms": plain, "interleaved_ms": rolled,
                 "ratio": {"p50": round(rolled["p50"] / plain["p50"], 2),
                           "p95": round(rolled["p95"] / plain["p95"], 2)}}
@@ -105,16 +95,7 @@ def measure_cached(url: str, queries: list[str], passes: int) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=int, default=1000, help="SciFact abstracts indexed (the first N)")
-    ap.add_argument("--passes", type=int, default=3, help="passes over the 300 test queries")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "rollout.json")
-    args = ap.parse_args()
-    from eval.beir import BeirDataset, corpus_documents
-
-    ds = BeirDataset(SCIFACT)
-    docs = list(islice(corpus_documents(SCIFACT / "corpus.jsonl"), args.docs))
-    queries = list(ds.queries(set(ds.qrels("test"))).values())
+    args, docs, ds, queries = scifact_bench(__doc__, REPO / "bench" / "results" / "rollout.json")
     test = set(queries)
     fresh = list(dict.fromkeys(queries + [q for q in ds.queries(set(ds.qrels("train"))).values() if q not in test]))
     cut = len(docs) * 9 // 10
