@@ -26,9 +26,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result, write_snapshot  # noqa: E402
+from bench.common import machine, snapdex_serve, write_result, write_snapshot  # noqa: E402
 from bench.retrieve_bench import percentiles  # noqa: E402
-from harness.procs import auth, snapdex_serve  # noqa: E402
+from harness.procs import auth  # noqa: E402
 
 TENANT = "bench-acl"
 

@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import corpus_head, embedded_texts, machine, raw_embed_seconds, write_result  # noqa: E402
 from bench.ingest_bench import run_cli_ingest  # noqa: E402
-from harness.procs import postgres_server, snapdex_serve, wait_until  # noqa: E402
+from harness.procs import postgres_server, wait_until  # noqa: E402
+from bench.common import snapdex_serve  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 QUIET = {"SNAPDEX_RATE_LIMIT_INGEST": "", "SNAPDEX_RATE_LIMIT_RETRIEVE": "", "SNAPDEX_RESULT_CACHE_SIZE": "0"}

@@ -97,6 +97,14 @@ def scifact_bench(doc: str, out: Path, dataset: Path = SCIFACT):
     return args, docs, ds, list(ds.queries(set(ds.qrels("test"))).values())
 
 
+def snapdex_serve(data_dir: Path, **kwargs):
+    """`snapdex serve` as a user runs it, on the service's default model: the tests' launcher (harness/procs.py,
+    whose arguments this takes) serves with the fake embedder unless told otherwise, which measures no model."""
+    from harness import procs
+
+    return procs.snapdex_serve(data_dir, **{**procs.MODEL, **kwargs})
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

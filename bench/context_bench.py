@@ -28,8 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result  # noqa: E402
-from harness.procs import snapdex_serve  # noqa: E402
+from bench.common import machine, snapdex_serve, write_result  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 BUDGETS = (500, 1000, 2000)

@@ -36,14 +36,14 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import machine, snapdex_serve, write_result  # noqa: E402
 from eval.gate import SetOutcome, judge  # noqa: E402
 from eval.metrics import QueryResult, evaluate, metric_names  # noqa: E402
 from eval.store import LabelledQuery, Verdict  # noqa: E402
 from index_snapshots.builder import collection_name  # noqa: E402
 from snapdex.runtime import Runtime  # noqa: E402
 from snapdex.settings import Settings  # noqa: E402
-from harness.procs import auth, snapdex_serve, wait_until  # noqa: E402  (the launcher the tests use)
+from harness.procs import auth, wait_until  # noqa: E402  (the launcher the tests use)
 
 WORDS = ("invoice refund vpn password laptop badge parking vacation contract payroll printer wifi onboarding "
          "expense travel insurance pension locker canteen meeting room license backup migration release deploy "

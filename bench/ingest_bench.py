@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import corpus_head, embedded_texts, machine, raw_embed_seconds, write_result  # noqa: E402
 
-from harness.procs import snapdex_serve, wait_until  # noqa: E402  (the same launcher the tests use)
+from harness.procs import wait_until  # noqa: E402  (the same launcher the tests use)
+from bench.common import snapdex_serve  # noqa: E402
 
 
 def run_cli_ingest(url: str, corpus: Path) -> tuple[float, dict]:

@@ -187,7 +187,8 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latency.json")
     args = p.parse_args()
 
-    from harness.procs import auth, snapdex_serve, wait_until
+    from harness.procs import auth, wait_until
+    from bench.common import snapdex_serve
 
     build(args.data_dir)
     builds = {"before": args.before.resolve(), "after": args.after.resolve()}

@@ -35,10 +35,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import machine, snapdex_serve, write_result  # noqa: E402
 from eval.beir import BeirDataset  # noqa: E402
 from notify import EVENT_TYPES  # noqa: E402
-from harness.procs import auth, snapdex_serve, wait_until  # noqa: E402
+from harness.procs import auth, wait_until  # noqa: E402
 from harness.receiver import Receiver  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"

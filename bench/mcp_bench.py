@@ -26,8 +26,8 @@ import httpx2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, percentiles, scifact_bench, write_result  # noqa: E402
-from harness.procs import key_for, snapdex_serve  # noqa: E402
+from bench.common import machine, percentiles, scifact_bench, snapdex_serve, write_result  # noqa: E402
+from harness.procs import key_for  # noqa: E402
 
 TENANT = "bench"
 TOP_K = 8  # the search tool's default

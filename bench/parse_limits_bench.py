@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result  # noqa: E402
-from harness.procs import auth, parse_children, snapdex_serve, wait_until  # noqa: E402
+from bench.common import machine, snapdex_serve, write_result  # noqa: E402
+from harness.procs import auth, parse_children, wait_until  # noqa: E402
 from harness.runaway_inputs import looping_pdf, slow_text  # noqa: E402
 
 KEEPERS = "The keeper trims the wick at dusk."

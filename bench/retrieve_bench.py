@@ -27,8 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, write_result, write_snapshot  # noqa: E402
-from harness.procs import auth, snapdex_serve  # noqa: E402
+from bench.common import machine, snapdex_serve, write_result, write_snapshot  # noqa: E402
+from harness.procs import auth  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 BIG = "bench-100k"

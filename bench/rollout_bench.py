@@ -30,8 +30,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, percentiles, scifact_bench, write_result  # noqa: E402
-from harness.procs import MODEL, key_for, snapdex_serve  # noqa: E402
+from bench.common import machine, percentiles, scifact_bench, snapdex_serve, write_result  # noqa: E402
+from harness.procs import key_for  # noqa: E402
 
 TENANTS = ("plain", "rolled")
 TOP_K = 8
@@ -101,7 +101,7 @@ def main() -> int:
     cut = len(docs) * 9 // 10
     with tempfile.TemporaryDirectory(prefix="rollout-bench-") as tmp, \
             snapdex_serve(Path(tmp) / "data", tenants=TENANTS, SNAPDEX_RATE_LIMIT_RETRIEVE="",
-                          SNAPDEX_GATE_FLOORS="{}", SNAPDEX_RESULT_CACHE_SIZE="0", **MODEL) as svc:
+                          SNAPDEX_GATE_FLOORS="{}", SNAPDEX_RESULT_CACHE_SIZE="0") as svc:
         snaps = {t: (_ingest(svc, t, docs[:cut]), _ingest(svc, t, docs[cut:])) for t in TENANTS}
         b, _ = snaps["rolled"]
         r = svc.client.post("/rollouts", json={"candidate": b, "mode": "interleave", "steps": [1.0],
