@@ -62,12 +62,18 @@ MODEL = {"SNAPDEX_EMBEDDER_BACKEND": "onnx-int8"}
 FAKE_MODEL_ID = HashEmbedder(dim=FAKE_DIM).model_id  # what the others serve with
 
 
+# Settings of every process started here that its caller does not set. tests/conftest.py adds the tests' own: the
+# benchmarks start their processes here too, and measure with the product's defaults.
+DEFAULTS: dict[str, str] = {"SNAPDEX_EMBEDDER_BACKEND": FAKE_BACKEND}
+
+
 def snapdex_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a snapdex process. Its embedder is the deterministic fake (SNAPDEX_EMBEDDER_BACKEND=hash:
-    no model loads, ingest costs no forward passes) unless `extra` names a backend, as `**MODEL` does."""
+    """The environment of a snapdex process: DEFAULTS, then `extra`. Its embedder is the deterministic fake
+    (SNAPDEX_EMBEDDER_BACKEND=hash: no model loads, ingest costs no forward passes) unless `extra` names a backend,
+    as `**MODEL` does."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDEX_") or k == "SNAPDEX_MODELS_DIR"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
-               SNAPDEX_DATA_DIR=str(data_dir), SNAPDEX_EMBEDDER_BACKEND=FAKE_BACKEND)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1", SNAPDEX_DATA_DIR=str(data_dir))
+    env.update(DEFAULTS)
     env.update(extra)
     return env
 

@@ -16,6 +16,12 @@ SHARED = REPO.parent / "shared" / "data"
 # fingerprint and the export config, as in production): the export runs once per checkout, not once per test.
 os.environ.setdefault("SNAPDEX_MODELS_DIR", str(REPO / ".test-models"))
 
+# A job's build waits SNAPDEX_BUILD_DEBOUNCE_S (2 s by default) after the tenant's newest job arrived: each job a test
+# waited for paid it whole. The processes the tests start take 0.2 s; a test about builds sharing jobs sets its own.
+from harness import procs  # noqa: E402  (after the environment above: it imports the encoders)
+
+procs.DEFAULTS["SNAPDEX_BUILD_DEBOUNCE_S"] = "0.2"
+
 
 @pytest.fixture
 def documents_dir() -> Path:

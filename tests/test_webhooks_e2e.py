@@ -196,17 +196,21 @@ def test_a_receiver_that_never_comes_back_dead_letters_and_redirects_are_not_fol
         rx.stop()
 
 
-def broken_model(tmp_path):
-    """The packaged model's folder with its weights replaced by junk: the service starts (the model loads on first
-    use), and every job fails as a whole when its chunks are embedded."""
+def broken_model(tmp_path) -> dict[str, str]:
+    """Settings under which the packaged model's ONNX export, in a models folder of the test's own, is junk: the
+    service starts (the model loads on first use), and every job fails as a whole when its chunks are embedded.
+    (Junk weights fail the same way, but only after an export in a child process: most of this test's time.)"""
     import shutil
 
-    from encoders.onnx_backend import packaged_model_path
+    from encoders.onnx_backend import ONNX_BACKENDS, export_dir, packaged_model_path
 
-    folder = tmp_path / "broken-model"
-    shutil.copytree(packaged_model_path(), folder, ignore=shutil.ignore_patterns("model.safetensors"))
-    (folder / "model.safetensors").write_bytes(b"these are not weights")
-    return str(folder)
+    models = tmp_path / "broken-models"
+    out = export_dir(packaged_model_path(), models, ONNX_BACKENDS[MODEL["SNAPDEX_EMBEDDER_BACKEND"]])
+    out.mkdir(parents=True)
+    shutil.copy(packaged_model_path() / "tokenizer.json", out)
+    (out / "model.onnx").write_bytes(b"this is not a model")
+    (out / "export.json").write_text("{}")  # what marks an export as done
+    return {**MODEL, "SNAPDEX_MODELS_DIR": str(models)}
 
 
 def test_private_urls_are_refused_unless_allowed(tmp_path):
@@ -221,7 +225,7 @@ def test_private_urls_are_refused_unless_allowed(tmp_path):
 
 
 def test_job_failed_and_config_drift(tmp_path):
-    """A job that fails as a whole (here: the embedding model's weights are junk), and a restart whose index
+    """A job that fails as a whole (here: the embedding model is junk), and a restart whose index
     config differs from the live snapshot's."""
     rx = Receiver().start()
     try:
@@ -233,8 +237,7 @@ def test_job_failed_and_config_drift(tmp_path):
         with snapdex_serve(data, **ENV, SNAPDEX_CHUNK_SIZE="128") as svc:
             drift = wait_event(rx, "config.drift", live=live)
             assert "chunker" in json.dumps(drift["data"]["parts"])
-        with snapdex_serve(tmp_path / "broken", **ENV, **MODEL,
-                           SNAPDEX_EMBEDDING_MODEL_PATH=broken_model(tmp_path)) as svc:
+        with snapdex_serve(tmp_path / "broken", **ENV, **broken_model(tmp_path)) as svc:
             hook = register(svc, "default", rx.url, ["job.failed"])
             job = svc.client.post("/ingest", json={"documents": DOCS}).json()["job_id"]
             assert svc.wait_job(job)["status"] == "failed"

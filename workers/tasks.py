@@ -48,11 +48,23 @@ def ingest_job(self, job_id: str) -> None:
         build_snapshot.apply_async(args=(tenant,), countdown=rt.jobs.build_delay(tenant, rt.settings.build_debounce_s))
 
 
+# A build has no time limit, yet a soft limit can land in one: the pool signals the child process, not the task, so
+# an ingest task that ends as its limit passes leaves the signal to the next task the child runs (celery/celery#3914;
+# seen on a loaded machine, where a build failed the jobs it settles). Such a build goes back to the queue, its jobs
+# waiting for it as after a transient error.
+STRAY_LIMIT = (SoftTimeLimitExceeded,)
+
+
 @app.task(name="snapdex.build_snapshot", **TASK_OPTIONS)
 def build_snapshot(self, tenant: str, force: bool = False) -> str | None:
     rt = get_runtime()
     snapshots = rt.snapshots
-    result = snapshots.rebuild(tenant, TRANSIENT) if force else snapshots.build_pending(tenant, TRANSIENT)
+    transient = (*TRANSIENT, *STRAY_LIMIT)
+    try:
+        result = snapshots.rebuild(tenant, transient) if force else snapshots.build_pending(tenant, transient)
+    except STRAY_LIMIT:
+        build_snapshot.apply_async(args=(tenant, force))
+        return None
     if result is not None and result.built and rt.settings.tune_after_build:
         # Opt-in: the tenant's profile is searched again on its labelled queries over the new live snapshot.
         run = tune_after_build(rt, tenant)
