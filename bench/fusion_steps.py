@@ -149,6 +149,9 @@ def main() -> int:
                     for d in h.payload["doc_ids"]:
                         seen.setdefault(d, None)
                 runs.setdefault("pipeline", {})[qid] = list(seen)[:100]
+                # the answer's own document list (what a grouped answer ranks), beside its hits' documents in
+                # order (what evaluation counts)
+                runs.setdefault("pipeline, documents", {})[qid] = [g.doc_id for g in answer.documents][:100]
             result = {}
             for step, run in runs.items():
                 means, _ = evaluate(qrels, run, ks=(10, 100))

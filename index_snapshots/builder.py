@@ -24,6 +24,7 @@ from ingest.access import FIELD as ACCESS, TWINS, document_tokens, merge_metadat
 from ingest.catalog import Catalog, ChunkRow, DocumentRow, unique_chunks, unique_hashes
 from ingest.chunking import Chunker, ChunkerConfig
 from ingest.filters import SOURCE_METADATA, SOURCE_METADATA_KEY
+from ingest.jobs import sent_at
 from ingest.language import detect_language, document_language
 from ingest.windows import WindowConfig, chunk_windows, embed_chunks
 from index_snapshots.access import AccessSync
@@ -198,9 +199,10 @@ class _Layout:
     """Where each chunk of one document is: its place in a point's `sources` entry. A chunk repeated inside the
     document is placed at its first occurrence."""
 
-    def __init__(self, doc: DocumentRow, twins: list[DocumentRow] | None = None) -> None:
+    def __init__(self, doc: DocumentRow, twins: list[DocumentRow] | None = None, sent: float | None = None) -> None:
         self.doc = doc
         self.twins = twins or []
+        self.sent = sent
         self.spans = doc.spans()
         self.first: dict[str, int] = {}
         for i, c in enumerate(self.spans):
@@ -218,6 +220,8 @@ class _Layout:
             # Each twin's access tokens too: a reader is told only of the twins it may read (visible_payload).
             out.update(twins=[t.doc_id for t in self.twins], updated_at=self.doc.updated_at,
                        twin_access=[document_tokens(t.access) for t in self.twins])
+            if self.sent is not None:  # which twin is newer is decided by when each was sent (retrieval.pruning)
+                out["sent_at"] = self.sent
         i = self.first.get(chunk_hash)
         if i is None:  # not chunked with offsets (no stored text): nothing to cite by place
             return out
@@ -291,7 +295,9 @@ class SnapshotBuilder:
                                          dense_index=dense)
             twins = twin_groups(docs)
             by_id = {d.doc_id: d for d in docs}
-            layouts = {d.doc_id: _Layout(d, [by_id[t] for t in twins.get(d.doc_id, [])]) for d in docs}
+            sent = sent_at(self.catalog.db, tenant, list(twins))
+            layouts = {d.doc_id: _Layout(d, [by_id[t] for t in twins.get(d.doc_id, [])], sent.get(d.doc_id))
+                       for d in docs}
             hashes = sorted(sources)
             rows = self.catalog.chunks(tenant, hashes)
             missing = [h for h in hashes if h not in rows]

@@ -112,6 +112,23 @@ def _phase_in(phases) -> object:
     return or_(cond, jobs.c.phase.is_(None)) if None in phases else cond
 
 
+def sent_at(db: Database, tenant: str, doc_ids: Sequence[str]) -> dict[str, float]:
+    """When each document was last sent with something to write (the creation time of the last job that wrote it:
+    an "unchanged" re-send or a failure does not count). One request's documents share the time: the order it
+    wrote them in (their `updated_at`) is its processing order, not which was sent later. Documents no kept job
+    names are absent."""
+    out: dict[str, float] = {}
+    ids = sorted(set(doc_ids))
+    for i in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+        rows = db.all(select(job_documents.c.doc_id, func.max(jobs.c.created_at).label("at"))
+                      .join(jobs, jobs.c.id == job_documents.c.job_id)
+                      .where(jobs.c.tenant == tenant, job_documents.c.doc_id.in_(ids[i:i + 500]),
+                             job_documents.c.outcome.notin_(("unchanged", "failed")))
+                      .group_by(job_documents.c.doc_id))
+        out.update({r["doc_id"]: float(r["at"]) for r in rows})
+    return out
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db

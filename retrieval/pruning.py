@@ -38,8 +38,10 @@ class PruneConfig:
             raise InvalidInput(f"near-duplicate policy {self.twins!r} is not one of {TWIN_POLICIES}")
 
     def recipe(self) -> dict:
+        # "newest_twin": which twin collapse keeps, the last sent (twins sent together all stay); in the recipe
+        # evaluation runs are keyed by, so runs scored under "the last written" are computed again
         return {"near_duplicate_jaccard": self.near_duplicate, "shingle_words": SHINGLE,
-                "max_per_document": self.max_per_document, "twins": self.twins}
+                "max_per_document": self.max_per_document, "twins": self.twins, "newest_twin": "last sent"}
 
 
 SKETCH = 16  # smallest shingle hashes kept per hit: a cheap first look before the exact Jaccard
@@ -136,9 +138,17 @@ def _first_doc(c: Candidate) -> str:
     return document_of(c.payload, c.id)
 
 
+def _sent(source: dict) -> float:
+    """When a twin was sent: its sending request's time where the snapshot records it, else when it was written
+    (snapshots built before `sent_at`)."""
+    return source.get("sent_at", source.get("updated_at")) or 0.0
+
+
 def _older_twins(candidates: list[Candidate]) -> set[str]:
-    """Documents among the candidates' whose newer near-duplicate twin is among them too. A chunk two twins share
-    names the newest first, so it is kept as the newest's hit."""
+    """Documents among the candidates' whose near-duplicate twin among them was sent later. Twins sent in one
+    request are equally new, and all are kept: which one it wrote last says nothing of which is meant (one manual
+    page under several names, sent together, is one twin group; a policy's v2 sent after v1 is the case collapse
+    is for). A chunk two twins share names the newest first, so it is kept as the newest's hit."""
     stamp: dict[str, float] = {}
     groups: dict[str, set[str]] = {}
     for c in candidates:
@@ -146,18 +156,18 @@ def _older_twins(candidates: list[Candidate]) -> set[str]:
         if not any(s.get("twins") for s in sources):
             continue
         for s in sources:
-            stamp[s["doc_id"]] = s.get("updated_at") or 0.0
+            stamp[s["doc_id"]] = _sent(s)
             groups[s["doc_id"]] = {s["doc_id"], *s.get("twins", [])}
         # The newest twin among this chunk's documents is its hit's document.
-        sources.sort(key=lambda s: -(s.get("updated_at") or 0.0) if s.get("twins") else 0.0)
+        sources.sort(key=lambda s: -_sent(s) if s.get("twins") else 0.0)
         if c.payload.get("doc_ids"):
             c.payload["doc_ids"] = [s["doc_id"] for s in sources] + [d for d in c.payload["doc_ids"]
                                                                       if d not in {s["doc_id"] for s in sources}]
     older: set[str] = set()
     for doc, group in groups.items():
         present = [d for d in group if d in stamp]
-        newest = max(present, key=lambda d: (stamp[d], d))
-        older.update(d for d in present if d != newest)
+        newest = max(stamp[d] for d in present)
+        older.update(d for d in present if stamp[d] < newest)
     return older
 
 

@@ -166,6 +166,39 @@ def test_collapse_keeps_the_newest_twins_hits_and_keep_all_keeps_both():
         PruneConfig(twins="skip")
 
 
+def test_twins_sent_in_one_request_are_all_kept_and_one_sent_later_supersedes_them():
+    """Which twin is newer is when each was sent (`sent_at`), not the order one request wrote them in: one page
+    under two names sent together is two answers; a version sent later still collapses the others."""
+    from retrieval.pruning import group_documents
+
+    def candidates(later_sent: float):
+        return [_hit("man1/vi", "vi edits text files in a terminal", ["man1/vim"], 5.0),
+                _hit("man1/vim", "vim edits text files in a terminal", ["man1/vi"], 9.0),
+                _hit("other", "unrelated text on parking spaces")]
+
+    def sent(cands, at: dict):
+        for c in cands:
+            for src in c.payload["sources"]:
+                if src["doc_id"] in at:
+                    src["sent_at"] = at[src["doc_id"]]
+        return cands
+
+    together = {"man1/vi": 100.0, "man1/vim": 100.0}  # written 4 s apart by one request
+    kept, dropped = prune(sent(candidates(0), together), 10, PruneConfig())
+    assert [c.payload["doc_ids"][0] for c in kept] == ["man1/vi", "man1/vim", "other"] and dropped == 0
+    groups = group_documents(sent(candidates(0), together), 10, PruneConfig())[1]
+    assert [g.doc_id for g in groups] == ["man1/vi", "man1/vim", "other"]
+    # vi sent again later (a new version): it supersedes vim, though vim was written after it
+    later = {"man1/vi": 200.0, "man1/vim": 100.0}
+    kept, dropped = prune(sent(candidates(0), later), 10, PruneConfig())
+    assert [c.payload["doc_ids"][0] for c in kept] == ["man1/vi", "other"] and dropped == 1
+    assert [g.doc_id for g in group_documents(sent(candidates(0), later), 10, PruneConfig())[1]] == \
+        ["man1/vi", "other"]
+    # a snapshot without sent_at: the order they were written in, as before
+    kept, _ = prune(candidates(0), 10, PruneConfig())
+    assert [c.payload["doc_ids"][0] for c in kept] == ["man1/vim", "other"]
+
+
 def test_a_chunk_twins_share_is_the_newest_twins_hit():
     shared = _hit("v1", "a clause both versions hold", ["v2"], 1.0,
                   extra_sources=[{"doc_id": "v2", "twins": ["v1"], "updated_at": 2.0}])
