@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from options import (Candidates, FirstStage, Fusion, GroupBy, MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK,
-                     Weight, knob_field)
+from options import (Candidates, FirstStage, Fusion, GroupBy, MaxPerDocument, QueryEmbedTokens, Rerank, RerankDepth,
+                     Rewrite, RrfK, Weight, knob_field)
 from options.filters import RequestFilters
 from wire.common import Label, NonBlank, PrincipalIn
 from wire.documents import HitTable
@@ -40,6 +40,7 @@ class RetrieveOptions(BaseModel):
     late_dense: Weight | None = knob_field("late_dense")
     late_bm25: Weight | None = knob_field("late_bm25")
     late_windows: Weight | None = knob_field("late_windows")
+    query_embed_tokens: QueryEmbedTokens | None = knob_field("query_embed_tokens")
 
 
 # The schema's hard ceiling; the service's own limit is SNAPDEX_MAX_QUERY_CHARS (16,000 by default), checked at
