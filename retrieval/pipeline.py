@@ -438,7 +438,7 @@ class RetrievalPipeline:
                 "legs": {"hybrid": ["dense", "bm25"], "dense": ["dense"], "bm25": ["bm25"]}[
                     stages.first_stage if dense else "bm25"],
                 "embedding": self.embedder.model_id if dense else None,
-                # A query past the model's input is embedded in windows that fit it, never cut off.
+                # A query past the model's input is embedded in windows that fit it; past the bound, only its kept part.
                 "long_queries": {"max_tokens": self.embedder.max_tokens, "combine": self.long_query_combine,
                                  **({"embed_tokens": stages.query_embed_tokens, "keep": self.query_embed_keep}
                                     if stages.query_embed_tokens else {})}

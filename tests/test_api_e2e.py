@@ -337,8 +337,8 @@ def test_long_queries_up_to_the_setting_are_embedded_in_windows_and_longer_ones_
     assert windows["windows"] > 10 and windows["tokens"] > 2_000 and windows["combine"] in ("mean", "max-sim")
     assert "embedded" not in windows
     assert r.json()["hits"][0]["doc_id"] == "lq-1"  # the last window's question still counts: nothing was cut off
-    # The service's bound (SNAPDEX_QUERY_EMBED_TOKENS, 256), and a request's own: both ends kept, the question too.
-    for options, bound in (({}, 256), ({"query_embed_tokens": 64}, 64)):
+    # The service's bound (SNAPDEX_QUERY_EMBED_TOKENS, 128), and a request's own: both ends kept, the question too.
+    for options, bound in (({}, 128), ({"query_embed_tokens": 64}, 64)):
         r = c.post("/retrieve", json={"query": message, "top_k": 2, "options": options}, headers=h)
         assert r.status_code == 200, r.text
         windows = r.json()["recipe"]["first_stage"]["query_windows"]

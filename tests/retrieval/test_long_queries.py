@@ -86,7 +86,7 @@ def test_a_long_query_is_embedded_in_windows_and_the_recipe_says_so(tmp_path, co
         assert answer.recipe["first_stage"]["query_windows"] == {"tokens": embedded.tokens,
                                                                 "windows": len(windows), "combine": combine}
         assert answer.recipe["first_stage"]["long_queries"] == {"max_tokens": 12, "combine": combine,
-                                                                "embed_tokens": 256, "keep": "ends"}
+                                                                "embed_tokens": 128, "keep": "ends"}
         short = rt.searcher.search("default", "lava", 2)
         assert "query_windows" not in short.recipe["first_stage"]
     finally:
@@ -220,7 +220,7 @@ def test_the_bound_is_in_the_recipe_and_each_answer_says_what_was_embedded(tmp_p
         p = rt.pipeline
         unbounded = p.recipe(p.stages(query_embed_tokens=0))
         assert unbounded["first_stage"]["long_queries"] == {"max_tokens": 256, "combine": "mean"}
-        assert p.recipe()["first_stage"]["long_queries"]["embed_tokens"] == 256  # the service's default
+        assert p.recipe()["first_stage"]["long_queries"]["embed_tokens"] == 128  # the service's default
         bounded = p.recipe(p.stages(query_embed_tokens=24))
         assert bounded["first_stage"]["long_queries"] == {"max_tokens": 256, "combine": "mean", "embed_tokens": 24,
                                                           "keep": "ends"}
