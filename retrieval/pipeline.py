@@ -270,8 +270,7 @@ class RetrievalPipeline:
         if hasattr(rewriter, "bind"):  # feedback: its first pass searches this request's snapshot
             rewriter = rewriter.bind(lambda q: [h.payload.get("text", "") for h in self._first_stage(
                 collection, self.embed_query((q,), stages.query_embed_tokens).vector if dense else None,
-                query_vector(q, languages=languages or
-                (DEFAULT_LANGUAGE,)), 10, stages, filters)[0]])
+                query_vector(q, languages=languages or (DEFAULT_LANGUAGE,)), 10, stages, filters)[0]])
         rewritten = rewriter.rewrite(text) if rewriter else RewrittenQuery(lexical=text, dense=(text,))
         lap("rewrite")
         languages = languages or (DEFAULT_LANGUAGE,)
