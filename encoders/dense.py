@@ -75,6 +75,32 @@ def input_windows(embedder: Embedder, text: str, tokens: int | None = None) -> l
     return windows
 
 
+def bounded_parts(embedder: Embedder, text: str, budget: int, keep: str, tokens: int | None = None) -> list[str]:
+    """The parts of `text` a dense leg bounded to `budget` word pieces (0: no bound) embeds: `[text]` when it fits
+    (`tokens`: its count, if known), else its first ("head") or last ("tail") word pieces, or ("ends") as many from
+    each end, as two parts; each part's count (special tokens included) adds up to at most the budget. Cut at white
+    space, so a part counts the word pieces it had inside the whole text (WordPiece reads each word alone)."""
+    n = tokens if tokens is not None else embedder.count_tokens([text])[0]
+    if not budget or n <= budget:
+        return [text]
+    special, starts = embedder.token_starts(text)
+    room = max(budget - special * (2 if keep == "ends" else 1), 1)  # a part holds at least one word piece
+    if len(starts) <= room:  # over the bound by special tokens alone
+        return [text]
+    head, tail = {"head": (room, 0), "tail": (0, room), "ends": (room - room // 2, room // 2)}[keep]
+    parts = []
+    if head:
+        # Back from the first piece left out to the start of its word; a single word longer than the budget is
+        # cut inside (its part then counts a piece or two more than it had).
+        end = next((s for s in starts[head:0:-1] if text[s - 1].isspace()), starts[head])
+        parts.append(text[:end].rstrip())
+    if tail:
+        start = next((s for s in starts[len(starts) - tail:] if s and text[s - 1].isspace()),
+                     starts[len(starts) - tail])
+        parts.append(text[start:].strip())
+    return parts
+
+
 def _fit(embedder: Embedder, pieces: list[str], budget: int) -> list[tuple[str, int]]:
     """The pieces in order with their counts, any over the budget halved by words until each fits (one word alone
     stays as it is)."""

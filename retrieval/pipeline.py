@@ -13,10 +13,10 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from encoders.dense import Embedder, input_windows
+from encoders.dense import Embedder, bounded_parts, input_windows
 from encoders.lexical import DEFAULT_LANGUAGE, QUERY_LANGUAGE_WEIGHTS, TOKENIZER_VERSION, query_vector
 from errors import InvalidInput
-from options import FIRST_STAGES, FUSIONS, KNOBS, LONG_QUERY_COMBINES, check_choice, default
+from options import FIRST_STAGES, FUSIONS, KNOBS, LONG_QUERY_COMBINES, QUERY_EMBED_KEEPS, check_choice, default
 from retrieval.cache import BoundedCache
 from retrieval.context import add_highlights
 from retrieval.late_interaction import LateInteractionWeights
@@ -56,6 +56,7 @@ class StageConfig:
     late_dense: float = default("late_dense")
     late_bm25: float = default("late_bm25")
     late_windows: float = default("late_windows")
+    query_embed_tokens: int = default("query_embed_tokens")
     # A bare config (the tests', bench/'s) scores every query with the late_* weights; the service turns the long
     # ones on from its settings.
     late_long_tokens: int = 0
@@ -84,7 +85,7 @@ class StageConfig:
     def __post_init__(self) -> None:
         self.late_weights  # range checks, with the weights' own messages
         self.late_long_weights
-        for name in ("late_long_tokens", "max_per_document", "candidates"):
+        for name in ("late_long_tokens", "max_per_document", "candidates", "query_embed_tokens"):
             KNOBS[name].check(getattr(self, name))
         check_choice("first_stage", self.first_stage, FIRST_STAGES)
         check_choice("fusion", self.fusion, FUSIONS)
@@ -100,6 +101,7 @@ class QueryEmbedding:
     vector: np.ndarray                 # the dense leg's unit query vector
     rows: np.ndarray | None = None     # one unit vector per input window, when the query did not fit the model
     tokens: int = 0                    # word pieces of the (longest) query text, special tokens included
+    embedded: int = 0                  # of these, those the model read, where the bound cut a text (0: all)
 
     @property
     def windows(self) -> int:
@@ -119,12 +121,13 @@ class RetrievalPipeline:
     def __init__(self, store: VectorStore, embedder: Embedder, rerankers: dict[str, Reranker | None],
                  rewriters: dict[str, QueryRewriter | None], defaults: StageConfig, prune_config: PruneConfig,
                  long_query_combine: str = "mean", vector_cache_bytes: int = QUERY_VECTOR_CACHE_BYTES,
-                 chunk_cache_bytes: int = CHUNK_CACHE_BYTES) -> None:
+                 chunk_cache_bytes: int = CHUNK_CACHE_BYTES, query_embed_keep: str = "ends") -> None:
         for what, choice, known in (("rerank", defaults.rerank, rerankers), ("rewrite", defaults.rewrite, rewriters)):
             if choice not in known:
                 raise ValueError(f"default {what}={choice!r} is not one of {sorted(known)}")
         check_choice("long_query_combine", long_query_combine, LONG_QUERY_COMBINES)
         self.long_query_combine = long_query_combine
+        self.query_embed_keep = check_choice("query_embed_keep", query_embed_keep, QUERY_EMBED_KEEPS)
         self.store = store
         self.embedder = embedder
         self.rerankers = rerankers
@@ -154,17 +157,19 @@ class RetrievalPipeline:
         other.store = store
         return other
 
-    def embed_query(self, texts: tuple[str, ...]) -> QueryEmbedding:
+    def embed_query(self, texts: tuple[str, ...], bound: int | None = None) -> QueryEmbedding:
         """The dense query vector of one or more texts (multi-query, HyDE: the mean of their unit vectors). A text
         past the model's input is embedded in windows that each fit, combined by their token-weighted mean (the
-        model's own pooling averages its tokens), never cut off."""
-        key = (self.embedder.model_id, texts)
+        model's own pooling averages its tokens). `bound`: the most word pieces of a text the model reads (0: all;
+        None: the service's query_embed_tokens); past it, the pipeline's `query_embed_keep` part is embedded."""
+        bound = self.defaults.query_embed_tokens if bound is None else bound
+        key = self._vector_key(texts, bound)
         hit = self.vectors.get(key)
         if hit is not None:
             return hit
         counts = self.embedder.count_tokens(list(texts))
-        windows = [input_windows(self.embedder, t, n) for t, n in zip(texts, counts)]
-        vecs = self._window_vectors(windows)
+        windows, embedded = zip(*(self._bounded_windows(t, n, bound) for t, n in zip(texts, counts)))
+        vecs = self._window_vectors(list(windows))
         per_text, rows, at = [], None, 0
         for ws in windows:
             part, at = vecs[at:at + len(ws)], at + len(ws)
@@ -174,9 +179,23 @@ class RetrievalPipeline:
             weights = np.asarray(self.embedder.count_tokens(ws), dtype=np.float32)
             per_text.append(_unit((part * weights[:, None]).sum(axis=0)))
             rows = part if rows is None or len(part) > len(rows) else rows
-        out = QueryEmbedding(_unit(np.mean(per_text, axis=0)), rows, max(counts))
+        cut = embedded != tuple(counts)
+        out = QueryEmbedding(_unit(np.mean(per_text, axis=0)), rows, max(counts), max(embedded) if cut else 0)
         self.vectors.put(key, out)
         return out
+
+    def _vector_key(self, texts: tuple[str, ...], bound: int) -> tuple:
+        # The bound and the part kept decide the vector: a query cached under one is not the vector of another.
+        return self.embedder.model_id, texts, bound, self.query_embed_keep
+
+    def _bounded_windows(self, text: str, tokens: int, bound: int) -> tuple[list[str], int]:
+        """The windows the model reads of a text of `tokens` word pieces under `bound`, and their word pieces (the
+        text's count when it is embedded whole)."""
+        parts = bounded_parts(self.embedder, text, bound, self.query_embed_keep, tokens)
+        if len(parts) == 1 and parts[0] == text:
+            return input_windows(self.embedder, text, tokens), tokens
+        counts = self.embedder.count_tokens(parts)
+        return [w for p, n in zip(parts, counts) for w in input_windows(self.embedder, p, n)], sum(counts)
 
     def _window_vectors(self, windows: list[list[str]]) -> np.ndarray:
         """One row per window of every text, in order. Texts that fit the model's input go in one batch. The
@@ -205,19 +224,22 @@ class RetrievalPipeline:
                 rows[i] = v
         return np.stack(rows) if rows else np.zeros((0, self.embedder.dim), dtype=np.float32)
 
-    def embed_queries(self, texts: list[str]) -> None:
+    def embed_queries(self, texts: list[str], bound: int | None = None) -> None:
         """Put the query vectors of many texts in the cache with one model batch (what embed_query would make of
-        each: a text that fits the model's input is its unit vector); longer texts are left to embed_query."""
-        todo = [t for t in dict.fromkeys(texts) if self.vectors.get((self.embedder.model_id, (t,))) is None]
+        each: a text the model reads in one window is its unit vector); longer texts are left to embed_query."""
+        bound = self.defaults.query_embed_tokens if bound is None else bound
+        todo = [t for t in dict.fromkeys(texts) if self.vectors.get(self._vector_key((t,), bound)) is None]
         if not todo:
             return
         counts = self.embedder.count_tokens(todo)
-        fits = [(t, n) for t, n in zip(todo, counts) if len(input_windows(self.embedder, t, n)) == 1]
+        fits = [(t, n, ws[0], m) for t, n in zip(todo, counts)
+                for ws, m in [self._bounded_windows(t, n, bound)] if len(ws) == 1]
         if not fits:
             return
-        vecs = np.asarray(self.embedder.embed([t for t, _ in fits]), dtype=np.float32)
-        for (t, n), v in zip(fits, vecs):
-            self.vectors.put((self.embedder.model_id, (t,)), QueryEmbedding(_unit(np.mean([v], axis=0)), None, n))
+        vecs = np.asarray(self.embedder.embed([w for _, _, w, _ in fits]), dtype=np.float32)
+        for (t, n, _, m), v in zip(fits, vecs):
+            self.vectors.put(self._vector_key((t,), bound),
+                             QueryEmbedding(_unit(np.mean([v], axis=0)), None, n, m if m != n else 0))
 
     def run(self, collection: str, text: str, top_k: int, stages: StageConfig, filters: Filters = None,
             dense: bool = True, windows: bool = True, highlights: bool = False,
@@ -247,14 +269,14 @@ class RetrievalPipeline:
         rewriter = self.rewriters[stages.rewrite]
         if hasattr(rewriter, "bind"):  # feedback: its first pass searches this request's snapshot
             rewriter = rewriter.bind(lambda q: [h.payload.get("text", "") for h in self._first_stage(
-                collection, self.embed_query((q,)).vector if dense else None, query_vector(q, languages=languages or
-                (DEFAULT_LANGUAGE,)), 10, stages, filters)[0]])
+                collection, self.embed_query((q,), stages.query_embed_tokens).vector if dense else None,
+                query_vector(q, languages=languages or (DEFAULT_LANGUAGE,)), 10, stages, filters)[0]])
         rewritten = rewriter.rewrite(text) if rewriter else RewrittenQuery(lexical=text, dense=(text,))
         lap("rewrite")
         languages = languages or (DEFAULT_LANGUAGE,)
         sparse = query_vector(rewritten.lexical, dict(rewritten.extra_terms), languages)
         dense = dense and stages.first_stage != "bm25"
-        embedded = self.embed_query(rewritten.dense) if dense else None
+        embedded = self.embed_query(rewritten.dense, stages.query_embed_tokens) if dense else None
         vector = embedded.vector if embedded else None
         lap("embed")
         reranker = self.rerankers[stages.rerank] if vector is not None else None
@@ -302,10 +324,11 @@ class RetrievalPipeline:
         recipe = self._recipe(stages, rewriter, rewritten, reranker, vector is not None, prune_config)
         if isinstance(languages, Mapping) and len(languages) > 1:  # what this query's BM25 analyses weighed
             recipe["first_stage"]["bm25_language_weights"] = {k: round(v, 4) for k, v in sorted(languages.items())}
-        if embedded is not None and embedded.rows is not None:
-            # What was done to a query past the model's input, for this answer.
-            recipe["first_stage"]["query_windows"] = {"tokens": embedded.tokens, "windows": embedded.windows,
-                                                      "combine": self.long_query_combine}
+        if embedded is not None and (embedded.rows is not None or embedded.embedded):
+            # What was done to a query past the model's input or the bound, for this answer.
+            recipe["first_stage"]["query_windows"] = {
+                "tokens": embedded.tokens, "windows": embedded.windows, "combine": self.long_query_combine,
+                **({"embedded": embedded.embedded, "keep": self.query_embed_keep} if embedded.embedded else {})}
         if recipe["rerank"] and "weights" in recipe["rerank"] and embedded is not None:
             # Which weights scored this query: those of long queries past late_long_tokens, or the others.
             recipe["rerank"]["query_tokens"] = embedded.tokens
@@ -414,8 +437,10 @@ class RetrievalPipeline:
                 "legs": {"hybrid": ["dense", "bm25"], "dense": ["dense"], "bm25": ["bm25"]}[
                     stages.first_stage if dense else "bm25"],
                 "embedding": self.embedder.model_id if dense else None,
-                # A query past the model's input is embedded in windows that fit it, never cut off.
-                "long_queries": {"max_tokens": self.embedder.max_tokens, "combine": self.long_query_combine}
+                # A query past the model's input is embedded in windows that fit it; past the bound, only its kept part.
+                "long_queries": {"max_tokens": self.embedder.max_tokens, "combine": self.long_query_combine,
+                                 **({"embed_tokens": stages.query_embed_tokens, "keep": self.query_embed_keep}
+                                    if stages.query_embed_tokens else {})}
                 if dense else None,
                 "bm25_tokenizer": TOKENIZER_VERSION,
                 "bm25_query_languages": QUERY_LANGUAGE_WEIGHTS,

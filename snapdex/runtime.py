@@ -202,7 +202,8 @@ class Runtime:
         rerankers, rewriters = build_stages(RERANKERS, s), build_stages(REWRITERS, s)
         stages = StageConfig(**{field: getattr(s, setting) for field, setting in settings_map().items()})
         return RetrievalPipeline(self.store, self.embedder, rerankers, rewriters, stages,
-                                 PruneConfig(s.prune_near_duplicate, twins=s.near_duplicate_policy), long_query_combine=s.long_query_combine,
+                                 PruneConfig(s.prune_near_duplicate, twins=s.near_duplicate_policy),
+                                 long_query_combine=s.long_query_combine, query_embed_keep=s.query_embed_keep,
                                  vector_cache_bytes=s.query_vector_cache_bytes, chunk_cache_bytes=s.chunk_cache_bytes)
 
     @cached_property

@@ -16,8 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eval.gate import GatePolicy
 from options import (Candidates, DenseIndexMode, EmbedderBackend, FakeEmbedder, Fusion, LateLongTokens, LlmMode,
-                     LongQueryCombine, MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK, TwinPolicy, VectorDatatype,
-                     Weight, WindowMethod, default)
+                     LongQueryCombine, MaxPerDocument, QueryEmbedKeep, QueryEmbedTokens, Rerank, RerankDepth, Rewrite,
+                     RrfK, TwinPolicy, VectorDatatype, Weight, WindowMethod, default)
 from ingest.tenants import check_tenant
 
 OPERATOR = "*"  # SNAPDEX_API_KEYS's value for an operator key; no tenant name can be "*"
@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     # A query past the embedding model's input (256 word pieces for MiniLM) is embedded in windows that fit it,
     # combined by their token-weighted mean; "max-sim" also scores sentence windows by each query window's best match.
     long_query_combine: LongQueryCombine = "mean"
+    # At most this many of a query's word pieces go to the model (0: all); which ones: query_embed_keep. BM25 reads
+    # the whole query. A request may set its own bound (README, "Long queries and deep lists").
+    query_embed_tokens: QueryEmbedTokens = default("query_embed_tokens")
+    query_embed_keep: QueryEmbedKeep = "ends"
 
     # Retrieval; a request may override most per call. Fusion and second stage chosen by the worst case over the
     # shapes of bench/shapes.py against the plain 0.5/0.5 z-fusion of the two legs (issue 32, README "Every shape of

@@ -330,11 +330,23 @@ def test_long_queries_up_to_the_setting_are_embedded_in_windows_and_longer_ones_
     filler = "We talked about many things in the meeting today and took notes on all of them. "
     message = (filler * 200)[:14_900] + " How many days of paid leave do staff get each year?"
     assert len(message) < 16_000
-    r = c.post("/retrieve", json={"query": message, "top_k": 2}, headers=h)
+    # Unbounded (a request's query_embed_tokens 0): every word piece embedded, in windows that fit the model.
+    r = c.post("/retrieve", json={"query": message, "top_k": 2, "options": {"query_embed_tokens": 0}}, headers=h)
     assert r.status_code == 200, r.text
     windows = r.json()["recipe"]["first_stage"]["query_windows"]
     assert windows["windows"] > 10 and windows["tokens"] > 2_000 and windows["combine"] in ("mean", "max-sim")
+    assert "embedded" not in windows
     assert r.json()["hits"][0]["doc_id"] == "lq-1"  # the last window's question still counts: nothing was cut off
+    # The service's bound (SNAPDEX_QUERY_EMBED_TOKENS, 128), and a request's own: both ends kept, the question too.
+    for options, bound in (({}, 128), ({"query_embed_tokens": 64}, 64)):
+        r = c.post("/retrieve", json={"query": message, "top_k": 2, "options": options}, headers=h)
+        assert r.status_code == 200, r.text
+        windows = r.json()["recipe"]["first_stage"]["query_windows"]
+        assert windows["tokens"] > 2_000 and 0 < windows["embedded"] <= bound and windows["keep"] == "ends"
+        assert r.json()["recipe"]["first_stage"]["long_queries"]["embed_tokens"] == bound
+        assert r.json()["hits"][0]["doc_id"] == "lq-1"
+    r = c.post("/retrieve", json={"query": message, "options": {"query_embed_tokens": 100_001}}, headers=h)
+    assert r.status_code == 422 and "query_embed_tokens" in r.text and "100000" in r.text, r.text
     # Past SNAPDEX_MAX_QUERY_CHARS (16,000 by default): a 422 naming the limit and its setting.
     r = c.post("/retrieve", json={"query": "x " * 8_001, "top_k": 2}, headers=h)
     assert r.status_code == 422 and "16,000" in r.text and "SNAPDEX_MAX_QUERY_CHARS" in r.text

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from options import (Candidates, FirstStage, Fusion, GroupBy, MaxPerDocument, Rerank, RerankDepth, Rewrite, RrfK,
-                     Weight, knob_field)
+from options import (Candidates, FirstStage, Fusion, GroupBy, MaxPerDocument, QueryEmbedTokens, Rerank, RerankDepth,
+                     Rewrite, RrfK, Weight, knob_field)
 from options.filters import RequestFilters
 from wire.common import Label, NonBlank, PrincipalIn
 from wire.documents import HitTable
@@ -40,6 +40,7 @@ class RetrieveOptions(BaseModel):
     late_dense: Weight | None = knob_field("late_dense")
     late_bm25: Weight | None = knob_field("late_bm25")
     late_windows: Weight | None = knob_field("late_windows")
+    query_embed_tokens: QueryEmbedTokens | None = knob_field("query_embed_tokens")
 
 
 # The schema's hard ceiling; the service's own limit is SNAPDEX_MAX_QUERY_CHARS (16,000 by default), checked at
@@ -75,8 +76,9 @@ class RetrieveRequest(BaseModel):
          "context": {"max_tokens": 1500, "expand": {"neighbors": 1}, "max_per_document": 2}}]})
 
     query: NonBlank = Field(min_length=1, max_length=QUERY_CHARS_CEILING, description=(
-        "the question, or a whole message: up to SNAPDEX_MAX_QUERY_CHARS characters (16,000 by default). Past the "
-        "embedding model's input it is embedded in windows, never cut off; the recipe says so"))
+        "the question, or a whole message: up to SNAPDEX_MAX_QUERY_CHARS characters (16,000 by default). BM25 reads "
+        "all of it; the embedding model at most SNAPDEX_QUERY_EMBED_TOKENS word pieces (128 by default: the first "
+        "and last 62), in windows that fit its input; the recipe says what was embedded"))
     top_k: int = Field(default=5, ge=1, le=100)
     filters: RequestFilters | None = Field(
         default=None, description='e.g. {"metadata.team": "hr", "metadata.year": {"gte": 2023}}')

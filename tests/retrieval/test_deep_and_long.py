@@ -140,7 +140,7 @@ SENTENCES = [f"Sentence number {i} asks about topic {i % 7} and the leave policy
 
 
 def test_a_long_query_embeds_each_window_alone_to_the_same_vector(tmp_path):
-    rt = make_runtime(tmp_path)
+    rt = make_runtime(tmp_path, query_embed_tokens=0)  # every word piece: these windows are what is tested
     try:
         rt.pipeline.embedder = e = CountingEmbedder(dim=32, max_tokens=40)
         query = " ".join(SENTENCES[:12])
@@ -160,7 +160,7 @@ def test_a_long_query_embeds_each_window_alone_to_the_same_vector(tmp_path):
 
 
 def test_a_conversation_resent_with_one_more_turn_embeds_only_the_new_windows(tmp_path):
-    rt = make_runtime(tmp_path)
+    rt = make_runtime(tmp_path, query_embed_tokens=0)
     try:
         rt.pipeline.embedder = e = CountingEmbedder(dim=32, max_tokens=40)
         first = " ".join(SENTENCES[:10])
@@ -171,7 +171,7 @@ def test_a_conversation_resent_with_one_more_turn_embeds_only_the_new_windows(tm
         before, after = input_windows(e, first), input_windows(e, longer)
         assert after[:len(before) - 1] == before[:-1]  # windows are cut from the start
         assert e.batches == [[w] for w in after[len(before) - 1:]]
-        fresh = make_runtime(tmp_path / "fresh")
+        fresh = make_runtime(tmp_path / "fresh", query_embed_tokens=0)
         try:
             fresh.pipeline.embedder = CountingEmbedder(dim=32, max_tokens=40)
             assert np.allclose(got.vector, fresh.pipeline.embed_query((longer,)).vector, atol=1e-6)
