@@ -78,10 +78,12 @@ def write_result(path: Path, result: dict, echo: bool = True) -> None:
 
 
 def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points,
-                   documents: int | None = None) -> float:
+                   documents: int | None = None, dense_index=None) -> float:
     """Write `points` (an iterable of store Points) straight into a new live snapshot of `tenant` named by `snap`,
     under `config` (the manifest's record of it); returns the seconds it took. For indexes too large to embed here.
-    `documents`: what the manifest records (default: one per point)."""
+    `documents`: what the manifest records (default: one per point). `dense_index`: the HNSW graph to build (a
+    store.common.DenseIndex; `config` should then carry IndexConfig.dense_config for the service to take it as its
+    own), built by the last flush as a snapshot build does."""
     import time
 
     from index_snapshots.builder import KEYWORD_INDEXES, collection_name
@@ -90,7 +92,7 @@ def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points,
     rt.store.delete_collection(name)
     rt.manifest.begin(tenant, snap, name, None, config)
     rt.store.create_collection(name, dim, keyword_indexes=KEYWORD_INDEXES, windows=True,
-                               datatype=rt.index_config.vectors)  # as the service stores them (float16 by default)
+                               datatype=rt.index_config.vectors, dense_index=dense_index)  # as the service stores them (float16 by default)
     started, total, batch = time.perf_counter(), 0, []
     for point in points:
         batch.append(point)
