@@ -91,8 +91,9 @@ def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points,
     name = collection_name(tenant, snap)
     rt.store.delete_collection(name)
     rt.manifest.begin(tenant, snap, name, None, config)
+    # As the service stores them (its vector datatype; a graph if one is asked for).
     rt.store.create_collection(name, dim, keyword_indexes=KEYWORD_INDEXES, windows=True,
-                               datatype=rt.index_config.vectors, dense_index=dense_index)  # as the service stores them (float16 by default)
+                               datatype=rt.index_config.vectors, dense_index=dense_index)
     started, total, batch = time.perf_counter(), 0, []
     for point in points:
         batch.append(point)

@@ -214,7 +214,8 @@ def build_snapshot(args, chunks: int) -> dict:
     return {"chunks": chunks, "m": index.m if index else 0, "ef_construct": index.ef_construct if index else 0,
             "noise_scale": round(scale, 4), "source_chunks": len(src["dense"]), "windows": True,
             "datatype": rt.index_config.vectors, "upsert_s": round(written["at"] - started, 1),
-            "graph_s": round(done - written["at"], 1), "build_s": round(done - started, 1), "build_peak_rss_mib": peak_rss_mib(), "load_average": load()}
+            "graph_s": round(done - written["at"], 1), "build_s": round(done - started, 1),
+            "build_peak_rss_mib": peak_rss_mib(), "load_average": load()}
 
 
 def kept_collection(data_dir: Path) -> tuple[str, int]:
