@@ -149,8 +149,8 @@ def listing(data_dir: Path, tenant: str, pages: int, rounds: int, backend: str) 
             snaps.append(timed_get(c, "/snapshots", headers)[0])
         out["first_page_ms"], out["snapshots_ms"] = percentiles(first), percentiles(snaps)
         _, body = timed_get(c, "/snapshots", headers)
-        live = next(s for s in body["snapshots"] if s["hash"] == body["live"])
-        out["live_chunks"] = live["chunks"]
+        # A catalog copied without its store has no live snapshot: the listing is then the catalog's work alone.
+        out["live_chunks"] = next((s["chunks"] for s in body["snapshots"] if s["hash"] == body["live"]), 0)
         docs = int(rt_documents(data_dir, tenant))
         out["catalog_documents"] = docs
         # Half way: the cursor of the document in the middle of the id order, as the service would have given it.
@@ -268,6 +268,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=100, help="first pages and snapshot listings asked")
     ap.add_argument("--templates", type=int, default=3000,
                     help="the listing catalog's distinct texts (0: every document drawn and chunked)")
+    ap.add_argument("--listing-backend", default=None,
+                    help="the embedder serving DIR (default: the model's, which million_bench.py wrote it for)")
     ap.add_argument("--fill-only", action="store_true",
                     help="with --listing: fill the catalogs, serve nothing (while another process holds DIR's store)")
     ap.add_argument("--builds", type=int, default=0, help="chunks of the full-build / 1 %% rebuild catalog")
@@ -293,9 +295,9 @@ def main() -> int:
             from snapdex.settings import Settings
 
             # million_bench.py wrote the large snapshot for the model the service loads by default.
-            model = Settings.model_fields["embedder_backend"].default
+            large = args.listing_backend or Settings.model_fields["embedder_backend"].default
             result["listing"] = {
-                "large": {**listing(args.listing, LISTED, args.pages, args.rounds, model), "load_average": load()},
+                "large": {**listing(args.listing, LISTED, args.pages, args.rounds, large), "load_average": load()},
                 "small": {**listing(small, LISTED, args.pages, args.rounds, FAKE_BACKEND), "load_average": load()}}
             write_result(args.out, result, echo=False)
     if args.builds:
