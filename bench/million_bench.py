@@ -207,13 +207,15 @@ def build_snapshot(args, chunks: int) -> dict:
 
         started = time.perf_counter()
         write_snapshot(rt, TENANT, snap, config, rt.index_config.dim, stream(), documents=(chunks + 2) // 3,
-                       dense_index=index)
+                       dense_index=index, resume=chunks)
         done = time.perf_counter()
+        resumed = "at" not in written  # a run stopped in the graph build had written every point: graph only
+        written.setdefault("at", started)
     finally:
         rt.close()
     return {"chunks": chunks, "m": index.m if index else 0, "ef_construct": index.ef_construct if index else 0,
             "noise_scale": round(scale, 4), "source_chunks": len(src["dense"]), "windows": True,
-            "datatype": rt.index_config.vectors, "upsert_s": round(written["at"] - started, 1),
+            "datatype": rt.index_config.vectors, "resumed": resumed, "upsert_s": round(written["at"] - started, 1),
             "graph_s": round(done - written["at"], 1), "build_s": round(done - started, 1),
             "build_peak_rss_mib": peak_rss_mib(), "load_average": load()}
 
