@@ -261,6 +261,7 @@ def over_http(args, data_dir: Path) -> dict:
     queries = list(data.queries(set(data.qrels("test"))).values())[:args.queries]
     backend = Settings.model_fields["embedder_backend"].default
     stats: dict[str, list[float]] = {}
+    hits: list[int] = []
     with snapdex_serve(data_dir, tenants=(TENANT,), SNAPDEX_EMBEDDER_BACKEND=backend, SNAPDEX_RESULT_CACHE_SIZE="0",
                        SNAPDEX_RATE_LIMIT_RETRIEVE="") as svc:
         wait_until(lambda: svc.client.get("/ready").status_code == 200, 600, "models loaded")
@@ -273,14 +274,17 @@ def over_http(args, data_dir: Path) -> dict:
             t0 = time.perf_counter()
             r = svc.client.post("/retrieve", json={"query": query, "top_k": 10}, headers=auth(TENANT))
             wall = (time.perf_counter() - t0) * 1000
-            if r.status_code != 200 or len(r.json()["hits"]) != 10:
+            if r.status_code != 200:
                 raise SystemExit(f"/retrieve answered {r.status_code}: {r.text[:300]}")
+            # Fewer than 10 at times: ~46 points share each source chunk's text, and pruning keeps one of a kind.
+            hits.append(len(r.json()["hits"]))
             stats.setdefault("wall", []).append(wall)
             for stage, ms in r.json()["timings_ms"].items():
                 stats.setdefault(stage, []).append(ms)
         loads.append(load())
     return {"chunks": live["chunks"], "documents": live["documents"], "top_k": 10, "queries": len(queries),
-            "embedder_backend": backend, "ms": {k: percentiles(v) for k, v in stats.items()},
+            "embedder_backend": backend, "hits_mean": round(float(np.mean(hits)), 2),
+            "ms": {k: percentiles(v) for k, v in stats.items()},
             "load_average": loads}
 
 
