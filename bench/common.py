@@ -116,30 +116,42 @@ def write_result(path: Path, result: dict, echo: bool = True) -> None:
 
 
 def write_snapshot(rt, tenant: str, snap: str, config: dict, dim: int, points,
-                   documents: int | None = None) -> float:
+                   documents: int | None = None, dense_index=None, resume: int = 0) -> float:
     """Write `points` (an iterable of store Points) straight into a new live snapshot of `tenant` named by `snap`,
     under `config` (the manifest's record of it); returns the seconds it took. For indexes too large to embed here.
-    `documents`: what the manifest records (default: one per point)."""
+    `documents`: what the manifest records (default: one per point). `dense_index`: the HNSW graph to build (a
+    store.common.DenseIndex; `config` should then carry IndexConfig.dense_config for the service to take it as its
+    own), built by the last flush as a snapshot build does. `resume`: how many points there are; when a run stopped
+    during that last flush (a 1M graph takes long) left a collection holding all of them, `points` is not read and
+    only the flush and the manifest's record are done again."""
     import time
 
     from index_snapshots.builder import KEYWORD_INDEXES, collection_name
+    from index_snapshots.status import SnapshotStatus
 
     name = collection_name(tenant, snap)
-    rt.store.delete_collection(name)
-    rt.manifest.begin(tenant, snap, name, None, config)
-    rt.store.create_collection(name, dim, keyword_indexes=KEYWORD_INDEXES, windows=True,
-                               datatype=rt.index_config.vectors)  # as the service stores them (float16 by default)
+    row = rt.manifest.get(tenant, snap)
     started, total, batch = time.perf_counter(), 0, []
-    for point in points:
-        batch.append(point)
-        total += 1
-        if len(batch) == 1024:
+    if (resume and row is not None and row.status == SnapshotStatus.BUILDING and rt.store.has_collection(name)
+            and rt.store.count(name) == resume):
+        total = resume
+    else:
+        rt.store.delete_collection(name)
+        rt.manifest.begin(tenant, snap, name, None, config)
+        # As the service stores them (its vector datatype; a graph if one is asked for).
+        rt.store.create_collection(name, dim, keyword_indexes=KEYWORD_INDEXES, windows=True,
+                                   datatype=rt.index_config.vectors, dense_index=dense_index)
+        for point in points:
+            batch.append(point)
+            total += 1
+            if len(batch) == 1024:
+                rt.store.upsert(name, batch)
+                batch = []
+        if batch:
             rt.store.upsert(name, batch)
-            batch = []
-    if batch:
-        rt.store.upsert(name, batch)
     rt.store.flush(name)
     seconds = time.perf_counter() - started
-    rt.manifest.finish(tenant, snap, documents=documents or total, chunks=total, embedded=0, reused=total, seconds=seconds)
+    rt.manifest.finish(tenant, snap, documents=documents or total, chunks=total, embedded=0, reused=total,
+                       seconds=seconds)
     rt.manifest.promote(tenant, snap)
     return seconds
