@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import machine, snapdex_serve, write_result  # noqa: E402
+from bench.common import machine, percentiles, snapdex_serve, write_result  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 BUDGETS = (500, 1000, 2000)
@@ -38,12 +38,6 @@ TENANT_DOCS_BATCH = 500
 # query in one group, a pause of the machine), so several and their medians.
 BATCH_GROUPS = 12
 EXPANSIONS = {"section": "section", "neighbors-1": {"neighbors": 1}}
-
-
-def _ms(values: list[float]) -> dict[str, float]:
-    a = np.array(values)
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
-            "n": len(values)}
 
 
 def _covered(spans: list[tuple[int, int]], text: str) -> bool:
@@ -214,9 +208,9 @@ def main() -> int:
         sx.close()
 
     n = len(qids)
-    latency = {"context_off": _ms(off), "context_on": _ms(on),
+    latency = {"context_off": percentiles(off), "context_on": percentiles(on),
                "p95_difference": round(float(np.percentile(on, 95) - np.percentile(off, 95)), 2),
-               "context_stage_in_server": _ms(built), "passes": args.latency_passes,
+               "context_stage_in_server": percentiles(built), "passes": args.latency_passes,
                "load_average_1m": [round(load_before[0], 2), round(load_after[0], 2)]}  # before and after: 2 cores
     if args.latency_only:
         write_result(args.out, {"what": "/retrieve over HTTP with the context on (1,000 tokens, section) and off, "
