@@ -134,10 +134,10 @@ def search(searcher: SnapshotSearcher, running: Running | None, tenant: str, cal
         return Served(found, running, arm, [arm] * len(found.hits))
     if call.get("context") is not None or call.get("group_by") is not None:
         return Served(searcher.search(tenant, **call))
-    # The two rankings one after the other, the query vector made once. Not on a thread beside: the stages are mostly
-    # Python, and two threads taking turns at the GIL made p95 7x no rollout's on a quiet 2-core host (1.8x this way;
-    # bench/rollout_bench.py, README "Rollouts").
-    searcher.pipeline.embed_queries([call["query"]])
+    # The two rankings one after the other; the candidate's search takes the query vector the live one put in the
+    # query-vector cache (the same texts under the same bound). Not on a thread beside: the stages are mostly Python,
+    # and two threads taking turns at the GIL made p95 7x no rollout's on a quiet 2-core host (bench/rollout_bench.py,
+    # README "Rollouts").
     live = searcher.search(tenant, **call)
     candidate = searcher.search(tenant, **{**call, "snapshot": running.candidate})
     merged = team_draft(live.hits, candidate.hits, call["top_k"], random.Random(seed),
